@@ -1,0 +1,259 @@
+//! Security events (AUD-1, AUD-2). Every sensitive operation calls [`Auditor::record`] and
+//! awaits it before answering, so an event is stored before the user sees the outcome. Today
+//! events go to the `security_events` table and the log; the tamper-evident Merkle log plugs in
+//! behind this same function.
+
+use palisade_store::{Db, StoreError, now_ms};
+use serde::Serialize;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Action {
+    SignUp,
+    LoginSucceeded,
+    LoginFailed,
+    LoginThrottled,
+    Logout,
+    PasswordChanged,
+    SessionRevoked,
+    MfaEnabled,
+    MfaDisabled,
+    MfaFailed,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
+    PasskeyRegistered,
+    PasskeyRemoved,
+    AccountLocked,
+    AccountUnlocked,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::SignUp => "identity.sign_up",
+            Action::LoginSucceeded => "identity.login.succeeded",
+            Action::LoginFailed => "identity.login.failed",
+            Action::LoginThrottled => "identity.login.throttled",
+            Action::Logout => "identity.logout",
+            Action::PasswordChanged => "identity.password.changed",
+            Action::SessionRevoked => "identity.session.revoked",
+            Action::MfaEnabled => "identity.mfa.enabled",
+            Action::MfaDisabled => "identity.mfa.disabled",
+            Action::MfaFailed => "identity.mfa.failed",
+            Action::RecoveryCodeUsed => "identity.recovery_code.used",
+            Action::RecoveryCodesRegenerated => "identity.recovery_codes.regenerated",
+            Action::PasskeyRegistered => "identity.passkey.registered",
+            Action::PasskeyRemoved => "identity.passkey.removed",
+            Action::AccountLocked => "admin.account.locked",
+            Action::AccountUnlocked => "admin.account.unlocked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+/// One security event. `details` must never hold a secret: callers put only identifiers,
+/// counts and reasons there.
+#[derive(Debug, Clone)]
+pub struct SecurityEvent {
+    pub action: Action,
+    pub outcome: Outcome,
+    /// The account that acted (a user id), when known.
+    pub actor: Option<String>,
+    /// What the action was applied to (a session, a credential), when not the actor itself.
+    pub target: Option<String>,
+    pub tenant_id: String,
+    pub ip: Option<IpAddr>,
+    pub trace_id: Option<String>,
+    pub details: serde_json::Value,
+}
+
+impl SecurityEvent {
+    pub fn new(action: Action, outcome: Outcome, tenant_id: &str) -> Self {
+        Self {
+            action,
+            outcome,
+            actor: None,
+            target: None,
+            tenant_id: tenant_id.to_owned(),
+            ip: None,
+            trace_id: None,
+            details: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    pub fn actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
+        self
+    }
+
+    pub fn target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+
+    pub fn ip(mut self, ip: IpAddr) -> Self {
+        self.ip = Some(ip);
+        self
+    }
+
+    pub fn trace_id(mut self, trace_id: impl Into<String>) -> Self {
+        self.trace_id = Some(trace_id.into());
+        self
+    }
+
+    pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        if let serde_json::Value::Object(map) = &mut self.details {
+            map.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+}
+
+/// Truncates an address before it is stored (AUD-2): IPv4 to /24, IPv6 to /48. Enough to see
+/// where an attack comes from, not enough to identify a household.
+pub fn truncate_ip(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Auditor {
+    db: Db,
+}
+
+impl Auditor {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Records an event durably, then logs it. Failing to record is an error the caller must
+    /// surface: a sensitive operation whose event was lost must not report success.
+    pub async fn record(&self, event: SecurityEvent) -> Result<(), StoreError> {
+        let ip = event.ip.map(truncate_ip);
+        sqlx_insert(&self.db, &event, ip.as_deref()).await?;
+        tracing::info!(
+            target: "palisade::security",
+            action = event.action.as_str(),
+            outcome = event.outcome.as_str(),
+            actor = event.actor.as_deref(),
+            target_id = event.target.as_deref(),
+            tenant = %event.tenant_id,
+            ip = ip.as_deref(),
+            trace_id = event.trace_id.as_deref(),
+            "security event"
+        );
+        Ok(())
+    }
+
+    /// Events of one actor, newest first (the account page and tests read these).
+    pub async fn events_for_actor(
+        &self,
+        actor: &str,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows: Vec<StoredEvent> = sqlx::query_as(
+            "SELECT seq, at, action, outcome, actor, target, tenant_id, ip, trace_id, details \
+             FROM security_events WHERE actor = $1 ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(actor)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows)
+    }
+}
+
+async fn sqlx_insert(db: &Db, e: &SecurityEvent, ip: Option<&str>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO security_events (at, action, outcome, actor, target, tenant_id, ip, trace_id, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(now_ms())
+    .bind(e.action.as_str())
+    .bind(e.outcome.as_str())
+    .bind(e.actor.as_deref())
+    .bind(e.target.as_deref())
+    .bind(&e.tenant_id)
+    .bind(ip)
+    .bind(e.trace_id.as_deref())
+    .bind(e.details.to_string())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub at: i64,
+    pub action: String,
+    pub outcome: String,
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    pub tenant_id: String,
+    pub ip: Option<String>,
+    pub trace_id: Option<String>,
+    pub details: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_truncated() {
+        assert_eq!(
+            truncate_ip("203.0.113.77".parse().unwrap()),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            truncate_ip("2001:db8:abcd:12::1".parse().unwrap()),
+            "2001:db8:abcd::/48"
+        );
+    }
+
+    async fn records_and_reads_back(db: Db) {
+        let auditor = Auditor::new(db);
+        auditor
+            .record(
+                SecurityEvent::new(Action::LoginFailed, Outcome::Failure, "default")
+                    .actor("user-1")
+                    .ip("198.51.100.9".parse().unwrap())
+                    .trace_id("abc")
+                    .detail("reason", "bad_password"),
+            )
+            .await
+            .unwrap();
+        let events = auditor.events_for_actor("user-1", 10).await.unwrap();
+        assert_eq!(events.len(), 1);
+        let e = &events[0];
+        assert_eq!(e.action, "identity.login.failed");
+        assert_eq!(e.outcome, "failure");
+        assert_eq!(e.ip.as_deref(), Some("198.51.100.0/24"));
+        assert_eq!(e.trace_id.as_deref(), Some("abc"));
+        assert!(e.details.contains("bad_password"));
+    }
+    palisade_store::both_backends!(records_and_reads_back);
+}

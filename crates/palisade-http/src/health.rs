@@ -1,0 +1,57 @@
+//! Liveness and readiness (PLT-6). `/healthz` says the process answers; `/readyz` checks what a
+//! request depends on: the database answers and the served certificate is still valid.
+
+use crate::error::PassThrough;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::StatusCode;
+use palisade_store::Db;
+use palisade_tls::SwappableResolver;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct Readiness {
+    pub db: Db,
+    pub cert: Arc<SwappableResolver>,
+}
+
+pub fn router(readiness: Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(readiness)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(r): State<Readiness>) -> Response {
+    let database = match tokio::time::timeout(Duration::from_secs(2), r.db.ping()).await {
+        Ok(Ok(())) => "ok",
+        Ok(Err(_)) => "error",
+        Err(_) => "timeout",
+    };
+    let now = palisade_store::now_ms() / 1000;
+    let certificate = if r.cert.current().not_after > now {
+        "ok"
+    } else {
+        "expired"
+    };
+    let ready = database == "ok" && certificate == "ok";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": { "database": database, "certificate": certificate },
+    });
+    let mut response = (status, Json(body)).into_response();
+    response.extensions_mut().insert(PassThrough);
+    response
+}

@@ -1,0 +1,19 @@
+//! The HTTP layer shared by every Palisade surface: the TLS listener and its graceful shutdown,
+//! the middleware stack every request passes through (trace context, panic catching, limits,
+//! security headers, metrics), the one error type and its rendering, and health endpoints.
+
+pub mod client_ip;
+pub mod error;
+pub mod headers;
+pub mod health;
+pub mod metrics;
+pub mod server;
+pub mod stack;
+pub mod trace;
+
+pub use client_ip::ClientIp;
+pub use error::{AppError, ErrorInfo};
+pub use trace::TraceId;
+
+/// The stylesheet every page links to: one small file, served from `/static/palisade.css`.
+pub const STYLESHEET: &str = include_str!("../static/palisade.css");

@@ -1,0 +1,219 @@
+//! CSRF defence for every state-changing form (IDN-5), in three independent layers:
+//! Fetch Metadata (`Sec-Fetch-Site` must be same-origin, or absent for older browsers), the
+//! `Origin` header (must be this site when present), and a double-submit token: a random
+//! `__Host-` cookie whose value each form echoes in a hidden field. A cross-site page can make a
+//! browser send the cookie but can neither read it nor set it, so it cannot forge the field.
+
+use crate::cookies;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
+use http::request::Parts;
+use http::{HeaderMap, header};
+use palisade_http::AppError;
+use serde::de::DeserializeOwned;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// The CSRF token for forms on the page being rendered. Returned alongside the page so that a
+/// freshly minted token also reaches the browser as a cookie.
+#[derive(Debug, Clone)]
+pub struct Csrf {
+    pub token: String,
+    fresh: bool,
+}
+
+const COOKIE_LIFETIME: Duration = Duration::from_secs(60 * 60 * 24 * 14);
+
+fn well_formed(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Csrf {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(
+            match cookies::get(&parts.headers, cookies::CSRF).filter(|t| well_formed(t)) {
+                Some(token) => Csrf {
+                    token: token.to_owned(),
+                    fresh: false,
+                },
+                None => Csrf {
+                    token: palisade_crypto::random_token(),
+                    fresh: true,
+                },
+            },
+        )
+    }
+}
+
+impl IntoResponseParts for Csrf {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        if self.fresh {
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                cookies::set(cookies::CSRF, &self.token, COOKIE_LIFETIME, "Strict"),
+            );
+        }
+        Ok(res)
+    }
+}
+
+/// A form body that passed every CSRF layer, parsed strictly: URL-encoded only, UTF-8 only,
+/// each field at most once.
+#[derive(Debug)]
+pub struct CsrfForm<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        check_same_origin(req.headers(), req.uri()).map_err(IntoResponse::into_response)?;
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if !is_form {
+            return Err(http::StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response());
+        }
+        let cookie_token = cookies::get(req.headers(), cookies::CSRF).map(str::to_owned);
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let mut pairs = parse_pairs(&body).map_err(IntoResponse::into_response)?;
+        let submitted = pairs
+            .iter()
+            .position(|(k, _)| k == "csrf")
+            .map(|i| pairs.swap_remove(i).1);
+        let valid = match (cookie_token, submitted) {
+            (Some(c), Some(s)) => {
+                well_formed(&c) && palisade_crypto::constant_time_eq(c.as_bytes(), s.as_bytes())
+            }
+            _ => false,
+        };
+        if !valid {
+            return Err(AppError::forbidden("csrf", "The form has expired or did not come from this site. Reload the page and try again.").into_response());
+        }
+        let de =
+            serde::de::value::MapDeserializer::<_, serde::de::value::Error>::new(pairs.into_iter());
+        T::deserialize(de).map(CsrfForm).map_err(|e| {
+            // serde's message may quote a submitted value; only the missing-field case is safe
+            // and useful to repeat.
+            let msg = e.to_string();
+            let message = if msg.starts_with("missing field") {
+                msg
+            } else {
+                "A field is invalid.".into()
+            };
+            AppError::bad_request("invalid_form", message).into_response()
+        })
+    }
+}
+
+fn check_same_origin(headers: &HeaderMap, uri: &http::Uri) -> Result<(), AppError> {
+    let refuse = || {
+        AppError::forbidden(
+            "cross_site",
+            "Cross-site form submissions are not accepted.",
+        )
+    };
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
+            return Err(refuse());
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = uri
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+        let expected = host.map(|h| format!("https://{h}"));
+        if expected.as_deref().map(str::as_bytes) != Some(origin.as_bytes()) {
+            return Err(refuse());
+        }
+    }
+    Ok(())
+}
+
+/// Decodes `application/x-www-form-urlencoded`, refusing invalid UTF-8 and repeated names
+/// (a repeated name is ambiguous, and parameter pollution relies on exactly that).
+pub fn parse_pairs(body: &[u8]) -> Result<Vec<(String, String)>, AppError> {
+    let mut seen = HashSet::new();
+    let mut pairs = Vec::new();
+    for part in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        let (k, v) = match part.iter().position(|&b| b == b'=') {
+            Some(i) => (&part[..i], &part[i + 1..]),
+            None => (part, &[][..]),
+        };
+        let (k, v) = (decode(k)?, decode(v)?);
+        if !seen.insert(k.clone()) {
+            return Err(AppError::bad_request(
+                "invalid_form",
+                format!("The field `{k}` appears more than once."),
+            ));
+        }
+        pairs.push((k, v));
+    }
+    Ok(pairs)
+}
+
+fn decode(raw: &[u8]) -> Result<String, AppError> {
+    let plus_as_space: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    percent_encoding::percent_decode(&plus_as_space)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| AppError::bad_request("invalid_form", "The form is not valid UTF-8."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_strictly() {
+        let p = parse_pairs(b"email=a%40b.c&password=x+y&empty=").unwrap();
+        assert_eq!(
+            p,
+            vec![
+                ("email".into(), "a@b.c".into()),
+                ("password".into(), "x y".into()),
+                ("empty".into(), "".into()),
+            ]
+        );
+        assert!(parse_pairs(b"a=1&a=2").is_err());
+        assert!(parse_pairs(b"a=%ff%fe").is_err());
+    }
+
+    #[test]
+    fn cross_site_requests_are_refused() {
+        let uri: http::Uri = "/login".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "127.0.0.1:8443".parse().unwrap());
+        assert!(
+            check_same_origin(&h, &uri).is_ok(),
+            "no metadata at all: older client"
+        );
+        h.insert(header::ORIGIN, "https://127.0.0.1:8443".parse().unwrap());
+        h.insert("sec-fetch-site", "same-origin".parse().unwrap());
+        assert!(check_same_origin(&h, &uri).is_ok());
+        h.insert("sec-fetch-site", "cross-site".parse().unwrap());
+        assert!(check_same_origin(&h, &uri).is_err());
+        h.insert("sec-fetch-site", "same-site".parse().unwrap());
+        assert!(check_same_origin(&h, &uri).is_err());
+        h.remove("sec-fetch-site");
+        h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+        assert!(check_same_origin(&h, &uri).is_err());
+        h.insert(header::ORIGIN, "null".parse().unwrap());
+        assert!(check_same_origin(&h, &uri).is_err());
+    }
+}

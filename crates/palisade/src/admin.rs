@@ -1,0 +1,110 @@
+//! `palisade admin`: account administration from the command line. Passwords are read from
+//! standard input, never from arguments (which other users can see in the process list).
+
+use crate::config::Config;
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use palisade_audit::{Action, Auditor, Outcome, SecurityEvent};
+use palisade_crypto::Secret;
+use palisade_identity::users::{self, Email};
+use palisade_identity::{Identity, IdentityMetrics};
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create an account; the password is read from standard input.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+    },
+    /// Lock an account: it cannot sign in and its sessions stop working.
+    LockUser {
+        #[arg(long)]
+        email: String,
+    },
+    /// Unlock a locked account.
+    UnlockUser {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
+    let db = crate::state::open_database(&config).await?;
+    let auditor = Auditor::new(db.clone());
+    let identity = Identity::new(
+        db.clone(),
+        auditor.clone(),
+        crate::state::sealing_key(&config)?,
+        config.identity.clone(),
+        IdentityMetrics::default(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    match command {
+        AdminCommand::CreateUser { email } => {
+            let email = Email::parse(&email).context("not a valid email address")?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            if let Err(message) =
+                palisade_identity::check_password_rules(&identity, &password, &email)
+            {
+                bail!("password refused: {message}");
+            }
+            let hash = identity
+                .hasher
+                .hash(Secret::new(password))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let id = match users::create(&db, &identity.tenant, &email, &hash).await {
+                Ok(id) => id,
+                Err(e) if e.is_unique_violation() => {
+                    bail!("an account with this address already exists")
+                }
+                Err(e) => return Err(e.into()),
+            };
+            auditor
+                .record(
+                    SecurityEvent::new(Action::SignUp, Outcome::Success, &identity.tenant)
+                        .actor(id.clone())
+                        .detail("via", "admin_cli"),
+                )
+                .await?;
+            println!("{id}");
+        }
+        AdminCommand::LockUser { email } => set_locked(&identity, &auditor, &email, true).await?,
+        AdminCommand::UnlockUser { email } => {
+            set_locked(&identity, &auditor, &email, false).await?
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn set_locked(
+    identity: &Identity,
+    auditor: &Auditor,
+    email: &str,
+    locked: bool,
+) -> Result<()> {
+    let email = Email::parse(email).context("not a valid email address")?;
+    let user = users::find_by_email(&identity.db, &identity.tenant, &email.normalized)
+        .await?
+        .context("no account with this address")?;
+    users::set_locked(&identity.db, &user.id, locked).await?;
+    let action = if locked {
+        Action::AccountLocked
+    } else {
+        Action::AccountUnlocked
+    };
+    auditor
+        .record(
+            SecurityEvent::new(action, Outcome::Success, &user.tenant_id)
+                .target(user.id.clone())
+                .detail("via", "admin_cli"),
+        )
+        .await?;
+    println!("{}", if locked { "locked" } else { "unlocked" });
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! Layered configuration (PLT-4): built-in defaults, then a TOML file, then `PALISADE_*`
+//! environment variables (`__` separates sections: `PALISADE_SERVER__HTTPS_LISTEN`). Unknown
+//! keys and bad values fail fast with the key named; secrets print masked.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use palisade_crypto::Secret;
+use palisade_identity::IdentityConfig;
+use serde::{Deserialize, Serialize, Serializer};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded default keeps its database, development certificate and keys.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub secrets: SecretsConfig,
+    pub identity: IdentityConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub https_listen: SocketAddr,
+    /// Plain HTTP that only redirects to HTTPS; empty to disable.
+    pub http_listen: Option<SocketAddr>,
+    /// Metrics and health for operators; keep it on loopback or a private network.
+    pub admin_listen: Option<SocketAddr>,
+    /// The HTTPS port clients reach (differs from the listen port behind port forwarding).
+    pub public_https_port: Option<u16>,
+    pub max_connections: usize,
+    pub body_limit_bytes: usize,
+    pub request_timeout_seconds: u64,
+    pub drain_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key_file`, replaces the development certificate and is
+    /// reloaded when it changes.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub reload_interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path` or `postgres://user:password@host/db`; defaults to SQLite in `data_dir`.
+    pub url: Option<DatabaseUrl>,
+    pub max_connections: u32,
+}
+
+/// A database URL; printed with its password masked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub Secret<String>);
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&mask_url_password(self.0.expose()))
+    }
+}
+
+fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `palisade=debug,info`, ...
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// Base64 of 32 random bytes that seal secrets at rest (TOTP seeds). When absent, one is
+    /// generated into `data_dir/sealing.key` on first start.
+    pub sealing_key: Option<Secret<String>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("palisade-data"),
+            server: ServerConfig::default(),
+            tls: TlsConfig {
+                reload_interval_seconds: 60,
+                ..Default::default()
+            },
+            database: DatabaseConfig {
+                url: None,
+                max_connections: 16,
+            },
+            log: LogConfig::default(),
+            secrets: SecretsConfig::default(),
+            identity: IdentityConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            https_listen: "127.0.0.1:8443".parse().expect("static address"),
+            http_listen: Some("127.0.0.1:8080".parse().expect("static address")),
+            admin_listen: Some("127.0.0.1:9090".parse().expect("static address")),
+            public_https_port: None,
+            max_connections: 10_000,
+            body_limit_bytes: 64 * 1024,
+            request_timeout_seconds: 30,
+            drain_timeout_seconds: 20,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults ← file (if given, or `palisade.toml` if present) ← environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                ));
+            }
+            Some(path) => figment = figment.merge(Toml::file(path)),
+            None if Path::new("palisade.toml").exists() => {
+                figment = figment.merge(Toml::file("palisade.toml"))
+            }
+            None => {}
+        }
+        let env = Env::prefixed("PALISADE_")
+            .split("__")
+            .filter(|key| !key.as_str().starts_with("test_") && key.as_str() != "config");
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err("tls.cert_file and tls.key_file must be set together".into());
+        }
+        if self.tls.reload_interval_seconds == 0 {
+            return Err("tls.reload_interval_seconds must be positive".into());
+        }
+        if let Some(url) = &self.database.url {
+            let u = url.0.expose();
+            if !(u.starts_with("sqlite:")
+                || u.starts_with("postgres://")
+                || u.starts_with("postgresql://"))
+            {
+                return Err("database.url must start with sqlite: or postgres://".into());
+            }
+        }
+        if self.database.max_connections == 0 {
+            return Err("database.max_connections must be positive".into());
+        }
+        if self.server.max_connections == 0 || self.server.max_connections > 18_000 {
+            return Err("server.max_connections must be between 1 and 18000 (the process may hold 20000 files)".into());
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return Err("server.body_limit_bytes must be at least 1024".into());
+        }
+        self.identity.validate()
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.0.expose().clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("palisade.db").display()
+            ),
+        }
+    }
+
+    /// The configuration as TOML with every secret masked (`palisade config check`).
+    pub fn to_masked_toml(&self) -> String {
+        toml_string(self)
+    }
+}
+
+fn toml_string<T: Serialize>(value: &T) -> String {
+    // figment's TOML provider brings the toml crate; go through JSON to avoid a second encoder.
+    let json = serde_json::to_value(value).expect("configuration serialises");
+    render_toml(&json, "")
+}
+
+/// A small TOML renderer for the configuration's shape: scalars first, then one table per
+/// nested object.
+fn render_toml(value: &serde_json::Value, prefix: &str) -> String {
+    let serde_json::Value::Object(map) = value else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for (k, v) in map {
+        match v {
+            serde_json::Value::Object(_) | serde_json::Value::Null => {}
+            other => out.push_str(&format!("{k} = {other}\n")),
+        }
+    }
+    for (k, v) in map {
+        if let serde_json::Value::Object(_) = v {
+            let name = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            out.push_str(&format!("\n[{name}]\n"));
+            out.push_str(&render_toml(v, &name));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(
+            mask_url_password("postgres://app:s3cret@db:5432/palisade"),
+            "postgres://app:[redacted]@db:5432/palisade"
+        );
+        assert_eq!(mask_url_password("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn masked_output_hides_secrets() {
+        let mut c = Config::default();
+        c.database.url = Some(DatabaseUrl(Secret::new(
+            "postgres://app:s3cret@db/p".into(),
+        )));
+        c.secrets.sealing_key = Some(Secret::new("c2VjcmV0".into()));
+        let out = c.to_masked_toml();
+        assert!(
+            !out.contains("s3cret") && !out.contains("c2VjcmV0"),
+            "{out}"
+        );
+        assert!(
+            out.contains("[server]") && out.contains("https_listen = \"127.0.0.1:8443\""),
+            "{out}"
+        );
+    }
+}

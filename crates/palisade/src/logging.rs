@@ -1,0 +1,23 @@
+//! JSON logs on stdout (PLT-5). Each line carries the request span's trace id. Secrets are kept
+//! out at the source — they travel as `Secret<T>`, which cannot print itself — and panics are
+//! logged by location only, because a panic message may quote request data.
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init(level: &str) {
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(true)
+        .init();
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(location, "panic");
+    }));
+}

@@ -1,0 +1,216 @@
+//! `palisade serve`: wires the stores, the TLS certificate, the routers and the listeners, then
+//! runs until SIGTERM or SIGINT and shuts down gracefully (PLT-7).
+
+use crate::config::Config;
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::routing::get;
+use palisade_audit::Auditor;
+use palisade_http::health::{self, Readiness};
+use palisade_http::metrics::HttpMetrics;
+use palisade_http::server::{self, ConnectionLimits};
+use palisade_http::stack::{self, Limits};
+use palisade_identity::{Identity, IdentityMetrics};
+use palisade_tls::{CertFiles, CertMetrics, SwappableResolver};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run(config: Config) -> Result<()> {
+    let db = crate::state::open_database(&config).await?;
+    let sealing = crate::state::sealing_key(&config)?;
+    let mut registry = Registry::with_prefix("palisade");
+
+    let cert_metrics = CertMetrics::default();
+    registry.register(
+        "tls_certificate_not_after_seconds",
+        "Expiry of the served certificate, seconds since the Unix epoch",
+        cert_metrics.not_after_seconds.clone(),
+    );
+    registry.register(
+        "tls_certificate_reload_failures",
+        "Certificate reloads refused (unreadable, corrupt or mismatched files)",
+        cert_metrics.reload_failures.clone(),
+    );
+    registry.register(
+        "tls_certificate_reloads",
+        "Certificates swapped in",
+        cert_metrics.reloads.clone(),
+    );
+    let (resolver, watched) = certificate(&config, cert_metrics)?;
+
+    let http_metrics = HttpMetrics::register(&mut registry);
+    let identity_metrics = IdentityMetrics::register(&mut registry);
+    let auditor = Auditor::new(db.clone());
+    let identity = Identity::new(
+        db.clone(),
+        auditor,
+        sealing,
+        config.identity.clone(),
+        identity_metrics,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let registry = Arc::new(registry);
+    let readiness = Readiness {
+        db: db.clone(),
+        cert: resolver.clone(),
+    };
+
+    let app = Router::new()
+        .merge(palisade_identity::router(identity))
+        .merge(health::router(readiness.clone()))
+        .route("/static/palisade.css", get(stylesheet));
+    let limits = Limits {
+        body_bytes: config.server.body_limit_bytes,
+        timeout: Duration::from_secs(config.server.request_timeout_seconds),
+    };
+    let app = stack::wrap(app, http_metrics.clone(), limits);
+    let tls = Arc::new(palisade_tls::server_config(resolver.clone())?);
+
+    let shutdown = CancellationToken::new();
+    let https = TcpListener::bind(config.server.https_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on server.https_listen {}",
+                config.server.https_listen
+            )
+        })?;
+    let https_addr = https.local_addr()?;
+    let mut tasks = tokio::task::JoinSet::new();
+    let connection_limits = ConnectionLimits {
+        max_connections: config.server.max_connections,
+        drain_timeout: Duration::from_secs(config.server.drain_timeout_seconds),
+        ..Default::default()
+    };
+    tasks.spawn(server::serve_tls(
+        https,
+        tls,
+        app,
+        connection_limits,
+        shutdown.clone(),
+    ));
+
+    let mut http_addr = None;
+    if let Some(addr) = config.server.http_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on server.http_listen {addr}"))?;
+        http_addr = Some(listener.local_addr()?);
+        let port = config.server.public_https_port.unwrap_or(https_addr.port());
+        let redirect = stack::wrap(
+            server::redirect_to_https(port),
+            http_metrics.clone(),
+            limits,
+        );
+        tasks.spawn(server::serve_plain(listener, redirect, shutdown.clone()));
+    }
+    let mut admin_addr = None;
+    if let Some(addr) = config.server.admin_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on server.admin_listen {addr}"))?;
+        admin_addr = Some(listener.local_addr()?);
+        let admin = admin_router(registry.clone(), readiness);
+        tasks.spawn(server::serve_plain(listener, admin, shutdown.clone()));
+    }
+    if let Some(files) = watched {
+        let interval = Duration::from_secs(config.tls.reload_interval_seconds);
+        let reloader = palisade_tls::spawn_reloader(files, resolver.clone(), interval);
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            stop.cancelled().await;
+            reloader.abort();
+        });
+    }
+    tracing::info!(
+        https = %https_addr,
+        http = http_addr.map(|a| a.to_string()),
+        admin = admin_addr.map(|a| a.to_string()),
+        database = ?db.backend(),
+        "palisade listening"
+    );
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections, draining in-flight requests");
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    db.close().await;
+    tracing::info!("palisade stopped");
+    Ok(())
+}
+
+/// The certificate to serve: configured files (watched for changes) or the development
+/// certificate of the embedded default, whose fingerprint is logged so it can be checked.
+fn certificate(
+    config: &Config,
+    metrics: CertMetrics,
+) -> Result<(Arc<SwappableResolver>, Option<CertFiles>)> {
+    match (&config.tls.cert_file, &config.tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let loaded =
+                palisade_tls::load_pair(cert, key).context("tls.cert_file / tls.key_file")?;
+            tracing::info!(fingerprint = %loaded.fingerprint, not_after = loaded.not_after, "serving configured certificate");
+            let files = CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            Ok((
+                Arc::new(SwappableResolver::new(loaded, metrics)),
+                Some(files),
+            ))
+        }
+        _ => {
+            let dev = palisade_tls::ensure_dev_certificate(&config.data_dir.join("tls"))?;
+            let loaded = palisade_tls::load_pair(&dev.cert, &dev.key)?;
+            tracing::info!(
+                fingerprint = %dev.fingerprint,
+                ca = %dev.ca.display(),
+                "serving the development certificate; trust the CA file to avoid browser warnings"
+            );
+            Ok((Arc::new(SwappableResolver::new(loaded, metrics)), None))
+        }
+    }
+}
+
+fn admin_router(registry: Arc<Registry>, readiness: Readiness) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move {
+                    (
+                        [(
+                            "content-type",
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        palisade_http::metrics::render(&registry),
+                    )
+                }
+            }),
+        )
+        .merge(health::router(readiness))
+}
+
+async fn stylesheet() -> impl axum::response::IntoResponse {
+    (
+        [
+            ("content-type", "text/css; charset=utf-8"),
+            ("cache-control", "public, max-age=3600"),
+        ],
+        palisade_http::STYLESHEET,
+    )
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
