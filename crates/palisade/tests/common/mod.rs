@@ -1,0 +1,414 @@
+//! Test harness: starts the real `palisade` binary on ephemeral loopback ports with its own data
+//! directory, captures its logs, and talks to it over TLS like a browser would.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct Server {
+    child: Option<Child>,
+    pub https: SocketAddr,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+#[derive(Default, Clone)]
+pub struct Options {
+    pub env: Vec<(String, String)>,
+}
+
+impl Options {
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.push((key.to_owned(), value.into()));
+        self
+    }
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_palisade")
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> Server {
+        palisade_tls::install_crypto_provider();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve")
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PALISADE_DATA_DIR", dir.path().join("data"))
+            .env("PALISADE_SERVER__HTTPS_LISTEN", "127.0.0.1:0")
+            .env("PALISADE_SERVER__HTTP_LISTEN", "127.0.0.1:0")
+            .env("PALISADE_SERVER__ADMIN_LISTEN", "127.0.0.1:0")
+            .env("PALISADE_LOG__LEVEL", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &options.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn palisade");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let logs = logs.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if line.contains("palisade listening") {
+                        let _ = tx.send(line.clone());
+                    }
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start:\n{}", logs.lock().unwrap().join("\n"));
+            }
+        };
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        let addr = |k: &str| v["fields"][k].as_str().unwrap().parse().unwrap();
+        Server {
+            https: addr("https"),
+            http: addr("http"),
+            admin: addr("admin"),
+            child: Some(child),
+            dir,
+            logs,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("https://{}", self.https)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.data_dir().join("tls/dev-ca.pem")).expect("dev CA")
+    }
+
+    pub fn agent(&self) -> Agent {
+        Agent::new(self, None)
+    }
+
+    /// An agent whose connections come from another loopback address.
+    pub fn agent_from(&self, ip: IpAddr) -> Agent {
+        Agent::new(self, Some(ip))
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Fails if any of `secrets` appears anywhere in what the server logged (TOK-6).
+    pub fn assert_logs_free_of(&self, secrets: &[&str]) {
+        let logs = self.logs();
+        assert!(logs.len() > 1000, "expected substantial logs, got {} bytes", logs.len());
+        for s in secrets {
+            assert!(s.len() >= 6, "secret too short to search for: {s:?}");
+            assert!(!logs.contains(s), "a secret reached the logs: {s:?}");
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal("TERM");
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A database handle on the server's own SQLite file.
+    pub async fn db(&self) -> palisade_store::Db {
+        let url = format!("sqlite://{}", self.data_dir().join("palisade.db").display());
+        palisade_store::Db::connect(&url, 1).await.unwrap()
+    }
+
+    /// The security events recorded so far, oldest first, as `action outcome` pairs.
+    pub async fn events(&self) -> Vec<(String, String, Option<String>)> {
+        let db = self.db().await;
+        let rows: Vec<(String, String, Option<String>)> =
+            sqlx::query_as("SELECT action, outcome, actor FROM security_events ORDER BY seq")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        db.close().await;
+        rows
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Response {
+    pub fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
+    }
+
+    /// The text of the element with this id (first occurrence), for simple assertions.
+    pub fn element_text(&self, id: &str) -> Option<String> {
+        let marker = format!("id=\"{id}\"");
+        let start = self.body.find(&marker)?;
+        let open_end = self.body[start..].find('>')? + start + 1;
+        let close = self.body[open_end..].find("</")? + open_end;
+        Some(self.body[open_end..close].trim().to_owned())
+    }
+}
+
+/// A cookie-keeping HTTPS client that trusts only the server's development CA and does not
+/// follow redirects, so each step of a flow can be asserted.
+pub struct Agent {
+    client: reqwest::Client,
+    pub base: String,
+    pub cookies: BTreeMap<String, String>,
+}
+
+impl Agent {
+    fn new(server: &Server, local: Option<IpAddr>) -> Self {
+        let ca = reqwest::Certificate::from_pem(&server.ca_pem()).unwrap();
+        let mut builder = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(ip) = local {
+            builder = builder.local_address(ip);
+        }
+        Self {
+            client: builder.build().unwrap(),
+            base: server.base(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    pub fn csrf(&self) -> String {
+        self.cookies
+            .get("__Host-palisade-csrf")
+            .cloned()
+            .expect("no CSRF cookie yet: GET a page first")
+    }
+
+    pub fn session(&self) -> Option<&String> {
+        self.cookies.get("__Host-palisade-session")
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Response {
+        let req = if self.cookies.is_empty() {
+            req
+        } else {
+            req.header("cookie", self.cookie_header())
+        };
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.unwrap_or_default();
+        let r = Response { status, headers, body };
+        for c in r.set_cookies() {
+            let first = c.split(';').next().unwrap();
+            let (k, v) = first.split_once('=').unwrap();
+            if c.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        r
+    }
+
+    pub async fn get(&mut self, path: &str) -> Response {
+        let req = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/html");
+        self.send(req).await
+    }
+
+    pub async fn get_json(&mut self, path: &str) -> Response {
+        let req = self.client.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    /// Posts a form the way a browser on this site does (Origin set, CSRF field included).
+    pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let csrf = self.csrf();
+        let mut all: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+        all.extend_from_slice(fields);
+        let body = encode_form(&all);
+        self.post_raw(path, "application/x-www-form-urlencoded", body.into_bytes(), true)
+            .await
+    }
+
+    pub async fn post_raw(&mut self, path: &str, content_type: &str, body: Vec<u8>, same_origin: bool) -> Response {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .header("accept", "text/html")
+            .body(body);
+        if same_origin {
+            req = req
+                .header("origin", self.base.clone())
+                .header("sec-fetch-site", "same-origin");
+        }
+        self.send(req).await
+    }
+
+    pub async fn sign_up(&mut self, email: &str, password: &str) {
+        self.get("/signup").await;
+        let r = self.post_form("/signup", &[("email", email), ("password", password)]).await;
+        assert_eq!(r.status, 303, "sign-up: {}", r.body);
+        assert_eq!(r.location(), "/login?notice=signed_up");
+    }
+
+    /// Signs in with a password; returns the response (303 to /account, or to /login/mfa).
+    pub async fn log_in(&mut self, email: &str, password: &str) -> Response {
+        self.get("/login").await;
+        self.post_form("/login", &[("email", email), ("password", password)]).await
+    }
+
+    pub async fn log_out(&mut self) {
+        let r = self.post_form("/logout", &[]).await;
+        assert_eq!(r.status, 303, "logout: {}", r.body);
+        assert!(self.session().is_none(), "logout clears the session cookie");
+    }
+}
+
+pub fn encode_form(fields: &[(&str, &str)]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        write!(out, "{}={}", enc(k), enc(v)).unwrap();
+    }
+    out
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn unique_email(tag: &str) -> String {
+    format!("{tag}-{}@example.com", palisade_crypto::random_token()[..10].to_lowercase())
+}
+
+/// A rustls client configuration trusting the given CA files only.
+pub fn tls_client(ca_files: &[&Path]) -> Arc<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for f in ca_files {
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(f).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+    }
+    Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
