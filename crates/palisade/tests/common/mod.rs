@@ -123,6 +123,10 @@ impl Server {
         self.logs.lock().unwrap().join("\n")
     }
 
+    pub fn logs_handle(&self) -> Arc<Mutex<Vec<String>>> {
+        self.logs.clone()
+    }
+
     /// Fails if any of `secrets` appears anywhere in what the server logged (TOK-6).
     pub fn assert_logs_free_of(&self, secrets: &[&str]) {
         let logs = self.logs();
@@ -154,8 +158,9 @@ impl Server {
         assert!(status.success());
     }
 
-    /// SIGTERM, then wait for the exit status.
-    pub fn stop(mut self) -> ExitStatus {
+    /// SIGTERM, then wait for the exit status (asynchronously, so that this test's own client
+    /// connections keep answering the server's shutdown handshake).
+    pub async fn stop(mut self) -> ExitStatus {
         self.signal("TERM");
         let mut child = self.child.take().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -164,7 +169,7 @@ impl Server {
                 return status;
             }
             assert!(Instant::now() < deadline, "server did not stop");
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

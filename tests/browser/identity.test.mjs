@@ -1,0 +1,392 @@
+// Headless-browser tests of Palisade's identity pages: sign-up, sign-in, two-step
+// verification with an authenticator app and recovery codes, sign-out, and the security
+// headers and console of every page.
+//
+//   PALISADE_BIN=target/debug/palisade node --test --test-reporter=spec tests/browser/
+//
+// One server and one Chromium serve the whole file; every test uses its own user and its own
+// browser context. Full-page screenshots go to target/screenshots/.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac, randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startServer } from './server.mjs';
+
+const SCREENSHOTS = fileURLToPath(new URL('../../target/screenshots/', import.meta.url));
+const PASSWORD = 'correct horse battery staple';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+let server;
+let browser;
+
+before(async () => {
+  await mkdir(SCREENSHOTS, { recursive: true });
+  server = await startServer();
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  // Throws unless the server exits 0 after SIGTERM.
+  await server?.stop();
+});
+
+// ---------------------------------------------------------------------------------------------
+// TOTP (RFC 6238: HMAC-SHA1, 30-second steps, 6 digits)
+
+const STEP_SECONDS = 30;
+
+function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const ch of text.replace(/[\s=]/g, '').toUpperCase()) {
+    const index = alphabet.indexOf(ch);
+    if (index < 0) throw new Error(`not base32: ${JSON.stringify(text)}`);
+    value = ((value << 5) | index) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((value >>> bits) & 0xff);
+    }
+  }
+  return Buffer.from(out);
+}
+
+function totpAtStep(key, step) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[19] & 0x0f;
+  const binary = mac.readUInt32BE(offset) & 0x7fffffff;
+  return String(binary % 1_000_000).padStart(6, '0');
+}
+
+const currentStep = () => Math.floor(Date.now() / 1000 / STEP_SECONDS);
+
+/**
+ * An authenticator app for one secret. The server accepts each step once and only a step later
+ * than the last accepted one, with one step of drift either way: so after a step is used, the
+ * next code comes from the following step (now + 30 s) rather than waiting for it.
+ */
+function authenticator(secretBase32) {
+  const key = base32Decode(secretBase32);
+  let lastStep = -Infinity;
+  return {
+    nextCode() {
+      const step = Math.max(currentStep(), lastStep + 1);
+      lastStep = step;
+      return totpAtStep(key, step);
+    },
+    /** A six-digit code that matches none of the steps the server could accept now. */
+    wrongCode() {
+      const now = currentStep();
+      const valid = new Set([-1, 0, 1, 2].map((d) => totpAtStep(key, now + d)));
+      for (let n = 0; ; n++) {
+        const code = String(n * 7919 % 1_000_000).padStart(6, '0');
+        if (!valid.has(code)) return code;
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Browser helpers
+
+let userCounter = 0;
+const uniqueEmail = (label) => `${label}-${++userCounter}-${randomUUID().slice(0, 8)}@example.test`;
+
+/**
+ * A fresh browser context and page. Records every main-frame document response (page.goto's
+ * and those of form submissions) and every console error or uncaught page error.
+ */
+async function openPage() {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, baseURL: server.baseURL });
+  const page = await context.newPage();
+  const record = { gotos: [], documents: [], problems: [] };
+  page.on('response', (response) => {
+    const request = response.request();
+    if (request.isNavigationRequest() && request.frame() === page.mainFrame()) {
+      record.documents.push(response);
+    }
+  });
+  page.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    const source = message.location()?.url ?? '';
+    // Chromium asks every site for /favicon.ico on its own; no page refers to it.
+    if (new URL(source, server.baseURL).pathname === '/favicon.ico') return;
+    record.problems.push(`console error on ${page.url()}: ${message.text()} (source ${source || 'unknown'})`);
+  });
+  page.on('pageerror', (error) => {
+    record.problems.push(`uncaught error on ${page.url()}: ${error.message}`);
+  });
+  const goto = async (path) => {
+    const response = await page.goto(path);
+    assert.ok(response, `no response for ${path}`);
+    record.gotos.push(response);
+    return response;
+  };
+  return { context, page, record, goto };
+}
+
+/** Clicks a button that submits a form and waits for the page it leads to to load. */
+async function submit(page, buttonName) {
+  const loaded = page.waitForEvent('load');
+  await page.getByRole('button', { name: buttonName, exact: true }).click();
+  await loaded;
+}
+
+function assertAt(page, pathname, query = {}) {
+  const url = new URL(page.url());
+  assert.equal(url.pathname, pathname, `expected to be on ${pathname}, now at ${page.url()}`);
+  for (const [key, value] of Object.entries(query)) {
+    assert.equal(url.searchParams.get(key), value, `query ${key} at ${page.url()}`);
+  }
+}
+
+async function screenshot(page, name) {
+  await page.screenshot({ path: `${SCREENSHOTS}${name}.png`, fullPage: true });
+}
+
+async function text(locator) {
+  await locator.waitFor({ state: 'visible', timeout: 5_000 });
+  return (await locator.innerText()).trim();
+}
+
+async function signUp(page, email, password = PASSWORD) {
+  await page.goto('/signup');
+  await page.getByLabel('Email address', { exact: true }).fill(email);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await submit(page, 'Create account');
+  assertAt(page, '/login', { notice: 'signed_up' });
+  assert.match(await text(page.getByRole('status')), /sign in/i);
+}
+
+/** Fills and submits the sign-in form of the page that is open. */
+async function signIn(page, email, password = PASSWORD) {
+  await page.getByLabel('Email address', { exact: true }).fill(email);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await submit(page, 'Sign in');
+}
+
+async function enterMfaCode(page, code) {
+  assertAt(page, '/login/mfa');
+  await page.getByLabel('Code from your authenticator app, or a recovery code').fill(code);
+  await submit(page, 'Verify');
+}
+
+async function assertAccountPage(page, email) {
+  assertAt(page, '/account');
+  assert.equal(await text(page.locator('#account-email')), email);
+  const sessions = page.getByRole('table', { name: 'Active sessions' });
+  assert.match(await text(sessions), /this device/);
+}
+
+async function signOut(page) {
+  await submit(page, 'Sign out');
+  assertAt(page, '/login', { notice: 'signed_out' });
+  assert.match(await text(page.getByRole('status')), /signed out/i);
+}
+
+/** From the account page: sets up an authenticator app; returns it and the recovery codes. */
+async function enrolTotp(page, screenshotPrefix) {
+  await page.getByRole('link', { name: 'Set up an authenticator app' }).click();
+  await page.waitForURL('**/account/mfa/totp');
+  const secret = await text(page.locator('#totp-secret'));
+  assert.match(secret, /^[A-Z2-7]+=*$/, 'the key is base32');
+  if (screenshotPrefix) await screenshot(page, `${screenshotPrefix}-totp-enrol`);
+  const app = authenticator(secret);
+  await page.locator('#code').fill(app.nextCode());
+  await submit(page, 'Turn on two-step verification');
+  const codes = (await page.locator('#recovery-codes li').allInnerTexts()).map((c) => c.trim());
+  assert.equal(codes.length, 10, `ten recovery codes, got ${JSON.stringify(codes)}`);
+  for (const code of codes) assert.match(code, /^[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}$/);
+  assert.equal(new Set(codes).size, 10, 'recovery codes are distinct');
+  if (screenshotPrefix) await screenshot(page, `${screenshotPrefix}-recovery-codes`);
+  return { app, codes };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+test('the TOTP helper reproduces RFC 6238 test vectors', () => {
+  const key = base32Decode('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'); // "12345678901234567890"
+  assert.equal(key.toString(), '12345678901234567890');
+  for (const [t, code] of [[59, '287082'], [1111111109, '081804'], [1234567890, '005924'], [2000000000, '279037']]) {
+    assert.equal(totpAtStep(key, Math.floor(t / STEP_SECONDS)), code, `t = ${t}`);
+  }
+});
+
+test('(a) sign up, sign in, and the account page shows the address', async () => {
+  const { context, page } = await openPage();
+  try {
+    const email = uniqueEmail('signup');
+    await page.goto('/signup');
+    assert.equal(await text(page.getByRole('heading', { level: 1 })), 'Create your account');
+    await screenshot(page, 'a-signup');
+
+    await signUp(page, email);
+    await screenshot(page, 'a-login-signed-up');
+
+    await signIn(page, email);
+    await assertAccountPage(page, email);
+    await page.getByRole('link', { name: 'Set up an authenticator app' }).waitFor();
+    await page.getByLabel('Current password', { exact: true }).waitFor();
+    await page.getByLabel('New password', { exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Change password', exact: true }).waitFor();
+    await screenshot(page, 'a-account');
+  } finally {
+    await context.close();
+  }
+});
+
+test('(b) authenticator app and recovery codes guard the sign-in', async () => {
+  const { context, page } = await openPage();
+  try {
+    const email = uniqueEmail('totp');
+    await signUp(page, email);
+    await signIn(page, email);
+    await assertAccountPage(page, email);
+
+    const { app, codes } = await enrolTotp(page, 'b');
+    await page.getByRole('link', { name: /back to my account/ }).click();
+    await page.waitForURL('**/account');
+    assert.match(await page.locator('main').innerText(), /authenticator app is set up/i);
+
+    // Password, then a code from the app (a later step than the enrolment code).
+    await signOut(page);
+    await signIn(page, email);
+    assertAt(page, '/login/mfa');
+    await screenshot(page, 'b-login-mfa');
+    await enterMfaCode(page, app.nextCode());
+    await assertAccountPage(page, email);
+
+    // Password, then a recovery code.
+    await signOut(page);
+    await signIn(page, email);
+    await enterMfaCode(page, codes[0]);
+    await assertAccountPage(page, email);
+
+    // The same recovery code a second time is refused.
+    await signOut(page);
+    await signIn(page, email);
+    await enterMfaCode(page, codes[0]);
+    assertAt(page, '/login/mfa');
+    assert.match(await text(page.getByRole('alert')), /not valid/i);
+    await screenshot(page, 'b-recovery-code-reused');
+  } finally {
+    await context.close();
+  }
+});
+
+test('(c) a wrong password shows an alert and stays on the sign-in page', async () => {
+  const { context, page } = await openPage();
+  try {
+    const email = uniqueEmail('wrongpw');
+    await signUp(page, email);
+    await signIn(page, email, 'not the right password');
+    assertAt(page, '/login');
+    const alert = page.getByRole('alert').filter({ hasText: /\S/ });
+    assert.equal(await text(alert), 'Incorrect email address or password.');
+    assert.equal(await alert.getAttribute('id'), 'form-error');
+    assert.equal(await page.getByRole('button', { name: 'Sign out' }).count(), 0, 'not signed in');
+    await screenshot(page, 'c-login-wrong-password');
+
+    // Still possible to sign in from the page the alert is on.
+    await signIn(page, email);
+    await assertAccountPage(page, email);
+  } finally {
+    await context.close();
+  }
+});
+
+/**
+ * Visits every page a user can reach, by page.goto where a page has its own address and by
+ * submitting its forms otherwise, with a fresh user.
+ */
+async function tourEveryPage({ page, goto }) {
+  const email = uniqueEmail('tour');
+  await goto('/');
+  await goto('/signup');
+  await signUp(page, email);
+  await goto('/login');
+  await signIn(page, email, 'not the right password');
+  assertAt(page, '/login');
+  await signIn(page, email);
+  await assertAccountPage(page, email);
+  await goto('/account');
+  await goto('/account/mfa/totp');
+  await goto('/account');
+  const { app } = await enrolTotp(page);
+  await goto('/account');
+  await signOut(page);
+  await signIn(page, email);
+  assertAt(page, '/login/mfa');
+  await goto(page.url());
+  await enterMfaCode(page, app.wrongCode());
+  assertAt(page, '/login/mfa');
+  await enterMfaCode(page, app.nextCode());
+  await assertAccountPage(page, email);
+  await page.getByLabel('Current password', { exact: true }).fill(PASSWORD);
+  await page.getByLabel('New password', { exact: true }).fill(`${PASSWORD} 2`);
+  await submit(page, 'Change password');
+  await goto('/account');
+  await goto('/');
+  await signOut(page);
+}
+
+function headerProblems(response) {
+  const headers = response.headers();
+  const problems = [];
+  const csp = headers['content-security-policy'];
+  if (!csp) problems.push('no Content-Security-Policy');
+  else if (csp.includes("'unsafe-inline'")) problems.push(`CSP allows 'unsafe-inline': ${csp}`);
+  const xfo = headers['x-frame-options'];
+  if (xfo?.trim().toUpperCase() !== 'DENY') problems.push(`X-Frame-Options is ${JSON.stringify(xfo ?? null)}`);
+  return problems.map((p) => `${response.status()} ${response.url()}: ${p}`);
+}
+
+test('(d) every page sends a strict Content-Security-Policy and X-Frame-Options: DENY', async () => {
+  const tab = await openPage();
+  try {
+    await tourEveryPage(tab);
+    const { gotos, documents } = tab.record;
+    assert.ok(gotos.length >= 8, `visited ${gotos.length} pages by page.goto`);
+    // Every page.goto response, and every page a form submission led to (redirects are not
+    // pages: nothing renders them).
+    const pages = new Set([...gotos, ...documents.filter((r) => r.status() < 300 || r.status() >= 400)]);
+    const problems = [...pages].flatMap(headerProblems);
+    assert.deepEqual(problems, [], `pages with weak headers:\n${problems.join('\n')}`);
+  } finally {
+    await tab.context.close();
+  }
+});
+
+test('(e) no page logs a console error, CSP violation or uncaught error', async () => {
+  const tab = await openPage();
+  try {
+    await tourEveryPage(tab);
+    const { problems, documents } = tab.record;
+    assert.ok(documents.length >= 15, `visited ${documents.length} documents`);
+    assert.deepEqual(problems, [], `problems seen in the browser:\n${problems.join('\n')}`);
+  } finally {
+    await tab.context.close();
+  }
+});

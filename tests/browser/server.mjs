@@ -1,0 +1,115 @@
+// Starts a Palisade server for the browser tests and stops it again.
+//
+// The binary comes from $PALISADE_BIN. Each server gets a fresh temporary
+// directory (its cwd, with the data directory inside) and listens on
+// ephemeral loopback ports; the HTTPS port is read from the JSON log line
+// whose fields.message is "palisade listening".
+
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const START_DEADLINE_MS = 30_000;
+const STOP_DEADLINE_MS = 15_000;
+
+/**
+ * Spawns `$PALISADE_BIN serve` and resolves once it is listening.
+ * @returns {Promise<{baseURL: string, dir: string, logs: string[], stop: () => Promise<number|null>}>}
+ */
+export async function startServer() {
+  const bin = process.env.PALISADE_BIN;
+  if (!bin) {
+    throw new Error(
+      'PALISADE_BIN is not set: point it at a built server binary, e.g. ' +
+        'PALISADE_BIN=target/debug/palisade node --test tests/browser/',
+    );
+  }
+
+  // The server reads every PALISADE_* variable as configuration and refuses
+  // unknown keys, so PALISADE_BIN itself (and any PALISADE_* setting from the
+  // caller's shell) must not reach it: the tests pin their own settings.
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !key.toUpperCase().startsWith('PALISADE_')),
+  );
+
+  const dir = await mkdtemp(join(tmpdir(), 'palisade-browser-'));
+  const child = spawn(bin, ['serve'], {
+    cwd: dir,
+    env: {
+      ...env,
+      PALISADE_DATA_DIR: join(dir, 'data'),
+      PALISADE_SERVER__HTTPS_LISTEN: '127.0.0.1:0',
+      PALISADE_SERVER__HTTP_LISTEN: '127.0.0.1:0',
+      PALISADE_SERVER__ADMIN_LISTEN: '127.0.0.1:0',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+
+  // Kept for failure messages: the last lines the server printed.
+  const logs = [];
+  const remember = (line) => {
+    logs.push(line);
+    if (logs.length > 200) logs.shift();
+  };
+  createInterface({ input: child.stderr }).on('line', (line) => remember(`[stderr] ${line}`));
+
+  const exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+
+  let timer;
+  const https = await new Promise((resolve, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`palisade did not log "palisade listening" within ${START_DEADLINE_MS} ms\n${logs.join('\n')}`));
+    }, START_DEADLINE_MS);
+    child.once('error', (err) => reject(new Error(`could not start ${bin}: ${err.message}`)));
+    exited.then(({ code, signal }) =>
+      reject(new Error(`palisade exited before listening (code ${code}, signal ${signal})\n${logs.join('\n')}`)),
+    );
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      remember(line);
+      let entry;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (entry?.fields?.message === 'palisade listening' && typeof entry.fields.https === 'string') {
+        resolve(entry.fields.https);
+      }
+    });
+  }).catch(async (err) => {
+    child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }).finally(() => clearTimeout(timer));
+
+  const baseURL = `https://${https}`;
+
+  async function stop() {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    let killTimer;
+    const result = await Promise.race([
+      exited,
+      new Promise((resolve) => {
+        killTimer = setTimeout(() => resolve(null), STOP_DEADLINE_MS);
+      }),
+    ]);
+    clearTimeout(killTimer);
+    if (result === null) {
+      child.kill('SIGKILL');
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+      throw new Error(`palisade did not exit within ${STOP_DEADLINE_MS} ms of SIGTERM\n${logs.join('\n')}`);
+    }
+    await rm(dir, { recursive: true, force: true });
+    if (result.code !== 0) {
+      throw new Error(`palisade exited with code ${result.code} (signal ${result.signal}) after SIGTERM\n${logs.join('\n')}`);
+    }
+    return result.code;
+  }
+
+  return { baseURL, dir, logs, stop };
+}
