@@ -158,7 +158,12 @@ impl Config {
         }
         let env = Env::prefixed("PALISADE_")
             .split("__")
-            .filter(|key| !key.as_str().starts_with("test_") && key.as_str() != "config");
+            // PALISADE_CONFIG names the file (handled by the CLI) and PALISADE_TEST_* configure
+            // the test suite; neither is a configuration key.
+            .filter(|key| {
+                let key = key.as_str().to_ascii_lowercase();
+                !key.starts_with("test_") && key != "config"
+            });
         let config: Config = figment
             .merge(env)
             .extract()

@@ -23,7 +23,7 @@ const FORM_ROUTES: &[(&str, &[&str])] = &[
 /// on every form route get a typed 4xx with a trace id — never a 500.
 #[tokio::test]
 async fn malformed_input_gets_typed_client_errors() {
-    let server = Server::start();
+    let server = Server::start().await;
     let mut a = server.agent();
     let email = unique_email("fuzz");
     a.sign_up(&email, PASSWORD).await;
@@ -34,18 +34,51 @@ async fn malformed_input_gets_typed_client_errors() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let cookies = format!("__Host-palisade-csrf={csrf}; __Host-palisade-session={}", a.session().unwrap());
+    let cookies = format!(
+        "__Host-palisade-csrf={csrf}; __Host-palisade-session={}",
+        a.session().unwrap()
+    );
 
     for (route, fields) in FORM_ROUTES {
         let mut cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
-            ("oversized", "application/x-www-form-urlencoded", format!("csrf={csrf}&x={}", "a".repeat(200_000)).into_bytes(), 413),
-            ("invalid utf-8", "application/x-www-form-urlencoded", format!("csrf={csrf}&x=%ff%fe%80").into_bytes(), 400),
-            ("repeated field", "application/x-www-form-urlencoded", format!("csrf={csrf}&a=1&a=2").into_bytes(), 400),
-            ("json body", "application/json", br#"{"csrf":"x"}"#.to_vec(), 415),
-            ("binary garbage", "application/x-www-form-urlencoded", vec![0xff, 0x00, 0x26, 0x3d, 0x25], 400),
+            (
+                "oversized",
+                "application/x-www-form-urlencoded",
+                format!("csrf={csrf}&x={}", "a".repeat(200_000)).into_bytes(),
+                413,
+            ),
+            (
+                "invalid utf-8",
+                "application/x-www-form-urlencoded",
+                format!("csrf={csrf}&x=%ff%fe%80").into_bytes(),
+                400,
+            ),
+            (
+                "repeated field",
+                "application/x-www-form-urlencoded",
+                format!("csrf={csrf}&a=1&a=2").into_bytes(),
+                400,
+            ),
+            (
+                "json body",
+                "application/json",
+                br#"{"csrf":"x"}"#.to_vec(),
+                415,
+            ),
+            (
+                "binary garbage",
+                "application/x-www-form-urlencoded",
+                vec![0xff, 0x00, 0x26, 0x3d, 0x25],
+                400,
+            ),
         ];
         if !fields.is_empty() {
-            cases.push(("missing fields", "application/x-www-form-urlencoded", format!("csrf={csrf}").into_bytes(), 400));
+            cases.push((
+                "missing fields",
+                "application/x-www-form-urlencoded",
+                format!("csrf={csrf}").into_bytes(),
+                400,
+            ));
         }
         for (case, content_type, body, expected) in cases {
             let r = client
@@ -59,7 +92,10 @@ async fn malformed_input_gets_typed_client_errors() {
                 .unwrap();
             let status = r.status().as_u16();
             let trace = r.headers()["x-trace-id"].to_str().unwrap().to_owned();
-            let body: serde_json::Value = r.json().await.unwrap_or_else(|e| panic!("{route} {case}: not JSON: {e}"));
+            let body: serde_json::Value = r
+                .json()
+                .await
+                .unwrap_or_else(|e| panic!("{route} {case}: not JSON: {e}"));
             // /login/mfa without a pending challenge redirects before reading the body; the
             // other routes must reject the body itself.
             assert!(status < 500, "{route} {case}: {status}");
@@ -78,24 +114,36 @@ async fn malformed_input_gets_typed_client_errors() {
 /// both carrying the trace id; no internal detail leaks.
 #[tokio::test]
 async fn errors_are_typed_and_carry_the_trace_id() {
-    let server = Server::start();
+    let server = Server::start().await;
     let mut a = server.agent();
     let r = a.get_json("/no/such/route").await;
     assert_eq!(r.status, 404);
     let body = r.json();
     assert_eq!(body["error"], "not_found");
-    assert_eq!(body["trace_id"].as_str().unwrap(), r.headers["x-trace-id"].to_str().unwrap());
+    assert_eq!(
+        body["trace_id"].as_str().unwrap(),
+        r.headers["x-trace-id"].to_str().unwrap()
+    );
 
     let r = a.get("/no/such/route").await;
     assert_eq!(r.status, 404);
-    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(r.body.contains(r.headers["x-trace-id"].to_str().unwrap()));
 
     let client = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&server.ca_pem()).unwrap()])
         .build()
         .unwrap();
-    let r = client.put(format!("{}/login", server.base())).send().await.unwrap();
+    let r = client
+        .put(format!("{}/login", server.base()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"], "method_not_allowed");
@@ -104,7 +152,7 @@ async fn errors_are_typed_and_carry_the_trace_id() {
 /// PLT-5: a valid W3C traceparent is continued; the trace id reaches the response and the logs.
 #[tokio::test]
 async fn trace_context_is_propagated() {
-    let server = Server::start();
+    let server = Server::start().await;
     let client = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&server.ca_pem()).unwrap()])
         .build()
@@ -118,11 +166,19 @@ async fn trace_context_is_propagated() {
         .unwrap();
     assert_eq!(r.headers()["x-trace-id"], trace);
     let parent = r.headers()["traceparent"].to_str().unwrap().to_owned();
-    assert!(parent.starts_with(&format!("00-{trace}-")) && parent.ends_with("-01"), "{parent}");
-    assert!(!parent.contains("00f067aa0ba902b7"), "the server's span has its own id");
-    eventually(std::time::Duration::from_secs(10), "trace id in logs", || async {
-        server.logs().contains(trace).then_some(())
-    })
+    assert!(
+        parent.starts_with(&format!("00-{trace}-")) && parent.ends_with("-01"),
+        "{parent}"
+    );
+    assert!(
+        !parent.contains("00f067aa0ba902b7"),
+        "the server's span has its own id"
+    );
+    eventually(
+        std::time::Duration::from_secs(10),
+        "trace id in logs",
+        || async { server.logs().contains(trace).then_some(()) },
+    )
     .await;
 
     let r = client
@@ -131,18 +187,28 @@ async fn trace_context_is_propagated() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.headers()["x-trace-id"].to_str().unwrap().len(), 32, "a fresh trace starts");
+    assert_eq!(
+        r.headers()["x-trace-id"].to_str().unwrap().len(),
+        32,
+        "a fresh trace starts"
+    );
 }
 
 /// PLT-8: security headers on every page, error pages included.
 #[tokio::test]
 async fn pages_carry_security_headers() {
-    let server = Server::start();
+    let server = Server::start().await;
     let mut a = server.agent();
     let email = unique_email("headers");
     a.sign_up(&email, PASSWORD).await;
     a.log_in(&email, PASSWORD).await;
-    for path in ["/login", "/signup", "/account", "/account/mfa/totp", "/no/such/page"] {
+    for path in [
+        "/login",
+        "/signup",
+        "/account",
+        "/account/mfa/totp",
+        "/no/such/page",
+    ] {
         let r = a.get(path).await;
         let h = |name: &str| {
             r.headers
@@ -153,9 +219,18 @@ async fn pages_carry_security_headers() {
                 .to_owned()
         };
         let csp = h("content-security-policy");
-        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{path}: {csp}");
-        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"), "{path}: {csp}");
-        assert!(h("strict-transport-security").contains("max-age=63072000"), "{path}");
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{path}: {csp}"
+        );
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+            "{path}: {csp}"
+        );
+        assert!(
+            h("strict-transport-security").contains("max-age=63072000"),
+            "{path}"
+        );
         assert_eq!(h("x-content-type-options"), "nosniff");
         assert_eq!(h("x-frame-options"), "DENY");
         assert_eq!(h("referrer-policy"), "no-referrer");
@@ -168,7 +243,7 @@ async fn pages_carry_security_headers() {
 /// PLT-2: plain HTTP only redirects to HTTPS, and never to a host an attacker shaped.
 #[tokio::test]
 async fn plain_http_redirects_to_https() {
-    let server = Server::start();
+    let server = Server::start().await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -195,7 +270,7 @@ async fn plain_http_redirects_to_https() {
 /// PLT-5, PLT-6, TLS-4: health on both listeners, metrics on the admin listener only.
 #[tokio::test]
 async fn health_and_metrics() {
-    let server = Server::start();
+    let server = Server::start().await;
     let mut a = server.agent();
     let r = a.get_json("/healthz").await;
     assert_eq!((r.status, r.json()["status"].clone()), (200, "ok".into()));
@@ -203,16 +278,32 @@ async fn health_and_metrics() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["checks"]["database"], "ok");
     assert_eq!(r.json()["checks"]["certificate"], "ok");
-    assert_eq!(a.get_json("/metrics").await.status, 404, "metrics are not public");
+    assert_eq!(
+        a.get_json("/metrics").await.status,
+        404,
+        "metrics are not public"
+    );
 
     let metrics = server.metrics().await;
-    assert!(metrics.contains("palisade_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "palisade_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"
+        ),
+        "{metrics}"
+    );
     let pem = std::fs::read(server.data_dir().join("tls/dev-cert.pem")).unwrap();
-    let der = rustls_pki_types::pem::PemObject::from_pem_slice(&pem).map(|d: rustls_pki_types::CertificateDer| d.to_vec()).unwrap();
+    let der = rustls_pki_types::pem::PemObject::from_pem_slice(&pem)
+        .map(|d: rustls_pki_types::CertificateDer| d.to_vec())
+        .unwrap();
     let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
-    let expected = format!("palisade_tls_certificate_not_after_seconds {}", cert.validity().not_after.timestamp());
+    let expected = format!(
+        "palisade_tls_certificate_not_after_seconds {}",
+        cert.validity().not_after.timestamp()
+    );
     assert!(metrics.contains(&expected), "{metrics}");
-    let r = reqwest::get(format!("http://{}/readyz", server.admin)).await.unwrap();
+    let r = reqwest::get(format!("http://{}/readyz", server.admin))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -221,7 +312,9 @@ async fn health_and_metrics() {
 async fn sigterm_drains_and_exits_zero() {
     // A drain limit far beyond the harness's 30 s stop deadline: if an idle connection held
     // shutdown up, the stop would fail rather than be cut short by the limit.
-    let server = Server::start_with(Options::default().env("PALISADE_SERVER__DRAIN_TIMEOUT_SECONDS", "600"));
+    let server =
+        Server::start_with(Options::default().env("PALISADE_SERVER__DRAIN_TIMEOUT_SECONDS", "600"))
+            .await;
     let mut a = server.agent();
     assert_eq!(a.get_json("/healthz").await.status, 200);
     let logs = server.logs_handle();
@@ -238,32 +331,57 @@ fn config_check_masks_secrets_and_names_bad_keys() {
     let dir = tempfile::tempdir().unwrap();
     let run = |env: &[(&str, &str)]| {
         let mut cmd = std::process::Command::new(binary());
-        cmd.args(["config", "check"]).current_dir(dir.path()).env_clear();
+        cmd.args(["config", "check"])
+            .current_dir(dir.path())
+            .env_clear();
         for (k, v) in env {
             cmd.env(k, v);
         }
         cmd.output().unwrap()
     };
     let out = run(&[
-        ("PALISADE_DATABASE__URL", "postgres://app:hunter2secret@db.internal/palisade"),
-        ("PALISADE_SECRETS__SEALING_KEY", "c2VhbGluZy1rZXktc2VjcmV0LXZhbHVlLTMyYnl0ZXM="),
+        (
+            "PALISADE_DATABASE__URL",
+            "postgres://app:hunter2secret@db.internal/palisade",
+        ),
+        (
+            "PALISADE_SECRETS__SEALING_KEY",
+            "c2VhbGluZy1rZXktc2VjcmV0LXZhbHVlLTMyYnl0ZXM=",
+        ),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("postgres://app:[redacted]@db.internal/palisade"), "{stdout}");
-    assert!(!stdout.contains("hunter2secret") && !stdout.contains("c2VhbGluZy1rZXkt"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("postgres://app:[redacted]@db.internal/palisade"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("hunter2secret") && !stdout.contains("c2VhbGluZy1rZXkt"),
+        "{stdout}"
+    );
     assert!(stdout.contains("https_listen = \"127.0.0.1:8443\""));
 
     let out = run(&[("PALISADE_SERVER__HTTPS_LISTEN", "not-an-address")]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.to_lowercase().contains("server.https_listen"), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("server.https_listen"),
+        "{stderr}"
+    );
 
     let out = run(&[("PALISADE_SERVER__HTTPS_LISTN", "127.0.0.1:1")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("https_listn"));
 
-    std::fs::write(dir.path().join("bad.toml"), "[identity]\nargon2_memory_kib = 16\n").unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[identity]\nargon2_memory_kib = 16\n",
+    )
+    .unwrap();
     let mut cmd = std::process::Command::new(binary());
     let out = cmd
         .args(["--config", "bad.toml", "config", "check"])

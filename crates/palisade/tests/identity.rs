@@ -8,16 +8,17 @@ use palisade_identity::totp;
 use std::net::IpAddr;
 
 fn totp_code(secret_b32: &str, step_offset: i64) -> String {
-    let secret = data_encoding::BASE32_NOPAD.decode(secret_b32.as_bytes()).unwrap();
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(secret_b32.as_bytes())
+        .unwrap();
     let now = palisade_store::now_ms() / 1000;
     totp::code_at_step(&secret, totp::step_at(now) + step_offset)
 }
 
 /// IDN-1, IDN-4, IDN-6, TOK-6: the whole life of an account with TOTP and recovery codes, and
 /// afterwards no secret of it in the logs.
-#[tokio::test]
-async fn sign_up_login_totp_recovery_and_no_secrets_in_logs() {
-    let server = Server::start();
+async fn sign_up_login_totp_recovery_and_no_secrets_in_logs(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let mut a = server.agent();
     let email = unique_email("alice");
     a.sign_up(&email, PASSWORD).await;
@@ -27,15 +28,22 @@ async fn sign_up_login_totp_recovery_and_no_secrets_in_logs() {
     let first_session = a.session().cloned().expect("session cookie");
     let account = a.get("/account").await;
     assert_eq!(account.status, 200);
-    assert_eq!(account.element_text("account-email").as_deref(), Some(email.as_str()));
+    assert_eq!(
+        account.element_text("account-email").as_deref(),
+        Some(email.as_str())
+    );
 
     // Enrol TOTP.
     let enrol = a.get("/account/mfa/totp").await;
     assert_eq!(enrol.status, 200);
     let secret = enrol.element_text("totp-secret").expect("secret shown");
-    let wrong = a.post_form("/account/mfa/totp", &[("code", "000000")]).await;
+    let wrong = a
+        .post_form("/account/mfa/totp", &[("code", "000000")])
+        .await;
     assert_eq!(wrong.status, 400, "a wrong enrolment code is refused");
-    let r = a.post_form("/account/mfa/totp", &[("code", &totp_code(&secret, 0))]).await;
+    let r = a
+        .post_form("/account/mfa/totp", &[("code", &totp_code(&secret, 0))])
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let codes: Vec<String> = r
         .body
@@ -52,12 +60,19 @@ async fn sign_up_login_totp_recovery_and_no_secrets_in_logs() {
     assert_eq!(r.status, 303);
     assert!(r.location().starts_with("/login/mfa"), "{}", r.location());
     assert!(a.session().is_none(), "no session before the second factor");
-    let mfa_cookie = a.cookies.get("__Host-palisade-mfa").cloned().expect("challenge cookie");
+    let mfa_cookie = a
+        .cookies
+        .get("__Host-palisade-mfa")
+        .cloned()
+        .expect("challenge cookie");
     assert_eq!(a.get("/login/mfa").await.status, 200);
     let next_code = totp_code(&secret, 1);
     let r = a.post_form("/login/mfa", &[("code", &next_code)]).await;
     assert_eq!((r.status, r.location()), (303, "/account"), "{}", r.body);
-    assert!(a.cookies.get("__Host-palisade-mfa").is_none(), "challenge cookie cleared");
+    assert!(
+        a.cookies.get("__Host-palisade-mfa").is_none(),
+        "challenge cookie cleared"
+    );
     a.log_out().await;
 
     // The same TOTP code a second time is refused (IDN-6 replay protection) ...
@@ -87,12 +102,32 @@ async fn sign_up_login_totp_recovery_and_no_secrets_in_logs() {
         "identity.mfa.failed",
         "identity.recovery_code.used",
     ] {
-        assert!(actions.contains(&expected), "missing {expected} in {actions:?}");
+        assert!(
+            actions.contains(&expected),
+            "missing {expected} in {actions:?}"
+        );
     }
-    assert_eq!(actions.iter().filter(|a| **a == "identity.mfa.failed").count(), 2);
-    assert_eq!(actions.iter().filter(|a| **a == "identity.recovery_code.used").count(), 2);
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == "identity.mfa.failed")
+            .count(),
+        2
+    );
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == "identity.recovery_code.used")
+            .count(),
+        2
+    );
     let user_id = events[0].2.clone().expect("sign-up names the new account");
-    assert!(events.iter().filter(|e| e.0 != "identity.sign_up").all(|e| e.2.as_deref() == Some(&user_id)));
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.0 != "identity.sign_up")
+            .all(|e| e.2.as_deref() == Some(&user_id))
+    );
 
     let mut secrets = vec![
         PASSWORD.to_owned(),
@@ -109,31 +144,39 @@ async fn sign_up_login_totp_recovery_and_no_secrets_in_logs() {
 }
 
 /// IDN-2: an unknown address and a wrong password get the same status and the same page.
-#[tokio::test]
-async fn unknown_user_and_wrong_password_are_indistinguishable() {
-    let server = Server::start();
+async fn unknown_user_and_wrong_password_are_indistinguishable(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let mut a = server.agent();
     let email = unique_email("bob");
     a.sign_up(&email, PASSWORD).await;
     let wrong_password = a.log_in(&email, "not the password at all").await;
-    let unknown_user = a.log_in(&unique_email("nobody"), "not the password at all").await;
+    let unknown_user = a
+        .log_in(&unique_email("nobody"), "not the password at all")
+        .await;
     assert_eq!(wrong_password.status, 401);
     assert_eq!(wrong_password.status, unknown_user.status);
     assert_eq!(wrong_password.body, unknown_user.body);
-    assert!(wrong_password.body.contains("Incorrect email address or password."));
+    assert!(
+        wrong_password
+            .body
+            .contains("Incorrect email address or password.")
+    );
 
     // Signing up again with a taken address looks exactly like a new sign-up.
     let mut b = server.agent();
     b.sign_up(&email, "another long password").await;
-    b.sign_up(&unique_email("fresh"), "another long password").await;
+    b.sign_up(&unique_email("fresh"), "another long password")
+        .await;
 }
 
 /// IDN-3: 20 rapid wrong passwords end in 429 with Retry-After; during the back-off even the
 /// right password is refused; another account from another address is unaffected.
-#[tokio::test]
-async fn brute_force_is_throttled_per_account() {
+async fn brute_force_is_throttled_per_account(backend: Backend) {
     // A long base delay keeps the back-off in force for the whole test, whatever the machine's speed.
-    let server = Server::start_with(Options::default().env("PALISADE_IDENTITY__THROTTLE_BASE_DELAY_MS", "60000"));
+    let server = Server::start_with(
+        Options::on(backend).env("PALISADE_IDENTITY__THROTTLE_BASE_DELAY_MS", "60000"),
+    )
+    .await;
     let mut setup = server.agent();
     let victim = unique_email("victim");
     let bystander = unique_email("bystander");
@@ -150,33 +193,50 @@ async fn brute_force_is_throttled_per_account() {
         }
         statuses.push(r.status);
     }
-    assert_eq!(&statuses[..6], &[401; 6], "five free attempts, then the sixth failure starts the back-off");
+    assert_eq!(
+        &statuses[..6],
+        &[401; 6],
+        "five free attempts, then the sixth failure starts the back-off"
+    );
     assert!(statuses[6..].iter().all(|&s| s == 429), "{statuses:?}");
     let r = attacker.log_in(&victim, PASSWORD).await;
-    assert_eq!(r.status, 429, "the right password is refused during the back-off");
+    assert_eq!(
+        r.status, 429,
+        "the right password is refused during the back-off"
+    );
 
     let mut other = server.agent_from("127.0.0.2".parse::<IpAddr>().unwrap());
     let r = other.log_in(&bystander, PASSWORD).await;
-    assert_eq!((r.status, r.location()), (303, "/account"), "another account from another address");
+    assert_eq!(
+        (r.status, r.location()),
+        (303, "/account"),
+        "another account from another address"
+    );
 
     let events = server.events().await;
-    assert!(events.iter().any(|(a, _, _)| a == "identity.login.throttled"));
+    assert!(
+        events
+            .iter()
+            .any(|(a, _, _)| a == "identity.login.throttled")
+    );
 }
 
 /// IDN-3: one address guessing across many accounts is throttled too, and only that address.
-#[tokio::test]
-async fn brute_force_is_throttled_per_address() {
+async fn brute_force_is_throttled_per_address(backend: Backend) {
     let server = Server::start_with(
-        Options::default()
+        Options::on(backend)
             .env("PALISADE_IDENTITY__THROTTLE_BASE_DELAY_MS", "60000")
             .env("PALISADE_IDENTITY__THROTTLE_IP_FREE_ATTEMPTS", "8"),
-    );
+    )
+    .await;
     let mut setup = server.agent_from("127.0.0.3".parse::<IpAddr>().unwrap());
     let target = unique_email("target");
     setup.sign_up(&target, PASSWORD).await;
     let mut attacker = server.agent();
     for i in 0..9 {
-        let r = attacker.log_in(&unique_email(&format!("spray{i}")), "password spraying").await;
+        let r = attacker
+            .log_in(&unique_email(&format!("spray{i}")), "password spraying")
+            .await;
         assert_eq!(r.status, 401, "attempt {i}");
     }
     let r = attacker.log_in(&target, PASSWORD).await;
@@ -186,20 +246,43 @@ async fn brute_force_is_throttled_per_address() {
 }
 
 /// IDN-5: forms refuse cross-site submissions and submissions without the right token.
-#[tokio::test]
-async fn cross_site_posts_are_refused() {
-    let server = Server::start();
+async fn cross_site_posts_are_refused(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let mut a = server.agent();
     let email = unique_email("carol");
     a.sign_up(&email, PASSWORD).await;
     a.log_in(&email, PASSWORD).await;
-    let body = |csrf: &str| encode_form(&[("csrf", csrf), ("current_password", PASSWORD), ("new_password", "attacker chosen pw")]);
+    let body = |csrf: &str| {
+        encode_form(&[
+            ("csrf", csrf),
+            ("current_password", PASSWORD),
+            ("new_password", "attacker chosen pw"),
+        ])
+    };
 
     // No token at all, as a cross-site form would send.
-    let r = a.post_raw("/account/password", "application/x-www-form-urlencoded", encode_form(&[("current_password", PASSWORD), ("new_password", "attacker chosen pw")]).into_bytes(), false).await;
+    let r = a
+        .post_raw(
+            "/account/password",
+            "application/x-www-form-urlencoded",
+            encode_form(&[
+                ("current_password", PASSWORD),
+                ("new_password", "attacker chosen pw"),
+            ])
+            .into_bytes(),
+            false,
+        )
+        .await;
     assert_eq!(r.status, 403);
     // A made-up token.
-    let r = a.post_raw("/account/password", "application/x-www-form-urlencoded", body("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").into_bytes(), false).await;
+    let r = a
+        .post_raw(
+            "/account/password",
+            "application/x-www-form-urlencoded",
+            body("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").into_bytes(),
+            false,
+        )
+        .await;
     assert_eq!(r.status, 403);
     assert!(r.body.contains("did not come from this site"), "{}", r.body);
     // The right token, but the browser says the request comes from another site.
@@ -209,8 +292,14 @@ async fn cross_site_posts_are_refused() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let cookies = format!("__Host-palisade-csrf={csrf}; __Host-palisade-session={}", a.session().unwrap());
-    for (name, value) in [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")] {
+    let cookies = format!(
+        "__Host-palisade-csrf={csrf}; __Host-palisade-session={}",
+        a.session().unwrap()
+    );
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
         let r = client
             .post(format!("{}/account/password", server.base()))
             .header("content-type", "application/x-www-form-urlencoded")
@@ -228,9 +317,8 @@ async fn cross_site_posts_are_refused() {
 }
 
 /// IDN-4: cookie attributes, and a session revoked from the account page stops working at once.
-#[tokio::test]
-async fn session_cookies_and_revocation() {
-    let server = Server::start();
+async fn session_cookies_and_revocation(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let email = unique_email("dave");
     let mut laptop = server.agent();
     laptop.sign_up(&email, PASSWORD).await;
@@ -241,11 +329,21 @@ async fn session_cookies_and_revocation() {
         .find(|c| c.starts_with("__Host-palisade-session="))
         .expect("session cookie set");
     let value = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
-    assert_eq!(data_encoding::BASE64URL_NOPAD.decode(value.as_bytes()).unwrap().len(), 32, "256-bit id");
+    assert_eq!(
+        data_encoding::BASE64URL_NOPAD
+            .decode(value.as_bytes())
+            .unwrap()
+            .len(),
+        32,
+        "256-bit id"
+    );
     for attr in ["Path=/", "Secure", "HttpOnly", "SameSite=Lax", "Max-Age="] {
         assert!(cookie.contains(attr), "{attr} missing from {cookie}");
     }
-    assert!(!cookie.contains("Domain="), "__Host- cookies carry no Domain");
+    assert!(
+        !cookie.contains("Domain="),
+        "__Host- cookies carry no Domain"
+    );
 
     let mut phone = server.agent();
     phone.log_in(&email, PASSWORD).await;
@@ -259,13 +357,29 @@ async fn session_cookies_and_revocation() {
         .skip(1)
         .map(|s| s.split('"').next().unwrap())
         .collect();
-    assert_eq!(handles.len(), 1, "one other session can be revoked (not the current one)");
-    let r = laptop.post_form("/account/sessions/revoke", &[("session", handles[0])]).await;
-    assert_eq!((r.status, r.location()), (303, "/account?notice=session_revoked"));
+    assert_eq!(
+        handles.len(),
+        1,
+        "one other session can be revoked (not the current one)"
+    );
+    let r = laptop
+        .post_form("/account/sessions/revoke", &[("session", handles[0])])
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (303, "/account?notice=session_revoked")
+    );
     let r = phone.get("/account").await;
-    assert_eq!(r.status, 303, "the revoked session is refused on its very next request");
+    assert_eq!(
+        r.status, 303,
+        "the revoked session is refused on its very next request"
+    );
     assert!(r.location().starts_with("/login"));
-    assert_eq!(laptop.get("/account").await.status, 200, "the revoking session lives on");
+    assert_eq!(
+        laptop.get("/account").await.status,
+        200,
+        "the revoking session lives on"
+    );
 
     // A handle of another user's session revokes nothing.
     let mut mallory = server.agent();
@@ -273,16 +387,17 @@ async fn session_cookies_and_revocation() {
     mallory.sign_up(&m, PASSWORD).await;
     mallory.log_in(&m, PASSWORD).await;
     let laptop_handle = palisade_crypto::sha256_hex(laptop.session().unwrap().as_bytes());
-    let r = mallory.post_form("/account/sessions/revoke", &[("session", &laptop_handle)]).await;
+    let r = mallory
+        .post_form("/account/sessions/revoke", &[("session", &laptop_handle)])
+        .await;
     assert_eq!(r.status, 404);
     assert_eq!(laptop.get("/account").await.status, 200);
 }
 
 /// IDN-1, TOK-4: changing the password needs the current one, ends the other sessions and
 /// raises the revocation epoch.
-#[tokio::test]
-async fn password_change_ends_other_sessions() {
-    let server = Server::start();
+async fn password_change_ends_other_sessions(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let email = unique_email("erin");
     let mut a = server.agent();
     a.sign_up(&email, PASSWORD).await;
@@ -291,22 +406,44 @@ async fn password_change_ends_other_sessions() {
     b.log_in(&email, PASSWORD).await;
 
     let r = a
-        .post_form("/account/password", &[("current_password", "wrong current pw"), ("new_password", "a brand new passphrase")])
+        .post_form(
+            "/account/password",
+            &[
+                ("current_password", "wrong current pw"),
+                ("new_password", "a brand new passphrase"),
+            ],
+        )
         .await;
     assert_eq!(r.status, 400);
     assert!(r.body.contains("Your current password is incorrect."));
     let r = a
-        .post_form("/account/password", &[("current_password", PASSWORD), ("new_password", "short")])
+        .post_form(
+            "/account/password",
+            &[("current_password", PASSWORD), ("new_password", "short")],
+        )
         .await;
     assert_eq!(r.status, 400);
     let r = a
-        .post_form("/account/password", &[("current_password", PASSWORD), ("new_password", "a brand new passphrase")])
+        .post_form(
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new passphrase"),
+            ],
+        )
         .await;
-    assert_eq!((r.status, r.location()), (303, "/account?notice=password_changed"));
+    assert_eq!(
+        (r.status, r.location()),
+        (303, "/account?notice=password_changed")
+    );
     assert_eq!(a.get("/account").await.status, 200);
     assert_eq!(b.get("/account").await.status, 303, "other sessions end");
     let mut c = server.agent();
-    assert_eq!(c.log_in(&email, PASSWORD).await.status, 401, "old password refused");
+    assert_eq!(
+        c.log_in(&email, PASSWORD).await.status,
+        401,
+        "old password refused"
+    );
     assert_eq!(c.log_in(&email, "a brand new passphrase").await.status, 303);
 
     let db = server.db().await;
@@ -319,9 +456,8 @@ async fn password_change_ends_other_sessions() {
 }
 
 /// The admin CLI creates and locks accounts; a locked account cannot sign in and its sessions end.
-#[tokio::test]
-async fn admin_cli_creates_and_locks_accounts() {
-    let server = Server::start();
+async fn admin_cli_creates_and_locks_accounts(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let email = unique_email("frank");
     let run = |args: &[&str], stdin: &str| {
         use std::io::Write;
@@ -329,26 +465,57 @@ async fn admin_cli_creates_and_locks_accounts() {
             .args(args)
             .current_dir(server.dir.path())
             .env("PALISADE_DATA_DIR", server.data_dir())
+            .env("PALISADE_DATABASE__URL", server.database_url())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     };
-    let out = run(&["admin", "create-user", "--email", &email], &format!("{PASSWORD}\n"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&["admin", "create-user", "--email", &email], &format!("{PASSWORD}\n"));
+    let out = run(
+        &["admin", "create-user", "--email", &email],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(
+        &["admin", "create-user", "--email", &email],
+        &format!("{PASSWORD}\n"),
+    );
     assert!(!out.status.success(), "duplicate refused");
 
     let mut a = server.agent();
     assert_eq!(a.log_in(&email, PASSWORD).await.status, 303);
     let out = run(&["admin", "lock-user", "--email", &email], "");
     assert!(out.status.success());
-    assert_eq!(a.get("/account").await.status, 303, "a locked account's session stops working");
+    assert_eq!(
+        a.get("/account").await.status,
+        303,
+        "a locked account's session stops working"
+    );
     let mut b = server.agent();
     assert_eq!(b.log_in(&email, PASSWORD).await.status, 403);
     run(&["admin", "unlock-user", "--email", &email], "");
     assert_eq!(b.log_in(&email, PASSWORD).await.status, 303);
 }
+
+on_both_backends!(
+    sign_up_login_totp_recovery_and_no_secrets_in_logs,
+    unknown_user_and_wrong_password_are_indistinguishable,
+    brute_force_is_throttled_per_account,
+    brute_force_is_throttled_per_address,
+    cross_site_posts_are_refused,
+    session_cookies_and_revocation,
+    password_change_ends_other_sessions,
+    admin_cli_creates_and_locks_accounts,
+);

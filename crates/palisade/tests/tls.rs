@@ -14,7 +14,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-async fn connect(addr: std::net::SocketAddr, config: Arc<rustls::ClientConfig>, name: &str) -> Result<TlsStream<TcpStream>, std::io::Error> {
+async fn connect(
+    addr: std::net::SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    name: &str,
+) -> Result<TlsStream<TcpStream>, std::io::Error> {
     let tcp = TcpStream::connect(addr).await?;
     TlsConnector::from(config)
         .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
@@ -43,7 +47,11 @@ async fn request_on(stream: &mut TlsStream<TcpStream>) -> String {
         assert!(n > 0, "connection closed");
         got.extend_from_slice(&buf[..n]);
     }
-    String::from_utf8_lossy(&got).lines().next().unwrap().to_owned()
+    String::from_utf8_lossy(&got)
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 fn http1_client(ca: &[&Path]) -> Arc<rustls::ClientConfig> {
@@ -57,41 +65,62 @@ fn http1_client(ca: &[&Path]) -> Arc<rustls::ClientConfig> {
 /// in the data directory, and its fingerprint is the one printed at start-up.
 #[tokio::test]
 async fn development_certificate() {
-    let server = Server::start();
+    let server = Server::start().await;
     let ca = server.data_dir().join("tls/dev-ca.pem");
     let config = tls_client(&[&ca]);
     let mut fingerprints = Vec::new();
     for name in ["localhost", "127.0.0.1"] {
-        let stream = connect(server.https, config.clone(), name).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let stream = connect(server.https, config.clone(), name)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         fingerprints.push(peer_fingerprint(&stream));
     }
     let pem = std::fs::read(server.data_dir().join("tls/dev-cert.pem")).unwrap();
-    let der: rustls_pki_types::CertificateDer = rustls_pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
+    let der: rustls_pki_types::CertificateDer =
+        rustls_pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
     use x509_parser::extensions::GeneralName;
-    let sans = &cert.subject_alternative_name().unwrap().unwrap().value.general_names;
+    let sans = &cert
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names;
     let mut loopback = [false; 3];
     for name in sans {
         match name {
             GeneralName::DNSName("localhost") => loopback[0] = true,
             GeneralName::IPAddress([127, 0, 0, 1]) => loopback[1] = true,
-            GeneralName::IPAddress(ip) if *ip == std::net::Ipv6Addr::LOCALHOST.octets() => loopback[2] = true,
+            GeneralName::IPAddress(ip) if *ip == std::net::Ipv6Addr::LOCALHOST.octets() => {
+                loopback[2] = true
+            }
             _ => {}
         }
     }
     assert_eq!(loopback, [true; 3], "{sans:?}");
-    assert!(server.logs().contains(&fingerprints[0]), "fingerprint printed at start-up");
-    assert!(connect(server.https, config, "example.com").await.is_err(), "no other names");
+    assert!(
+        server.logs().contains(&fingerprints[0]),
+        "fingerprint printed at start-up"
+    );
+    assert!(
+        connect(server.https, config, "example.com").await.is_err(),
+        "no other names"
+    );
 }
 
 /// TLS-1: TLS 1.3 with the post-quantum hybrid group preferred, TLS 1.2 with AEAD suites only.
 #[tokio::test]
 async fn negotiates_modern_parameters() {
-    let server = Server::start();
+    let server = Server::start().await;
     let ca = server.data_dir().join("tls/dev-ca.pem");
-    let stream = connect(server.https, tls_client(&[&ca]), "localhost").await.unwrap();
+    let stream = connect(server.https, tls_client(&[&ca]), "localhost")
+        .await
+        .unwrap();
     let conn = stream.get_ref().1;
-    assert_eq!(conn.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+    assert_eq!(
+        conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
     assert_eq!(
         conn.negotiated_key_exchange_group().unwrap().name(),
         rustls::NamedGroup::X25519MLKEM768,
@@ -105,38 +134,76 @@ async fn negotiates_modern_parameters() {
     let tls12 = rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let stream = connect(server.https, Arc::new(tls12), "localhost").await.unwrap();
-    let suite = format!("{:?}", stream.get_ref().1.negotiated_cipher_suite().unwrap().suite());
-    assert!(suite.starts_with("TLS_ECDHE_") && (suite.contains("GCM") || suite.contains("CHACHA20_POLY1305")), "{suite}");
+    let stream = connect(server.https, Arc::new(tls12), "localhost")
+        .await
+        .unwrap();
+    let suite = format!(
+        "{:?}",
+        stream
+            .get_ref()
+            .1
+            .negotiated_cipher_suite()
+            .unwrap()
+            .suite()
+    );
+    assert!(
+        suite.starts_with("TLS_ECDHE_")
+            && (suite.contains("GCM") || suite.contains("CHACHA20_POLY1305")),
+        "{suite}"
+    );
 }
 
 fn s_client(server: &Server, args: &[&str]) -> (bool, String) {
     let ca = server.data_dir().join("tls/dev-ca.pem");
     let out = std::process::Command::new("openssl")
-        .args(["s_client", "-connect", &server.https.to_string(), "-servername", "localhost", "-CAfile"])
+        .args([
+            "s_client",
+            "-connect",
+            &server.https.to_string(),
+            "-servername",
+            "localhost",
+            "-CAfile",
+        ])
         .arg(&ca)
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()
         .expect("openssl is installed by scripts/test");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success() && !text.contains("Cipher is (NONE)"), text)
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.success() && !text.contains("Cipher is (NONE)"),
+        text,
+    )
 }
 
 /// TLS-1: a client offering only TLS 1.0, TLS 1.1 or non-AEAD (CBC) suites is refused.
 #[tokio::test]
 async fn legacy_protocols_and_suites_are_refused() {
-    let server = Server::start();
+    let server = Server::start().await;
     let (ok, text) = s_client(&server, &["-tls1_2"]);
-    assert!(ok && text.contains("Verify return code: 0"), "control: modern TLS 1.2 works\n{text}");
+    assert!(
+        ok && text.contains("Verify return code: 0"),
+        "control: modern TLS 1.2 works\n{text}"
+    );
     for args in [
         &["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"][..],
         &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
-        &["-tls1_2", "-cipher", "AES128-SHA:AES256-SHA:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA256@SECLEVEL=0"],
+        &[
+            "-tls1_2",
+            "-cipher",
+            "AES128-SHA:AES256-SHA:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA256@SECLEVEL=0",
+        ],
     ] {
         let (ok, text) = s_client(&server, args);
         assert!(!ok, "{args:?} must fail\n{text}");
-        assert!(text.contains("alert") || text.contains("no protocols available"), "{args:?}\n{text}");
+        assert!(
+            text.contains("alert") || text.contains("no protocols available"),
+            "{args:?}\n{text}"
+        );
     }
 }
 
@@ -179,7 +246,8 @@ fn replace(path: &Path, contents: &str) {
 }
 
 fn fingerprint_of(pem: &str) -> String {
-    let der: rustls_pki_types::CertificateDer = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes()).unwrap();
+    let der: rustls_pki_types::CertificateDer =
+        rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes()).unwrap();
     palisade_crypto::sha256(der.as_ref())
         .iter()
         .map(|b| format!("{b:02X}"))
@@ -213,9 +281,12 @@ async fn certificate_files_hot_reload() {
             // The timer is the fallback when file notifications are unavailable (inotify
             // limits, network file systems); a short one keeps this test quick either way.
             .env("PALISADE_TLS__RELOAD_INTERVAL_SECONDS", "1"),
-    );
+    )
+    .await;
     let config = http1_client(&[&pki.ca_cert]);
-    let mut open = connect(server.https, config.clone(), "localhost").await.unwrap();
+    let mut open = connect(server.https, config.clone(), "localhost")
+        .await
+        .unwrap();
     assert_eq!(peer_fingerprint(&open), fingerprint_of(&cert_a));
     assert!(request_on(&mut open).await.contains("200"));
 
@@ -224,40 +295,80 @@ async fn certificate_files_hot_reload() {
     replace(&key_path, &key_b);
     replace(&cert_path, &cert_b);
     let expected_b = fingerprint_of(&cert_b);
-    eventually(Duration::from_secs(20), "new handshakes to see certificate B", || {
-        let config = config.clone();
-        let expected = expected_b.clone();
-        let addr = server.https;
-        async move {
-            let s = connect(addr, config, "localhost").await.ok()?;
-            (peer_fingerprint(&s) == expected).then_some(())
-        }
-    })
+    eventually(
+        Duration::from_secs(20),
+        "new handshakes to see certificate B",
+        || {
+            let config = config.clone();
+            let expected = expected_b.clone();
+            let addr = server.https;
+            async move {
+                let s = connect(addr, config, "localhost").await.ok()?;
+                (peer_fingerprint(&s) == expected).then_some(())
+            }
+        },
+    )
     .await;
-    assert!(request_on(&mut open).await.contains("200"), "the connection opened before the swap still works");
+    assert!(
+        request_on(&mut open).await.contains("200"),
+        "the connection opened before the swap still works"
+    );
     assert_eq!(peer_fingerprint(&open), fingerprint_of(&cert_a));
 
     // Garbage: refused, counted, and B stays in service.
-    let failures_before = metric(&server.metrics().await, "palisade_tls_certificate_reload_failures_total");
-    replace(&cert_path, "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n");
-    eventually(Duration::from_secs(20), "the reload failure metric", || async {
-        (metric(&server.metrics().await, "palisade_tls_certificate_reload_failures_total") > failures_before).then_some(())
-    })
+    let failures_before = metric(
+        &server.metrics().await,
+        "palisade_tls_certificate_reload_failures_total",
+    );
+    replace(
+        &cert_path,
+        "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n",
+    );
+    eventually(
+        Duration::from_secs(20),
+        "the reload failure metric",
+        || async {
+            (metric(
+                &server.metrics().await,
+                "palisade_tls_certificate_reload_failures_total",
+            ) > failures_before)
+                .then_some(())
+        },
+    )
     .await;
-    let s = connect(server.https, config.clone(), "localhost").await.unwrap();
-    assert_eq!(peer_fingerprint(&s), expected_b, "the old certificate keeps serving");
+    let s = connect(server.https, config.clone(), "localhost")
+        .await
+        .unwrap();
+    assert_eq!(
+        peer_fingerprint(&s),
+        expected_b,
+        "the old certificate keeps serving"
+    );
     assert!(server.logs().contains("TLS certificate reload refused"));
 
     // A certificate with somebody else's key: refused as well, also on SIGHUP.
     let (cert_c, _) = pki.leaf();
     replace(&cert_path, &cert_c);
-    let failures_before = metric(&server.metrics().await, "palisade_tls_certificate_reload_failures_total");
+    let failures_before = metric(
+        &server.metrics().await,
+        "palisade_tls_certificate_reload_failures_total",
+    );
     server.signal("HUP");
-    eventually(Duration::from_secs(20), "the mismatch to be refused", || async {
-        (metric(&server.metrics().await, "palisade_tls_certificate_reload_failures_total") > failures_before).then_some(())
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the mismatch to be refused",
+        || async {
+            (metric(
+                &server.metrics().await,
+                "palisade_tls_certificate_reload_failures_total",
+            ) > failures_before)
+                .then_some(())
+        },
+    )
     .await;
-    let s = connect(server.https, config.clone(), "localhost").await.unwrap();
+    let s = connect(server.https, config.clone(), "localhost")
+        .await
+        .unwrap();
     assert_eq!(peer_fingerprint(&s), expected_b);
     assert!(server.logs().contains("do not match"));
     assert!(request_on(&mut open).await.contains("200"));

@@ -20,14 +20,34 @@ pub struct Server {
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     logs: Arc<Mutex<Vec<String>>>,
+    database_url: String,
 }
 
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct Options {
     pub env: Vec<(String, String)>,
+    pub backend: Backend,
 }
 
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            env: Vec::new(),
+            backend: Backend::Sqlite,
+        }
+    }
+}
+
+pub use palisade_store::Backend;
+
 impl Options {
+    pub fn on(backend: Backend) -> Self {
+        Self {
+            backend,
+            ..Self::default()
+        }
+    }
+
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
         self.env.push((key.to_owned(), value.into()));
         self
@@ -39,13 +59,20 @@ pub fn binary() -> &'static str {
 }
 
 impl Server {
-    pub fn start() -> Server {
-        Self::start_with(Options::default())
+    pub async fn start() -> Server {
+        Self::start_with(Options::default()).await
     }
 
-    pub fn start_with(options: Options) -> Server {
+    pub async fn start_with(options: Options) -> Server {
         palisade_tls::install_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match options.backend {
+            Backend::Sqlite => format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("data/palisade.db").display()
+            ),
+            Backend::Postgres => palisade_store::test_support::postgres_url().await,
+        };
         let mut cmd = Command::new(binary());
         cmd.arg("serve")
             .current_dir(dir.path())
@@ -55,6 +82,7 @@ impl Server {
             .env("PALISADE_SERVER__HTTPS_LISTEN", "127.0.0.1:0")
             .env("PALISADE_SERVER__HTTP_LISTEN", "127.0.0.1:0")
             .env("PALISADE_SERVER__ADMIN_LISTEN", "127.0.0.1:0")
+            .env("PALISADE_DATABASE__URL", &database_url)
             .env("PALISADE_LOG__LEVEL", "debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -95,11 +123,16 @@ impl Server {
             child: Some(child),
             dir,
             logs,
+            database_url,
         }
     }
 
     pub fn base(&self) -> String {
         format!("https://{}", self.https)
+    }
+
+    pub fn database_url(&self) -> &str {
+        &self.database_url
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -130,7 +163,11 @@ impl Server {
     /// Fails if any of `secrets` appears anywhere in what the server logged (TOK-6).
     pub fn assert_logs_free_of(&self, secrets: &[&str]) {
         let logs = self.logs();
-        assert!(logs.len() > 1000, "expected substantial logs, got {} bytes", logs.len());
+        assert!(
+            logs.len() > 1000,
+            "expected substantial logs, got {} bytes",
+            logs.len()
+        );
         for s in secrets {
             assert!(s.len() >= 6, "secret too short to search for: {s:?}");
             assert!(!logs.contains(s), "a secret reached the logs: {s:?}");
@@ -173,10 +210,11 @@ impl Server {
         }
     }
 
-    /// A database handle on the server's own SQLite file.
+    /// A handle on the server's own database.
     pub async fn db(&self) -> palisade_store::Db {
-        let url = format!("sqlite://{}", self.data_dir().join("palisade.db").display());
-        palisade_store::Db::connect(&url, 1).await.unwrap()
+        palisade_store::Db::connect(&self.database_url, 1)
+            .await
+            .unwrap()
     }
 
     /// The security events recorded so far, oldest first, as `action outcome` pairs.
@@ -306,7 +344,11 @@ impl Agent {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.text().await.unwrap_or_default();
-        let r = Response { status, headers, body };
+        let r = Response {
+            status,
+            headers,
+            body,
+        };
         for c in r.set_cookies() {
             let first = c.split(';').next().unwrap();
             let (k, v) = first.split_once('=').unwrap();
@@ -338,11 +380,22 @@ impl Agent {
         let mut all: Vec<(&str, &str)> = vec![("csrf", &csrf)];
         all.extend_from_slice(fields);
         let body = encode_form(&all);
-        self.post_raw(path, "application/x-www-form-urlencoded", body.into_bytes(), true)
-            .await
+        self.post_raw(
+            path,
+            "application/x-www-form-urlencoded",
+            body.into_bytes(),
+            true,
+        )
+        .await
     }
 
-    pub async fn post_raw(&mut self, path: &str, content_type: &str, body: Vec<u8>, same_origin: bool) -> Response {
+    pub async fn post_raw(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        same_origin: bool,
+    ) -> Response {
         let mut req = self
             .client
             .post(format!("{}{path}", self.base))
@@ -359,7 +412,9 @@ impl Agent {
 
     pub async fn sign_up(&mut self, email: &str, password: &str) {
         self.get("/signup").await;
-        let r = self.post_form("/signup", &[("email", email), ("password", password)]).await;
+        let r = self
+            .post_form("/signup", &[("email", email), ("password", password)])
+            .await;
         assert_eq!(r.status, 303, "sign-up: {}", r.body);
         assert_eq!(r.location(), "/login?notice=signed_up");
     }
@@ -367,7 +422,8 @@ impl Agent {
     /// Signs in with a password; returns the response (303 to /account, or to /login/mfa).
     pub async fn log_in(&mut self, email: &str, password: &str) -> Response {
         self.get("/login").await;
-        self.post_form("/login", &[("email", email), ("password", password)]).await
+        self.post_form("/login", &[("email", email), ("password", password)])
+            .await
     }
 
     pub async fn log_out(&mut self) {
@@ -392,14 +448,19 @@ pub fn encode_form(fields: &[(&str, &str)]) -> String {
 fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
 pub fn unique_email(tag: &str) -> String {
-    format!("{tag}-{}@example.com", palisade_crypto::random_token()[..10].to_lowercase())
+    format!(
+        "{tag}-{}@example.com",
+        palisade_crypto::random_token()[..10].to_lowercase()
+    )
 }
 
 /// A rustls client configuration trusting the given CA files only.
@@ -416,4 +477,21 @@ pub fn tls_client(ca_files: &[&Path]) -> Arc<rustls::ClientConfig> {
             .with_root_certificates(roots)
             .with_no_client_auth(),
     )
+}
+
+/// Declares a test twice, once per database backend (PLT-3: same behaviour, same suite).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )*};
 }
