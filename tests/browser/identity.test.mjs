@@ -2,7 +2,7 @@
 // verification with an authenticator app and recovery codes, sign-out, and the security
 // headers and console of every page.
 //
-//   PALISADE_BIN=target/debug/palisade node --test --test-reporter=spec tests/browser/
+//   PALISADE_TEST_BIN=target/debug/palisade node --test --test-reporter=spec tests/browser/
 //
 // One server and one Chromium serve the whole file; every test uses its own user and its own
 // browser context. Full-page screenshots go to target/screenshots/.

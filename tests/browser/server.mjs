@@ -1,6 +1,6 @@
 // Starts a Palisade server for the browser tests and stops it again.
 //
-// The binary comes from $PALISADE_BIN. Each server gets a fresh temporary
+// The binary comes from $PALISADE_TEST_BIN. Each server gets a fresh temporary
 // directory (its cwd, with the data directory inside) and listens on
 // ephemeral loopback ports; the HTTPS port is read from the JSON log line
 // whose fields.message is "palisade listening".
@@ -15,21 +15,20 @@ const START_DEADLINE_MS = 30_000;
 const STOP_DEADLINE_MS = 15_000;
 
 /**
- * Spawns `$PALISADE_BIN serve` and resolves once it is listening.
+ * Spawns `$PALISADE_TEST_BIN serve` and resolves once it is listening.
  * @returns {Promise<{baseURL: string, dir: string, logs: string[], stop: () => Promise<number|null>}>}
  */
 export async function startServer() {
-  const bin = process.env.PALISADE_BIN;
+  const bin = process.env.PALISADE_TEST_BIN;
   if (!bin) {
     throw new Error(
-      'PALISADE_BIN is not set: point it at a built server binary, e.g. ' +
-        'PALISADE_BIN=target/debug/palisade node --test tests/browser/',
+      'PALISADE_TEST_BIN is not set: point it at a built server binary, e.g. ' +
+        'PALISADE_TEST_BIN=target/debug/palisade node --test tests/browser/',
     );
   }
 
-  // The server reads every PALISADE_* variable as configuration and refuses
-  // unknown keys, so PALISADE_BIN itself (and any PALISADE_* setting from the
-  // caller's shell) must not reach it: the tests pin their own settings.
+  // The server reads PALISADE_* variables as configuration; the tests pin their
+  // own settings, so none from the caller's shell may reach it.
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([key]) => !key.toUpperCase().startsWith('PALISADE_')),
   );

@@ -21,7 +21,9 @@ pub fn apply<B>(response: &mut Response<B>) {
     );
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::X_FRAME_OPTIONS, "DENY");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` on the
+    // site's own form posts, which the CSRF origin check must refuse.
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(
         h,
         HeaderName::from_static("permissions-policy"),

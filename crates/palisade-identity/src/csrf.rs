@@ -124,10 +124,10 @@ fn check_same_origin(headers: &HeaderMap, uri: &http::Uri) -> Result<(), AppErro
             "Cross-site form submissions are not accepted.",
         )
     };
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
-            return Err(refuse());
-        }
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
+        return Err(refuse());
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let host = uri

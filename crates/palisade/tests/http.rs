@@ -233,7 +233,7 @@ async fn pages_carry_security_headers() {
         );
         assert_eq!(h("x-content-type-options"), "nosniff");
         assert_eq!(h("x-frame-options"), "DENY");
-        assert_eq!(h("referrer-policy"), "no-referrer");
+        assert_eq!(h("referrer-policy"), "same-origin");
         assert!(h("permissions-policy").contains("camera=()"));
         assert!(!r.body.contains("<script>"), "{path}: no inline script");
         assert!(!r.body.contains(" style="), "{path}: no inline style");
