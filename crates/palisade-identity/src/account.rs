@@ -29,6 +29,8 @@ fn account_notice(key: &str) -> Option<&'static str> {
         "session_revoked" => Some("The session was signed out."),
         "sessions_revoked" => Some("All other sessions were signed out."),
         "mfa_disabled" => Some("Two-step verification is off."),
+        "passkey_added" => Some("Your passkey was added. You can now sign in with it."),
+        "passkey_removed" => Some("The passkey was removed."),
         _ => None,
     }
 }
@@ -85,7 +87,19 @@ async fn render_account(
         sessions,
         totp_enabled: user.has_totp(),
         recovery_remaining,
-        passkeys: Vec::new(),
+        passkeys: crate::passkeys::list(&id.db, &user.id)
+            .await?
+            .into_iter()
+            .map(|p| pages::PasskeyRow {
+                id: p.id,
+                name: p.name,
+                created: format_time(p.created_at),
+                last_used: p
+                    .last_used_at
+                    .map(format_time)
+                    .unwrap_or_else(|| "never".into()),
+            })
+            .collect(),
         min_password_length: id.config.min_password_length,
     };
     Ok((csrf.clone(), pages::render(status, &page)).into_response())

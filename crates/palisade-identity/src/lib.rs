@@ -6,12 +6,14 @@ pub mod config;
 pub mod cookies;
 pub mod csrf;
 pub mod pages;
+pub mod passkeys;
 pub mod password;
 pub mod recovery;
 pub mod sessions;
 pub mod throttle;
 pub mod totp;
 pub mod users;
+pub mod webauthn;
 
 mod account;
 mod context;

@@ -234,8 +234,7 @@ pub async fn login(
     establish_session(&id, &ctx, &headers, &user, "pwd", &return_to).await
 }
 
-/// Starts a fresh session (never reusing a token the browser already had: no fixation), ends
-/// the browser's previous one, records the login and sends the user on.
+/// Signs the user in and sends them on to `return_to`.
 pub async fn establish_session(
     id: &Identity,
     ctx: &RequestContext,
@@ -244,6 +243,25 @@ pub async fn establish_session(
     amr: &str,
     return_to: &str,
 ) -> Result<Response, AppError> {
+    let cookie = start_session(id, ctx, headers, user, amr).await?;
+    let mut response = Redirect::to(return_to).into_response();
+    let h = response.headers_mut();
+    h.append(header::SET_COOKIE, cookie);
+    if cookies::get(headers, cookies::MFA).is_some() {
+        h.append(header::SET_COOKIE, cookies::clear(cookies::MFA));
+    }
+    Ok(response)
+}
+
+/// Starts a fresh session (never reusing a token the browser already had: no fixation), ends
+/// the browser's previous one and records the login. Returns the session's `Set-Cookie` value.
+pub async fn start_session(
+    id: &Identity,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    user: &User,
+    amr: &str,
+) -> Result<http::HeaderValue, AppError> {
     if let Some(old) = SignedIn::from_headers(id, headers).await? {
         sessions::revoke(&id.db, &old.user.id, &old.session.id_hash).await?;
     }
@@ -266,21 +284,12 @@ pub async fn establish_session(
                 .detail("amr", amr),
         )
         .await?;
-    let mut response = Redirect::to(return_to).into_response();
-    let h = response.headers_mut();
-    h.append(
-        header::SET_COOKIE,
-        cookies::set(
-            cookies::SESSION,
-            &token,
-            id.config.session_absolute(),
-            "Lax",
-        ),
-    );
-    if cookies::get(headers, cookies::MFA).is_some() {
-        h.append(header::SET_COOKIE, cookies::clear(cookies::MFA));
-    }
-    Ok(response)
+    Ok(cookies::set(
+        cookies::SESSION,
+        &token,
+        id.config.session_absolute(),
+        "Lax",
+    ))
 }
 
 pub async fn mfa_page(

@@ -46,8 +46,10 @@ pub struct SessionRow {
 }
 
 pub struct PasskeyRow {
+    pub id: String,
     pub name: String,
     pub created: String,
+    pub last_used: String,
 }
 
 #[derive(Template)]
