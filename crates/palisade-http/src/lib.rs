@@ -7,6 +7,7 @@ pub mod error;
 pub mod headers;
 pub mod health;
 pub mod metrics;
+pub mod otlp;
 pub mod server;
 pub mod stack;
 pub mod trace;

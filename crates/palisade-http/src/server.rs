@@ -56,7 +56,10 @@ pub async fn serve_tls(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        // One flat buffer per response: the TLS layer encrypts it as a single record instead of
+        // one per header/body slice.
+        .writev(false);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
 

@@ -4,6 +4,7 @@
 
 use crate::error::{ErrorInfo, escape_html};
 use crate::metrics::{HttpMetrics, RequestLabels, RouteLabels};
+use crate::otlp::{OtlpExporter, ServerSpan};
 use crate::trace::TraceContext;
 use axum::Router;
 use axum::body::Body;
@@ -11,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
@@ -32,7 +33,14 @@ impl Default for Limits {
     }
 }
 
-pub fn wrap(router: Router, metrics: HttpMetrics, limits: Limits) -> Router {
+/// What the outermost layer reports to: metrics always, OTLP when a collector is configured.
+#[derive(Clone)]
+pub struct Observer {
+    pub metrics: HttpMetrics,
+    pub otlp: Option<OtlpExporter>,
+}
+
+pub fn wrap(router: Router, observer: Observer, limits: Limits) -> Router {
     router
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -45,11 +53,12 @@ pub fn wrap(router: Router, metrics: HttpMetrics, limits: Limits) -> Router {
                 crate::AppError::internal("handler panicked").into_response()
             },
         ))
-        .layer(from_fn_with_state(metrics, observe))
+        .layer(from_fn_with_state(observer, observe))
 }
 
-async fn observe(State(metrics): State<HttpMetrics>, mut req: Request, next: Next) -> Response {
+async fn observe(State(observer): State<Observer>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let ctx = TraceContext::from_headers(req.headers());
     let wants_html = req
         .headers()
@@ -86,6 +95,21 @@ async fn observe(State(metrics): State<HttpMetrics>, mut req: Request, next: Nex
     }
 
     let elapsed = started.elapsed();
+    if let Some(otlp) = &observer.otlp
+        && ctx.sampled
+    {
+        otlp.record(ServerSpan {
+            trace_id: ctx.trace_id.0.clone(),
+            span_id: ctx.span_id.clone(),
+            parent_span_id: ctx.parent_span_id.clone(),
+            method: method.clone(),
+            route: route.clone(),
+            status: status.as_u16(),
+            start: started_at,
+            end: started_at + elapsed,
+        });
+    }
+    let metrics = &observer.metrics;
     metrics
         .requests
         .get_or_create(&RequestLabels {

@@ -20,6 +20,8 @@ impl std::fmt::Display for TraceId {
 pub struct TraceContext {
     pub trace_id: TraceId,
     pub span_id: String,
+    /// The caller's span, when the request continued a trace.
+    pub parent_span_id: Option<String>,
     pub sampled: bool,
 }
 
@@ -31,14 +33,16 @@ impl TraceContext {
             .and_then(parse_traceparent);
         let span_id = HEXLOWER.encode(&palisade_crypto::random_bytes::<8>());
         match parent {
-            Some((trace_id, sampled)) => Self {
+            Some((trace_id, parent, sampled)) => Self {
                 trace_id: TraceId(trace_id),
                 span_id,
+                parent_span_id: Some(parent),
                 sampled,
             },
             None => Self {
                 trace_id: TraceId(HEXLOWER.encode(&palisade_crypto::random_bytes::<16>())),
                 span_id,
+                parent_span_id: None,
                 sampled: true,
             },
         }
@@ -50,9 +54,10 @@ impl TraceContext {
     }
 }
 
-/// Parses `version-traceid-parentid-flags` per W3C Trace Context level 1. Returns the trace id
-/// and the sampled flag, or `None` for anything malformed (which then starts a fresh trace).
-fn parse_traceparent(value: &str) -> Option<(String, bool)> {
+/// Parses `version-traceid-parentid-flags` per W3C Trace Context level 1. Returns the trace id,
+/// the parent span id and the sampled flag, or `None` for anything malformed (which then starts
+/// a fresh trace).
+fn parse_traceparent(value: &str) -> Option<(String, String, bool)> {
     let parts: Vec<&str> = value.trim().split('-').collect();
     if parts.len() < 4 {
         return None;
@@ -71,7 +76,7 @@ fn parse_traceparent(value: &str) -> Option<(String, bool)> {
         return None;
     }
     let sampled = u8::from_str_radix(flags, 16).ok()? & 1 == 1;
-    Some((trace_id.to_owned(), sampled))
+    Some((trace_id.to_owned(), parent_id.to_owned(), sampled))
 }
 
 #[cfg(test)]
@@ -89,6 +94,7 @@ mod tests {
         let c = ctx("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
         assert_eq!(c.trace_id.0, "4bf92f3577b34da6a3ce929d0e0e4736");
         assert!(c.sampled);
+        assert_eq!(c.parent_span_id.as_deref(), Some("00f067aa0ba902b7"));
         assert!(
             c.traceparent()
                 .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")

@@ -19,8 +19,27 @@ pub struct Config {
     pub tls: TlsConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    pub telemetry: TelemetryConfig,
     pub secrets: SecretsConfig,
     pub identity: IdentityConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// An OTLP/HTTP collector, e.g. `http://127.0.0.1:4318`; request spans are exported to
+    /// `{otlp_endpoint}/v1/traces` when set.
+    pub otlp_endpoint: Option<String>,
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "palisade".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +129,7 @@ impl Default for Config {
                 max_connections: 16,
             },
             log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
             secrets: SecretsConfig::default(),
             identity: IdentityConfig::default(),
         }
@@ -187,6 +207,11 @@ impl Config {
             {
                 return Err("database.url must start with sqlite: or postgres://".into());
             }
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !endpoint.starts_with("http://")
+        {
+            return Err("telemetry.otlp_endpoint must be an http:// URL".into());
         }
         if self.database.max_connections == 0 {
             return Err("database.max_connections must be positive".into());

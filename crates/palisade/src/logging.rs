@@ -1,13 +1,22 @@
 //! JSON logs on stdout (PLT-5). Each line carries the request span's trace id. Secrets are kept
 //! out at the source — they travel as `Secret<T>`, which cannot print itself — and panics are
 //! logged by location only, because a panic message may quote request data.
+//!
+//! Lines are written by a background thread so that request handlers never wait on stdout; the
+//! writer blocks rather than drops when its buffer is full, because security events must not be
+//! lost.
 
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-pub fn init(level: &str) {
+pub fn init(level: &str) -> WorkerGuard {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stdout());
     tracing_subscriber::fmt()
         .json()
+        .with_writer(writer)
         .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(false)
@@ -20,4 +29,5 @@ pub fn init(level: &str) {
             .unwrap_or_default();
         tracing::error!(location, "panic");
     }));
+    guard
 }

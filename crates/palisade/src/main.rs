@@ -7,6 +7,7 @@ mod serve;
 mod state;
 
 use clap::{Parser, Subcommand};
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -64,7 +65,8 @@ fn main() -> ExitCode {
         println!("# configuration is valid\n{}", config.to_masked_toml());
         return ExitCode::SUCCESS;
     }
-    logging::init(&config.log.level);
+    // Held until main returns, so buffered log lines are flushed at exit.
+    let _log_guard = logging::init(&config.log.level);
     palisade_tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -8,8 +8,9 @@ use axum::routing::get;
 use palisade_audit::Auditor;
 use palisade_http::health::{self, Readiness};
 use palisade_http::metrics::HttpMetrics;
+use palisade_http::otlp::OtlpExporter;
 use palisade_http::server::{self, ConnectionLimits};
-use palisade_http::stack::{self, Limits};
+use palisade_http::stack::{self, Limits, Observer};
 use palisade_identity::{Identity, IdentityMetrics};
 use palisade_tls::{CertFiles, CertMetrics, SwappableResolver};
 use prometheus_client::registry::Registry;
@@ -41,7 +42,12 @@ pub async fn run(config: Config) -> Result<()> {
     );
     let (resolver, watched) = certificate(&config, cert_metrics)?;
 
-    let http_metrics = HttpMetrics::register(&mut registry);
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let observer = Observer {
+        metrics: HttpMetrics::register(&mut registry),
+        otlp: otlp_exporter(&config, &mut registry, &shutdown, &mut tasks)?,
+    };
     let identity_metrics = IdentityMetrics::register(&mut registry);
     let auditor = Auditor::new(db.clone());
     let identity = Identity::new(
@@ -66,10 +72,9 @@ pub async fn run(config: Config) -> Result<()> {
         body_bytes: config.server.body_limit_bytes,
         timeout: Duration::from_secs(config.server.request_timeout_seconds),
     };
-    let app = stack::wrap(app, http_metrics.clone(), limits);
+    let app = stack::wrap(app, observer.clone(), limits);
     let tls = Arc::new(palisade_tls::server_config(resolver.clone())?);
 
-    let shutdown = CancellationToken::new();
     let https = TcpListener::bind(config.server.https_listen)
         .await
         .with_context(|| {
@@ -79,7 +84,6 @@ pub async fn run(config: Config) -> Result<()> {
             )
         })?;
     let https_addr = https.local_addr()?;
-    let mut tasks = tokio::task::JoinSet::new();
     let connection_limits = ConnectionLimits {
         max_connections: config.server.max_connections,
         drain_timeout: Duration::from_secs(config.server.drain_timeout_seconds),
@@ -100,11 +104,7 @@ pub async fn run(config: Config) -> Result<()> {
             .with_context(|| format!("cannot listen on server.http_listen {addr}"))?;
         http_addr = Some(listener.local_addr()?);
         let port = config.server.public_https_port.unwrap_or(https_addr.port());
-        let redirect = stack::wrap(
-            server::redirect_to_https(port),
-            http_metrics.clone(),
-            limits,
-        );
+        let redirect = stack::wrap(server::redirect_to_https(port), observer.clone(), limits);
         tasks.spawn(server::serve_plain(listener, redirect, shutdown.clone()));
     }
     let mut admin_addr = None;
@@ -173,6 +173,37 @@ fn certificate(
             Ok((Arc::new(SwappableResolver::new(loaded, metrics)), None))
         }
     }
+}
+
+/// The span exporter, when a collector is configured. It stops (after a last flush) with the
+/// other tasks on shutdown.
+fn otlp_exporter(
+    config: &Config,
+    registry: &mut Registry,
+    shutdown: &CancellationToken,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<Option<OtlpExporter>> {
+    let Some(endpoint) = &config.telemetry.otlp_endpoint else {
+        return Ok(None);
+    };
+    let dropped = prometheus_client::metrics::counter::Counter::default();
+    registry.register(
+        "otlp_spans_dropped",
+        "Spans dropped because the export queue was full",
+        dropped.clone(),
+    );
+    let (exporter, task) = OtlpExporter::spawn(
+        endpoint,
+        &config.telemetry.service_name,
+        dropped,
+        shutdown.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    tasks.spawn(async move {
+        let _ = task.await;
+    });
+    tracing::info!(endpoint = %endpoint, "exporting request spans over OTLP");
+    Ok(Some(exporter))
 }
 
 fn admin_router(registry: Arc<Registry>, readiness: Readiness) -> Router {

@@ -194,6 +194,75 @@ async fn trace_context_is_propagated() {
     );
 }
 
+/// PLT-5: with a collector configured, each request's server span is exported over OTLP/HTTP
+/// with the trace id the client sent and the client's span as parent.
+#[tokio::test]
+async fn request_spans_are_exported_over_otlp() {
+    // A stand-in collector: accepts OTLP/HTTP JSON posts and hands the bodies to the test.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(serde_json::from_slice(&body).expect("OTLP JSON"));
+                "{}"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, collector).await.unwrap() });
+
+    let server = Server::start_with(Options::default().env(
+        "PALISADE_TELEMETRY__OTLP_ENDPOINT",
+        format!("http://{collector_addr}"),
+    ))
+    .await;
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&server.ca_pem()).unwrap()])
+        .build()
+        .unwrap();
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let r = client
+        .get(format!("{}/healthz", server.base()))
+        .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+        .send()
+        .await
+        .unwrap();
+    let our_span = r.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .split('-')
+        .nth(2)
+        .unwrap()
+        .to_owned();
+
+    let span = loop {
+        let batch = tokio::time::timeout(std::time::Duration::from_secs(20), rx.recv())
+            .await
+            .expect("a span export within 20 s")
+            .unwrap();
+        assert_eq!(
+            batch["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"],
+            "palisade"
+        );
+        let spans = batch["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if let Some(s) = spans.into_iter().find(|s| s["traceId"] == trace) {
+            break s;
+        }
+    };
+    assert_eq!(span["spanId"], our_span.as_str());
+    assert_eq!(span["parentSpanId"], "b7ad6b7169203331");
+    assert_eq!(span["name"], "GET /healthz");
+    let start: u128 = span["startTimeUnixNano"].as_str().unwrap().parse().unwrap();
+    let end: u128 = span["endTimeUnixNano"].as_str().unwrap().parse().unwrap();
+    assert!(end >= start && start > 0);
+}
+
 /// PLT-8: security headers on every page, error pages included.
 #[tokio::test]
 async fn pages_carry_security_headers() {

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# TLS handshakes per second (a new connection per request) and keep-alive requests per second
+# on /healthz: Palisade against nginx serving a static 200 over TLS with the same ECDSA P-256
+# certificate, both driven by wrk in the same run. Three alternating rounds; medians and ratios
+# go to bench/results/tls_vs_nginx.json.
+source "$(dirname "$0")/lib.sh"
+need wrk wrk
+need nginx nginx
+build_release
+work=$(mktemp -d /tmp/palisade-bench.XXXXXX)
+trap 'stop_pid "${palisade_pid:-}"; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
+
+# Like for like with nginx's `access_log off`: Palisade's per-request log lines off too.
+# LOGS=1 keeps them on (the production default) for a second comparison.
+if [ "${LOGS:-0}" = 1 ]; then level="warn,palisade=info"; else level="warn,palisade::serve=info"; fi
+start_palisade "$work/palisade" PALISADE_LOG__LEVEL="$level"
+cert="$work/palisade/data/tls/dev-cert.pem"
+key="$work/palisade/data/tls/dev-key.pem"
+nginx_port=$(free_port)
+cat >"$work/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$nginx_port ssl;
+    ssl_certificate $cert;
+    ssl_certificate_key $key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location = /healthz { default_type application/json; return 200 '{"status":"ok"}'; }
+  }
+}
+CONF
+nginx -c "$work/nginx.conf"
+
+duration=${DURATION:-10s}
+declare -A runs
+for round in 1 2 3; do
+  for target in palisade nginx; do
+    if [ $target = palisade ]; then url="https://$palisade_https/healthz"; else url="https://127.0.0.1:$nginx_port/healthz"; fi
+    runs[$target-keepalive]+=" $(wrk_rps -t2 -c64 -d"$duration" "$url")"
+    runs[$target-handshake]+=" $(wrk_rps -t2 -c32 -d"$duration" -H 'Connection: close' "$url")"
+  done
+done
+
+out="$results/tls_vs_nginx.json"
+[ "${LOGS:-0}" = 1 ] && out="$results/tls_vs_nginx-with-request-logs.json"
+python3 - "$out" "$level" \
+  "${runs[palisade-keepalive]}" "${runs[nginx-keepalive]}" \
+  "${runs[palisade-handshake]}" "${runs[nginx-handshake]}" <<'PY'
+import json, statistics, sys, platform, os
+out, level, pk, nk, ph, nh = sys.argv[1:]
+f = lambda s: [float(x) for x in s.split()]
+pk, nk, ph, nh = map(f, (pk, nk, ph, nh))
+m = statistics.median
+doc = {
+    "benchmark": "TLS on /healthz: Palisade vs nginx (wrk, same machine, same certificate)",
+    "machine": {"cores": os.cpu_count(), "system": platform.platform()},
+    "palisade_log_level": level,
+    "keepalive_rps": {"palisade": pk, "nginx": nk, "median_palisade": m(pk), "median_nginx": m(nk), "ratio": m(pk) / m(nk)},
+    "new_connection_rps": {"palisade": ph, "nginx": nh, "median_palisade": m(ph), "median_nginx": m(nh), "ratio": m(ph) / m(nh)},
+}
+json.dump(doc, open(out, "w"), indent=2)
+print(f"{'':24}{'Palisade':>12}{'nginx':>12}{'ratio':>8}")
+for k, label in (("keepalive_rps", "keep-alive req/s"), ("new_connection_rps", "new connection req/s")):
+    d = doc[k]
+    print(f"{label:24}{d['median_palisade']:>12.0f}{d['median_nginx']:>12.0f}{d['ratio']:>8.2f}")
+PY
