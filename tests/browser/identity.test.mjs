@@ -10,42 +10,36 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { startServer } from './server.mjs';
-
-const SCREENSHOTS = fileURLToPath(new URL('../../target/screenshots/', import.meta.url));
-const PASSWORD = 'correct horse battery staple';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+import {
+  PASSWORD,
+  makeScreenshotDir,
+  launchChromium,
+  closeAll,
+  newContextAndPage,
+  isMainFrameDocument,
+  collectProblems,
+  withTab,
+  submit,
+  assertAt,
+  screenshot,
+  text,
+  signUp,
+  signIn,
+  assertAccountPage,
+  signOut,
+} from './helpers.mjs';
 
 let server;
 let browser;
 
 before(async () => {
-  await mkdir(SCREENSHOTS, { recursive: true });
+  await makeScreenshotDir();
   server = await startServer();
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-  });
+  browser = await launchChromium();
 });
 
-after(async () => {
-  await browser?.close();
-  // Throws unless the server exits 0 after SIGTERM.
-  await server?.stop();
-});
+after(() => closeAll(browser, server));
 
 // ---------------------------------------------------------------------------------------------
 // TOTP (RFC 6238: HMAC-SHA1, 30-second steps, 6 digits)
@@ -118,28 +112,18 @@ const uniqueEmail = (label) => `${label}-${++userCounter}-${randomUUID().slice(0
  * and those of form submissions) and every console error or uncaught page error.
  */
 async function openPage() {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, baseURL: server.baseURL });
-  const page = await context.newPage();
+  const { context, page } = await newContextAndPage(browser, server.baseURL);
   const record = { gotos: [], documents: [], problems: [] };
   page.on('response', (response) => {
-    const request = response.request();
-    if (request.isNavigationRequest() && request.frame() === page.mainFrame()) {
-      record.documents.push(response);
-    }
+    if (isMainFrameDocument(page, response)) record.documents.push(response);
   });
-  page.on('console', (message) => {
-    if (message.type() !== 'error') return;
-    const source = message.location()?.url ?? '';
-    // Chromium asks every site for /favicon.ico on its own; no page refers to it.
-    if (source && new URL(source).pathname === '/favicon.ico') return;
+  collectProblems(
+    page,
+    record.problems,
     // Chromium also logs "Failed to load resource" for a page whose own status is 4xx, such as
     // the 401 of a refused sign-in: that status is the page's answer, which the tests check.
-    if (source === page.url() && message.text().startsWith('Failed to load resource')) return;
-    record.problems.push(`console error on ${page.url()}: ${message.text()} (source ${source || 'unknown'})`);
-  });
-  page.on('pageerror', (error) => {
-    record.problems.push(`uncaught error on ${page.url()}: ${error.message}`);
-  });
+    (message, source) => source === page.url() && message.text().startsWith('Failed to load resource'),
+  );
   const goto = async (path) => {
     const response = await page.goto(path);
     assert.ok(response, `no response for ${path}`);
@@ -153,65 +137,8 @@ async function openPage() {
  * Runs a test body with a fresh page; on failure, a screenshot of what the page showed goes to
  * target/screenshots/failed-<letter>.png before the context closes.
  */
-async function withPage(t, body) {
-  const tab = await openPage();
-  try {
-    await body(tab);
-  } catch (error) {
-    const name = `failed-${t.name.match(/^\((\w)\)/)?.[1] ?? 'test'}`;
-    await screenshot(tab.page, name).catch(() => {});
-    throw error;
-  } finally {
-    await tab.context.close();
-  }
-}
-
-/** Clicks a button that submits a form and waits for the page it leads to to load. */
-async function submit(page, buttonName) {
-  const loaded = page.waitForEvent('load');
-  await page.getByRole('button', { name: buttonName, exact: true }).click();
-  await loaded;
-}
-
-async function assertAt(page, pathname, query = {}) {
-  const url = new URL(page.url());
-  if (url.pathname !== pathname) {
-    // Say what the user sees instead: the heading and any alert on the page.
-    const seen = await page
-      .locator('h1, [role=alert]:visible')
-      .allInnerTexts()
-      .then((texts) => texts.map((x) => x.trim()).filter(Boolean).join(' | '))
-      .catch(() => '');
-    assert.fail(`expected to be on ${pathname}, now at ${page.url()} showing: ${seen || '(nothing)'}`);
-  }
-  for (const [key, value] of Object.entries(query)) {
-    assert.equal(url.searchParams.get(key), value, `query ${key} at ${page.url()}`);
-  }
-}
-
-async function screenshot(page, name) {
-  await page.screenshot({ path: `${SCREENSHOTS}${name}.png`, fullPage: true });
-}
-
-async function text(locator) {
-  await locator.waitFor({ state: 'visible', timeout: 5_000 });
-  return (await locator.innerText()).trim();
-}
-
-async function signUp(page, email, password = PASSWORD) {
-  await page.goto('/signup');
-  await page.getByLabel('Email address', { exact: true }).fill(email);
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await submit(page, 'Create account');
-  await assertAt(page, '/login', { notice: 'signed_up' });
-  assert.match(await text(page.getByRole('status')), /sign in/i);
-}
-
-/** Fills and submits the sign-in form of the page that is open. */
-async function signIn(page, email, password = PASSWORD) {
-  await page.getByLabel('Email address', { exact: true }).fill(email);
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await submit(page, 'Sign in');
+function withPage(t, body) {
+  return withTab(openPage, `failed-${t.name.match(/^\((\w)\)/)?.[1] ?? 'test'}`, body);
 }
 
 async function enterMfaCode(page, code) {
@@ -220,9 +147,9 @@ async function enterMfaCode(page, code) {
   await submit(page, 'Verify');
 }
 
-async function assertAccountPage(page, email) {
-  await assertAt(page, '/account');
-  assert.equal(await text(page.locator('#account-email')), email);
+/** The account page for `email`, with this browser among its active sessions. */
+async function assertSignedInAccountPage(page, email) {
+  await assertAccountPage(page, email);
   const sessions = page.getByRole('table', { name: 'Active sessions' });
   assert.match(await text(sessions), /this device/);
 }
@@ -232,12 +159,6 @@ function changePasswordForm(page) {
   return page
     .locator('form')
     .filter({ has: page.getByRole('button', { name: 'Change password', exact: true }) });
-}
-
-async function signOut(page) {
-  await submit(page, 'Sign out');
-  await assertAt(page, '/login', { notice: 'signed_out' });
-  assert.match(await text(page.getByRole('status')), /signed out/i);
 }
 
 /** From the account page: sets up an authenticator app; returns it and the recovery codes. */
@@ -280,7 +201,7 @@ test('(a) sign up, sign in, and the account page shows the address', (t) =>
     await screenshot(page, 'a-login-signed-up');
 
     await signIn(page, email);
-    await assertAccountPage(page, email);
+    await assertSignedInAccountPage(page, email);
     await page.getByRole('link', { name: 'Set up an authenticator app' }).waitFor();
     const form = changePasswordForm(page);
     await form.getByLabel('Current password', { exact: true }).waitFor();
@@ -294,7 +215,7 @@ test('(b) authenticator app and recovery codes guard the sign-in', (t) =>
     const email = uniqueEmail('totp');
     await signUp(page, email);
     await signIn(page, email);
-    await assertAccountPage(page, email);
+    await assertSignedInAccountPage(page, email);
 
     const { app, codes } = await enrolTotp(page, 'b');
     await page.getByRole('link', { name: /back to my account/ }).click();
@@ -307,13 +228,13 @@ test('(b) authenticator app and recovery codes guard the sign-in', (t) =>
     await assertAt(page, '/login/mfa');
     await screenshot(page, 'b-login-mfa');
     await enterMfaCode(page, app.nextCode());
-    await assertAccountPage(page, email);
+    await assertSignedInAccountPage(page, email);
 
     // Password, then a recovery code.
     await signOut(page);
     await signIn(page, email);
     await enterMfaCode(page, codes[0]);
-    await assertAccountPage(page, email);
+    await assertSignedInAccountPage(page, email);
 
     // The same recovery code a second time is refused.
     await signOut(page);
@@ -338,7 +259,7 @@ test('(c) a wrong password shows an alert and stays on the sign-in page', (t) =>
 
     // Still possible to sign in from the page the alert is on.
     await signIn(page, email);
-    await assertAccountPage(page, email);
+    await assertSignedInAccountPage(page, email);
   }));
 
 /**
@@ -354,7 +275,7 @@ async function tourEveryPage({ page, goto }) {
   await signIn(page, email, 'not the right password');
   await assertAt(page, '/login');
   await signIn(page, email);
-  await assertAccountPage(page, email);
+  await assertSignedInAccountPage(page, email);
   await goto('/account');
   await goto('/account/mfa/totp');
   await goto('/account');
@@ -367,7 +288,7 @@ async function tourEveryPage({ page, goto }) {
   await enterMfaCode(page, app.wrongCode());
   await assertAt(page, '/login/mfa');
   await enterMfaCode(page, app.nextCode());
-  await assertAccountPage(page, email);
+  await assertSignedInAccountPage(page, email);
   const form = changePasswordForm(page);
   await form.getByLabel('Current password', { exact: true }).fill(PASSWORD);
   await form.getByLabel('New password', { exact: true }).fill(`${PASSWORD} 2`);

@@ -5,7 +5,7 @@ use crate::context::{RequestContext, SignedIn};
 use crate::csrf::{Csrf, CsrfForm};
 use crate::login::{check_password_rules, open_totp_seed, totp_context};
 use crate::pages::{self, format_time};
-use crate::users::{self, Email};
+use crate::users;
 use crate::{Identity, recovery, sessions, totp};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -121,9 +121,7 @@ pub async fn change_password(
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<Response, AppError> {
     let user = &signed_in.user;
-    let email =
-        Email::parse(&user.email).ok_or_else(|| AppError::internal("stored email unparsable"))?;
-    if let Err(message) = check_password_rules(&id, form.new_password.expose(), &email) {
+    if let Err(message) = check_password_rules(&id, form.new_password.expose(), &user.email) {
         return render_account(
             &id,
             &signed_in,
@@ -134,16 +132,10 @@ pub async fn change_password(
         )
         .await;
     }
-    if !reverify_password(&id, &ctx, user, &email, form.current_password).await? {
-        return render_account(
-            &id,
-            &signed_in,
-            &csrf,
-            None,
-            Some("Your current password is incorrect."),
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
+    if let Some(refusal) =
+        check_current_password(&id, &ctx, &signed_in, &csrf, form.current_password).await?
+    {
+        return Ok(refusal);
     }
     let hash = id.hasher.hash(form.new_password).await?;
     users::set_password(&id.db, &user.id, &hash).await?;
@@ -160,26 +152,34 @@ pub async fn change_password(
 
 /// Re-checks the signed-in user's password, under the same throttle as a login: the account
 /// page must not become an unthrottled password oracle for whoever holds a stolen session.
-async fn reverify_password(
+/// Returns the account page with an error when the password is wrong.
+async fn check_current_password(
     id: &Identity,
     ctx: &RequestContext,
-    user: &users::User,
-    email: &Email,
+    signed_in: &SignedIn,
+    csrf: &Csrf,
     password: Secret<String>,
-) -> Result<bool, AppError> {
-    if let Some(retry_after) = id.throttle.wait(&email.normalized, ctx.ip) {
+) -> Result<Option<Response>, AppError> {
+    let account = signed_in.user.email.to_lowercase();
+    if let Some(retry_after) = id.throttle.wait(&account, ctx.ip) {
         return Err(AppError::TooManyRequests { retry_after });
     }
-    let ok = id
-        .hasher
-        .verify(password, Some(user.password_hash.clone()))
-        .await?;
-    if ok {
-        id.throttle.record_success(&email.normalized);
-    } else {
-        id.throttle.record_failure(&email.normalized, ctx.ip);
+    let stored = Some(signed_in.user.password_hash.clone());
+    if id.hasher.verify(password, stored).await? {
+        id.throttle.record_success(&account);
+        return Ok(None);
     }
-    Ok(ok)
+    id.throttle.record_failure(&account, ctx.ip);
+    let page = render_account(
+        id,
+        signed_in,
+        csrf,
+        None,
+        Some("Your current password is incorrect."),
+        StatusCode::BAD_REQUEST,
+    )
+    .await?;
+    Ok(Some(page))
 }
 
 #[derive(Deserialize)]
@@ -328,20 +328,12 @@ pub async fn totp_disable(
     csrf: Csrf,
     CsrfForm(form): CsrfForm<PasswordOnlyForm>,
 ) -> Result<Response, AppError> {
-    let user = &signed_in.user;
-    let email =
-        Email::parse(&user.email).ok_or_else(|| AppError::internal("stored email unparsable"))?;
-    if !reverify_password(&id, &ctx, user, &email, form.password).await? {
-        return render_account(
-            &id,
-            &signed_in,
-            &csrf,
-            None,
-            Some("Your current password is incorrect."),
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
+    if let Some(refusal) =
+        check_current_password(&id, &ctx, &signed_in, &csrf, form.password).await?
+    {
+        return Ok(refusal);
     }
+    let user = &signed_in.user;
     users::disable_totp(&id.db, &user.id).await?;
     id.auditor
         .record(

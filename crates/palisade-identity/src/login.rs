@@ -58,7 +58,7 @@ pub async fn signup(
     let Some(email) = Email::parse(&form.email) else {
         return Ok(invalid("Enter a valid email address."));
     };
-    if let Err(message) = check_password_rules(&id, form.password.expose(), &email) {
+    if let Err(message) = check_password_rules(&id, form.password.expose(), &email.normalized) {
         return Ok(invalid(&message));
     }
     let hash = id.hasher.hash(form.password).await?;
@@ -84,7 +84,7 @@ pub async fn signup(
     Ok(Redirect::to("/login?notice=signed_up").into_response())
 }
 
-pub fn check_password_rules(id: &Identity, password: &str, email: &Email) -> Result<(), String> {
+pub fn check_password_rules(id: &Identity, password: &str, email: &str) -> Result<(), String> {
     let len = password.chars().count();
     if len < id.config.min_password_length {
         return Err(format!(
@@ -95,7 +95,7 @@ pub fn check_password_rules(id: &Identity, password: &str, email: &Email) -> Res
     if len > 256 {
         return Err("Use at most 256 characters.".into());
     }
-    if password.to_lowercase() == email.normalized {
+    if password.to_lowercase() == email.to_lowercase() {
         return Err("Your password cannot be your email address.".into());
     }
     Ok(())

@@ -48,7 +48,7 @@ pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
                 .context("cannot read the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']).to_owned();
             if let Err(message) =
-                palisade_identity::check_password_rules(&identity, &password, &email)
+                palisade_identity::check_password_rules(&identity, &password, &email.normalized)
             {
                 bail!("password refused: {message}");
             }

@@ -29,11 +29,7 @@ async fn malformed_input_gets_typed_client_errors() {
     a.sign_up(&email, PASSWORD).await;
     a.log_in(&email, PASSWORD).await;
     let csrf = a.csrf();
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&server.ca_pem()).unwrap()])
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = server.http_client();
     let cookies = format!(
         "__Host-palisade-csrf={csrf}; __Host-palisade-session={}",
         a.session().unwrap()
@@ -135,10 +131,7 @@ async fn errors_are_typed_and_carry_the_trace_id() {
     );
     assert!(r.body.contains(r.headers["x-trace-id"].to_str().unwrap()));
 
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&server.ca_pem()).unwrap()])
-        .build()
-        .unwrap();
+    let client = server.http_client();
     let r = client
         .put(format!("{}/login", server.base()))
         .send()
@@ -153,10 +146,7 @@ async fn errors_are_typed_and_carry_the_trace_id() {
 #[tokio::test]
 async fn trace_context_is_propagated() {
     let server = Server::start().await;
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&server.ca_pem()).unwrap()])
-        .build()
-        .unwrap();
+    let client = server.http_client();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let r = client
         .get(format!("{}/healthz", server.base()))
@@ -219,10 +209,7 @@ async fn request_spans_are_exported_over_otlp() {
         format!("http://{collector_addr}"),
     ))
     .await;
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&server.ca_pem()).unwrap()])
-        .build()
-        .unwrap();
+    let client = server.http_client();
     let trace = "0af7651916cd43dd8448eb211c80319c";
     let r = client
         .get(format!("{}/healthz", server.base()))

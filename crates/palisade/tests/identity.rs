@@ -287,11 +287,7 @@ async fn cross_site_posts_are_refused(backend: Backend) {
     assert!(r.body.contains("did not come from this site"), "{}", r.body);
     // The right token, but the browser says the request comes from another site.
     let csrf = a.csrf();
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&server.ca_pem()).unwrap()])
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = server.http_client();
     let cookies = format!(
         "__Host-palisade-csrf={csrf}; __Host-palisade-session={}",
         a.session().unwrap()

@@ -255,6 +255,20 @@ fn fingerprint_of(pem: &str) -> String {
         .join(":")
 }
 
+async fn reload_failures(server: &Server) -> f64 {
+    metric(
+        &server.metrics().await,
+        "palisade_tls_certificate_reload_failures_total",
+    )
+}
+
+async fn more_reload_failures_than(server: &Server, before: f64, what: &str) {
+    eventually(Duration::from_secs(20), what, || async {
+        (reload_failures(server).await > before).then_some(())
+    })
+    .await;
+}
+
 fn metric(metrics: &str, name: &str) -> f64 {
     metrics
         .lines()
@@ -316,26 +330,12 @@ async fn certificate_files_hot_reload() {
     assert_eq!(peer_fingerprint(&open), fingerprint_of(&cert_a));
 
     // Garbage: refused, counted, and B stays in service.
-    let failures_before = metric(
-        &server.metrics().await,
-        "palisade_tls_certificate_reload_failures_total",
-    );
+    let failures_before = reload_failures(&server).await;
     replace(
         &cert_path,
         "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n",
     );
-    eventually(
-        Duration::from_secs(20),
-        "the reload failure metric",
-        || async {
-            (metric(
-                &server.metrics().await,
-                "palisade_tls_certificate_reload_failures_total",
-            ) > failures_before)
-                .then_some(())
-        },
-    )
-    .await;
+    more_reload_failures_than(&server, failures_before, "the reload failure metric").await;
     let s = connect(server.https, config.clone(), "localhost")
         .await
         .unwrap();
@@ -349,23 +349,9 @@ async fn certificate_files_hot_reload() {
     // A certificate with somebody else's key: refused as well, also on SIGHUP.
     let (cert_c, _) = pki.leaf();
     replace(&cert_path, &cert_c);
-    let failures_before = metric(
-        &server.metrics().await,
-        "palisade_tls_certificate_reload_failures_total",
-    );
+    let failures_before = reload_failures(&server).await;
     server.signal("HUP");
-    eventually(
-        Duration::from_secs(20),
-        "the mismatch to be refused",
-        || async {
-            (metric(
-                &server.metrics().await,
-                "palisade_tls_certificate_reload_failures_total",
-            ) > failures_before)
-                .then_some(())
-        },
-    )
-    .await;
+    more_reload_failures_than(&server, failures_before, "the mismatch to be refused").await;
     let s = connect(server.https, config.clone(), "localhost")
         .await
         .unwrap();

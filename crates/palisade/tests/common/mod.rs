@@ -143,6 +143,16 @@ impl Server {
         std::fs::read(self.data_dir().join("tls/dev-ca.pem")).expect("dev CA")
     }
 
+    /// A plain client trusting only the development CA, not following redirects, sending
+    /// nothing by itself: for requests the test shapes header by header.
+    pub fn http_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&self.ca_pem()).unwrap()])
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
     pub fn agent(&self) -> Agent {
         Agent::new(self, None)
     }
