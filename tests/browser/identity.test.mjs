@@ -12,22 +12,10 @@ import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
 import { startServer } from './server.mjs';
 import {
-  PASSWORD,
-  makeScreenshotDir,
-  launchChromium,
-  closeAll,
-  newContextAndPage,
-  isMainFrameDocument,
-  collectProblems,
-  withTab,
-  submit,
-  assertAt,
-  screenshot,
-  text,
-  signUp,
-  signIn,
-  assertAccountPage,
-  signOut,
+  PASSWORD, makeScreenshotDir, launchChromium, closeAll,
+  newContextAndPage, isMainFrameDocument, collectProblems, withTab,
+  submit, assertAt, screenshot, text,
+  signUp, signIn, assertAccountPage, signOut,
 } from './helpers.mjs';
 
 let server;

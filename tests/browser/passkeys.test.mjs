@@ -14,24 +14,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { startServer } from './server.mjs';
+import {
+  makeScreenshotDir, launchChromium, closeAll,
+  newContextAndPage, isMainFrameDocument, collectProblems, withTab,
+  submit, assertAt, screenshot, text,
+  signUp, signIn, assertAccountPage, signOut,
+} from './helpers.mjs';
 
-const SCREENSHOTS = fileURLToPath(new URL('../../target/screenshots/', import.meta.url));
-const PASSWORD = 'correct horse battery staple';
 const RP_ID = 'localhost';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 /** The JSON endpoints behind the passkey buttons (requests made by /static/passkey.js). */
 const PASSKEY_API = new Set([
   '/account/passkeys/options',
@@ -46,23 +37,15 @@ let browser;
 let origin;
 
 before(async () => {
-  await mkdir(SCREENSHOTS, { recursive: true });
+  await makeScreenshotDir();
   server = await startServer();
   const url = new URL(server.baseURL);
   url.hostname = RP_ID;
   origin = url.origin;
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-  });
+  browser = await launchChromium();
 });
 
-after(async () => {
-  await browser?.close();
-  // Throws unless the server exits 0 after SIGTERM.
-  await server?.stop();
-});
+after(() => closeAll(browser, server));
 
 // ---------------------------------------------------------------------------------------------
 // Browser helpers
@@ -78,24 +61,18 @@ const uniqueEmail = (label) => `${label}-${randomUUID().slice(0, 8)}@example.tes
  * /login/passkey fetch is expected rather than a problem.
  */
 async function openPage() {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, baseURL: origin });
-  const page = await context.newPage();
+  const { context, page } = await newContextAndPage(browser, origin);
   const record = { problems: [], api: [], documents: 0, refusalExpected: false, refusalsSeen: 0 };
   page.on('response', async (response) => {
     const request = response.request();
-    if (request.isNavigationRequest() && request.frame() === page.mainFrame()) record.documents++;
+    if (isMainFrameDocument(page, response)) record.documents++;
     const url = new URL(response.url());
     if (url.origin !== origin || !PASSKEY_API.has(url.pathname)) return;
     const entry = { method: request.method(), url: response.url(), status: response.status(), body: '' };
     record.api.push(entry);
     entry.body = await response.text().catch((e) => `(body unavailable: ${e.message})`);
   });
-  page.on('console', (message) => {
-    if (message.type() !== 'error') return;
-    const source = message.location()?.url ?? '';
-    const path = source ? new URL(source).pathname : '';
-    // Chromium asks every site for /favicon.ico on its own; no page refers to it.
-    if (path === '/favicon.ico') return;
+  collectProblems(page, record.problems, (message, source, path) => {
     // Chromium logs "Failed to load resource" for a 4xx answer to a page's own fetch; the
     // refused passkey sign-in is one, on purpose.
     if (
@@ -105,12 +82,9 @@ async function openPage() {
       message.text().includes('403')
     ) {
       record.refusalsSeen++;
-      return;
+      return true;
     }
-    record.problems.push(`console error on ${page.url()}: ${message.text()} (source ${source || 'unknown'})`);
-  });
-  page.on('pageerror', (error) => {
-    record.problems.push(`uncaught error on ${page.url()}: ${error.message}`);
+    return false;
   });
   return { context, page, record };
 }
@@ -119,16 +93,8 @@ async function openPage() {
  * Runs a test body with a fresh page; on failure, a screenshot of what the page showed goes to
  * target/screenshots/failed-passkey.png before the context closes.
  */
-async function withPage(body) {
-  const tab = await openPage();
-  try {
-    await body(tab);
-  } catch (error) {
-    await screenshot(tab.page, 'failed-passkey').catch(() => {});
-    throw error;
-  } finally {
-    await tab.context.close();
-  }
+function withPage(body) {
+  return withTab(openPage, 'failed-passkey', body);
 }
 
 /**
@@ -156,13 +122,6 @@ async function addVirtualAuthenticator(context, page) {
   };
 }
 
-/** Clicks a button that submits a form and waits for the page it leads to to load. */
-async function submit(page, buttonName) {
-  const loaded = page.waitForEvent('load');
-  await page.getByRole('button', { name: buttonName, exact: true }).click();
-  await loaded;
-}
-
 /** The exchanges with the passkey endpoints so far, for failure messages. */
 function apiLog(record) {
   if (!record.api.length) return '(no requests to the passkey endpoints)';
@@ -188,58 +147,6 @@ async function passkeyNavigation(page, record, buttonName) {
         `#passkey-error shows: ${shown || '(nothing)'}\n${apiLog(record)}`,
     );
   }
-}
-
-async function assertAt(page, pathname, query = {}) {
-  const url = new URL(page.url());
-  if (url.pathname !== pathname) {
-    // Say what the user sees instead: the heading and any alert on the page.
-    const seen = await page
-      .locator('h1, [role=alert]:visible')
-      .allInnerTexts()
-      .then((texts) => texts.map((x) => x.trim()).filter(Boolean).join(' | '))
-      .catch(() => '');
-    assert.fail(`expected to be on ${pathname}, now at ${page.url()} showing: ${seen || '(nothing)'}`);
-  }
-  for (const [key, value] of Object.entries(query)) {
-    assert.equal(url.searchParams.get(key), value, `query ${key} at ${page.url()}`);
-  }
-}
-
-async function screenshot(page, name) {
-  await page.screenshot({ path: `${SCREENSHOTS}${name}.png`, fullPage: true });
-}
-
-async function text(locator) {
-  await locator.waitFor({ state: 'visible', timeout: 5_000 });
-  return (await locator.innerText()).trim();
-}
-
-async function signUp(page, email, password = PASSWORD) {
-  await page.goto('/signup');
-  await page.getByLabel('Email address', { exact: true }).fill(email);
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await submit(page, 'Create account');
-  await assertAt(page, '/login', { notice: 'signed_up' });
-  assert.match(await text(page.getByRole('status')), /sign in/i);
-}
-
-/** Fills and submits the sign-in form of the page that is open. */
-async function signIn(page, email, password = PASSWORD) {
-  await page.getByLabel('Email address', { exact: true }).fill(email);
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await submit(page, 'Sign in');
-}
-
-async function assertAccountPage(page, email) {
-  await assertAt(page, '/account');
-  assert.equal(await text(page.locator('#account-email')), email);
-}
-
-async function signOut(page) {
-  await submit(page, 'Sign out');
-  await assertAt(page, '/login', { notice: 'signed_out' });
-  assert.match(await text(page.getByRole('status')), /signed out/i);
 }
 
 /** The passkeys the account page lists: name and the credential ID its Remove form sends. */

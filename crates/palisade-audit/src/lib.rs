@@ -3,6 +3,8 @@
 //! events go to the `security_events` table and the log; the tamper-evident Merkle log plugs in
 //! behind this same function.
 
+pub mod merkle;
+
 use palisade_store::{Db, StoreError, now_ms};
 use serde::Serialize;
 use std::net::IpAddr;

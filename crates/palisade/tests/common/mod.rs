@@ -13,6 +13,27 @@ use std::time::{Duration, Instant};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// Every secret a test's agents sent or received: passwords and codes they submitted, cookie
+/// values they were given. nextest runs each test in its own process, so this list belongs to
+/// one test; when its server is dropped, its logs are checked for all of them (TOK-6).
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn remember_secret(value: &str) {
+    // Six-digit TOTP codes are skipped: such digit runs occur in any log's timestamps.
+    if value.len() >= 8 && !value.bytes().all(|b| b.is_ascii_digit()) {
+        SECRETS.lock().unwrap().push(value.to_owned());
+    }
+}
+
+/// Form fields whose values are secrets.
+const SECRET_FIELDS: &[&str] = &[
+    "password",
+    "current_password",
+    "new_password",
+    "code",
+    "csrf",
+];
+
 pub struct Server {
     child: Option<Child>,
     pub https: SocketAddr,
@@ -246,6 +267,15 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if !std::thread::panicking() {
+            let logs = self.logs();
+            for secret in SECRETS.lock().unwrap().iter() {
+                assert!(
+                    !logs.contains(secret.as_str()),
+                    "a secret reached the logs: {secret:?}"
+                );
+            }
+        }
     }
 }
 
@@ -362,6 +392,7 @@ impl Agent {
         for c in r.set_cookies() {
             let first = c.split(';').next().unwrap();
             let (k, v) = first.split_once('=').unwrap();
+            remember_secret(v);
             if c.contains("Max-Age=0") {
                 self.cookies.remove(k);
             } else {
@@ -389,6 +420,11 @@ impl Agent {
         let csrf = self.csrf();
         let mut all: Vec<(&str, &str)> = vec![("csrf", &csrf)];
         all.extend_from_slice(fields);
+        for (name, value) in &all {
+            if SECRET_FIELDS.contains(name) {
+                remember_secret(value);
+            }
+        }
         let body = encode_form(&all);
         self.post_raw(
             path,

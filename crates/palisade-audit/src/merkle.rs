@@ -1,0 +1,321 @@
+//! RFC 6962 / RFC 9162 Merkle tree hashing with inclusion and consistency proofs (AUD-3).
+//!
+//! Hashes are SHA-256 with domain separation: a leaf is `SHA-256(0x00 ‖ data)`, an interior node
+//! `SHA-256(0x01 ‖ left ‖ right)`, and the empty tree's root is `SHA-256("")`. Proof generation
+//! follows RFC 6962 §2.1.1–2.1.2 (PATH and PROOF); verification follows RFC 9162 §2.1.3.2 and
+//! §2.1.4.2, treating a proof as a list of 32-byte elements so that an extra, missing or
+//! mis-sized element is always detected.
+
+use aws_lc_rs::digest::{Context, SHA256};
+
+pub type Hash = [u8; 32];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProofError {
+    /// Index or sizes outside what the tree can hold.
+    OutOfRange,
+    /// A proof element, leaf hash or root that is not 32 bytes.
+    Malformed,
+    /// More or fewer elements than the tree shape requires.
+    WrongLength,
+    /// The proof does not lead to the given root(s).
+    Mismatch,
+}
+
+pub fn leaf_hash(data: &[u8]) -> Hash {
+    let mut ctx = Context::new(&SHA256);
+    ctx.update(&[0x00]);
+    ctx.update(data);
+    finish(ctx)
+}
+
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut ctx = Context::new(&SHA256);
+    ctx.update(&[0x01]);
+    ctx.update(left);
+    ctx.update(right);
+    finish(ctx)
+}
+
+pub fn empty_root() -> Hash {
+    finish(Context::new(&SHA256))
+}
+
+fn finish(ctx: Context) -> Hash {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// The largest power of two strictly smaller than `n` (n ≥ 2): where RFC 6962 splits a tree.
+fn split(n: u64) -> u64 {
+    debug_assert!(n >= 2);
+    1 << (63 - (n - 1).leading_zeros())
+}
+
+/// MTH(D[n]) over leaf hashes.
+pub fn root(leaves: &[Hash]) -> Hash {
+    match leaves.len() {
+        0 => empty_root(),
+        1 => leaves[0],
+        n => {
+            let k = split(n as u64) as usize;
+            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+        }
+    }
+}
+
+/// PATH(m, D[n]): the audit path for leaf `index`, leaf to root.
+pub fn inclusion_proof(leaves: &[Hash], index: u64) -> Result<Vec<Hash>, ProofError> {
+    if index >= leaves.len() as u64 {
+        return Err(ProofError::OutOfRange);
+    }
+    let mut proof = Vec::new();
+    path(leaves, index as usize, &mut proof);
+    Ok(proof)
+}
+
+fn path(leaves: &[Hash], m: usize, out: &mut Vec<Hash>) {
+    let n = leaves.len();
+    if n <= 1 {
+        return;
+    }
+    let k = split(n as u64) as usize;
+    if m < k {
+        path(&leaves[..k], m, out);
+        out.push(root(&leaves[k..]));
+    } else {
+        path(&leaves[k..], m - k, out);
+        out.push(root(&leaves[..k]));
+    }
+}
+
+/// PROOF(m, D[n]): proves the tree of the first `size1` leaves is a prefix of `leaves`.
+pub fn consistency_proof(leaves: &[Hash], size1: u64) -> Result<Vec<Hash>, ProofError> {
+    let n = leaves.len() as u64;
+    if size1 == 0 || size1 > n {
+        return Err(ProofError::OutOfRange);
+    }
+    let mut proof = Vec::new();
+    subproof(leaves, size1 as usize, true, &mut proof);
+    Ok(proof)
+}
+
+fn subproof(leaves: &[Hash], m: usize, complete: bool, out: &mut Vec<Hash>) {
+    let n = leaves.len();
+    if m == n {
+        if !complete {
+            out.push(root(leaves));
+        }
+        return;
+    }
+    let k = split(n as u64) as usize;
+    if m <= k {
+        subproof(&leaves[..k], m, complete, out);
+        out.push(root(&leaves[k..]));
+    } else {
+        subproof(&leaves[k..], m - k, false, out);
+        out.push(root(&leaves[..k]));
+    }
+}
+
+fn to_hash(bytes: &[u8]) -> Result<Hash, ProofError> {
+    bytes.try_into().map_err(|_| ProofError::Malformed)
+}
+
+fn to_hashes(proof: &[impl AsRef<[u8]>]) -> Result<Vec<Hash>, ProofError> {
+    proof.iter().map(|p| to_hash(p.as_ref())).collect()
+}
+
+/// Verifies that `leaf` is at `index` in the tree of `size` leaves with root `root`.
+pub fn verify_inclusion(
+    index: u64,
+    size: u64,
+    leaf: &[u8],
+    proof: &[impl AsRef<[u8]>],
+    root: &[u8],
+) -> Result<(), ProofError> {
+    if index >= size {
+        return Err(ProofError::OutOfRange);
+    }
+    let leaf = to_hash(leaf)?;
+    let root = to_hash(root)?;
+    let proof = to_hashes(proof)?;
+    let computed = root_from_inclusion(index, size, leaf, &proof)?;
+    if computed == root {
+        Ok(())
+    } else {
+        Err(ProofError::Mismatch)
+    }
+}
+
+/// RFC 9162 §2.1.3.2: the root an inclusion proof leads to.
+fn root_from_inclusion(
+    index: u64,
+    size: u64,
+    leaf: Hash,
+    proof: &[Hash],
+) -> Result<Hash, ProofError> {
+    let (mut fn_, mut sn) = (index, size - 1);
+    let mut r = leaf;
+    for p in proof {
+        if sn == 0 {
+            return Err(ProofError::WrongLength);
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            r = node_hash(p, &r);
+            if fn_ & 1 == 0 {
+                while fn_ & 1 == 0 && fn_ != 0 {
+                    fn_ >>= 1;
+                    sn >>= 1;
+                }
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    if sn != 0 {
+        return Err(ProofError::WrongLength);
+    }
+    Ok(r)
+}
+
+/// Verifies that the tree of `size1` leaves with `root1` is a prefix of the tree of `size2`
+/// leaves with `root2`. Following the common convention (and the shared test vectors), a
+/// proof from the empty tree is meaningless and refused, and equal sizes need an empty proof
+/// and equal roots.
+pub fn verify_consistency(
+    size1: u64,
+    size2: u64,
+    root1: &[u8],
+    root2: &[u8],
+    proof: &[impl AsRef<[u8]>],
+) -> Result<(), ProofError> {
+    if size1 == 0 || size1 > size2 {
+        return Err(ProofError::OutOfRange);
+    }
+    if size1 == size2 {
+        if !proof.is_empty() {
+            return Err(ProofError::WrongLength);
+        }
+        return if root1 == root2 {
+            Ok(())
+        } else {
+            Err(ProofError::Mismatch)
+        };
+    }
+    let root1 = to_hash(root1)?;
+    let root2 = to_hash(root2)?;
+    let mut proof = to_hashes(proof)?;
+    // RFC 9162 §2.1.4.2 step 2: when size1 is a power of two, the first tree's root is the
+    // starting node and is not part of the proof.
+    if size1.is_power_of_two() {
+        proof.insert(0, root1);
+    }
+    let Some((first, rest)) = proof.split_first() else {
+        return Err(ProofError::WrongLength);
+    };
+    let (mut fn_, mut sn) = (size1 - 1, size2 - 1);
+    while fn_ & 1 == 1 {
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    let (mut fr, mut sr) = (*first, *first);
+    for c in rest {
+        if sn == 0 {
+            return Err(ProofError::WrongLength);
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            if fn_ & 1 == 0 {
+                while fn_ & 1 == 0 && fn_ != 0 {
+                    fn_ >>= 1;
+                    sn >>= 1;
+                }
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    if sn != 0 {
+        return Err(ProofError::WrongLength);
+    }
+    if fr == root1 && sr == root2 {
+        Ok(())
+    } else {
+        Err(ProofError::Mismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaves(n: usize) -> Vec<Hash> {
+        (0..n)
+            .map(|i| leaf_hash(&(i as u64).to_be_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn every_proof_of_small_trees_verifies_and_mutations_fail() {
+        for n in 1..=40usize {
+            let l = leaves(n);
+            let r = root(&l);
+            for i in 0..n as u64 {
+                let p = inclusion_proof(&l, i).unwrap();
+                assert_eq!(
+                    verify_inclusion(i, n as u64, &l[i as usize], &p, &r),
+                    Ok(()),
+                    "n={n} i={i}"
+                );
+                if let Some(first) = p.first() {
+                    let mut bad = p.clone();
+                    bad[0][0] ^= 1;
+                    assert!(verify_inclusion(i, n as u64, &l[i as usize], &bad, &r).is_err());
+                    let mut longer = p.clone();
+                    longer.push(*first);
+                    assert!(verify_inclusion(i, n as u64, &l[i as usize], &longer, &r).is_err());
+                    assert!(verify_inclusion(i, n as u64, &l[i as usize], &p[1..], &r).is_err());
+                }
+            }
+            for m in 1..=n as u64 {
+                let p = consistency_proof(&l, m).unwrap();
+                let r1 = root(&l[..m as usize]);
+                assert_eq!(
+                    verify_consistency(m, n as u64, &r1, &r, &p),
+                    Ok(()),
+                    "m={m} n={n}"
+                );
+                if !p.is_empty() {
+                    let mut bad = p.clone();
+                    let last = bad.len() - 1;
+                    bad[last][31] ^= 1;
+                    assert!(verify_consistency(m, n as u64, &r1, &r, &bad).is_err());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_range_is_refused() {
+        let l = leaves(4);
+        assert_eq!(inclusion_proof(&l, 4), Err(ProofError::OutOfRange));
+        assert_eq!(consistency_proof(&l, 0), Err(ProofError::OutOfRange));
+        let r = root(&l);
+        let none: [Hash; 0] = [];
+        assert_eq!(
+            verify_consistency(0, 4, &empty_root(), &r, &none),
+            Err(ProofError::OutOfRange)
+        );
+        assert_eq!(
+            verify_inclusion(5, 4, &l[0], &none, &r),
+            Err(ProofError::OutOfRange)
+        );
+    }
+}

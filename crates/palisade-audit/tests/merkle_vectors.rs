@@ -1,0 +1,179 @@
+//! External conformance data for the Merkle tree (AUD-3): the transparency-dev proof probes
+//! (every valid and every must-reject case) and byte-exact proof generation against the
+//! Certificate Transparency reference tree. The data lives in the shared project documents,
+//! beside this repository.
+
+use data_encoding::{BASE64, HEXLOWER};
+use palisade_audit::merkle::{
+    self, Hash, consistency_proof, inclusion_proof, leaf_hash, root, verify_consistency,
+    verify_inclusion,
+};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn testdata() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/merkle");
+    assert!(
+        dir.is_dir(),
+        "shared test data not found at {}",
+        dir.display()
+    );
+    dir
+}
+
+fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            json_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
+        }
+    }
+}
+
+fn b64(v: &Value) -> Vec<u8> {
+    BASE64.decode(v.as_str().unwrap_or("").as_bytes()).unwrap()
+}
+
+fn proof(v: &Value) -> Vec<Vec<u8>> {
+    v.as_array()
+        .map(|a| a.iter().map(b64).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn transparency_dev_inclusion_probes() {
+    let mut files = Vec::new();
+    json_files(
+        &testdata().join("transparency-dev-merkle/testdata/inclusion"),
+        &mut files,
+    );
+    assert!(files.len() >= 90, "{} files", files.len());
+    let (mut valid, mut rejected) = (0, 0);
+    for f in &files {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        let got = verify_inclusion(
+            v["leafIdx"].as_u64().unwrap(),
+            v["treeSize"].as_u64().unwrap(),
+            &b64(&v["leafHash"]),
+            &proof(&v["proof"]),
+            &b64(&v["root"]),
+        );
+        let want_err = v["wantErr"].as_bool().unwrap();
+        assert_eq!(
+            got.is_err(),
+            want_err,
+            "{}: {} -> {got:?}",
+            f.display(),
+            v["desc"]
+        );
+        if want_err { rejected += 1 } else { valid += 1 }
+    }
+    assert!(
+        valid >= 6 && rejected >= 80,
+        "valid {valid}, rejected {rejected}"
+    );
+}
+
+#[test]
+fn transparency_dev_consistency_probes() {
+    let mut files = Vec::new();
+    json_files(
+        &testdata().join("transparency-dev-merkle/testdata/consistency"),
+        &mut files,
+    );
+    assert!(files.len() >= 90, "{} files", files.len());
+    for f in &files {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        let got = verify_consistency(
+            v["size1"].as_u64().unwrap(),
+            v["size2"].as_u64().unwrap(),
+            &b64(&v["root1"]),
+            &b64(&v["root2"]),
+            &proof(&v["proof"]),
+        );
+        assert_eq!(
+            got.is_err(),
+            v["wantErr"].as_bool().unwrap(),
+            "{}: {} -> {got:?}",
+            f.display(),
+            v["desc"]
+        );
+    }
+}
+
+fn hex_hash(v: &Value) -> Hash {
+    HEXLOWER
+        .decode(v.as_str().unwrap().as_bytes())
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+#[test]
+fn ct_reference_tree_proofs_are_byte_exact() {
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(testdata().join("ct-cpp/reference-tree.json")).unwrap(),
+    )
+    .unwrap();
+    let leaves: Vec<Hash> = doc["leaf_inputs_hex"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| leaf_hash(&HEXLOWER.decode(h.as_str().unwrap().as_bytes()).unwrap()))
+        .collect();
+    assert_eq!(root(&[]), hex_hash(&doc["empty_tree_root"]));
+    assert_eq!(merkle::empty_root(), hex_hash(&doc["empty_tree_root"]));
+    let roots = doc["roots_by_size"].as_object().unwrap();
+    assert_eq!(roots.len(), leaves.len());
+    for (size, expected) in roots {
+        let size: usize = size.parse().unwrap();
+        assert_eq!(
+            root(&leaves[..size]),
+            hex_hash(expected),
+            "root of size {size}"
+        );
+    }
+    let mut checked = 0;
+    for case in doc["inclusion_paths"].as_array().unwrap() {
+        let (index, size) = (
+            case["leaf_index_1based"].as_u64().unwrap(),
+            case["tree_size"].as_u64().unwrap(),
+        );
+        if index == 0 || size == 0 {
+            continue; // the reference's "no such leaf" rows
+        }
+        let expected: Vec<Hash> = case["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(hex_hash)
+            .collect();
+        assert_eq!(
+            inclusion_proof(&leaves[..size as usize], index - 1).unwrap(),
+            expected,
+            "{case}"
+        );
+        checked += 1;
+    }
+    for case in doc["consistency_proofs"].as_array().unwrap() {
+        let (m, n) = (
+            case["size1"].as_u64().unwrap(),
+            case["size2"].as_u64().unwrap(),
+        );
+        let expected: Vec<Hash> = case["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(hex_hash)
+            .collect();
+        assert_eq!(
+            consistency_proof(&leaves[..n as usize], m).unwrap(),
+            expected,
+            "{case}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 9, "every non-empty reference case was checked");
+}
