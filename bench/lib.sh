@@ -13,7 +13,12 @@ need() { # need BINARY PACKAGE
   }
 }
 
+# PALISADE_BENCH_BIN: measure an already built release binary instead of building one.
 build_release() {
+  if [ -n "${PALISADE_BENCH_BIN:-}" ]; then
+    palisade_bin=$PALISADE_BENCH_BIN
+    return
+  fi
   (cd "$root" && cargo build --release --bin palisade >&2)
   palisade_bin="$root/target/release/palisade"
 }
