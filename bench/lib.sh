@@ -13,10 +13,10 @@ need() { # need BINARY PACKAGE
   }
 }
 
-# PALISADE_BENCH_BIN: measure an already built release binary instead of building one.
+# BENCH_PALISADE_BIN: measure an already built release binary instead of building one.
 build_release() {
-  if [ -n "${PALISADE_BENCH_BIN:-}" ]; then
-    palisade_bin=$PALISADE_BENCH_BIN
+  if [ -n "${BENCH_PALISADE_BIN:-}" ]; then
+    palisade_bin=$BENCH_PALISADE_BIN
     return
   fi
   (cd "$root" && cargo build --release --bin palisade >&2)
