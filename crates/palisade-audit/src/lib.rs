@@ -4,6 +4,7 @@
 //! behind this same function.
 
 pub mod merkle;
+pub mod note;
 
 use palisade_store::{Db, StoreError, now_ms};
 use serde::Serialize;

@@ -177,3 +177,75 @@ fn ct_reference_tree_proofs_are_byte_exact() {
     }
     assert_eq!(checked, 9, "every non-empty reference case was checked");
 }
+
+fn notes_doc() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(testdata().join("notes/signed-note-and-hasher.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn signed_note_vectors() {
+    use palisade_audit::note::{Signer, Verifier, open};
+    let doc = notes_doc();
+    let c2sp = &doc["c2sp_signed_note_example"];
+    let v = Verifier::from_vkey(c2sp["vkey"].as_str().unwrap()).unwrap();
+    let (text, names) = open(c2sp["note"].as_str().unwrap(), std::slice::from_ref(&v)).unwrap();
+    assert_eq!(text, "This is an example message.\n");
+    assert_eq!(names, vec!["example.com/foo".to_string()]);
+
+    let go = &doc["go_sumdb_note_PeterNeumann"];
+    let signer = Signer::from_skey(go["skey"].as_str().unwrap()).unwrap();
+    assert_eq!(signer.vkey(), go["vkey"].as_str().unwrap());
+    let signed = signer.sign(go["text"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        signed,
+        go["signed_note"].as_str().unwrap(),
+        "byte-exact signature"
+    );
+    let v = Verifier::from_vkey(go["vkey"].as_str().unwrap()).unwrap();
+    assert!(open(&signed, &[v]).is_ok());
+
+    let tree = &doc["go_sumdb_tlog_tree_note"];
+    assert_eq!(
+        BASE64.encode(&leaf_hash(tree["record"].as_str().unwrap().as_bytes())),
+        tree["record_hash_b64"].as_str().unwrap()
+    );
+
+    let hasher = &doc["rfc6962_hasher"];
+    let hex = |k: &str| {
+        HEXLOWER
+            .decode(hasher[k].as_str().unwrap().as_bytes())
+            .unwrap()
+    };
+    assert_eq!(merkle::empty_root().to_vec(), hex("empty_tree"));
+    assert_eq!(leaf_hash(b"").to_vec(), hex("leaf_empty"));
+    assert_eq!(leaf_hash(b"L123456").to_vec(), hex("leaf_L123456"));
+}
+
+#[test]
+fn tessera_checkpoints_verify_and_match_the_entries() {
+    use palisade_audit::note::{Checkpoint, Verifier, open};
+    let doc = notes_doc();
+    let tessera = &doc["tessera_testdata_log"];
+    let v = Verifier::from_vkey(tessera["vkey"].as_str().unwrap()).unwrap();
+    let entries: Vec<Hash> = tessera["entries_in_order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| leaf_hash(e.as_str().unwrap().as_bytes()))
+        .collect();
+    let dir = testdata().join("tessera-log/testdata/log");
+    for n in 0..=15usize {
+        let note = std::fs::read_to_string(dir.join(format!("checkpoint.{n}"))).unwrap();
+        let (text, _) =
+            open(&note, std::slice::from_ref(&v)).unwrap_or_else(|e| panic!("checkpoint.{n}: {e}"));
+        let c = Checkpoint::parse(text).unwrap();
+        assert_eq!(c.origin, "example.com/log/testdata");
+        assert_eq!(c.size, n as u64);
+        assert_eq!(c.root, root(&entries[..n]), "checkpoint.{n}");
+        let tampered = note.replacen(&format!("\n{n}\n"), &format!("\n{}\n", n + 1), 1);
+        assert!(open(&tampered, std::slice::from_ref(&v)).is_err());
+    }
+}
