@@ -36,6 +36,14 @@ http {
 CONF
 nginx -c "$work/nginx.conf"
 
+# The same listener without the middleware stack, to show what the stack costs.
+(cd "$root" && cargo build --release --example bare_healthz -p palisade-http >&2)
+"$root/target/release/examples/bare_healthz" "$cert" "$key" >"$work/bare.addr" &
+bare_pid=$!
+trap 'stop_pid "${palisade_pid:-}"; stop_pid "$bare_pid"; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
+until [ -s "$work/bare.addr" ]; do sleep 0.1; done
+bare_addr=$(cat "$work/bare.addr")
+
 duration=${DURATION:-10s}
 declare -A runs
 for round in 1 2 3; do
@@ -44,23 +52,25 @@ for round in 1 2 3; do
     runs[$target-keepalive]+=" $(wrk_rps -t2 -c64 -d"$duration" "$url")"
     runs[$target-handshake]+=" $(wrk_rps -t2 -c32 -d"$duration" -H 'Connection: close' "$url")"
   done
+  runs[bare-keepalive]+=" $(wrk_rps -t2 -c64 -d"$duration" "https://$bare_addr/healthz")"
 done
 
 out="$results/tls_vs_nginx.json"
 [ "${LOGS:-0}" = 1 ] && out="$results/tls_vs_nginx-with-request-logs.json"
 python3 - "$out" "$level" \
   "${runs[palisade-keepalive]}" "${runs[nginx-keepalive]}" \
-  "${runs[palisade-handshake]}" "${runs[nginx-handshake]}" <<'PY'
+  "${runs[palisade-handshake]}" "${runs[nginx-handshake]}" "${runs[bare-keepalive]}" <<'PY'
 import json, statistics, sys, platform, os
-out, level, pk, nk, ph, nh = sys.argv[1:]
+out, level, pk, nk, ph, nh, bk = sys.argv[1:]
 f = lambda s: [float(x) for x in s.split()]
-pk, nk, ph, nh = map(f, (pk, nk, ph, nh))
+pk, nk, ph, nh, bk = map(f, (pk, nk, ph, nh, bk))
 m = statistics.median
 doc = {
     "benchmark": "TLS on /healthz: Palisade vs nginx (wrk, same machine, same certificate)",
     "machine": {"cores": os.cpu_count(), "system": platform.platform()},
     "palisade_log_level": level,
     "keepalive_rps": {"palisade": pk, "nginx": nk, "median_palisade": m(pk), "median_nginx": m(nk), "ratio": m(pk) / m(nk)},
+    "keepalive_rps_listener_without_middleware": {"runs": bk, "median": m(bk), "ratio_to_nginx": m(bk) / m(nk)},
     "new_connection_rps": {"palisade": ph, "nginx": nh, "median_palisade": m(ph), "median_nginx": m(nh), "ratio": m(ph) / m(nh)},
 }
 json.dump(doc, open(out, "w"), indent=2)
@@ -68,4 +78,6 @@ print(f"{'':24}{'Palisade':>12}{'nginx':>12}{'ratio':>8}")
 for k, label in (("keepalive_rps", "keep-alive req/s"), ("new_connection_rps", "new connection req/s")):
     d = doc[k]
     print(f"{label:24}{d['median_palisade']:>12.0f}{d['median_nginx']:>12.0f}{d['ratio']:>8.2f}")
+b = doc["keepalive_rps_listener_without_middleware"]
+print(f"{'keep-alive, no stack':24}{b['median']:>12.0f}{'':>12}{b['ratio_to_nginx']:>8.2f}")
 PY

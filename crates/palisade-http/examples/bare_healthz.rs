@@ -20,6 +20,17 @@ async fn main() {
         "/healthz",
         get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
     );
+    // STACK=1 adds the production middleware stack, for a side-by-side measurement.
+    let router = if std::env::var_os("STACK").is_some() {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let observer = palisade_http::stack::Observer {
+            metrics: palisade_http::metrics::HttpMetrics::register(&mut registry),
+            otlp: None,
+        };
+        palisade_http::stack::wrap(router, observer, palisade_http::stack::Limits::default())
+    } else {
+        router
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("{}", listener.local_addr().unwrap());
     serve_tls(
