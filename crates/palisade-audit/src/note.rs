@@ -296,7 +296,7 @@ mod tests {
             ("hello\nworld\n", vec!["log.example/test".to_string()])
         );
         let tampered = note.replace("world", "w0rld");
-        assert!(open(&tampered, &[verifier.clone()]).is_err());
+        assert!(open(&tampered, std::slice::from_ref(&verifier)).is_err());
         let other = Verifier::from_vkey(
             &Signer::from_skey(&Signer::generate("other").unwrap())
                 .unwrap()

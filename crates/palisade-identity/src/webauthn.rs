@@ -431,7 +431,7 @@ mod tests {
     #[test]
     fn registration_attacks_are_refused() {
         let k = SoftKey::new();
-        let cases: Vec<(&str, (Vec<u8>, Vec<u8>))> = vec![
+        let cases = [
             (
                 "phishing origin",
                 k.register("localhost", "https://evil.example", b"c", UV),

@@ -9,6 +9,8 @@ use palisade_crypto::Secret;
 use palisade_identity::users::{self, Email};
 use palisade_identity::{Identity, IdentityMetrics};
 
+/// The variants become the subcommands `create-user`, `lock-user`, `unlock-user`.
+#[allow(clippy::enum_variant_names)]
 #[derive(Subcommand)]
 pub enum AdminCommand {
     /// Create an account; the password is read from standard input.

@@ -9,6 +9,9 @@ use data_encoding::BASE64URL_NOPAD as B64;
 use palisade_identity::webauthn::testing::{PRESENT_ONLY, SoftKey, UV};
 use serde_json::{Value, json};
 
+/// Builds a forged or tampered sign-in body from the authenticator and a fresh challenge.
+type Attack<'a> = dyn Fn(&mut SoftKey, &[u8]) -> Value + 'a;
+
 fn challenge(options: &Response) -> Vec<u8> {
     let v = options.json();
     B64.decode(v["publicKey"]["challenge"].as_str().unwrap().as_bytes())
@@ -138,7 +141,7 @@ async fn passkeys_register_sign_in_and_refuse_attacks(backend: Backend) {
     assert!(replay.session().is_none());
 
     // Phishing origin, wrong RP, forged signature, stale counter, foreign user handle.
-    let attacks: Vec<(&str, Box<dyn Fn(&mut SoftKey, &[u8]) -> Value>)> = vec![
+    let attacks: Vec<(&str, Box<Attack>)> = vec![
         (
             "phishing origin",
             Box::new(|k, c| {
