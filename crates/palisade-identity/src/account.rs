@@ -10,7 +10,7 @@ use crate::{Identity, recovery, sessions, totp};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::StatusCode;
-use palisade_audit::{Action, Outcome};
+use palisade_audit::{Action, Outcome, SecurityEvent};
 use palisade_crypto::Secret;
 use palisade_http::AppError;
 use serde::Deserialize;
@@ -140,14 +140,24 @@ pub async fn change_password(
     let hash = id.hasher.hash(form.new_password).await?;
     users::set_password(&id.db, &user.id, &hash).await?;
     let ended = sessions::revoke_others(&id.db, &user.id, &signed_in.session.id_hash).await?;
-    id.auditor
-        .record(
-            signed_in
-                .audit(&ctx, Action::PasswordChanged, Outcome::Success)
-                .detail("sessions_ended", ended),
-        )
-        .await?;
-    Ok(Redirect::to("/account?notice=password_changed").into_response())
+    record_then_redirect(
+        &id,
+        signed_in
+            .audit(&ctx, Action::PasswordChanged, Outcome::Success)
+            .detail("sessions_ended", ended),
+        "/account?notice=password_changed",
+    )
+    .await
+}
+
+/// Records the event of a completed action, then shows where it leads.
+async fn record_then_redirect(
+    id: &Identity,
+    event: SecurityEvent,
+    to: &str,
+) -> Result<Response, AppError> {
+    id.auditor.record(event).await?;
+    Ok(Redirect::to(to).into_response())
 }
 
 /// Re-checks the signed-in user's password, under the same throttle as a login: the account
@@ -196,17 +206,17 @@ pub async fn revoke_session(
     if !sessions::revoke(&id.db, &signed_in.user.id, &form.session).await? {
         return Err(AppError::NotFound);
     }
-    id.auditor
-        .record(
-            signed_in
-                .audit(&ctx, Action::SessionRevoked, Outcome::Success)
-                .target(format!(
-                    "session:{}",
-                    &form.session[..form.session.len().min(16)]
-                )),
-        )
-        .await?;
-    Ok(Redirect::to("/account?notice=session_revoked").into_response())
+    record_then_redirect(
+        &id,
+        signed_in
+            .audit(&ctx, Action::SessionRevoked, Outcome::Success)
+            .target(format!(
+                "session:{}",
+                &form.session[..form.session.len().min(16)]
+            )),
+        "/account?notice=session_revoked",
+    )
+    .await
 }
 
 pub async fn revoke_other_sessions(
@@ -217,14 +227,14 @@ pub async fn revoke_other_sessions(
 ) -> Result<Response, AppError> {
     let ended =
         sessions::revoke_others(&id.db, &signed_in.user.id, &signed_in.session.id_hash).await?;
-    id.auditor
-        .record(
-            signed_in
-                .audit(&ctx, Action::SessionRevoked, Outcome::Success)
-                .detail("sessions_ended", ended),
-        )
-        .await?;
-    Ok(Redirect::to("/account?notice=sessions_revoked").into_response())
+    record_then_redirect(
+        &id,
+        signed_in
+            .audit(&ctx, Action::SessionRevoked, Outcome::Success)
+            .detail("sessions_ended", ended),
+        "/account?notice=sessions_revoked",
+    )
+    .await
 }
 
 /// Starts TOTP enrolment with a fresh seed, stored sealed and pending until confirmed.
@@ -335,14 +345,14 @@ pub async fn totp_disable(
     }
     let user = &signed_in.user;
     users::disable_totp(&id.db, &user.id).await?;
-    id.auditor
-        .record(
-            signed_in
-                .audit(&ctx, Action::MfaDisabled, Outcome::Success)
-                .detail("method", "totp"),
-        )
-        .await?;
-    Ok(Redirect::to("/account?notice=mfa_disabled").into_response())
+    record_then_redirect(
+        &id,
+        signed_in
+            .audit(&ctx, Action::MfaDisabled, Outcome::Success)
+            .detail("method", "totp"),
+        "/account?notice=mfa_disabled",
+    )
+    .await
 }
 
 pub async fn regenerate_recovery_codes(
