@@ -3,6 +3,7 @@
 //! events go to the `security_events` table and the log; the tamper-evident Merkle log plugs in
 //! behind this same function.
 
+pub mod log;
 pub mod merkle;
 pub mod note;
 

@@ -119,6 +119,46 @@ fn subproof(leaves: &[Hash], m: usize, complete: bool, out: &mut Vec<Hash>) {
     }
 }
 
+/// The right edge of a growing tree: the roots of its perfect subtrees, largest first. Appending
+/// is amortised O(1) and the root is O(log n), so a log can publish a new root after every batch
+/// without rehashing its history.
+#[derive(Debug, Clone, Default)]
+pub struct CompactRange {
+    size: u64,
+    /// (height, hash) of each perfect subtree, heights strictly decreasing.
+    nodes: Vec<(u32, Hash)>,
+}
+
+impl CompactRange {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn append(&mut self, leaf: Hash) {
+        let mut node = (0u32, leaf);
+        while let Some(&(height, left)) = self.nodes.last() {
+            if height != node.0 {
+                break;
+            }
+            self.nodes.pop();
+            node = (height + 1, node_hash(&left, &node.1));
+        }
+        self.nodes.push(node);
+        self.size += 1;
+    }
+
+    pub fn root(&self) -> Hash {
+        let mut iter = self.nodes.iter().rev();
+        let Some(&(_, mut acc)) = iter.next() else {
+            return empty_root();
+        };
+        for (_, left) in iter {
+            acc = node_hash(left, &acc);
+        }
+        acc
+    }
+}
+
 fn to_hash(bytes: &[u8]) -> Result<Hash, ProofError> {
     bytes.try_into().map_err(|_| ProofError::Malformed)
 }
@@ -299,6 +339,18 @@ mod tests {
                     assert!(verify_consistency(m, n as u64, &r1, &r, &bad).is_err());
                 }
             }
+        }
+    }
+
+    #[test]
+    fn compact_range_roots_match_the_full_computation() {
+        let l = leaves(70);
+        let mut range = CompactRange::default();
+        assert_eq!(range.root(), empty_root());
+        for (i, leaf) in l.iter().enumerate() {
+            range.append(*leaf);
+            assert_eq!(range.size(), i as u64 + 1);
+            assert_eq!(range.root(), root(&l[..=i]), "size {}", i + 1);
         }
     }
 

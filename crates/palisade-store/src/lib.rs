@@ -69,10 +69,12 @@ impl Db {
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
-                    // WAL lets readers proceed during a write; the busy timeout turns brief
-                    // writer contention into waiting instead of "database is locked" errors.
+                    // WAL lets readers proceed during a write; FULL syncs the log at every commit,
+                    // so an acknowledged write (an audit entry above all) survives power loss;
+                    // the busy timeout turns brief writer contention into waiting instead of
+                    // "database is locked" errors.
                     conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                          PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
                     )
                     .await?;

@@ -1,0 +1,326 @@
+//! The append-only audit log (AUD-3, AUD-4): entries become RFC 6962 leaves in index order,
+//! written by a single writer task that commits whole batches — every entry waiting at that
+//! moment goes into one transaction, made durable once, and only then is each caller told its
+//! index (group commit). Each batch also publishes a signed checkpoint of the new tree.
+//!
+//! Leaf hashes are kept in memory to serve proofs; a tile store replaces that for very large
+//! logs.
+
+use crate::merkle::{self, CompactRange, Hash, ProofError};
+use crate::note::{Checkpoint, Signer};
+use data_encoding::HEXLOWER;
+use palisade_store::{Db, StoreError, now_ms};
+use std::sync::{Arc, RwLock};
+use tokio::sync::{mpsc, oneshot};
+
+/// Entries waiting beyond this make `append` callers wait for room (back-pressure).
+const QUEUE: usize = 65_536;
+const MAX_BATCH: usize = 8_192;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditLogError {
+    #[error("audit store: {0}")]
+    Store(#[from] StoreError),
+    #[error("audit log is corrupt: {0}")]
+    Corrupt(String),
+    #[error("audit log writer stopped")]
+    Stopped,
+    #[error("checkpoint signing failed: {0}")]
+    Signing(String),
+}
+
+struct State {
+    leaves: Vec<Hash>,
+    range: CompactRange,
+    checkpoint: Option<String>,
+}
+
+struct Pending {
+    entry: String,
+    ack: oneshot::Sender<Result<u64, String>>,
+}
+
+#[derive(Clone)]
+pub struct AuditLog {
+    state: Arc<RwLock<State>>,
+    tx: mpsc::Sender<Pending>,
+}
+
+impl AuditLog {
+    /// Loads the log from the store (checking that indexes run without gaps) and starts its
+    /// writer. `origin` is the checkpoint's first line, conventionally the log's URL prefix.
+    pub async fn open(db: Db, signer: Signer, origin: String) -> Result<Self, AuditLogError> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT idx, leaf_hash FROM audit_leaves ORDER BY idx")
+                .fetch_all(db.pool())
+                .await
+                .map_err(StoreError::from)?;
+        let mut leaves = Vec::with_capacity(rows.len());
+        let mut range = CompactRange::default();
+        for (expected, (idx, hash)) in rows.into_iter().enumerate() {
+            if idx != expected as i64 {
+                return Err(AuditLogError::Corrupt(format!(
+                    "leaf {expected} is missing"
+                )));
+            }
+            let hash: Hash = HEXLOWER
+                .decode(hash.as_bytes())
+                .ok()
+                .and_then(|h| h.try_into().ok())
+                .ok_or_else(|| {
+                    AuditLogError::Corrupt(format!("leaf {idx} has a malformed hash"))
+                })?;
+            range.append(hash);
+            leaves.push(hash);
+        }
+        let checkpoint: Option<(String,)> =
+            sqlx::query_as("SELECT note FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+                .fetch_optional(db.pool())
+                .await
+                .map_err(StoreError::from)?;
+        let state = Arc::new(RwLock::new(State {
+            leaves,
+            range,
+            checkpoint: checkpoint.map(|(n,)| n),
+        }));
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(write_batches(db, signer, origin, state.clone(), rx));
+        Ok(Self { state, tx })
+    }
+
+    /// Appends one entry and returns its index once it is durable.
+    pub async fn append(&self, entry: String) -> Result<u64, AuditLogError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Pending { entry, ack })
+            .await
+            .map_err(|_| AuditLogError::Stopped)?;
+        match done.await {
+            Ok(Ok(index)) => Ok(index),
+            Ok(Err(e)) => Err(AuditLogError::Store(StoreError::Database(
+                sqlx::Error::Protocol(e),
+            ))),
+            Err(_) => Err(AuditLogError::Stopped),
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.state.read().expect("audit state").range.size()
+    }
+
+    /// The latest signed checkpoint (C2SP signed note), if anything was ever appended.
+    pub fn checkpoint(&self) -> Option<String> {
+        self.state.read().expect("audit state").checkpoint.clone()
+    }
+
+    pub fn leaf_hash(&self, index: u64) -> Option<Hash> {
+        self.state
+            .read()
+            .expect("audit state")
+            .leaves
+            .get(index as usize)
+            .copied()
+    }
+
+    /// Inclusion proof of leaf `index` in the tree of the first `size` leaves.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+        let state = self.state.read().expect("audit state");
+        if size > state.leaves.len() as u64 {
+            return Err(ProofError::OutOfRange);
+        }
+        merkle::inclusion_proof(&state.leaves[..size as usize], index)
+    }
+
+    /// Consistency proof between the trees of the first `size1` and `size2` leaves.
+    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, ProofError> {
+        let state = self.state.read().expect("audit state");
+        if size2 > state.leaves.len() as u64 {
+            return Err(ProofError::OutOfRange);
+        }
+        merkle::consistency_proof(&state.leaves[..size2 as usize], size1)
+    }
+}
+
+async fn write_batches(
+    db: Db,
+    signer: Signer,
+    origin: String,
+    state: Arc<RwLock<State>>,
+    mut rx: mpsc::Receiver<Pending>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let (start, mut range) = {
+            let s = state.read().expect("audit state");
+            (s.range.size(), s.range.clone())
+        };
+        let hashes: Vec<Hash> = batch
+            .iter()
+            .map(|p| merkle::leaf_hash(p.entry.as_bytes()))
+            .collect();
+        for h in &hashes {
+            range.append(*h);
+        }
+        let result = commit(&db, &signer, &origin, start, &batch, &hashes, &range).await;
+        match result {
+            Ok(note) => {
+                {
+                    let mut s = state.write().expect("audit state");
+                    s.leaves.extend_from_slice(&hashes);
+                    s.range = range;
+                    s.checkpoint = Some(note);
+                }
+                for (i, p) in batch.into_iter().enumerate() {
+                    let _ = p.ack.send(Ok(start + i as u64));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, entries = batch.len(), "audit batch not committed");
+                for p in batch {
+                    let _ = p.ack.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// Writes one batch and its checkpoint in a single transaction.
+async fn commit(
+    db: &Db,
+    signer: &Signer,
+    origin: &str,
+    start: u64,
+    batch: &[Pending],
+    hashes: &[Hash],
+    range: &CompactRange,
+) -> Result<String, AuditLogError> {
+    let now = now_ms();
+    let checkpoint = Checkpoint {
+        origin: origin.to_owned(),
+        size: range.size(),
+        root: range.root(),
+        extensions: Vec::new(),
+    };
+    let note = signer
+        .sign(&checkpoint.to_text())
+        .map_err(|e| AuditLogError::Signing(e.to_string()))?;
+    let mut tx = db.pool().begin().await.map_err(StoreError::from)?;
+    for (i, (p, h)) in batch.iter().zip(hashes).enumerate() {
+        sqlx::query(
+            "INSERT INTO audit_leaves (idx, leaf_hash, entry, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind((start + i as u64) as i64)
+        .bind(HEXLOWER.encode(h))
+        .bind(&p.entry)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+    }
+    sqlx::query("INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3)")
+        .bind(range.size() as i64)
+        .bind(&note)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(note)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merkle::{verify_consistency, verify_inclusion};
+    use crate::note::{Verifier, open};
+
+    async fn group_commit_proofs_and_reopen(db: Db) {
+        let skey = Signer::generate("audit.test/log").unwrap();
+        let log = AuditLog::open(
+            db.clone(),
+            Signer::from_skey(&skey).unwrap(),
+            "audit.test/log".into(),
+        )
+        .await
+        .unwrap();
+        let verifier = Verifier::from_vkey(&Signer::from_skey(&skey).unwrap().vkey()).unwrap();
+        assert_eq!(log.size(), 0);
+        assert!(log.checkpoint().is_none());
+
+        // Concurrent appenders: every entry is acknowledged once with a distinct index.
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..300 {
+            let log = log.clone();
+            tasks
+                .spawn(async move { (i, log.append(format!("{{\"event\":{i}}}")).await.unwrap()) });
+        }
+        let mut indexes = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            indexes.push(r.unwrap().1);
+        }
+        indexes.sort_unstable();
+        assert_eq!(indexes, (0..300).collect::<Vec<u64>>());
+        assert_eq!(log.size(), 300);
+
+        // The checkpoint is signed, names the full tree, and every proof checks against it.
+        let note = log.checkpoint().unwrap();
+        let (text, _) = open(&note, std::slice::from_ref(&verifier)).unwrap();
+        let cp = Checkpoint::parse(text).unwrap();
+        assert_eq!((cp.origin.as_str(), cp.size), ("audit.test/log", 300));
+        for index in [0, 1, 150, 299] {
+            let proof = log.inclusion_proof(index, 300).unwrap();
+            verify_inclusion(index, 300, &log.leaf_hash(index).unwrap(), &proof, &cp.root).unwrap();
+        }
+        let index_of_event_7: (i64,) =
+            sqlx::query_as("SELECT idx FROM audit_leaves WHERE entry = $1")
+                .bind("{\"event\":7}")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            log.leaf_hash(index_of_event_7.0 as u64).unwrap(),
+            merkle::leaf_hash(b"{\"event\":7}")
+        );
+
+        // Reopening from the store rebuilds the same tree; later growth stays consistent.
+        drop(log);
+        let log = AuditLog::open(
+            db.clone(),
+            Signer::from_skey(&skey).unwrap(),
+            "audit.test/log".into(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(log.size(), 300);
+        assert_eq!(log.checkpoint().unwrap(), note);
+        log.append("later".into()).await.unwrap();
+        let note2 = log.checkpoint().unwrap();
+        let (text2, _) = open(&note2, std::slice::from_ref(&verifier)).unwrap();
+        let cp2 = Checkpoint::parse(text2).unwrap();
+        assert_eq!(cp2.size, 301);
+        let proof = log.consistency_proof(300, 301).unwrap();
+        verify_consistency(300, 301, &cp.root, &cp2.root, &proof).unwrap();
+
+        // A missing row is detected when the log is opened.
+        sqlx::query("DELETE FROM audit_leaves WHERE idx = 42")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let err = AuditLog::open(
+            db,
+            Signer::from_skey(&skey).unwrap(),
+            "audit.test/log".into(),
+        )
+        .await
+        .err()
+        .expect("a gap is refused");
+        assert!(err.to_string().contains("leaf 42 is missing"), "{err}");
+    }
+    palisade_store::both_backends!(group_commit_proofs_and_reopen);
+}
