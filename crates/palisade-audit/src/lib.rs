@@ -145,11 +145,41 @@ pub fn truncate_ip(ip: IpAddr) -> String {
 #[derive(Clone, Debug)]
 pub struct Auditor {
     db: Db,
+    chain: Option<Chain>,
+}
+
+/// The tamper-evident side of the auditor: the Merkle log and the key that turns account ids
+/// into pseudonyms before they enter it (AUD-6: leaves carry no personal data).
+#[derive(Clone)]
+struct Chain {
+    log: log::AuditLog,
+    pseudonym_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("size", &self.log.size())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Auditor {
+    /// Records to the event table only (tools that run beside a live server).
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self { db, chain: None }
+    }
+
+    /// Records to the event table and appends every event to the Merkle log.
+    pub fn with_log(db: Db, log: log::AuditLog, pseudonym_key: [u8; 32]) -> Self {
+        Self {
+            db,
+            chain: Some(Chain { log, pseudonym_key }),
+        }
+    }
+
+    pub fn log(&self) -> Option<&log::AuditLog> {
+        self.chain.as_ref().map(|c| &c.log)
     }
 
     /// Records an event durably, then logs it. Failing to record is an error the caller must
@@ -157,6 +187,13 @@ impl Auditor {
     pub async fn record(&self, event: SecurityEvent) -> Result<(), StoreError> {
         let ip = event.ip.map(truncate_ip);
         sqlx_insert(&self.db, &event, ip.as_deref()).await?;
+        if let Some(chain) = &self.chain {
+            chain
+                .log
+                .append(chain.leaf(&event))
+                .await
+                .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
+        }
         tracing::info!(
             target: "palisade::security",
             action = event.action.as_str(),
@@ -186,6 +223,28 @@ impl Auditor {
         .fetch_all(self.db.pool())
         .await?;
         Ok(rows)
+    }
+}
+
+impl Chain {
+    fn pseudonym(&self, id: &str) -> String {
+        let mac = palisade_crypto::hmac_sha256(&self.pseudonym_key, id.as_bytes());
+        data_encoding::HEXLOWER.encode(&mac[..16])
+    }
+
+    /// The leaf of an event: canonical JSON (sorted keys) with accounts and targets as keyed
+    /// pseudonyms, and neither addresses nor details, which stay in the searchable table.
+    fn leaf(&self, e: &SecurityEvent) -> String {
+        serde_json::json!({
+            "action": e.action.as_str(),
+            "outcome": e.outcome.as_str(),
+            "actor": e.actor.as_deref().map(|a| self.pseudonym(a)),
+            "target": e.target.as_deref().map(|t| self.pseudonym(t)),
+            "tenant": e.tenant_id,
+            "trace_id": e.trace_id,
+            "at": now_ms(),
+        })
+        .to_string()
     }
 }
 

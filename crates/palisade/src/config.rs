@@ -20,8 +20,30 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub log: LogConfig,
     pub telemetry: TelemetryConfig,
+    pub audit: AuditConfig,
     pub secrets: SecretsConfig,
     pub identity: IdentityConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The first line of every checkpoint: names this log (conventionally a URL without scheme).
+    pub origin: String,
+    /// The checkpoint signer (`PRIVATE+KEY+…`); generated into `data_dir` when absent.
+    pub signing_key: Option<Secret<String>>,
+    /// Base64 of 32 bytes keying the pseudonyms of accounts in the log; generated when absent.
+    pub pseudonym_key: Option<Secret<String>>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            origin: "localhost/palisade/audit".into(),
+            signing_key: None,
+            pseudonym_key: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,6 +152,7 @@ impl Default for Config {
             },
             log: LogConfig::default(),
             telemetry: TelemetryConfig::default(),
+            audit: AuditConfig::default(),
             secrets: SecretsConfig::default(),
             identity: IdentityConfig::default(),
         }
@@ -212,6 +235,11 @@ impl Config {
             && !endpoint.starts_with("http://")
         {
             return Err("telemetry.otlp_endpoint must be an http:// URL".into());
+        }
+        if self.audit.origin.is_empty() || self.audit.origin.contains(['+', ' ', '\n']) {
+            return Err(
+                "audit.origin must be a non-empty name without '+', spaces or newlines".into(),
+            );
         }
         if self.database.max_connections == 0 {
             return Err("database.max_connections must be positive".into());

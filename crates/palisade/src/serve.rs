@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use axum::Router;
 use axum::routing::get;
 use palisade_audit::Auditor;
+use palisade_audit::log::AuditLog;
 use palisade_http::health::{self, Readiness};
 use palisade_http::metrics::HttpMetrics;
 use palisade_http::otlp::OtlpExporter;
@@ -49,7 +50,10 @@ pub async fn run(config: Config) -> Result<()> {
         otlp: otlp_exporter(&config, &mut registry, &shutdown, &mut tasks)?,
     };
     let identity_metrics = IdentityMetrics::register(&mut registry);
-    let auditor = Auditor::new(db.clone());
+    let (signer, pseudonym_key) = crate::state::audit_keys(&config)?;
+    tracing::info!(vkey = %signer.vkey(), origin = %config.audit.origin, "audit log checkpoint key");
+    let audit_log = AuditLog::open(db.clone(), signer, config.audit.origin.clone()).await?;
+    let auditor = Auditor::with_log(db.clone(), audit_log.clone(), pseudonym_key);
     let identity = Identity::new(
         db.clone(),
         auditor,
@@ -67,7 +71,11 @@ pub async fn run(config: Config) -> Result<()> {
     let app = Router::new()
         .merge(palisade_identity::router(identity))
         .merge(health::router(readiness.clone()))
-        .route("/static/palisade.css", get(stylesheet));
+        .route("/static/palisade.css", get(stylesheet))
+        .route(
+            "/audit/checkpoint",
+            get(move || checkpoint(audit_log.clone())),
+        );
     let limits = Limits {
         body_bytes: config.server.body_limit_bytes,
         timeout: Duration::from_secs(config.server.request_timeout_seconds),
@@ -224,6 +232,22 @@ fn admin_router(registry: Arc<Registry>, readiness: Readiness) -> Router {
             }),
         )
         .merge(health::router(readiness))
+}
+
+/// The latest signed checkpoint of the audit log (C2SP tlog-checkpoint), 404 while empty.
+async fn checkpoint(log: AuditLog) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match log.checkpoint() {
+        Some(note) => (
+            [
+                ("content-type", "text/plain; charset=utf-8"),
+                ("cache-control", "no-cache"),
+            ],
+            note,
+        )
+            .into_response(),
+        None => palisade_http::AppError::NotFound.into_response(),
+    }
 }
 
 async fn stylesheet() -> impl axum::response::IntoResponse {

@@ -1,7 +1,7 @@
 //! Opening what every command shares: the data directory, the database, the sealing key.
 
 use crate::config::Config;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use palisade_crypto::SealingKey;
 use palisade_store::Db;
 use std::path::Path;
@@ -29,25 +29,54 @@ pub async fn open_database(config: &Config) -> Result<Db> {
 pub fn sealing_key(config: &Config) -> Result<SealingKey> {
     let encoded = match &config.secrets.sealing_key {
         Some(key) => key.expose().clone(),
-        None => read_or_create_key_file(&config.data_dir.join("sealing.key"))?,
+        None => read_or_create_key_file(&config.data_dir.join("sealing.key"), random_key)?,
     };
-    let bytes = data_encoding::BASE64
-        .decode(encoded.trim().as_bytes())
-        .context("secrets.sealing_key is not valid base64")?;
-    if bytes.len() != 32 {
-        bail!("secrets.sealing_key must decode to 32 bytes");
-    }
-    SealingKey::from_bytes(&bytes).context("secrets.sealing_key")
+    SealingKey::from_bytes(&decode_key(&encoded, "secrets.sealing_key")?)
+        .context("secrets.sealing_key")
 }
 
-fn read_or_create_key_file(path: &Path) -> Result<String> {
+fn random_key() -> Result<String> {
+    Ok(data_encoding::BASE64.encode(&palisade_crypto::random_bytes::<32>()))
+}
+
+fn decode_key(encoded: &str, name: &str) -> Result<[u8; 32]> {
+    let bytes = data_encoding::BASE64
+        .decode(encoded.trim().as_bytes())
+        .with_context(|| format!("{name} is not valid base64"))?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{name} must decode to 32 bytes"))
+}
+
+/// The audit log's checkpoint signer and the key of its pseudonyms: from configuration, or
+/// generated once into the data directory.
+pub fn audit_keys(config: &Config) -> Result<(palisade_audit::note::Signer, [u8; 32])> {
+    let origin = config.audit.origin.clone();
+    let skey = match &config.audit.signing_key {
+        Some(key) => key.expose().clone(),
+        None => read_or_create_key_file(&config.data_dir.join("audit-signing.key"), || {
+            palisade_audit::note::Signer::generate(&origin)
+                .map_err(|e| anyhow::anyhow!("audit.origin: {e}"))
+        })?,
+    };
+    let signer = palisade_audit::note::Signer::from_skey(skey.trim())
+        .map_err(|e| anyhow::anyhow!("audit.signing_key: {e}"))?;
+    let pseudonym = match &config.audit.pseudonym_key {
+        Some(key) => key.expose().clone(),
+        None => read_or_create_key_file(&config.data_dir.join("audit-pseudonym.key"), random_key)?,
+    };
+    Ok((signer, decode_key(&pseudonym, "audit.pseudonym_key")?))
+}
+
+/// Reads a key file, or creates it (mode 0600, never overwriting) with `make`'s value.
+fn read_or_create_key_file(path: &Path, make: impl FnOnce() -> Result<String>) -> Result<String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if path.exists() {
         return std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()));
     }
-    let encoded = data_encoding::BASE64.encode(&palisade_crypto::random_bytes::<32>());
+    let encoded = make()?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
