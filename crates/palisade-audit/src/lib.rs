@@ -6,6 +6,7 @@
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod routes;
 
 use palisade_store::{Db, StoreError, now_ms};
 use serde::Serialize;

@@ -72,10 +72,7 @@ pub async fn run(config: Config) -> Result<()> {
         .merge(palisade_identity::router(identity))
         .merge(health::router(readiness.clone()))
         .route("/static/palisade.css", get(stylesheet))
-        .route(
-            "/audit/checkpoint",
-            get(move || checkpoint(audit_log.clone())),
-        );
+        .merge(palisade_audit::routes::router(audit_log));
     let limits = Limits {
         body_bytes: config.server.body_limit_bytes,
         timeout: Duration::from_secs(config.server.request_timeout_seconds),
@@ -232,22 +229,6 @@ fn admin_router(registry: Arc<Registry>, readiness: Readiness) -> Router {
             }),
         )
         .merge(health::router(readiness))
-}
-
-/// The latest signed checkpoint of the audit log (C2SP tlog-checkpoint), 404 while empty.
-async fn checkpoint(log: AuditLog) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    match log.checkpoint() {
-        Some(note) => (
-            [
-                ("content-type", "text/plain; charset=utf-8"),
-                ("cache-control", "no-cache"),
-            ],
-            note,
-        )
-            .into_response(),
-        None => palisade_http::AppError::NotFound.into_response(),
-    }
 }
 
 async fn stylesheet() -> impl axum::response::IntoResponse {

@@ -5,7 +5,8 @@
 mod common;
 
 use common::*;
-use palisade_audit::merkle::{leaf_hash, root};
+use data_encoding::BASE64;
+use palisade_audit::merkle::{leaf_hash, root, verify_consistency, verify_inclusion};
 use palisade_audit::note::{Checkpoint, Verifier, open};
 
 async fn identity_events_are_in_the_signed_log(backend: Backend) {
@@ -74,6 +75,61 @@ async fn identity_events_are_in_the_signed_log(backend: Backend) {
             !entry.contains(&email) && !entry.contains(&user_id) && !entry.contains("127.0.0"),
             "{entry}"
         );
+    }
+
+    // Proofs from the public API verify against the signed checkpoint.
+    let size = checkpoint.size;
+    for index in 0..size {
+        let r = a
+            .get_json(&format!("/audit/proof/inclusion?index={index}&size={size}"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let p = r.json();
+        let proof: Vec<Vec<u8>> = p["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| BASE64.decode(h.as_str().unwrap().as_bytes()).unwrap())
+            .collect();
+        assert_eq!(
+            BASE64
+                .decode(p["leaf_hash"].as_str().unwrap().as_bytes())
+                .unwrap(),
+            hashes[index as usize]
+        );
+        verify_inclusion(
+            index,
+            size,
+            &hashes[index as usize],
+            &proof,
+            &checkpoint.root,
+        )
+        .unwrap();
+        // The same proof does not vouch for another leaf.
+        let other = ((index + 1) % size) as usize;
+        assert!(verify_inclusion(index, size, &hashes[other], &proof, &checkpoint.root).is_err());
+    }
+    let r = a
+        .get_json(&format!("/audit/proof/consistency?from=1&to={size}"))
+        .await;
+    let proof: Vec<Vec<u8>> = r.json()["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| BASE64.decode(h.as_str().unwrap().as_bytes()).unwrap())
+        .collect();
+    verify_consistency(1, size, &hashes[0], &checkpoint.root, &proof).unwrap();
+    for bad in [
+        format!("/audit/proof/inclusion?index={size}&size={size}"),
+        format!("/audit/proof/inclusion?index=0&size={}", size + 5),
+        "/audit/proof/inclusion?index=-1".to_string(),
+        "/audit/proof/inclusion?index=abc".to_string(),
+        format!("/audit/proof/consistency?from=0&to={size}"),
+        format!("/audit/proof/consistency?from={size}&to=1"),
+    ] {
+        let r = a.get_json(&bad).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert!(r.json()["error"].is_string());
     }
 
     // A tampered leaf no longer matches the signed root.
