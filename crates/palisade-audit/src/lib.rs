@@ -7,6 +7,7 @@ pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod routes;
+pub mod verify;
 
 use palisade_store::{Db, StoreError, now_ms};
 use serde::Serialize;

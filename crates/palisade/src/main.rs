@@ -1,6 +1,7 @@
 //! The `palisade` binary (PLT-1): one executable, one subcommand per job.
 
 mod admin;
+mod audit_cli;
 mod config;
 mod logging;
 mod serve;
@@ -35,6 +36,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Inspect the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cli::AuditCommand,
     },
     /// Administer accounts.
     Admin {
@@ -80,16 +86,27 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve => serve::run(config).await,
+            Command::Serve => serve::run(config).await.map(|()| ExitCode::SUCCESS),
             Command::Migrate => state::open_database(&config).await.map(|_| {
                 tracing::info!("migrations applied");
+                ExitCode::SUCCESS
             }),
-            Command::Admin { command } => admin::run(config, command).await,
+            Command::Admin { command } => admin::run(config, command)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            // A log that fails verification is a finding, reported on stdout, not a crash.
+            Command::Audit { command } => audit_cli::run(config, command).await.map(|ok| {
+                if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }),
             Command::Config { .. } => unreachable!("handled before the runtime starts"),
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "palisade stopped with an error");
             eprintln!("palisade: {e:#}");

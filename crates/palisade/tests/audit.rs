@@ -139,3 +139,158 @@ async fn identity_events_are_in_the_signed_log(backend: Backend) {
 }
 
 on_both_backends!(identity_events_are_in_the_signed_log);
+
+fn verify(server: &Server) -> (bool, serde_json::Value) {
+    let out = std::process::Command::new(binary())
+        .args(["audit", "verify", "--json"])
+        .current_dir(server.dir.path())
+        .env("PALISADE_DATA_DIR", server.data_dir())
+        .env("PALISADE_DATABASE__URL", server.database_url())
+        .env("PALISADE_LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|_| {
+        panic!(
+            "no JSON report: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), report)
+}
+
+fn first_problem(report: &serde_json::Value) -> (Option<u64>, String) {
+    let p = &report["problems"][0];
+    (
+        p["index"].as_u64(),
+        p["what"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// AUD-5: `palisade audit verify` passes on an honest log and fails — naming the index where it
+/// can — when an entry is changed, deleted, swapped, truncated and re-appended, or a checkpoint
+/// is forged.
+async fn audit_verify_detects_tampering(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let mut a = server.agent();
+    let email = unique_email("tamper");
+    a.sign_up(&email, PASSWORD).await;
+    for i in 0..5 {
+        a.log_in(&email, &format!("wrong password {i}")).await;
+    }
+    let (ok, report) = verify(&server);
+    assert!(ok, "{report}");
+    assert_eq!(report["entries"], 6);
+    assert!(report["checkpoints"].as_u64().unwrap() >= 1);
+
+    let db = server.db().await;
+    let leaves: Vec<(i64, String, String, i64)> =
+        sqlx::query_as("SELECT idx, leaf_hash, entry, created_at FROM audit_leaves ORDER BY idx")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    let checkpoints: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT size, note, created_at FROM audit_checkpoints")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    let restore = || async {
+        sqlx::query("DELETE FROM audit_leaves")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM audit_checkpoints")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        for (idx, hash, entry, at) in &leaves {
+            sqlx::query("INSERT INTO audit_leaves (idx, leaf_hash, entry, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(idx).bind(hash).bind(entry).bind(at)
+                .execute(db.pool()).await.unwrap();
+        }
+        for (size, note, at) in &checkpoints {
+            sqlx::query(
+                "INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(size)
+            .bind(note)
+            .bind(at)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        }
+    };
+    let exec = |sql: String| {
+        let db = db.clone();
+        async move {
+            sqlx::query(&sql).execute(db.pool()).await.unwrap();
+        }
+    };
+
+    // Changed entry: located exactly.
+    exec(
+        "UPDATE audit_leaves SET entry = replace(entry, 'failure', 'success') WHERE idx = 2".into(),
+    )
+    .await;
+    let (ok, report) = verify(&server);
+    assert!(!ok);
+    assert_eq!(
+        first_problem(&report),
+        (
+            Some(2),
+            "entry 2 does not match its recorded leaf hash".into()
+        )
+    );
+    restore().await;
+    assert!(verify(&server).0, "restored");
+
+    // Changed entry with a recomputed leaf hash: caught by the signed checkpoints.
+    let forged = r#"{"action":"identity.login.succeeded"}"#;
+    let forged_hash = data_encoding::HEXLOWER.encode(&leaf_hash(forged.as_bytes()));
+    exec(format!(
+        "UPDATE audit_leaves SET entry = '{forged}', leaf_hash = '{forged_hash}' WHERE idx = 3"
+    ))
+    .await;
+    let (ok, report) = verify(&server);
+    assert!(!ok);
+    assert!(
+        first_problem(&report).1.starts_with("checkpoint at size"),
+        "{report}"
+    );
+    restore().await;
+
+    // Deleted entry.
+    exec("DELETE FROM audit_leaves WHERE idx = 3".into()).await;
+    let (ok, report) = verify(&server);
+    assert!(!ok);
+    assert_eq!(first_problem(&report).0, Some(3));
+    restore().await;
+
+    // Two entries swapped, hashes and all.
+    exec("UPDATE audit_leaves SET idx = -1 WHERE idx = 1".into()).await;
+    exec("UPDATE audit_leaves SET idx = 1 WHERE idx = 2".into()).await;
+    exec("UPDATE audit_leaves SET idx = 2 WHERE idx = -1".into()).await;
+    let (ok, report) = verify(&server);
+    assert!(!ok, "{report}");
+    restore().await;
+
+    // Truncated and re-appended with a different history.
+    exec("DELETE FROM audit_leaves WHERE idx >= 4".into()).await;
+    exec(format!("INSERT INTO audit_leaves (idx, leaf_hash, entry, created_at) VALUES (4, '{forged_hash}', '{forged}', 0)")).await;
+    let (ok, report) = verify(&server);
+    assert!(!ok, "{report}");
+    restore().await;
+
+    // A forged checkpoint.
+    exec("UPDATE audit_checkpoints SET note = replace(note, 'localhost/palisade/audit', 'localhost/palisade/audit2')".into()).await;
+    let (ok, report) = verify(&server);
+    assert!(!ok);
+    assert!(
+        first_problem(&report).1.contains("not validly signed"),
+        "{report}"
+    );
+    restore().await;
+    assert!(verify(&server).0);
+}
+
+on_both_backends!(audit_verify_detects_tampering);
