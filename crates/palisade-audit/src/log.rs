@@ -16,6 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 /// Entries waiting beyond this make `append` callers wait for room (back-pressure).
 const QUEUE: usize = 65_536;
 const MAX_BATCH: usize = 8_192;
+/// Leaves per INSERT statement: 4 parameters each, well under every backend's limit.
+const ROWS_PER_INSERT: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditLogError {
@@ -211,17 +213,33 @@ async fn commit(
         .sign(&checkpoint.to_text())
         .map_err(|e| AuditLogError::Signing(e.to_string()))?;
     let mut tx = db.pool().begin().await.map_err(StoreError::from)?;
-    for (i, (p, h)) in batch.iter().zip(hashes).enumerate() {
-        sqlx::query(
-            "INSERT INTO audit_leaves (idx, leaf_hash, entry, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind((start + i as u64) as i64)
-        .bind(HEXLOWER.encode(h))
-        .bind(&p.entry)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
+    // Multi-row inserts: one statement per few hundred leaves instead of one per leaf.
+    let rows: Vec<(usize, (&Pending, &Hash))> = batch.iter().zip(hashes).enumerate().collect();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let placeholders: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                format!(
+                    "(${}, ${}, ${}, ${})",
+                    r * 4 + 1,
+                    r * 4 + 2,
+                    r * 4 + 3,
+                    r * 4 + 4
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_leaves (idx, leaf_hash, entry, created_at) VALUES {}",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (i, (p, h)) in chunk {
+            query = query
+                .bind((start + *i as u64) as i64)
+                .bind(HEXLOWER.encode(*h))
+                .bind(&p.entry)
+                .bind(now);
+        }
+        query.execute(&mut *tx).await.map_err(StoreError::from)?;
     }
     sqlx::query("INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3)")
         .bind(range.size() as i64)
