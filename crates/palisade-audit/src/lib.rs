@@ -3,6 +3,7 @@
 //! events go to the `security_events` table and the log; the tamper-evident Merkle log plugs in
 //! behind this same function.
 
+pub mod ingest;
 pub mod log;
 pub mod merkle;
 pub mod note;
@@ -75,7 +76,8 @@ impl Outcome {
 /// counts and reasons there.
 #[derive(Debug, Clone)]
 pub struct SecurityEvent {
-    pub action: Action,
+    /// `Action::as_str` for Palisade's own events; a validated name for ingested ones.
+    pub action: std::borrow::Cow<'static, str>,
     pub outcome: Outcome,
     /// The account that acted (a user id), when known.
     pub actor: Option<String>,
@@ -89,6 +91,20 @@ pub struct SecurityEvent {
 
 impl SecurityEvent {
     pub fn new(action: Action, outcome: Outcome, tenant_id: &str) -> Self {
+        Self::named(
+            std::borrow::Cow::Borrowed(action.as_str()),
+            outcome,
+            tenant_id,
+        )
+    }
+
+    /// An event reported by another service through the ingest API; `action` must already be
+    /// validated by the caller.
+    pub fn external(action: String, outcome: Outcome, tenant_id: &str) -> Self {
+        Self::named(std::borrow::Cow::Owned(action), outcome, tenant_id)
+    }
+
+    fn named(action: std::borrow::Cow<'static, str>, outcome: Outcome, tenant_id: &str) -> Self {
         Self {
             action,
             outcome,
@@ -186,19 +202,23 @@ impl Auditor {
 
     /// Records an event durably, then logs it. Failing to record is an error the caller must
     /// surface: a sensitive operation whose event was lost must not report success.
-    pub async fn record(&self, event: SecurityEvent) -> Result<(), StoreError> {
+    /// Returns the event's index in the Merkle log, when there is one.
+    pub async fn record(&self, event: SecurityEvent) -> Result<Option<u64>, StoreError> {
         let ip = event.ip.map(truncate_ip);
         sqlx_insert(&self.db, &event, ip.as_deref()).await?;
+        let mut index = None;
         if let Some(chain) = &self.chain {
-            chain
-                .log
-                .append(chain.leaf(&event))
-                .await
-                .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
+            index = Some(
+                chain
+                    .log
+                    .append(chain.leaf(&event))
+                    .await
+                    .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?,
+            );
         }
         tracing::info!(
             target: "palisade::security",
-            action = event.action.as_str(),
+            action = %event.action,
             outcome = event.outcome.as_str(),
             actor = event.actor.as_deref(),
             target_id = event.target.as_deref(),
@@ -207,7 +227,7 @@ impl Auditor {
             trace_id = event.trace_id.as_deref(),
             "security event"
         );
-        Ok(())
+        Ok(index)
     }
 
     /// Events of one actor, newest first (the account page and tests read these).
@@ -238,7 +258,7 @@ impl Chain {
     /// pseudonyms, and neither addresses nor details, which stay in the searchable table.
     fn leaf(&self, e: &SecurityEvent) -> String {
         serde_json::json!({
-            "action": e.action.as_str(),
+            "action": e.action,
             "outcome": e.outcome.as_str(),
             "actor": e.actor.as_deref().map(|a| self.pseudonym(a)),
             "target": e.target.as_deref().map(|t| self.pseudonym(t)),
@@ -256,7 +276,7 @@ async fn sqlx_insert(db: &Db, e: &SecurityEvent, ip: Option<&str>) -> Result<(),
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(now_ms())
-    .bind(e.action.as_str())
+    .bind(e.action.as_ref())
     .bind(e.outcome.as_str())
     .bind(e.actor.as_deref())
     .bind(e.target.as_deref())

@@ -1,24 +1,31 @@
 //! The audit log's public read API, in the manner of Certificate Transparency: the latest
 //! signed checkpoint and proofs against any tree size it has published. Leaves and proofs hold
-//! hashes only, so this reveals nothing about accounts.
+//! hashes only, so this reveals nothing about accounts. Other services append through
+//! `POST /audit/events` ([`crate::ingest`]).
 
+use crate::ingest::Ingest;
 use crate::log::AuditLog;
 use crate::merkle::ProofError;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use data_encoding::BASE64;
 use palisade_http::AppError;
 use serde::Deserialize;
 use serde_json::json;
 
-pub fn router(log: AuditLog) -> Router {
+pub fn router(log: AuditLog, ingest: Ingest) -> Router {
     Router::new()
         .route("/audit/checkpoint", get(checkpoint))
         .route("/audit/proof/inclusion", get(inclusion))
         .route("/audit/proof/consistency", get(consistency))
         .with_state(log)
+        .merge(
+            Router::new()
+                .route("/audit/events", post(crate::ingest::ingest))
+                .with_state(ingest),
+        )
 }
 
 async fn checkpoint(State(log): State<AuditLog>) -> Response {

@@ -34,6 +34,8 @@ pub struct AuditConfig {
     pub signing_key: Option<Secret<String>>,
     /// Base64 of 32 bytes keying the pseudonyms of accounts in the log; generated when absent.
     pub pseudonym_key: Option<Secret<String>>,
+    /// Hex SHA-256 digests of the API keys allowed to `POST /audit/events`; empty refuses all.
+    pub ingest_key_sha256: Vec<String>,
 }
 
 impl Default for AuditConfig {
@@ -42,6 +44,7 @@ impl Default for AuditConfig {
             origin: "localhost/palisade/audit".into(),
             signing_key: None,
             pseudonym_key: None,
+            ingest_key_sha256: Vec::new(),
         }
     }
 }
@@ -239,6 +242,16 @@ impl Config {
         if self.audit.origin.is_empty() || self.audit.origin.contains(['+', ' ', '\n']) {
             return Err(
                 "audit.origin must be a non-empty name without '+', spaces or newlines".into(),
+            );
+        }
+        if self
+            .audit
+            .ingest_key_sha256
+            .iter()
+            .any(|d| d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(
+                "audit.ingest_key_sha256 entries must be 64 hex digits (SHA-256 of the key)".into(),
             );
         }
         if self.database.max_connections == 0 {

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use axum::Router;
 use axum::routing::get;
 use palisade_audit::Auditor;
+use palisade_audit::ingest::Ingest;
 use palisade_audit::log::AuditLog;
 use palisade_http::health::{self, Readiness};
 use palisade_http::metrics::HttpMetrics;
@@ -54,6 +55,22 @@ pub async fn run(config: Config) -> Result<()> {
     tracing::info!(vkey = %signer.vkey(), origin = %config.audit.origin, "audit log checkpoint key");
     let audit_log = AuditLog::open(db.clone(), signer, config.audit.origin.clone()).await?;
     let auditor = Auditor::with_log(db.clone(), audit_log.clone(), pseudonym_key);
+    let ingest = Ingest {
+        auditor: auditor.clone(),
+        key_digests: Arc::new(
+            config
+                .audit
+                .ingest_key_sha256
+                .iter()
+                .map(|hex| {
+                    let bytes = data_encoding::HEXLOWER_PERMISSIVE
+                        .decode(hex.as_bytes())
+                        .expect("validated hex");
+                    bytes.try_into().expect("validated length")
+                })
+                .collect(),
+        ),
+    };
     let identity = Identity::new(
         db.clone(),
         auditor,
@@ -72,7 +89,7 @@ pub async fn run(config: Config) -> Result<()> {
         .merge(palisade_identity::router(identity))
         .merge(health::router(readiness.clone()))
         .route("/static/palisade.css", get(stylesheet))
-        .merge(palisade_audit::routes::router(audit_log));
+        .merge(palisade_audit::routes::router(audit_log, ingest));
     let limits = Limits {
         body_bytes: config.server.body_limit_bytes,
         timeout: Duration::from_secs(config.server.request_timeout_seconds),

@@ -373,3 +373,104 @@ async fn acknowledged_events_survive_kill_9(backend: Backend) {
 }
 
 on_both_backends!(acknowledged_events_survive_kill_9);
+
+/// AUD-1 for other services: `POST /audit/events` needs a configured API key, validates the
+/// event, and answers once it is durable with an inclusion proof against a signed checkpoint.
+async fn services_ingest_events_with_proofs(backend: Backend) {
+    let key = "ingest-key-for-the-test-suite-0123456789";
+    let digest = palisade_crypto::sha256_hex(key.as_bytes());
+    let server = Server::start_with(Options::on(backend).env(
+        "PALISADE_AUDIT__INGEST_KEY_SHA256",
+        format!("[\"{digest}\"]"),
+    ))
+    .await;
+    let client = server.http_client();
+    let post = |auth: Option<&str>, body: serde_json::Value| {
+        let mut req = client
+            .post(format!("{}/audit/events", server.base()))
+            .json(&body);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        req.send()
+    };
+    let event = serde_json::json!({
+        "action": "payments.refund.issued", "outcome": "success",
+        "actor": "service-account-7", "details": { "amount": 12 },
+    });
+
+    for auth in [
+        None,
+        Some("Bearer wrong-key"),
+        Some(&format!("Basic {key}") as &str),
+    ] {
+        let r = post(auth, event.clone()).await.unwrap();
+        assert_eq!(r.status(), 401, "{auth:?}");
+    }
+    for bad in [
+        serde_json::json!({ "action": "Bad Action", "outcome": "success" }),
+        serde_json::json!({ "action": "ok.action", "outcome": "maybe" }),
+        serde_json::json!({ "action": "ok.action", "outcome": "success", "unknown": 1 }),
+        serde_json::json!({ "outcome": "success" }),
+        serde_json::json!({ "action": "ok.action", "outcome": "success", "tenant": "Has Spaces" }),
+    ] {
+        let r = post(Some(&format!("Bearer {key}")), bad.clone())
+            .await
+            .unwrap();
+        assert!(
+            r.status() == 400 || r.status() == 422,
+            "{bad}: {}",
+            r.status()
+        );
+    }
+
+    let r = post(Some(&format!("Bearer {key}")), event).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let logs = server.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("audit log checkpoint key"))
+        .unwrap();
+    let vkey: serde_json::Value = serde_json::from_str(line).unwrap();
+    let verifier = Verifier::from_vkey(vkey["fields"]["vkey"].as_str().unwrap()).unwrap();
+    let (text, _) = open(
+        body["checkpoint"].as_str().unwrap(),
+        std::slice::from_ref(&verifier),
+    )
+    .unwrap();
+    let checkpoint = Checkpoint::parse(text).unwrap();
+    assert_eq!(checkpoint.size, body["tree_size"].as_u64().unwrap());
+    let index = body["index"].as_u64().unwrap();
+    let db = server.db().await;
+    let (entry,): (String,) = sqlx::query_as("SELECT entry FROM audit_leaves WHERE idx = $1")
+        .bind(index as i64)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert!(
+        entry.contains("payments.refund.issued") && !entry.contains("service-account-7"),
+        "{entry}"
+    );
+    let proof: Vec<Vec<u8>> = body["inclusion_proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| BASE64.decode(h.as_str().unwrap().as_bytes()).unwrap())
+        .collect();
+    verify_inclusion(
+        index,
+        checkpoint.size,
+        &leaf_hash(entry.as_bytes()),
+        &proof,
+        &checkpoint.root,
+    )
+    .unwrap();
+    assert!(verify(&server).0);
+    assert!(
+        !server.logs().contains(key),
+        "the API key never reaches the logs"
+    );
+}
+
+on_both_backends!(services_ingest_events_with_proofs);

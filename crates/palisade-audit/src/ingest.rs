@@ -1,0 +1,151 @@
+//! `POST /audit/events` (AUD-1 for other services): an authenticated service appends an event
+//! and gets back, once it is durable, its index, the signed checkpoint that includes it and the
+//! inclusion proof against that checkpoint. Callers authenticate with an API key whose SHA-256
+//! digest is configured (the server never stores the key itself); with no digest configured,
+//! every request is refused.
+
+use crate::note::Checkpoint;
+use crate::{Auditor, Outcome, SecurityEvent};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, http::HeaderMap};
+use data_encoding::BASE64;
+use http::StatusCode;
+use palisade_http::{AppError, TraceId};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Ingest {
+    pub auditor: Auditor,
+    /// SHA-256 digests of the accepted API keys.
+    pub key_digests: Arc<Vec<[u8; 32]>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestEvent {
+    action: String,
+    outcome: String,
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    details: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+fn authorized(headers: &HeaderMap, digests: &[[u8; 32]]) -> bool {
+    let Some(key) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let digest = palisade_crypto::sha256(key.as_bytes());
+    // Every digest is compared, so timing does not tell which key came close.
+    digests.iter().fold(false, |found, d| {
+        palisade_crypto::constant_time_eq(d, &digest) | found
+    })
+}
+
+fn name_ok(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
+}
+
+fn invalid(message: &str) -> AppError {
+    AppError::bad_request("invalid_event", message)
+}
+
+pub async fn ingest(
+    State(ingest): State<Ingest>,
+    headers: HeaderMap,
+    trace: Option<axum::Extension<TraceId>>,
+    Json(e): Json<IngestEvent>,
+) -> Result<Response, AppError> {
+    if !authorized(&headers, &ingest.key_digests) {
+        let mut response = AppError::Unauthenticated.into_response();
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer"),
+        );
+        return Ok(response);
+    }
+    if !name_ok(&e.action, 128) || !e.action.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err(invalid(
+            "`action` must be 1-128 characters of a-z, 0-9, '.', '_' and '-', starting with a letter.",
+        ));
+    }
+    let outcome = match e.outcome.as_str() {
+        "success" => Outcome::Success,
+        "failure" => Outcome::Failure,
+        _ => return Err(invalid("`outcome` must be \"success\" or \"failure\".")),
+    };
+    let tenant = e.tenant.unwrap_or_else(|| "default".into());
+    if !name_ok(&tenant, 64) {
+        return Err(invalid(
+            "`tenant` must be 1-64 characters of a-z, 0-9, '.', '_' and '-'.",
+        ));
+    }
+    for (field, value) in [
+        ("actor", &e.actor),
+        ("target", &e.target),
+        ("trace_id", &e.trace_id),
+    ] {
+        if value
+            .as_ref()
+            .is_some_and(|v| v.is_empty() || v.len() > 256 || v.chars().any(char::is_control))
+        {
+            return Err(invalid(&format!(
+                "`{field}` must be 1-256 printable characters."
+            )));
+        }
+    }
+    let details = serde_json::Value::Object(e.details.unwrap_or_default());
+    if details.to_string().len() > 8 * 1024 {
+        return Err(invalid("`details` must be at most 8 KiB of JSON."));
+    }
+    let mut event = SecurityEvent::external(e.action, outcome, &tenant);
+    event.actor = e.actor;
+    event.target = e.target;
+    event.trace_id = e.trace_id.or_else(|| trace.map(|t| t.0.0.clone()));
+    event.details = details;
+
+    let index = ingest
+        .auditor
+        .record(event)
+        .await?
+        .ok_or_else(|| AppError::internal("ingest without a Merkle log"))?;
+    let log = ingest
+        .auditor
+        .log()
+        .ok_or_else(|| AppError::internal("ingest without a Merkle log"))?;
+    let note = log
+        .checkpoint()
+        .ok_or_else(|| AppError::internal("no checkpoint after an append"))?;
+    let text = note
+        .split_once("\n\n")
+        .map(|(t, _)| format!("{t}\n"))
+        .unwrap_or_default();
+    let size = Checkpoint::parse(&text).map_err(AppError::internal)?.size;
+    let proof = log
+        .inclusion_proof(index, size)
+        .map_err(|e| AppError::internal(format!("{e:?}")))?;
+    let body = json!({
+        "index": index,
+        "tree_size": size,
+        "checkpoint": note,
+        "inclusion_proof": proof.iter().map(|h| BASE64.encode(h)).collect::<Vec<_>>(),
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
