@@ -9,6 +9,14 @@ use data_encoding::BASE64;
 use palisade_audit::merkle::{leaf_hash, root, verify_consistency, verify_inclusion};
 use palisade_audit::note::{Checkpoint, Verifier, open};
 
+fn base64_list(v: &serde_json::Value) -> Vec<Vec<u8>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| BASE64.decode(h.as_str().unwrap().as_bytes()).unwrap())
+        .collect()
+}
+
 async fn identity_events_are_in_the_signed_log(backend: Backend) {
     let server = Server::start_with(Options::on(backend)).await;
     let mut a = server.agent();
@@ -85,12 +93,7 @@ async fn identity_events_are_in_the_signed_log(backend: Backend) {
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
         let p = r.json();
-        let proof: Vec<Vec<u8>> = p["proof"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| BASE64.decode(h.as_str().unwrap().as_bytes()).unwrap())
-            .collect();
+        let proof = base64_list(&p["proof"]);
         assert_eq!(
             BASE64
                 .decode(p["leaf_hash"].as_str().unwrap().as_bytes())
@@ -112,12 +115,7 @@ async fn identity_events_are_in_the_signed_log(backend: Backend) {
     let r = a
         .get_json(&format!("/audit/proof/consistency?from=1&to={size}"))
         .await;
-    let proof: Vec<Vec<u8>> = r.json()["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| BASE64.decode(h.as_str().unwrap().as_bytes()).unwrap())
-        .collect();
+    let proof = base64_list(&r.json()["proof"]);
     verify_consistency(1, size, &hashes[0], &checkpoint.root, &proof).unwrap();
     for bad in [
         format!("/audit/proof/inclusion?index={size}&size={size}"),
@@ -452,12 +450,7 @@ async fn services_ingest_events_with_proofs(backend: Backend) {
         entry.contains("payments.refund.issued") && !entry.contains("service-account-7"),
         "{entry}"
     );
-    let proof: Vec<Vec<u8>> = body["inclusion_proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| BASE64.decode(h.as_str().unwrap().as_bytes()).unwrap())
-        .collect();
+    let proof = base64_list(&body["inclusion_proof"]);
     verify_inclusion(
         index,
         checkpoint.size,
