@@ -27,6 +27,8 @@ pub enum AuditLogError {
     Corrupt(String),
     #[error("audit log writer stopped")]
     Stopped,
+    #[error("audit batch not committed: {0}")]
+    NotCommitted(String),
     #[error("checkpoint signing failed: {0}")]
     Signing(String),
 }
@@ -99,9 +101,7 @@ impl AuditLog {
             .map_err(|_| AuditLogError::Stopped)?;
         match done.await {
             Ok(Ok(index)) => Ok(index),
-            Ok(Err(e)) => Err(AuditLogError::Store(StoreError::Database(
-                sqlx::Error::Protocol(e),
-            ))),
+            Ok(Err(e)) => Err(AuditLogError::NotCommitted(e)),
             Err(_) => Err(AuditLogError::Stopped),
         }
     }

@@ -42,17 +42,29 @@ fn proof(v: &Value) -> Vec<Vec<u8>> {
         .unwrap_or_default()
 }
 
-#[test]
-fn transparency_dev_inclusion_probes() {
+/// Every probe file of one transparency-dev vector family, parsed.
+fn probes(family: &str) -> Vec<(PathBuf, Value)> {
     let mut files = Vec::new();
     json_files(
-        &testdata().join("transparency-dev-merkle/testdata/inclusion"),
+        &testdata()
+            .join("transparency-dev-merkle/testdata")
+            .join(family),
         &mut files,
     );
-    assert!(files.len() >= 90, "{} files", files.len());
+    assert!(files.len() >= 90, "{family}: {} files", files.len());
+    files
+        .into_iter()
+        .map(|f| {
+            let v = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+            (f, v)
+        })
+        .collect()
+}
+
+#[test]
+fn transparency_dev_inclusion_probes() {
     let (mut valid, mut rejected) = (0, 0);
-    for f in &files {
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+    for (f, v) in probes("inclusion") {
         let got = verify_inclusion(
             v["leafIdx"].as_u64().unwrap(),
             v["treeSize"].as_u64().unwrap(),
@@ -78,14 +90,7 @@ fn transparency_dev_inclusion_probes() {
 
 #[test]
 fn transparency_dev_consistency_probes() {
-    let mut files = Vec::new();
-    json_files(
-        &testdata().join("transparency-dev-merkle/testdata/consistency"),
-        &mut files,
-    );
-    assert!(files.len() >= 90, "{} files", files.len());
-    for f in &files {
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+    for (f, v) in probes("consistency") {
         let got = verify_consistency(
             v["size1"].as_u64().unwrap(),
             v["size2"].as_u64().unwrap(),

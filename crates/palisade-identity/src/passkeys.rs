@@ -305,10 +305,10 @@ pub async fn login(
     if let Some(retry_after) = id.throttle.wait(&throttle_key, ctx.ip) {
         return Err(AppError::TooManyRequests { retry_after });
     }
-    let outcome = verify_login(&id, &body.credential).await;
-    let user = match outcome {
+    let user = match verify_login(&id, &body.credential).await {
         Ok(user) => user,
-        Err(e) => {
+        Err(LoginError::Store(e)) => return Err(e.into()),
+        Err(LoginError::Refused(e)) => {
             id.throttle.record_failure(&throttle_key, ctx.ip);
             id.auditor
                 .record(
@@ -333,10 +333,36 @@ pub async fn login(
     Ok(response)
 }
 
+/// Why a passkey sign-in did not succeed: the passkey was refused, or the store failed (a
+/// 500 of its own, never mistaken for a refused passkey).
+enum LoginError {
+    Refused(webauthn::WebauthnError),
+    Store(StoreError),
+}
+
+impl From<webauthn::WebauthnError> for LoginError {
+    fn from(e: webauthn::WebauthnError) -> Self {
+        LoginError::Refused(e)
+    }
+}
+
+impl From<StoreError> for LoginError {
+    fn from(e: StoreError) -> Self {
+        LoginError::Store(e)
+    }
+}
+
+impl From<sqlx::Error> for LoginError {
+    fn from(e: sqlx::Error) -> Self {
+        LoginError::Store(e.into())
+    }
+}
+
+/// The account an assertion signs in.
 async fn verify_login(
     id: &Identity,
     credential: &AssertionResponse,
-) -> Result<users::User, webauthn::WebauthnError> {
+) -> Result<users::User, LoginError> {
     use webauthn::WebauthnError as E;
     let fields = &credential.response;
     let b64 = |v: &str| {
@@ -348,20 +374,19 @@ async fn verify_login(
     let auth_data = b64(&fields.authenticator_data)?;
     let signature = b64(&fields.signature)?;
     let challenge = webauthn::challenge_of(&client_data)?;
-    match take_challenge(&id.db, &challenge, PURPOSE_LOGIN).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return Err(E("unknown, used or expired challenge")),
-        Err(_) => return Err(E("challenge lookup failed")),
+    if take_challenge(&id.db, &challenge, PURPOSE_LOGIN)
+        .await?
+        .is_none()
+    {
+        return Err(E("unknown, used or expired challenge").into());
     }
-    let passkey = find(&id.db, &credential.id)
-        .await
-        .ok()
-        .flatten()
-        .ok_or(E("unknown credential"))?;
+    let Some(passkey) = find(&id.db, &credential.id).await? else {
+        return Err(E("unknown credential").into());
+    };
     if let Some(handle) = &fields.user_handle
         && b64(handle)? != passkey.user_id.as_bytes()
     {
-        return Err(E("credential belongs to another user"));
+        return Err(E("credential belongs to another user").into());
     }
     let key = passkey.key().map_err(|_| E("stored key unreadable"))?;
     let rp = id.config.relying_party();
@@ -383,16 +408,13 @@ async fn verify_login(
     .bind(&passkey.id)
     .bind(passkey.sign_count)
     .execute(id.db.pool())
-    .await
-    .map_err(|_| E("counter update failed"))?;
+    .await?;
     if updated.rows_affected() != 1 {
-        return Err(E("concurrent use of the credential"));
+        return Err(E("concurrent use of the credential").into());
     }
-    users::get(&id.db, &passkey.user_id)
-        .await
-        .ok()
-        .flatten()
-        .ok_or(E("account no longer exists"))
+    Ok(users::get(&id.db, &passkey.user_id)
+        .await?
+        .ok_or(E("account no longer exists"))?)
 }
 
 fn no_store(mut response: Response) -> Response {
