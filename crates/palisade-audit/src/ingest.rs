@@ -1,8 +1,7 @@
 //! `POST /audit/events` (AUD-1 for other services): an authenticated service appends an event
 //! and gets back, once it is durable, its index, the signed checkpoint that includes it and the
-//! inclusion proof against that checkpoint. Callers authenticate with an API key whose SHA-256
-//! digest is configured (the server never stores the key itself); with no digest configured,
-//! every request is refused.
+//! inclusion proof against that checkpoint. Callers authenticate with an API key
+//! ([`ApiKeys`]); with none configured, every request is refused.
 
 use crate::note::Checkpoint;
 use crate::{Auditor, Outcome, SecurityEvent};
@@ -11,16 +10,14 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, http::HeaderMap};
 use data_encoding::BASE64;
 use http::StatusCode;
-use palisade_http::{AppError, TraceId};
+use palisade_http::{ApiKeys, AppError, TraceId};
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct Ingest {
     pub auditor: Auditor,
-    /// SHA-256 digests of the accepted API keys.
-    pub key_digests: Arc<Vec<[u8; 32]>>,
+    pub keys: ApiKeys,
 }
 
 #[derive(Deserialize)]
@@ -38,21 +35,6 @@ pub struct IngestEvent {
     trace_id: Option<String>,
     #[serde(default)]
     details: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-fn authorized(headers: &HeaderMap, digests: &[[u8; 32]]) -> bool {
-    let Some(key) = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    let digest = palisade_crypto::sha256(key.as_bytes());
-    // Every digest is compared, so timing does not tell which key came close.
-    digests.iter().fold(false, |found, d| {
-        palisade_crypto::constant_time_eq(d, &digest) | found
-    })
 }
 
 fn name_ok(s: &str, max: usize) -> bool {
@@ -73,13 +55,8 @@ pub async fn ingest(
     trace: Option<axum::Extension<TraceId>>,
     Json(e): Json<IngestEvent>,
 ) -> Result<Response, AppError> {
-    if !authorized(&headers, &ingest.key_digests) {
-        let mut response = AppError::Unauthenticated.into_response();
-        response.headers_mut().insert(
-            http::header::WWW_AUTHENTICATE,
-            http::HeaderValue::from_static("Bearer"),
-        );
-        return Ok(response);
+    if let Err(refused) = ingest.keys.check(&headers) {
+        return Ok(refused);
     }
     if !name_ok(&e.action, 128) || !e.action.starts_with(|c: char| c.is_ascii_lowercase()) {
         return Err(invalid(

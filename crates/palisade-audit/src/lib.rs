@@ -1,13 +1,17 @@
 //! Security events (AUD-1, AUD-2). Every sensitive operation calls [`Auditor::record`] and
-//! awaits it before answering, so an event is stored before the user sees the outcome. Today
-//! events go to the `security_events` table and the log; the tamper-evident Merkle log plugs in
-//! behind this same function.
+//! awaits it before answering, so an event is stored before the user sees the outcome. An event
+//! becomes one entry of the tamper-evident Merkle log ([`log`]) — accounts as keyed pseudonyms,
+//! everything personal sealed under the subject's own key ([`subject_keys`]) — and one row of
+//! the searchable `security_events` table that points at that entry.
 
+pub mod admin;
 pub mod ingest;
 pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod routes;
+pub mod search;
+pub mod subject_keys;
 pub mod verify;
 
 use palisade_store::{Db, StoreError, now_ms};
@@ -86,6 +90,10 @@ pub struct SecurityEvent {
     pub tenant_id: String,
     pub ip: Option<IpAddr>,
     pub trace_id: Option<String>,
+    /// The OAuth client the action came through, when there is one.
+    pub client: Option<String>,
+    /// A hash of the device's user agent: enough to tell devices apart, not to identify one.
+    pub device: Option<String>,
     pub details: serde_json::Value,
 }
 
@@ -113,6 +121,8 @@ impl SecurityEvent {
             tenant_id: tenant_id.to_owned(),
             ip: None,
             trace_id: None,
+            client: None,
+            device: None,
             details: serde_json::Value::Object(Default::default()),
         }
     }
@@ -134,6 +144,17 @@ impl SecurityEvent {
 
     pub fn trace_id(mut self, trace_id: impl Into<String>) -> Self {
         self.trace_id = Some(trace_id.into());
+        self
+    }
+
+    pub fn client(mut self, client_id: impl Into<String>) -> Self {
+        self.client = Some(client_id.into());
+        self
+    }
+
+    /// Records the device by a hash of its user agent string.
+    pub fn device(mut self, user_agent: &str) -> Self {
+        self.device = Some(palisade_crypto::sha256_hex(user_agent.as_bytes())[..16].to_owned());
         self
     }
 
@@ -166,12 +187,14 @@ pub struct Auditor {
     chain: Option<Chain>,
 }
 
-/// The tamper-evident side of the auditor: the Merkle log and the key that turns account ids
-/// into pseudonyms before they enter it (AUD-6: leaves carry no personal data).
+/// The tamper-evident side of the auditor: the Merkle log, the key that turns account ids into
+/// pseudonyms before they enter it, and the per-subject keys that seal everything personal
+/// (AUD-6: leaves carry no personal data in the clear).
 #[derive(Clone)]
 struct Chain {
     log: log::AuditLog,
     pseudonym_key: [u8; 32],
+    keys: subject_keys::SubjectKeys,
 }
 
 impl std::fmt::Debug for Chain {
@@ -188,12 +211,27 @@ impl Auditor {
         Self { db, chain: None }
     }
 
-    /// Records to the event table and appends every event to the Merkle log.
-    pub fn with_log(db: Db, log: log::AuditLog, pseudonym_key: [u8; 32]) -> Self {
+    /// Records to the event table and appends every event to the Merkle log; `sealing` wraps
+    /// the per-subject keys.
+    pub fn with_log(
+        db: Db,
+        log: log::AuditLog,
+        pseudonym_key: [u8; 32],
+        sealing: palisade_crypto::SealingKey,
+    ) -> Self {
+        let keys = subject_keys::SubjectKeys::new(db.clone(), sealing);
         Self {
             db,
-            chain: Some(Chain { log, pseudonym_key }),
+            chain: Some(Chain {
+                log,
+                pseudonym_key,
+                keys,
+            }),
         }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     pub fn log(&self) -> Option<&log::AuditLog> {
@@ -205,17 +243,18 @@ impl Auditor {
     /// Returns the event's index in the Merkle log, when there is one.
     pub async fn record(&self, event: SecurityEvent) -> Result<Option<u64>, StoreError> {
         let ip = event.ip.map(truncate_ip);
-        sqlx_insert(&self.db, &event, ip.as_deref()).await?;
         let mut index = None;
         if let Some(chain) = &self.chain {
+            let leaf = chain.leaf(&event, ip.as_deref()).await?;
             index = Some(
                 chain
                     .log
-                    .append(chain.leaf(&event))
+                    .append(leaf)
                     .await
                     .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?,
             );
         }
+        sqlx_insert(&self.db, &event, ip.as_deref(), index).await?;
         tracing::info!(
             target: "palisade::security",
             action = %event.action,
@@ -230,21 +269,75 @@ impl Auditor {
         Ok(index)
     }
 
+    /// Erases an account from the audit trail (AUD-6): destroys its payload keys, so the log's
+    /// entries stay and verify but their sealed part is unreadable, and removes its identity,
+    /// address, device and details from the searchable rows. Returns the keys destroyed.
+    pub async fn erase_subject(&self, account_id: &str) -> Result<u64, StoreError> {
+        let destroyed = match &self.chain {
+            Some(chain) => chain.keys.erase(&chain.pseudonym(account_id)).await?,
+            None => 0,
+        };
+        sqlx::query(
+            "UPDATE security_events SET actor = NULL, ip = NULL, device = NULL, details = '{}' \
+             WHERE actor = $1",
+        )
+        .bind(account_id)
+        .execute(self.db.pool())
+        .await?;
+        sqlx::query("UPDATE security_events SET target = NULL WHERE target = $1")
+            .bind(account_id)
+            .execute(self.db.pool())
+            .await?;
+        Ok(destroyed)
+    }
+
+    /// A log entry with its sealed payload opened, or marked erased when its key is gone.
+    pub async fn read_entry(&self, index: u64) -> Result<Option<ReadEntry>, StoreError> {
+        let Some(chain) = &self.chain else {
+            return Ok(None);
+        };
+        let Some(text) = chain.log.entry(index).await? else {
+            return Ok(None);
+        };
+        let mut entry: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
+        let sealed = entry
+            .get_mut("payload")
+            .map(serde_json::Value::take)
+            .and_then(|p| serde_json::from_value::<SealedPayload>(p).ok());
+        let payload = match sealed {
+            None => Payload::None,
+            Some(p) => match chain.keys.by_id(&p.key).await? {
+                None => Payload::Erased,
+                Some(key) => key
+                    .open(&p.sealed)
+                    .and_then(|plain| serde_json::from_slice(&plain).ok())
+                    .map_or(Payload::Unreadable, Payload::Readable),
+            },
+        };
+        if let serde_json::Value::Object(map) = &mut entry {
+            map.remove("payload");
+        }
+        Ok(Some(ReadEntry {
+            index,
+            leaf_hash: data_encoding::BASE64.encode(&merkle::leaf_hash(text.as_bytes())),
+            entry,
+            payload,
+        }))
+    }
+
     /// Events of one actor, newest first (the account page and tests read these).
     pub async fn events_for_actor(
         &self,
         actor: &str,
-        limit: i64,
+        limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows: Vec<StoredEvent> = sqlx::query_as(
-            "SELECT seq, at, action, outcome, actor, target, tenant_id, ip, trace_id, details \
-             FROM security_events WHERE actor = $1 ORDER BY seq DESC LIMIT $2",
-        )
-        .bind(actor)
-        .bind(limit)
-        .fetch_all(self.db.pool())
-        .await?;
-        Ok(rows)
+        let query = search::Search {
+            actor: Some(actor.to_owned()),
+            limit: Some(limit),
+            ..Default::default()
+        };
+        search::search(&self.db, &query).await
     }
 }
 
@@ -254,26 +347,45 @@ impl Chain {
         data_encoding::HEXLOWER.encode(&mac[..16])
     }
 
+    /// Whose key seals an event's payload: the account that acted, else the one acted upon,
+    /// else the tenant's own.
+    fn subject(&self, e: &SecurityEvent) -> String {
+        match e.actor.as_deref().or(e.target.as_deref()) {
+            Some(account) => self.pseudonym(account),
+            None => self.pseudonym(&format!("tenant:{}", e.tenant_id)),
+        }
+    }
+
     /// The leaf of an event: canonical JSON (sorted keys) with accounts and targets as keyed
-    /// pseudonyms, and neither addresses nor details, which stay in the searchable table.
-    fn leaf(&self, e: &SecurityEvent) -> String {
-        serde_json::json!({
+    /// pseudonyms; the address, device and details sealed under the subject's key.
+    async fn leaf(&self, e: &SecurityEvent, ip: Option<&str>) -> Result<String, StoreError> {
+        let key = self.keys.for_subject(&self.subject(e)).await?;
+        let private = serde_json::json!({ "ip": ip, "device": e.device, "details": e.details });
+        Ok(serde_json::json!({
             "action": e.action,
             "outcome": e.outcome.as_str(),
             "actor": e.actor.as_deref().map(|a| self.pseudonym(a)),
             "target": e.target.as_deref().map(|t| self.pseudonym(t)),
             "tenant": e.tenant_id,
+            "client": e.client,
             "trace_id": e.trace_id,
             "at": now_ms(),
+            "payload": { "key": key.id, "sealed": key.seal(private.to_string().as_bytes()) },
         })
-        .to_string()
+        .to_string())
     }
 }
 
-async fn sqlx_insert(db: &Db, e: &SecurityEvent, ip: Option<&str>) -> Result<(), StoreError> {
+async fn sqlx_insert(
+    db: &Db,
+    e: &SecurityEvent,
+    ip: Option<&str>,
+    log_index: Option<u64>,
+) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO security_events (at, action, outcome, actor, target, tenant_id, ip, trace_id, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO security_events \
+         (at, action, outcome, actor, target, tenant_id, ip, trace_id, details, client, device, log_index) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(now_ms())
     .bind(e.action.as_ref())
@@ -284,9 +396,41 @@ async fn sqlx_insert(db: &Db, e: &SecurityEvent, ip: Option<&str>) -> Result<(),
     .bind(ip)
     .bind(e.trace_id.as_deref())
     .bind(e.details.to_string())
+    .bind(e.client.as_deref())
+    .bind(e.device.as_deref())
+    .bind(log_index.map(|i| i as i64))
     .execute(db.pool())
     .await?;
     Ok(())
+}
+
+/// The sealed part of a log entry as stored in the leaf.
+#[derive(serde::Deserialize)]
+pub struct SealedPayload {
+    pub key: String,
+    pub sealed: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReadEntry {
+    pub index: u64,
+    pub leaf_hash: String,
+    /// The entry's public fields.
+    pub entry: serde_json::Value,
+    pub payload: Payload,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(tag = "state", content = "value", rename_all = "snake_case")]
+pub enum Payload {
+    /// Address, device and details as recorded.
+    Readable(serde_json::Value),
+    /// The subject was erased: the key is destroyed and the payload can never be read again.
+    Erased,
+    /// The key exists but does not open the payload: the entry was tampered with.
+    Unreadable,
+    /// The entry carries no payload.
+    None,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
@@ -301,6 +445,10 @@ pub struct StoredEvent {
     pub ip: Option<String>,
     pub trace_id: Option<String>,
     pub details: String,
+    pub client: Option<String>,
+    pub device: Option<String>,
+    /// The entry this event became in the Merkle log.
+    pub log_index: Option<i64>,
 }
 
 #[cfg(test)]

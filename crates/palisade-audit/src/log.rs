@@ -3,10 +3,10 @@
 //! moment goes into one transaction, made durable once, and only then is each caller told its
 //! index (group commit). Each batch also publishes a signed checkpoint of the new tree.
 //!
-//! Leaf hashes are kept in memory to serve proofs; a tile store replaces that for very large
-//! logs.
+//! The tree's complete subtrees are kept in memory ([`Tree`], about 64 bytes per entry) so
+//! that proofs against any published size take microseconds; entries stay in the store.
 
-use crate::merkle::{self, CompactRange, Hash, ProofError};
+use crate::merkle::{self, CompactRange, Hash, ProofError, Tree};
 use crate::note::{Checkpoint, Signer};
 use data_encoding::HEXLOWER;
 use palisade_store::{Db, StoreError, now_ms};
@@ -34,7 +34,7 @@ pub enum AuditLogError {
 }
 
 struct State {
-    leaves: Vec<Hash>,
+    tree: Tree,
     range: CompactRange,
     checkpoint: Option<String>,
 }
@@ -46,6 +46,7 @@ struct Pending {
 
 #[derive(Clone)]
 pub struct AuditLog {
+    db: Db,
     state: Arc<RwLock<State>>,
     tx: mpsc::Sender<Pending>,
 }
@@ -59,7 +60,7 @@ impl AuditLog {
                 .fetch_all(db.pool())
                 .await
                 .map_err(StoreError::from)?;
-        let mut leaves = Vec::with_capacity(rows.len());
+        let mut tree = Tree::default();
         let mut range = CompactRange::default();
         for (expected, (idx, hash)) in rows.into_iter().enumerate() {
             if idx != expected as i64 {
@@ -75,7 +76,7 @@ impl AuditLog {
                     AuditLogError::Corrupt(format!("leaf {idx} has a malformed hash"))
                 })?;
             range.append(hash);
-            leaves.push(hash);
+            tree.push(hash);
         }
         let checkpoint: Option<(String,)> =
             sqlx::query_as("SELECT note FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
@@ -83,13 +84,13 @@ impl AuditLog {
                 .await
                 .map_err(StoreError::from)?;
         let state = Arc::new(RwLock::new(State {
-            leaves,
+            tree,
             range,
             checkpoint: checkpoint.map(|(n,)| n),
         }));
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(db, signer, origin, state.clone(), rx));
-        Ok(Self { state, tx })
+        tokio::spawn(write_batches(db.clone(), signer, origin, state.clone(), rx));
+        Ok(Self { db, state, tx })
     }
 
     /// Appends one entry and returns its index once it is durable.
@@ -116,30 +117,44 @@ impl AuditLog {
     }
 
     pub fn leaf_hash(&self, index: u64) -> Option<Hash> {
-        self.state
-            .read()
-            .expect("audit state")
-            .leaves
-            .get(index as usize)
-            .copied()
+        self.state.read().expect("audit state").tree.leaf(index)
     }
 
     /// Inclusion proof of leaf `index` in the tree of the first `size` leaves.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
         let state = self.state.read().expect("audit state");
-        if size > state.leaves.len() as u64 {
-            return Err(ProofError::OutOfRange);
-        }
-        merkle::inclusion_proof(&state.leaves[..size as usize], index)
+        state.tree.inclusion_proof(index, size)
     }
 
     /// Consistency proof between the trees of the first `size1` and `size2` leaves.
     pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, ProofError> {
         let state = self.state.read().expect("audit state");
-        if size2 > state.leaves.len() as u64 {
-            return Err(ProofError::OutOfRange);
+        state.tree.consistency_proof(size1, size2)
+    }
+
+    /// The stored entry at `index`, exactly the bytes its leaf hash covers.
+    pub async fn entry(&self, index: u64) -> Result<Option<String>, StoreError> {
+        if index >= self.size() {
+            return Ok(None);
         }
-        merkle::consistency_proof(&state.leaves[..size2 as usize], size1)
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT entry FROM audit_leaves WHERE idx = $1")
+                .bind(index as i64)
+                .fetch_optional(self.db.pool())
+                .await?;
+        Ok(row.map(|(e,)| e))
+    }
+
+    /// The first index whose leaf hash is `hash`, among the first `size` entries.
+    pub async fn index_of(&self, hash: &Hash, size: u64) -> Result<Option<u64>, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT idx FROM audit_leaves WHERE leaf_hash = $1 AND idx < $2 ORDER BY idx LIMIT 1",
+        )
+        .bind(HEXLOWER.encode(hash))
+        .bind(size as i64)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.map(|(i,)| i as u64))
     }
 }
 
@@ -174,7 +189,9 @@ async fn write_batches(
             Ok(note) => {
                 {
                     let mut s = state.write().expect("audit state");
-                    s.leaves.extend_from_slice(&hashes);
+                    for h in &hashes {
+                        s.tree.push(*h);
+                    }
                     s.range = range;
                     s.checkpoint = Some(note);
                 }

@@ -6,11 +6,16 @@
 //! verifier strings `<name>+<hash hex>+<base64(type ‖ public key)>` and signer strings
 //! `PRIVATE+KEY+<name>+<hash hex>+<base64(type ‖ seed)>`. A checkpoint is a note whose text is
 //! the log's origin, the tree size and the base64 root hash, one per line.
+//!
+//! Witnesses cosign with type 0x04 keys (C2SP tlog-cosignature, `cosignature/v1`): the blob is
+//! an 8-byte big-endian timestamp then an Ed25519 signature over
+//! `cosignature/v1\ntime <timestamp>\n` followed by the note text.
 
 use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use data_encoding::BASE64;
 
 const ALG_ED25519: u8 = 0x01;
+const ALG_COSIGNATURE_V1: u8 = 0x04;
 const SIGNATURE_PREFIX: &str = "— ";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,42 +60,93 @@ fn parse_key(s: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
     Ok((name, hash, key))
 }
 
-/// Verifies signatures by one Ed25519 key.
+/// What a key signs: notes directly (a log's checkpoints) or timestamped cosignatures (a
+/// witness's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Ed25519,
+    Cosignature,
+}
+
+impl KeyKind {
+    fn from_alg(alg: u8) -> Result<Self, NoteError> {
+        match alg {
+            ALG_ED25519 => Ok(Self::Ed25519),
+            ALG_COSIGNATURE_V1 => Ok(Self::Cosignature),
+            _ => Err(NoteError(
+                "only Ed25519 and cosignature/v1 keys are supported",
+            )),
+        }
+    }
+
+    fn alg(self) -> u8 {
+        match self {
+            Self::Ed25519 => ALG_ED25519,
+            Self::Cosignature => ALG_COSIGNATURE_V1,
+        }
+    }
+}
+
+/// The bytes a cosignature covers.
+fn cosigned_message(timestamp: u64, text: &str) -> Vec<u8> {
+    format!("cosignature/v1\ntime {timestamp}\n{text}").into_bytes()
+}
+
+/// Verifies signatures by one Ed25519 key, of either kind.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     pub name: String,
     pub hash: u32,
+    pub kind: KeyKind,
     public_key: [u8; 32],
 }
 
 impl Verifier {
     pub fn from_vkey(vkey: &str) -> Result<Self, NoteError> {
         let (name, hash, key) = parse_key(vkey)?;
-        if key.len() != 33 || key[0] != ALG_ED25519 {
-            return Err(NoteError("only Ed25519 verifier keys are supported"));
-        }
-        if key_hash(name, ALG_ED25519, &key[1..]) != hash {
+        let (&alg, public_key) = key
+            .split_first()
+            .ok_or(NoteError("verifier key is empty"))?;
+        let kind = KeyKind::from_alg(alg)?;
+        let public_key: [u8; 32] = public_key
+            .try_into()
+            .map_err(|_| NoteError("Ed25519 public keys are 32 bytes"))?;
+        if key_hash(name, alg, &public_key) != hash {
             return Err(NoteError("verifier key hash does not match the key"));
         }
         Ok(Self {
             name: name.to_owned(),
             hash,
-            public_key: key[1..].try_into().expect("length checked"),
+            kind,
+            public_key,
         })
     }
 
-    fn verify(&self, text: &[u8], signature: &[u8]) -> bool {
-        UnparsedPublicKey::new(&ED25519, &self.public_key)
-            .verify(text, signature)
-            .is_ok()
+    /// Checks a signature blob (after the key hash) over the note text.
+    fn verify(&self, text: &str, blob: &[u8]) -> bool {
+        let key = UnparsedPublicKey::new(&ED25519, &self.public_key);
+        match self.kind {
+            KeyKind::Ed25519 => key.verify(text.as_bytes(), blob).is_ok(),
+            KeyKind::Cosignature => {
+                let Some((time, signature)) = blob.split_first_chunk::<8>() else {
+                    return false;
+                };
+                let timestamp = u64::from_be_bytes(*time);
+                timestamp < 1 << 63
+                    && key
+                        .verify(&cosigned_message(timestamp, text), signature)
+                        .is_ok()
+            }
+        }
     }
 }
 
 /// Signs notes with one Ed25519 key (Ed25519 is deterministic: the same text always gets the
-/// same signature).
+/// same signature), or cosigns them when it is a witness key.
 pub struct Signer {
     pub name: String,
     pub hash: u32,
+    pub kind: KeyKind,
     keypair: Ed25519KeyPair,
 }
 
@@ -108,31 +164,38 @@ impl Signer {
             .strip_prefix("PRIVATE+KEY+")
             .ok_or(NoteError("signer key must start with PRIVATE+KEY+"))?;
         let (name, hash, key) = parse_key(rest)?;
-        if key.len() != 33 || key[0] != ALG_ED25519 {
-            return Err(NoteError("only Ed25519 signer keys are supported"));
+        let (&alg, seed) = key.split_first().ok_or(NoteError("signer key is empty"))?;
+        let kind = KeyKind::from_alg(alg)?;
+        if seed.len() != 32 {
+            return Err(NoteError("Ed25519 seeds are 32 bytes"));
         }
-        let keypair = Ed25519KeyPair::from_seed_unchecked(&key[1..])
-            .map_err(|_| NoteError("bad Ed25519 seed"))?;
-        if key_hash(name, ALG_ED25519, keypair.public_key().as_ref()) != hash {
+        let keypair =
+            Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| NoteError("bad Ed25519 seed"))?;
+        if key_hash(name, alg, keypair.public_key().as_ref()) != hash {
             return Err(NoteError("signer key hash does not match the key"));
         }
         Ok(Self {
             name: name.to_owned(),
             hash,
+            kind,
             keypair,
         })
     }
 
     /// A new random key named `name`, as a signer string.
     pub fn generate(name: &str) -> Result<String, NoteError> {
+        Self::generate_kind(name, KeyKind::Ed25519)
+    }
+
+    pub fn generate_kind(name: &str, kind: KeyKind) -> Result<String, NoteError> {
         if !valid_name(name) {
             return Err(NoteError("key names cannot contain '+' or white space"));
         }
         let seed = palisade_crypto::random_bytes::<32>();
         let keypair = Ed25519KeyPair::from_seed_unchecked(&seed)
             .map_err(|_| NoteError("bad Ed25519 seed"))?;
-        let hash = key_hash(name, ALG_ED25519, keypair.public_key().as_ref());
-        let mut encoded = vec![ALG_ED25519];
+        let hash = key_hash(name, kind.alg(), keypair.public_key().as_ref());
+        let mut encoded = vec![kind.alg()];
         encoded.extend_from_slice(&seed);
         Ok(format!(
             "PRIVATE+KEY+{name}+{hash:08x}+{}",
@@ -141,7 +204,7 @@ impl Signer {
     }
 
     pub fn vkey(&self) -> String {
-        let mut encoded = vec![ALG_ED25519];
+        let mut encoded = vec![self.kind.alg()];
         encoded.extend_from_slice(self.keypair.public_key().as_ref());
         format!(
             "{}+{:08x}+{}",
@@ -153,12 +216,27 @@ impl Signer {
 
     /// The signed note for `text` (which must end with a newline).
     pub fn sign(&self, text: &str) -> Result<String, NoteError> {
+        Ok(format!("{text}\n{}", self.signature_line(text, 0)?))
+    }
+
+    /// One signature line (`— name base64\n`) over `text`. A cosignature carries
+    /// `timestamp` (Unix seconds); a plain signature ignores it.
+    pub fn signature_line(&self, text: &str, timestamp: u64) -> Result<String, NoteError> {
         check_text(text)?;
-        let signature = self.keypair.sign(text.as_bytes());
         let mut blob = self.hash.to_be_bytes().to_vec();
-        blob.extend_from_slice(signature.as_ref());
+        match self.kind {
+            KeyKind::Ed25519 => blob.extend_from_slice(self.keypair.sign(text.as_bytes()).as_ref()),
+            KeyKind::Cosignature => {
+                if timestamp >= 1 << 63 {
+                    return Err(NoteError("cosignature timestamp out of range"));
+                }
+                blob.extend_from_slice(&timestamp.to_be_bytes());
+                let message = cosigned_message(timestamp, text);
+                blob.extend_from_slice(self.keypair.sign(&message).as_ref());
+            }
+        }
         Ok(format!(
-            "{text}\n{SIGNATURE_PREFIX}{} {}\n",
+            "{SIGNATURE_PREFIX}{} {}\n",
             self.name,
             BASE64.encode(&blob)
         ))
@@ -208,7 +286,7 @@ pub fn open<'a>(
         let Some(v) = verifiers.iter().find(|v| v.name == name && v.hash == hash) else {
             continue;
         };
-        if !v.verify(text.as_bytes(), &blob[4..]) {
+        if !v.verify(text, &blob[4..]) {
             return Err(NoteError("a known key's signature does not verify"));
         }
         verified.push(v.name.clone());
@@ -306,6 +384,43 @@ mod tests {
         assert!(open(&note, &[other]).is_err(), "no known key");
         assert!(signer.sign("no newline").is_err());
         assert!(signer.sign("blank\n\nline\n").is_err());
+    }
+
+    /// A public cosignature/v1 known-answer vector (sigsum-go's checkpoint tests): the witness
+    /// key's seed is 0x11 then 31 zero bytes.
+    #[test]
+    fn cosignature_v1_matches_the_published_vector() {
+        let body = "example.org/log\n10\nHA5HAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
+        let line = "— example.org/witness ys8uUAAAAAAAAATSftMzceM8zssdZ9jin9SjwIxzx9iADMf63VqirX2hafol9RsqNqbofIz0LVRqHXI2kpEBSki5RTXFtxz1vo9+Cg==\n";
+        let vkey = "example.org/witness+cacf2e50+BGbguFjkYqYJ5m/nE3DIFtiEb/ED1UmaIqf+w3/bxCSn";
+        let mut seed = vec![ALG_COSIGNATURE_V1, 0x11];
+        seed.resize(33, 0);
+        let signer = Signer::from_skey(&format!(
+            "PRIVATE+KEY+example.org/witness+cacf2e50+{}",
+            BASE64.encode(&seed)
+        ))
+        .unwrap();
+        assert_eq!(signer.vkey(), vkey);
+        assert_eq!(signer.signature_line(body, 1234).unwrap(), line);
+
+        let witness = Verifier::from_vkey(vkey).unwrap();
+        assert_eq!(witness.kind, KeyKind::Cosignature);
+        let note = format!("{body}\n{line}");
+        let (_, names) = open(&note, std::slice::from_ref(&witness)).unwrap();
+        assert_eq!(names, ["example.org/witness"]);
+        // The timestamp is signed: changing it breaks the cosignature.
+        let mut blob = BASE64.decode(line[24..line.len() - 1].as_bytes()).unwrap();
+        blob[11] ^= 1;
+        let forged = format!("{body}\n— example.org/witness {}\n", BASE64.encode(&blob));
+        assert!(open(&forged, std::slice::from_ref(&witness)).is_err());
+        // A cosignature does not verify as a plain signature by the same key.
+        let plain = format!(
+            "example.org/witness+{:08x}+{}",
+            key_hash("example.org/witness", ALG_ED25519, &witness.public_key),
+            BASE64.encode(&[&[ALG_ED25519][..], &witness.public_key].concat())
+        );
+        let as_plain = Verifier::from_vkey(&plain).unwrap();
+        assert!(open(&note, &[as_plain]).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the middleware stack every request passes through (trace context, panic catching, limits,
 //! security headers, metrics), the one error type and its rendering, and health endpoints.
 
+pub mod api_key;
 pub mod client_ip;
 pub mod error;
 pub mod headers;
@@ -12,6 +13,7 @@ pub mod server;
 pub mod stack;
 pub mod trace;
 
+pub use api_key::ApiKeys;
 pub use client_ip::ClientIp;
 pub use error::{AppError, ErrorInfo};
 pub use trace::TraceId;

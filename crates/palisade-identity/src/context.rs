@@ -24,6 +24,7 @@ impl RequestContext {
         SecurityEvent::new(action, outcome, tenant)
             .ip(self.ip)
             .trace_id(self.trace_id.clone())
+            .device(&self.user_agent)
     }
 }
 

@@ -23,6 +23,58 @@ pub struct Config {
     pub audit: AuditConfig,
     pub secrets: SecretsConfig,
     pub identity: IdentityConfig,
+    pub admin: AdminConfig,
+    pub witness: WitnessConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Hex SHA-256 digests of the API keys allowed on `/admin/…`; empty refuses all.
+    pub api_key_sha256: Vec<String>,
+}
+
+/// `palisade witness` (AUD-4): a C2SP tlog-witness that cosigns the checkpoints of the logs it
+/// is told about, and never a checkpoint that forks or rolls back what it saw before.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// Plain HTTP, meant for loopback or behind the TLS listener of a proxy.
+    pub listen: SocketAddr,
+    /// The witness's key name, conventionally a URL without scheme.
+    pub name: String,
+    /// The cosigning key (`PRIVATE+KEY+…`); generated into `data_dir` when absent.
+    pub signing_key: Option<Secret<String>>,
+    /// The logs this witness cosigns: their origin and checkpoint key (`name+hash+key`).
+    pub logs: Vec<WitnessedLog>,
+}
+
+impl Default for WitnessConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8380)),
+            name: "localhost/palisade/witness".into(),
+            signing_key: None,
+            logs: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessedLog {
+    pub origin: String,
+    pub vkey: String,
+}
+
+/// A witness the audit log asks to cosign its checkpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogWitness {
+    /// The witness's base URL (`http://…`); `add-checkpoint` is appended.
+    pub url: String,
+    /// The witness's cosignature key (`name+hash+key`).
+    pub vkey: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +88,8 @@ pub struct AuditConfig {
     pub pseudonym_key: Option<Secret<String>>,
     /// Hex SHA-256 digests of the API keys allowed to `POST /audit/events`; empty refuses all.
     pub ingest_key_sha256: Vec<String>,
+    /// Witnesses asked to cosign each new checkpoint (AUD-4).
+    pub witnesses: Vec<LogWitness>,
 }
 
 impl Default for AuditConfig {
@@ -45,6 +99,7 @@ impl Default for AuditConfig {
             signing_key: None,
             pseudonym_key: None,
             ingest_key_sha256: Vec::new(),
+            witnesses: Vec::new(),
         }
     }
 }
@@ -158,6 +213,8 @@ impl Default for Config {
             audit: AuditConfig::default(),
             secrets: SecretsConfig::default(),
             identity: IdentityConfig::default(),
+            admin: AdminConfig::default(),
+            witness: WitnessConfig::default(),
         }
     }
 }
@@ -244,16 +301,10 @@ impl Config {
                 "audit.origin must be a non-empty name without '+', spaces or newlines".into(),
             );
         }
-        if self
-            .audit
-            .ingest_key_sha256
-            .iter()
-            .any(|d| d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            return Err(
-                "audit.ingest_key_sha256 entries must be 64 hex digits (SHA-256 of the key)".into(),
-            );
-        }
+        palisade_http::ApiKeys::from_hex_digests(&self.audit.ingest_key_sha256)
+            .map_err(|e| format!("audit.ingest_key_sha256: {e}"))?;
+        palisade_http::ApiKeys::from_hex_digests(&self.admin.api_key_sha256)
+            .map_err(|e| format!("admin.api_key_sha256: {e}"))?;
         if self.database.max_connections == 0 {
             return Err("database.max_connections must be positive".into());
         }

@@ -8,6 +8,7 @@ use axum::routing::get;
 use palisade_audit::Auditor;
 use palisade_audit::ingest::Ingest;
 use palisade_audit::log::AuditLog;
+use palisade_http::ApiKeys;
 use palisade_http::health::{self, Readiness};
 use palisade_http::metrics::HttpMetrics;
 use palisade_http::otlp::OtlpExporter;
@@ -54,23 +55,20 @@ pub async fn run(config: Config) -> Result<()> {
     let (signer, pseudonym_key) = crate::state::audit_keys(&config)?;
     tracing::info!(vkey = %signer.vkey(), origin = %config.audit.origin, "audit log checkpoint key");
     let audit_log = AuditLog::open(db.clone(), signer, config.audit.origin.clone()).await?;
-    let auditor = Auditor::with_log(db.clone(), audit_log.clone(), pseudonym_key);
+    let auditor = Auditor::with_log(
+        db.clone(),
+        audit_log.clone(),
+        pseudonym_key,
+        crate::state::sealing_key(&config)?,
+    );
     let ingest = Ingest {
         auditor: auditor.clone(),
-        key_digests: Arc::new(
-            config
-                .audit
-                .ingest_key_sha256
-                .iter()
-                .map(|hex| {
-                    let bytes = data_encoding::HEXLOWER_PERMISSIVE
-                        .decode(hex.as_bytes())
-                        .expect("validated hex");
-                    bytes.try_into().expect("validated length")
-                })
-                .collect(),
-        ),
+        keys: ApiKeys::from_hex_digests(&config.audit.ingest_key_sha256)
+            .map_err(anyhow::Error::msg)?,
     };
+    let admin_keys =
+        ApiKeys::from_hex_digests(&config.admin.api_key_sha256).map_err(anyhow::Error::msg)?;
+    let audit_admin = palisade_audit::admin::router(auditor.clone(), admin_keys);
     let identity = Identity::new(
         db.clone(),
         auditor,
@@ -89,7 +87,8 @@ pub async fn run(config: Config) -> Result<()> {
         .merge(palisade_identity::router(identity))
         .merge(health::router(readiness.clone()))
         .route("/static/palisade.css", get(stylesheet))
-        .merge(palisade_audit::routes::router(audit_log, ingest));
+        .merge(palisade_audit::routes::router(audit_log, ingest))
+        .merge(audit_admin);
     let limits = Limits {
         body_bytes: config.server.body_limit_bytes,
         timeout: Duration::from_secs(config.server.request_timeout_seconds),
