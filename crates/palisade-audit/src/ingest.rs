@@ -3,7 +3,6 @@
 //! inclusion proof against that checkpoint. Callers authenticate with an API key
 //! ([`ApiKeys`]); with none configured, every request is refused.
 
-use crate::note::Checkpoint;
 use crate::{Auditor, Outcome, SecurityEvent};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -107,14 +106,9 @@ pub async fn ingest(
         .auditor
         .log()
         .ok_or_else(|| AppError::internal("ingest without a Merkle log"))?;
-    let note = log
-        .checkpoint()
+    let (note, size) = log
+        .latest()
         .ok_or_else(|| AppError::internal("no checkpoint after an append"))?;
-    let text = note
-        .split_once("\n\n")
-        .map(|(t, _)| format!("{t}\n"))
-        .unwrap_or_default();
-    let size = Checkpoint::parse(&text).map_err(AppError::internal)?.size;
     let proof = log
         .inclusion_proof(index, size)
         .map_err(|e| AppError::internal(format!("{e:?}")))?;

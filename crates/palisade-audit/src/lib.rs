@@ -5,6 +5,8 @@
 //! the searchable `security_events` table that points at that entry.
 
 pub mod admin;
+pub mod bundle;
+pub mod cosign;
 pub mod ingest;
 pub mod log;
 pub mod merkle;
@@ -13,6 +15,7 @@ pub mod routes;
 pub mod search;
 pub mod subject_keys;
 pub mod verify;
+pub mod witness;
 
 use palisade_store::{Db, StoreError, now_ms};
 use serde::Serialize;

@@ -11,7 +11,7 @@ use crate::note::{Checkpoint, Signer};
 use data_encoding::HEXLOWER;
 use palisade_store::{Db, StoreError, now_ms};
 use std::sync::{Arc, RwLock};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Entries waiting beyond this make `append` callers wait for room (back-pressure).
 const QUEUE: usize = 65_536;
@@ -36,7 +36,10 @@ pub enum AuditLogError {
 struct State {
     tree: Tree,
     range: CompactRange,
-    checkpoint: Option<String>,
+    /// The latest signed checkpoint and the size it names.
+    checkpoint: Option<(String, u64)>,
+    /// The latest checkpoint carrying witness cosignatures, and its size.
+    cosigned: Option<(String, u64)>,
 }
 
 struct Pending {
@@ -49,6 +52,8 @@ pub struct AuditLog {
     db: Db,
     state: Arc<RwLock<State>>,
     tx: mpsc::Sender<Pending>,
+    /// The size of the latest checkpoint, for those who follow the log (the cosigner).
+    published: Arc<watch::Sender<u64>>,
 }
 
 impl AuditLog {
@@ -78,19 +83,40 @@ impl AuditLog {
             range.append(hash);
             tree.push(hash);
         }
-        let checkpoint: Option<(String,)> =
-            sqlx::query_as("SELECT note FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+        let checkpoint: Option<(String, i64)> =
+            sqlx::query_as("SELECT note, size FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
                 .fetch_optional(db.pool())
                 .await
                 .map_err(StoreError::from)?;
+        let cosigned: Option<(String, i64)> = sqlx::query_as(
+            "SELECT note, size FROM audit_checkpoints WHERE cosignatures > 0 \
+             ORDER BY size DESC LIMIT 1",
+        )
+        .fetch_optional(db.pool())
+        .await
+        .map_err(StoreError::from)?;
         let state = Arc::new(RwLock::new(State {
+            cosigned: cosigned.map(|(note, size)| (note, size as u64)),
             tree,
             range,
-            checkpoint: checkpoint.map(|(n,)| n),
+            checkpoint: checkpoint.map(|(note, size)| (note, size as u64)),
         }));
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(db.clone(), signer, origin, state.clone(), rx));
-        Ok(Self { db, state, tx })
+        let published = Arc::new(watch::Sender::new(range_size(&state)));
+        tokio::spawn(write_batches(
+            db.clone(),
+            signer,
+            origin,
+            state.clone(),
+            rx,
+            published.clone(),
+        ));
+        Ok(Self {
+            db,
+            state,
+            tx,
+            published,
+        })
     }
 
     /// Appends one entry and returns its index once it is durable.
@@ -113,6 +139,42 @@ impl AuditLog {
 
     /// The latest signed checkpoint (C2SP signed note), if anything was ever appended.
     pub fn checkpoint(&self) -> Option<String> {
+        self.latest().map(|(note, _)| note)
+    }
+
+    /// The latest checkpoint with witness cosignatures, and its size.
+    pub fn cosigned(&self) -> Option<(String, u64)> {
+        self.state.read().expect("audit state").cosigned.clone()
+    }
+
+    /// Follows the size of the latest checkpoint.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.published.subscribe()
+    }
+
+    /// Stores `note` — the checkpoint of `size` with `cosignatures` witness signature lines
+    /// appended — in place of the log's own, and serves it as the latest cosigned checkpoint.
+    pub async fn store_cosigned(
+        &self,
+        size: u64,
+        note: String,
+        cosignatures: usize,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE audit_checkpoints SET note = $1, cosignatures = $2 WHERE size = $3")
+            .bind(&note)
+            .bind(cosignatures as i64)
+            .bind(size as i64)
+            .execute(self.db.pool())
+            .await?;
+        let mut state = self.state.write().expect("audit state");
+        if state.cosigned.as_ref().is_none_or(|(_, s)| *s <= size) {
+            state.cosigned = Some((note, size));
+        }
+        Ok(())
+    }
+
+    /// The latest signed checkpoint with the tree size it names.
+    pub fn latest(&self) -> Option<(String, u64)> {
         self.state.read().expect("audit state").checkpoint.clone()
     }
 
@@ -158,12 +220,17 @@ impl AuditLog {
     }
 }
 
+fn range_size(state: &RwLock<State>) -> u64 {
+    state.read().expect("audit state").range.size()
+}
+
 async fn write_batches(
     db: Db,
     signer: Signer,
     origin: String,
     state: Arc<RwLock<State>>,
     mut rx: mpsc::Receiver<Pending>,
+    published: Arc<watch::Sender<u64>>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -192,9 +259,10 @@ async fn write_batches(
                     for h in &hashes {
                         s.tree.push(*h);
                     }
+                    s.checkpoint = Some((note, range.size()));
                     s.range = range;
-                    s.checkpoint = Some(note);
                 }
+                published.send_replace(start + batch.len() as u64);
                 for (i, p) in batch.into_iter().enumerate() {
                     let _ = p.ack.send(Ok(start + i as u64));
                 }

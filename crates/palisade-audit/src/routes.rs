@@ -3,9 +3,10 @@
 //! hashes only, so this reveals nothing about accounts. Other services append through
 //! `POST /audit/events` ([`crate::ingest`]).
 
+use crate::bundle::ProofBundle;
 use crate::ingest::Ingest;
 use crate::log::AuditLog;
-use crate::merkle::ProofError;
+use crate::merkle::{Hash, ProofError};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,8 +19,10 @@ use serde_json::json;
 pub fn router(log: AuditLog, ingest: Ingest) -> Router {
     Router::new()
         .route("/audit/checkpoint", get(checkpoint))
+        .route("/audit/checkpoint/cosigned", get(cosigned))
         .route("/audit/proof/inclusion", get(inclusion))
         .route("/audit/proof/consistency", get(consistency))
+        .route("/audit/proof/bundle", get(bundle))
         .with_state(log)
         .merge(
             Router::new()
@@ -29,7 +32,16 @@ pub fn router(log: AuditLog, ingest: Ingest) -> Router {
 }
 
 async fn checkpoint(State(log): State<AuditLog>) -> Response {
-    match log.checkpoint() {
+    note_response(log.checkpoint())
+}
+
+/// The latest checkpoint carrying witness cosignatures (AUD-4).
+async fn cosigned(State(log): State<AuditLog>) -> Response {
+    note_response(log.cosigned().map(|(note, _)| note))
+}
+
+fn note_response(note: Option<String>) -> Response {
+    match note {
         Some(note) => (
             [
                 ("content-type", "text/plain; charset=utf-8"),
@@ -51,9 +63,12 @@ fn proof_error(e: ProofError) -> AppError {
     }
 }
 
+/// Names an entry by its index or by its leaf hash (base64), exactly one of the two.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct InclusionQuery {
-    index: u64,
+    index: Option<u64>,
+    hash: Option<String>,
     /// Defaults to the current size.
     size: Option<u64>,
 }
@@ -63,10 +78,32 @@ async fn inclusion(
     Query(q): Query<InclusionQuery>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let size = q.size.unwrap_or_else(|| log.size());
-    let proof = log.inclusion_proof(q.index, size).map_err(proof_error)?;
-    let leaf = log.leaf_hash(q.index).ok_or(AppError::NotFound)?;
+    if size > log.size() {
+        return Err(proof_error(ProofError::OutOfRange));
+    }
+    let index = match (q.index, q.hash) {
+        (Some(index), None) => index,
+        (None, Some(hash)) => {
+            let hash: Hash = BASE64
+                .decode(hash.as_bytes())
+                .ok()
+                .and_then(|h| h.try_into().ok())
+                .ok_or_else(|| {
+                    AppError::bad_request("invalid_hash", "`hash` must be 32 bytes of base64.")
+                })?;
+            log.index_of(&hash, size).await?.ok_or(AppError::NotFound)?
+        }
+        _ => {
+            return Err(AppError::bad_request(
+                "invalid_request",
+                "Give exactly one of `index` and `hash`.",
+            ));
+        }
+    };
+    let proof = log.inclusion_proof(index, size).map_err(proof_error)?;
+    let leaf = log.leaf_hash(index).ok_or(AppError::NotFound)?;
     Ok(Json(json!({
-        "index": q.index,
+        "index": index,
         "tree_size": size,
         "leaf_hash": BASE64.encode(&leaf),
         "proof": proof.iter().map(|h| BASE64.encode(h)).collect::<Vec<_>>(),
@@ -74,6 +111,33 @@ async fn inclusion(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleQuery {
+    index: u64,
+}
+
+/// A C2SP tlog-proof bundle for one entry against the latest checkpoint.
+async fn bundle(
+    State(log): State<AuditLog>,
+    Query(q): Query<BundleQuery>,
+) -> Result<Response, AppError> {
+    let (checkpoint, size) = log.latest().ok_or(AppError::NotFound)?;
+    let proof = log.inclusion_proof(q.index, size).map_err(proof_error)?;
+    let bundle = ProofBundle {
+        extra: None,
+        index: q.index,
+        proof,
+        checkpoint,
+    };
+    Ok((
+        [("content-type", "text/plain; charset=utf-8")],
+        bundle.to_text(),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ConsistencyQuery {
     from: u64,
     /// Defaults to the current size.

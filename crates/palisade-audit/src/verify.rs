@@ -1,13 +1,19 @@
-//! Offline verification of a stored audit log (AUD-5): every entry is rehashed, indexes must
-//! run without gaps, every stored checkpoint must carry a valid signature by a trusted key and
-//! name exactly the root of the entries up to its size. The first problem is located: by index
-//! when an entry or its hash changed or went missing, by checkpoint range otherwise.
+//! Offline verification of an audit log (AUD-5), from its database or from a directory written
+//! by [`export`]: every entry is rehashed, indexes must run without gaps, every stored
+//! checkpoint must carry a valid signature by a trusted log key (and every cosignature by a
+//! trusted witness must verify) and name exactly the root of the entries up to its size. The
+//! first problem is located: by index when an entry or its hash changed or went missing, by
+//! checkpoint range otherwise. Entries whose payload key was destroyed are counted as
+//! "payload erased" (AUD-6): that is not a failure, the proofs hold without the payload.
 
 use crate::merkle::{CompactRange, Hash, leaf_hash};
 use crate::note::{Checkpoint, Verifier, open};
 use data_encoding::HEXLOWER;
 use palisade_store::{Db, StoreError};
 use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Problem {
@@ -20,38 +26,260 @@ pub struct Problem {
 pub struct Report {
     pub entries: u64,
     pub checkpoints: u64,
+    /// Checkpoints carrying at least one valid cosignature by a trusted witness.
+    pub cosigned_checkpoints: u64,
+    /// Entries whose sealed payload can no longer be read because its subject was erased.
+    pub payload_erased: u64,
     pub root: String,
     pub ok: bool,
     pub problems: Vec<Problem>,
 }
 
-const PAGE: i64 = 10_000;
+/// The keys a verification trusts.
+pub struct Trust {
+    /// Checkpoint keys of the log: every checkpoint needs a valid signature by one of them.
+    pub log: Vec<Verifier>,
+    /// Witness keys: their cosignatures, where present, must verify.
+    pub witnesses: Vec<Verifier>,
+}
 
-/// Verifies the log in `db`. `progress(done, total)` is called as entries are checked.
-pub async fn verify_store(
-    db: &Db,
-    trusted: &[Verifier],
+/// Where the log is read from.
+pub enum Source<'a> {
+    Db(&'a Db),
+    /// A directory written by [`export`].
+    Dir(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {error}")]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Format(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> VerifyError + '_ {
+    move |error| VerifyError::Io {
+        path: path.to_owned(),
+        error,
+    }
+}
+
+const PAGE: i64 = 10_000;
+const ENTRIES: &str = "entries.tsv";
+const CHECKPOINTS: &str = "checkpoints";
+const ERASED: &str = "erased-keys.txt";
+
+/// One stored entry: its index, the leaf hash recorded beside it (hex) and its bytes.
+type Row = (i64, String, String);
+
+/// Streams a source's entries in index order, a page at a time.
+enum Rows {
+    Db { db: Db, after: i64 },
+    File(std::io::Lines<BufReader<std::fs::File>>, PathBuf),
+}
+
+impl Rows {
+    async fn next_page(&mut self) -> Result<Vec<Row>, VerifyError> {
+        match self {
+            Rows::Db { db, after } => {
+                let page: Vec<Row> = sqlx::query_as(
+                    "SELECT idx, leaf_hash, entry FROM audit_leaves WHERE idx > $1 ORDER BY idx LIMIT $2",
+                )
+                .bind(*after)
+                .bind(PAGE)
+                .fetch_all(db.pool())
+                .await
+                .map_err(StoreError::from)?;
+                if let Some(last) = page.last() {
+                    *after = last.0;
+                }
+                Ok(page)
+            }
+            Rows::File(lines, path) => {
+                let mut page = Vec::new();
+                for line in lines.by_ref().take(PAGE as usize) {
+                    let line = line.map_err(io(path))?;
+                    let mut fields = line.splitn(3, '\t');
+                    let (Some(idx), Some(hash), Some(entry)) =
+                        (fields.next(), fields.next(), fields.next())
+                    else {
+                        return Err(VerifyError::Format(format!(
+                            "{}: a line is not index, hash and entry",
+                            path.display()
+                        )));
+                    };
+                    let idx = idx.parse().map_err(|_| {
+                        VerifyError::Format(format!("{}: bad index {idx:?}", path.display()))
+                    })?;
+                    page.push((idx, hash.to_owned(), entry.to_owned()));
+                }
+                Ok(page)
+            }
+        }
+    }
+}
+
+struct Loaded {
+    total: u64,
+    checkpoints: Vec<(i64, String)>,
+    erased_keys: HashSet<String>,
+    rows: Rows,
+}
+
+async fn load(source: Source<'_>) -> Result<Loaded, VerifyError> {
+    match source {
+        Source::Db(db) => {
+            let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_leaves")
+                .fetch_one(db.pool())
+                .await
+                .map_err(StoreError::from)?;
+            let checkpoints =
+                sqlx::query_as("SELECT size, note FROM audit_checkpoints ORDER BY size")
+                    .fetch_all(db.pool())
+                    .await
+                    .map_err(StoreError::from)?;
+            let erased_keys = crate::subject_keys::erased_key_ids(db).await?;
+            Ok(Loaded {
+                total: total as u64,
+                checkpoints,
+                erased_keys: erased_keys.into_iter().collect(),
+                rows: Rows::Db {
+                    db: db.clone(),
+                    after: -1,
+                },
+            })
+        }
+        Source::Dir(dir) => {
+            let entries = dir.join(ENTRIES);
+            let total = BufReader::new(std::fs::File::open(&entries).map_err(io(&entries))?)
+                .lines()
+                .count() as u64;
+            let cp_dir = dir.join(CHECKPOINTS);
+            let mut checkpoints = Vec::new();
+            for file in std::fs::read_dir(&cp_dir).map_err(io(&cp_dir))? {
+                let path = file.map_err(io(&cp_dir))?.path();
+                let size = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        VerifyError::Format(format!("{}: not a checkpoint size", path.display()))
+                    })?;
+                checkpoints.push((size, std::fs::read_to_string(&path).map_err(io(&path))?));
+            }
+            checkpoints.sort_by_key(|(size, _)| *size);
+            let erased = dir.join(ERASED);
+            let erased_keys = std::fs::read_to_string(&erased)
+                .map_err(io(&erased))?
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            let file = std::fs::File::open(&entries).map_err(io(&entries))?;
+            Ok(Loaded {
+                total,
+                checkpoints,
+                erased_keys,
+                rows: Rows::File(BufReader::new(file).lines(), entries),
+            })
+        }
+    }
+}
+
+/// Writes the log in `db` to `dir` (created if needed) for offline verification and archival:
+/// `entries.tsv` (index, leaf hash, entry per line), `checkpoints/<size>` and
+/// `erased-keys.txt`. Returns the number of entries written.
+pub async fn export(db: &Db, dir: &Path) -> Result<u64, VerifyError> {
+    let cp_dir = dir.join(CHECKPOINTS);
+    std::fs::create_dir_all(&cp_dir).map_err(io(&cp_dir))?;
+    let mut loaded = load(Source::Db(db)).await?;
+    for (size, note) in &loaded.checkpoints {
+        let path = cp_dir.join(size.to_string());
+        std::fs::write(&path, note).map_err(io(&path))?;
+    }
+    let erased = dir.join(ERASED);
+    let mut keys: Vec<&String> = loaded.erased_keys.iter().collect();
+    keys.sort();
+    let keys: String = keys.into_iter().map(|k| format!("{k}\n")).collect();
+    std::fs::write(&erased, keys).map_err(io(&erased))?;
+    let path = dir.join(ENTRIES);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io(&path))?);
+    let mut written = 0;
+    loop {
+        let page = loaded.rows.next_page().await?;
+        if page.is_empty() {
+            break;
+        }
+        for (idx, hash, entry) in page {
+            writeln!(out, "{idx}\t{hash}\t{entry}").map_err(io(&path))?;
+            written += 1;
+        }
+    }
+    out.into_inner()
+        .map_err(|e| VerifyError::Format(e.to_string()))?
+        .sync_all()
+        .map_err(io(&path))?;
+    Ok(written)
+}
+
+/// The payload key an entry was sealed under, if any.
+fn payload_key(entry: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Leaf<'a> {
+        #[serde(borrow)]
+        payload: Option<Payload<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Payload<'a> {
+        key: &'a str,
+    }
+    let leaf: Leaf = serde_json::from_str(entry).ok()?;
+    leaf.payload.map(|p| p.key.to_owned())
+}
+
+/// Verifies a log. `progress(done, total)` is called as entries are checked.
+pub async fn verify(
+    source: Source<'_>,
+    trust: &Trust,
     mut progress: impl FnMut(u64, u64),
-) -> Result<Report, StoreError> {
-    let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_leaves")
-        .fetch_one(db.pool())
-        .await?;
-    let rows: Vec<(i64, String)> =
-        sqlx::query_as("SELECT size, note FROM audit_checkpoints ORDER BY size")
-            .fetch_all(db.pool())
-            .await?;
+) -> Result<Report, VerifyError> {
+    let Loaded {
+        total,
+        checkpoints: stored,
+        erased_keys,
+        mut rows,
+    } = load(source).await?;
     let mut problems = Vec::new();
     let mut checkpoints = Vec::new();
-    for (size, note) in &rows {
-        match open(note, trusted)
+    let mut cosigned = 0;
+    let known: Vec<Verifier> = trust.log.iter().chain(&trust.witnesses).cloned().collect();
+    for (size, note) in &stored {
+        let opened = open(note, &known)
             .map_err(|e| e.to_string())
-            .and_then(|(text, _)| Checkpoint::parse(text).map_err(|e| e.to_string()))
-        {
-            Ok(c) if c.size == *size as u64 => checkpoints.push(c),
-            Ok(c) => problems.push(Problem {
+            .and_then(|(text, names)| {
+                let by_log = trust.log.iter().any(|v| names.contains(&v.name));
+                let by_witness = trust.witnesses.iter().any(|v| names.contains(&v.name));
+                if !by_log {
+                    return Err("it has no signature by the log's key".to_owned());
+                }
+                Checkpoint::parse(text)
+                    .map(|c| (c, by_witness))
+                    .map_err(|e| e.to_string())
+            });
+        match opened {
+            Ok((c, _)) if c.size != *size as u64 => problems.push(Problem {
                 index: None,
                 what: format!("checkpoint stored as size {size} names size {}", c.size),
             }),
+            Ok((c, by_witness)) => {
+                cosigned += u64::from(by_witness);
+                checkpoints.push(c);
+            }
             Err(e) => problems.push(Problem {
                 index: None,
                 what: format!("checkpoint at size {size} is not validly signed: {e}"),
@@ -61,17 +289,26 @@ pub async fn verify_store(
     let mut next_checkpoint = checkpoints.iter().peekable();
     let mut range = CompactRange::default();
     let mut last_good_checkpoint = 0u64;
-    let mut after = -1i64;
+    let mut entries_per_key: HashMap<String, u64> = HashMap::new();
+    let finish =
+        |range: &CompactRange, problems: Vec<Problem>, per_key: &HashMap<String, u64>| Report {
+            entries: total,
+            checkpoints: checkpoints.len() as u64,
+            cosigned_checkpoints: cosigned,
+            payload_erased: per_key
+                .iter()
+                .filter(|(k, _)| erased_keys.contains(*k))
+                .map(|(_, n)| n)
+                .sum(),
+            root: data_encoding::BASE64.encode(&range.root()),
+            ok: problems.is_empty(),
+            problems,
+        };
     loop {
-        let page: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT idx, leaf_hash, entry FROM audit_leaves WHERE idx > $1 ORDER BY idx LIMIT $2",
-        )
-        .bind(after)
-        .bind(PAGE)
-        .fetch_all(db.pool())
-        .await?;
-        let Some(last) = page.last() else { break };
-        after = last.0;
+        let page = rows.next_page().await?;
+        if page.is_empty() {
+            break;
+        }
         for (idx, stored, entry) in page {
             let expected = range.size();
             if idx as u64 != expected {
@@ -79,7 +316,7 @@ pub async fn verify_store(
                     index: Some(expected),
                     what: format!("entry {expected} is missing (next stored index is {idx})"),
                 });
-                return Ok(finish(total, &checkpoints, &range, problems));
+                return Ok(finish(&range, problems, &entries_per_key));
             }
             let hash: Hash = leaf_hash(entry.as_bytes());
             if HEXLOWER.encode(&hash) != stored {
@@ -87,6 +324,9 @@ pub async fn verify_store(
                     index: Some(expected),
                     what: format!("entry {expected} does not match its recorded leaf hash"),
                 });
+            }
+            if let Some(key) = payload_key(&entry) {
+                *entries_per_key.entry(key).or_default() += 1;
             }
             range.append(hash);
             while let Some(c) = next_checkpoint.peek() {
@@ -108,7 +348,7 @@ pub async fn verify_store(
                 }
                 next_checkpoint.next();
             }
-            progress(range.size(), total as u64);
+            progress(range.size(), total);
         }
     }
     for c in next_checkpoint {
@@ -121,20 +361,114 @@ pub async fn verify_store(
             ),
         });
     }
-    Ok(finish(total, &checkpoints, &range, problems))
+    Ok(finish(&range, problems, &entries_per_key))
 }
 
-fn finish(
-    total: i64,
-    checkpoints: &[Checkpoint],
-    range: &CompactRange,
-    problems: Vec<Problem>,
-) -> Report {
-    Report {
-        entries: total as u64,
-        checkpoints: checkpoints.len() as u64,
-        root: data_encoding::BASE64.encode(&range.root()),
-        ok: problems.is_empty(),
-        problems,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::AuditLog;
+    use crate::note::Signer;
+    use crate::{Action, Auditor, Outcome, Payload, SecurityEvent};
+
+    async fn erased_payloads_are_unreadable_and_the_log_still_verifies(db: Db) {
+        let skey = Signer::generate("audit.test/log").unwrap();
+        let log = AuditLog::open(
+            db.clone(),
+            Signer::from_skey(&skey).unwrap(),
+            "audit.test/log".into(),
+        )
+        .await
+        .unwrap();
+        let sealing = palisade_crypto::SealingKey::from_bytes(&[9u8; 32]).unwrap();
+        let auditor = Auditor::with_log(db.clone(), log, [7u8; 32], sealing);
+        let mut indexes = HashMap::new();
+        for (actor, n) in [("alice", 3), ("bob", 2)] {
+            for i in 0..n {
+                let index = auditor
+                    .record(
+                        SecurityEvent::new(Action::LoginSucceeded, Outcome::Success, "default")
+                            .actor(actor)
+                            .ip("192.0.2.7".parse().unwrap())
+                            .device("Firefox")
+                            .detail("attempt", i),
+                    )
+                    .await
+                    .unwrap()
+                    .unwrap();
+                indexes.entry(actor).or_insert_with(Vec::new).push(index);
+            }
+        }
+        // The leaf holds no account id, address or detail in the clear.
+        let first = auditor
+            .log()
+            .unwrap()
+            .entry(indexes["alice"][0])
+            .await
+            .unwrap()
+            .unwrap();
+        for secret in ["alice", "192.0.2", "attempt"] {
+            assert!(!first.contains(secret), "{secret} leaked into {first}");
+        }
+        let read = auditor
+            .read_entry(indexes["alice"][0])
+            .await
+            .unwrap()
+            .unwrap();
+        let Payload::Readable(payload) = &read.payload else {
+            panic!("{:?}", read.payload)
+        };
+        assert_eq!(payload["ip"], "192.0.2.0/24");
+        assert_eq!(payload["details"]["attempt"], 0);
+
+        assert_eq!(auditor.erase_subject("alice").await.unwrap(), 1);
+        for &i in &indexes["alice"] {
+            assert_eq!(
+                auditor.read_entry(i).await.unwrap().unwrap().payload,
+                Payload::Erased
+            );
+        }
+        for &i in &indexes["bob"] {
+            let p = auditor.read_entry(i).await.unwrap().unwrap().payload;
+            assert!(matches!(p, Payload::Readable(_)), "{p:?}");
+        }
+        // The searchable rows forget alice too.
+        assert!(
+            auditor
+                .events_for_actor("alice", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let trust = Trust {
+            log: vec![Verifier::from_vkey(&Signer::from_skey(&skey).unwrap().vkey()).unwrap()],
+            witnesses: vec![],
+        };
+        let report = verify(Source::Db(&db), &trust, |_, _| {}).await.unwrap();
+        assert!(report.ok, "{:?}", report.problems);
+        assert_eq!((report.entries, report.payload_erased), (5, 3));
+
+        // The same from an export; and a changed exported entry is caught at its index.
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(export(&db, dir.path()).await.unwrap(), 5);
+        let exported = verify(Source::Dir(dir.path().into()), &trust, |_, _| {})
+            .await
+            .unwrap();
+        assert!(exported.ok, "{:?}", exported.problems);
+        assert_eq!((exported.payload_erased, exported.root), (3, report.root));
+        let path = dir.path().join(ENTRIES);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replacen("identity.login.succeeded", "identity.login.failed", 2),
+        )
+        .unwrap();
+        let tampered = verify(Source::Dir(dir.path().into()), &trust, |_, _| {})
+            .await
+            .unwrap();
+        assert!(!tampered.ok);
+        assert_eq!(tampered.problems[0].index, Some(0));
     }
+    palisade_store::both_backends!(erased_payloads_are_unreadable_and_the_log_still_verifies);
 }

@@ -3,6 +3,7 @@
 //! security headers, metrics), the one error type and its rendering, and health endpoints.
 
 pub mod api_key;
+pub mod client;
 pub mod client_ip;
 pub mod error;
 pub mod headers;

@@ -3,11 +3,8 @@
 //! JSON encoding). Spans are batched by a background task; when the collector is slow or down,
 //! the bounded queue drops spans (counted in a metric) rather than slowing requests.
 
-use bytes::Bytes;
-use http::{Method, Request, Uri};
-use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use crate::client::{PlainHttp, http_endpoint};
+use http::Uri;
 use prometheus_client::metrics::counter::Counter;
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,15 +42,8 @@ impl OtlpExporter {
         dropped: Counter,
         shutdown: CancellationToken,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), String> {
-        let uri: Uri = format!("{}/v1/traces", endpoint.trim_end_matches('/'))
-            .parse()
-            .map_err(|e| format!("telemetry.otlp_endpoint: {e}"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(
-                "telemetry.otlp_endpoint must be an http:// URL (a local collector or sidecar)"
-                    .into(),
-            );
-        }
+        let uri = http_endpoint(endpoint, "/v1/traces")
+            .map_err(|e| format!("telemetry.otlp_endpoint (a local collector or sidecar): {e}"))?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(run(uri, service_name.to_owned(), rx, shutdown));
         Ok((Self { tx, dropped }, task))
@@ -72,7 +62,7 @@ async fn run(
     mut rx: mpsc::Receiver<ServerSpan>,
     shutdown: CancellationToken,
 ) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let client = PlainHttp::default();
     let mut batch = Vec::with_capacity(BATCH);
     let mut ticker = tokio::time::interval(FLUSH_EVERY);
     loop {
@@ -106,25 +96,14 @@ async fn run(
     }
 }
 
-async fn send(
-    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-    uri: &Uri,
-    body: String,
-) {
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(uri.clone())
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .expect("static request parts");
-    match tokio::time::timeout(Duration::from_secs(10), client.request(request)).await {
-        Ok(Ok(response)) if response.status().is_success() => {}
-        Ok(Ok(response)) => tracing::warn!(
-            status = response.status().as_u16(),
-            "OTLP collector refused spans"
-        ),
-        Ok(Err(e)) => tracing::warn!(error = %e, "OTLP export failed"),
-        Err(_) => tracing::warn!("OTLP export timed out"),
+async fn send(client: &PlainHttp, uri: &Uri, body: String) {
+    match client
+        .post(uri, "application/json", body, Duration::from_secs(10))
+        .await
+    {
+        Ok((status, _)) if status.is_success() => {}
+        Ok((status, _)) => tracing::warn!(status = status.as_u16(), "OTLP collector refused spans"),
+        Err(e) => tracing::warn!(error = %e, "OTLP export failed"),
     }
 }
 

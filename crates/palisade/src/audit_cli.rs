@@ -5,11 +5,14 @@ use crate::config::Config;
 use anyhow::{Result, anyhow};
 use clap::Subcommand;
 use palisade_audit::note::Verifier;
+use palisade_audit::verify::{Source, Trust};
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the tree, check every checkpoint signature and root, report the first problem.
+    /// Recompute the tree, check every checkpoint signature, cosignature and root, report the
+    /// first problem and the entries whose payload was erased.
     Verify {
         /// Print the report as JSON.
         #[arg(long)]
@@ -17,24 +20,71 @@ pub enum AuditCommand {
         /// A trusted checkpoint key (`name+hash+key`); repeatable. Defaults to the log's own key.
         #[arg(long = "vkey")]
         vkeys: Vec<String>,
+        /// A trusted witness key; repeatable. Defaults to the configured witnesses.
+        #[arg(long = "witness-vkey")]
+        witness_vkeys: Vec<String>,
+        /// Verify a directory written by `palisade audit export` instead of the database.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
+    /// Write the log (entries, checkpoints, erased key ids) to a directory for offline
+    /// verification and archival.
+    Export { dir: PathBuf },
 }
 
-/// Returns whether the log verified.
+fn verifiers(keys: &[String], flag: &str) -> Result<Vec<Verifier>> {
+    keys.iter()
+        .map(|k| Verifier::from_vkey(k).map_err(|e| anyhow!("{flag} {k}: {e}")))
+        .collect()
+}
+
+/// Returns whether the command succeeded (for `verify`: whether the log verified).
 pub async fn run(config: Config, command: AuditCommand) -> Result<bool> {
-    let AuditCommand::Verify { json, vkeys } = command;
-    let db = crate::state::open_database(&config).await?;
+    let (json, vkeys, witness_vkeys, dir) = match command {
+        AuditCommand::Export { dir } => {
+            let db = crate::state::open_database(&config).await?;
+            let written = palisade_audit::verify::export(&db, &dir).await?;
+            db.close().await;
+            println!("exported {written} entries to {}", dir.display());
+            return Ok(true);
+        }
+        AuditCommand::Verify {
+            json,
+            vkeys,
+            witness_vkeys,
+            dir,
+        } => (json, vkeys, witness_vkeys, dir),
+    };
     let vkeys = if vkeys.is_empty() {
         vec![crate::state::audit_keys(&config)?.0.vkey()]
     } else {
         vkeys
     };
-    let trusted = vkeys
-        .iter()
-        .map(|k| Verifier::from_vkey(k).map_err(|e| anyhow!("--vkey {k}: {e}")))
-        .collect::<Result<Vec<_>>>()?;
+    let witness_vkeys = if witness_vkeys.is_empty() {
+        config
+            .audit
+            .witnesses
+            .iter()
+            .map(|w| w.vkey.clone())
+            .collect()
+    } else {
+        witness_vkeys
+    };
+    let trust = Trust {
+        log: verifiers(&vkeys, "--vkey")?,
+        witnesses: verifiers(&witness_vkeys, "--witness-vkey")?,
+    };
+    let db = match &dir {
+        Some(_) => None,
+        None => Some(crate::state::open_database(&config).await?),
+    };
+    let source = match (&db, dir) {
+        (Some(db), _) => Source::Db(db),
+        (None, Some(dir)) => Source::Dir(dir),
+        (None, None) => unreachable!("a database is opened when no directory is given"),
+    };
     let tty = std::io::stderr().is_terminal();
-    let report = palisade_audit::verify::verify_store(&db, &trusted, |done, total| {
+    let report = palisade_audit::verify::verify(source, &trust, |done, total| {
         if tty && (done % 10_000 == 0 || done == total) {
             const WIDTH: u64 = 40;
             let filled = (done * WIDTH)
@@ -53,14 +103,22 @@ pub async fn run(config: Config, command: AuditCommand) -> Result<bool> {
     if tty {
         eprintln!();
     }
-    db.close().await;
+    if let Some(db) = db {
+        db.close().await;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if report.ok {
         println!(
-            "audit log verified: {} entries, {} checkpoints, root {}",
-            report.entries, report.checkpoints, report.root
+            "audit log verified: {} entries, {} checkpoints ({} cosigned), root {}",
+            report.entries, report.checkpoints, report.cosigned_checkpoints, report.root
         );
+        if report.payload_erased > 0 {
+            println!(
+                "  {} entries: payload erased (subject keys destroyed; the proofs still hold)",
+                report.payload_erased
+            );
+        }
     } else {
         println!(
             "audit log FAILED verification ({} entries):",

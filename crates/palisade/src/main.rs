@@ -6,6 +6,7 @@ mod config;
 mod logging;
 mod serve;
 mod state;
+mod witness_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -47,6 +48,8 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Run a C2SP tlog-witness that cosigns the configured logs' checkpoints.
+    Witness,
 }
 
 #[derive(Subcommand)]
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }),
+            Command::Witness => witness_cmd::run(config).await.map(|()| ExitCode::SUCCESS),
             Command::Config { .. } => unreachable!("handled before the runtime starts"),
         }
     });

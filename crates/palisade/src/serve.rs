@@ -69,6 +69,20 @@ pub async fn run(config: Config) -> Result<()> {
     let admin_keys =
         ApiKeys::from_hex_digests(&config.admin.api_key_sha256).map_err(anyhow::Error::msg)?;
     let audit_admin = palisade_audit::admin::router(auditor.clone(), admin_keys);
+    if !config.audit.witnesses.is_empty() {
+        let witnesses = config
+            .audit
+            .witnesses
+            .iter()
+            .map(|w| palisade_audit::cosign::WitnessEndpoint::new(&w.url, &w.vkey))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("audit.witnesses: {e}"))?;
+        tasks.spawn(palisade_audit::cosign::run(
+            audit_log.clone(),
+            witnesses,
+            shutdown.clone(),
+        ));
+    }
     let identity = Identity::new(
         db.clone(),
         auditor,
@@ -257,7 +271,7 @@ async fn stylesheet() -> impl axum::response::IntoResponse {
     )
 }
 
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");

@@ -69,7 +69,10 @@ pub fn audit_keys(config: &Config) -> Result<(palisade_audit::note::Signer, [u8;
 }
 
 /// Reads a key file, or creates it (mode 0600, never overwriting) with `make`'s value.
-fn read_or_create_key_file(path: &Path, make: impl FnOnce() -> Result<String>) -> Result<String> {
+pub fn read_or_create_key_file(
+    path: &Path,
+    make: impl FnOnce() -> Result<String>,
+) -> Result<String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if path.exists() {

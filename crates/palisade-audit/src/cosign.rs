@@ -1,0 +1,133 @@
+//! The log's side of witnessing (AUD-4): after each new checkpoint, every configured witness is
+//! sent it with a consistency proof from the size that witness last cosigned (C2SP
+//! tlog-witness). Verified cosignatures are appended to the stored checkpoint, which is then
+//! served as the latest cosigned one. New checkpoints that arrive while witnesses are being
+//! asked are coalesced: only the newest is sent next.
+
+use crate::log::AuditLog;
+use crate::note::{Verifier, open};
+use data_encoding::BASE64;
+use http::{StatusCode, Uri};
+use palisade_http::client::{PlainHttp, http_endpoint};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct WitnessEndpoint {
+    uri: Uri,
+    verifier: Verifier,
+    /// The size this witness last cosigned, once known.
+    size: Option<u64>,
+}
+
+impl WitnessEndpoint {
+    /// `url` is the witness's base URL (`http://…`); `vkey` its cosignature key.
+    pub fn new(url: &str, vkey: &str) -> Result<Self, String> {
+        Ok(Self {
+            uri: http_endpoint(url, "/add-checkpoint")?,
+            verifier: Verifier::from_vkey(vkey).map_err(|e| format!("{vkey}: {e}"))?,
+            size: None,
+        })
+    }
+}
+
+pub async fn run(log: AuditLog, mut witnesses: Vec<WitnessEndpoint>, shutdown: CancellationToken) {
+    let client = PlainHttp::default();
+    let mut published = log.subscribe();
+    published.mark_changed();
+    loop {
+        tokio::select! {
+            changed = published.changed() => if changed.is_err() { return },
+            _ = shutdown.cancelled() => return,
+        }
+        let Some((note, size)) = log.latest() else {
+            continue;
+        };
+        let mut lines = String::new();
+        let mut count = 0;
+        for w in &mut witnesses {
+            match cosign(&client, &log, w, &note, size).await {
+                Ok(line) => {
+                    lines.push_str(&line);
+                    count += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(witness = %w.uri, size, error = %e, "witness did not cosign")
+                }
+            }
+        }
+        if count > 0
+            && let Err(e) = log
+                .store_cosigned(size, format!("{note}{lines}"), count)
+                .await
+        {
+            tracing::error!(error = %e, size, "cosigned checkpoint not stored");
+        }
+    }
+}
+
+/// Asks one witness to cosign; returns its verified cosignature line.
+async fn cosign(
+    client: &PlainHttp,
+    log: &AuditLog,
+    w: &mut WitnessEndpoint,
+    note: &str,
+    size: u64,
+) -> Result<String, String> {
+    // At most two rounds: the second after the witness told us the size it holds.
+    for _ in 0..2 {
+        let old = w.size.unwrap_or(0);
+        if old > size {
+            return Err(format!(
+                "the witness holds size {old}, beyond this log's {size}: the log was rolled back"
+            ));
+        }
+        let proof = if old == 0 || old == size {
+            Vec::new()
+        } else {
+            log.consistency_proof(old, size)
+                .map_err(|e| format!("consistency proof {old}→{size}: {e:?}"))?
+        };
+        let mut body = format!("old {old}\n");
+        for h in &proof {
+            body.push_str(&BASE64.encode(h));
+            body.push('\n');
+        }
+        body.push('\n');
+        body.push_str(note);
+        let (status, answer) = client.post(&w.uri, "text/plain", body, TIMEOUT).await?;
+        let answer = String::from_utf8_lossy(&answer);
+        match status {
+            StatusCode::OK => {
+                let cosigned = format!("{note}{answer}");
+                let (_, names) = open(&cosigned, std::slice::from_ref(&w.verifier))
+                    .map_err(|e| format!("its answer is not a valid cosignature: {e}"))?;
+                if names.is_empty() {
+                    return Err("its answer carries no cosignature by its key".into());
+                }
+                w.size = Some(size);
+                let prefix = format!("— {} ", w.verifier.name);
+                return Ok(answer
+                    .lines()
+                    .filter(|l| l.starts_with(&prefix))
+                    .map(|l| format!("{l}\n"))
+                    .collect());
+            }
+            StatusCode::CONFLICT => {
+                let held = answer
+                    .trim_end()
+                    .parse()
+                    .map_err(|_| format!("409 without a size: {answer:?}"))?;
+                if w.size == Some(held) {
+                    return Err(format!(
+                        "the witness refuses this checkpoint at size {held}: the log forked"
+                    ));
+                }
+                w.size = Some(held);
+            }
+            other => return Err(format!("{other}: {}", answer.trim_end())),
+        }
+    }
+    Err("the witness kept changing its size".into())
+}

@@ -1,0 +1,57 @@
+//! `palisade witness` (AUD-4): runs a C2SP tlog-witness for the configured logs. Its state (the
+//! latest cosigned checkpoint per log) lives in the configured database; its cosigning key comes
+//! from `witness.signing_key` or is generated once into the data directory.
+
+use crate::config::Config;
+use anyhow::{Context, Result, anyhow};
+use palisade_audit::note::{KeyKind, Signer, Verifier};
+use palisade_audit::witness::Witness;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run(config: Config) -> Result<()> {
+    let name = config.witness.name.clone();
+    let skey = match &config.witness.signing_key {
+        Some(key) => key.expose().clone(),
+        None => crate::state::read_or_create_key_file(
+            &config.data_dir.join("witness-signing.key"),
+            || {
+                Signer::generate_kind(&name, KeyKind::Cosignature)
+                    .map_err(|e| anyhow!("witness.name: {e}"))
+            },
+        )?,
+    };
+    let signer = Signer::from_skey(skey.trim()).map_err(|e| anyhow!("witness.signing_key: {e}"))?;
+    let mut logs: HashMap<String, Vec<Verifier>> = HashMap::new();
+    for log in &config.witness.logs {
+        let key = Verifier::from_vkey(&log.vkey)
+            .map_err(|e| anyhow!("witness.logs {}: {e}", log.origin))?;
+        logs.entry(log.origin.clone()).or_default().push(key);
+    }
+    if logs.is_empty() {
+        tracing::warn!("witness.logs is empty: every checkpoint will be refused");
+    }
+    let db = crate::state::open_database(&config).await?;
+    let witness = Arc::new(Witness::new(db.clone(), signer, logs)?);
+    let listener = TcpListener::bind(config.witness.listen)
+        .await
+        .with_context(|| format!("cannot listen on witness.listen {}", config.witness.listen))?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        vkey = %witness.vkey(),
+        "palisade witness listening"
+    );
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(palisade_http::server::serve_plain(
+        listener,
+        palisade_audit::witness::router(witness),
+        shutdown.clone(),
+    ));
+    crate::serve::wait_for_signal().await;
+    shutdown.cancel();
+    let _ = server.await;
+    db.close().await;
+    Ok(())
+}
