@@ -139,8 +139,14 @@ async fn identity_events_are_in_the_signed_log(backend: Backend) {
 on_both_backends!(identity_events_are_in_the_signed_log);
 
 fn verify(server: &Server) -> (bool, serde_json::Value) {
+    verify_with(server, &[])
+}
+
+/// Runs `palisade audit verify --json` beside the server with extra arguments.
+fn verify_with(server: &Server, args: &[&str]) -> (bool, serde_json::Value) {
     let out = std::process::Command::new(binary())
         .args(["audit", "verify", "--json"])
+        .args(args)
         .current_dir(server.dir.path())
         .env("PALISADE_DATA_DIR", server.data_dir())
         .env("PALISADE_DATABASE__URL", server.database_url())
@@ -467,3 +473,327 @@ async fn services_ingest_events_with_proofs(backend: Backend) {
 }
 
 on_both_backends!(services_ingest_events_with_proofs);
+
+fn log_verifier(server: &Server) -> Verifier {
+    let logs = server.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("audit log checkpoint key"))
+        .expect("vkey logged");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    Verifier::from_vkey(v["fields"]["vkey"].as_str().unwrap()).unwrap()
+}
+
+/// AUD-4: a witness cosigns the log's checkpoints, the log serves the cosigned checkpoint and
+/// `audit verify` checks the cosignatures; a second instance of the log holding less history
+/// under the same key (a rollback to an old backup) is refused by the witness.
+async fn witnesses_cosign_and_refuse_a_rolled_back_log(backend: Backend) {
+    use palisade_audit::note::{KeyKind, Signer};
+    let origin = "localhost/palisade/audit";
+    let log_skey = Signer::generate(origin).unwrap();
+    let log_vkey = Signer::from_skey(&log_skey).unwrap().vkey();
+    let witness_skey = Signer::generate_kind("witness.test", KeyKind::Cosignature).unwrap();
+    let witness_vkey = Signer::from_skey(&witness_skey).unwrap().vkey();
+    let witness = WitnessProcess::start("witness.test", &witness_skey, origin, &log_vkey);
+    let options = Options::on(backend)
+        .env("PALISADE_AUDIT__SIGNING_KEY", log_skey.as_str())
+        .env(
+            "PALISADE_AUDIT__WITNESSES",
+            format!("[{{url=\"{}\", vkey=\"{witness_vkey}\"}}]", witness.url),
+        );
+    let server = Server::start_with(options.clone()).await;
+    let mut a = server.agent();
+    let email = unique_email("witnessed");
+    a.sign_up(&email, PASSWORD).await;
+    for _ in 0..3 {
+        a.log_in(&email, "a wrong password").await;
+    }
+    let size = server.events().await.len() as u64;
+    let trusted = [
+        Verifier::from_vkey(&log_vkey).unwrap(),
+        Verifier::from_vkey(&witness_vkey).unwrap(),
+    ];
+    let cosigned = eventually(
+        std::time::Duration::from_secs(30),
+        "a checkpoint cosigned at the full size",
+        || {
+            let mut a = server.agent();
+            let trusted = trusted.clone();
+            async move {
+                let r = a.get_json("/audit/checkpoint/cosigned").await;
+                if r.status != 200 {
+                    return None;
+                }
+                let (text, names) = open(&r.body, &trusted).unwrap();
+                (Checkpoint::parse(text).unwrap().size == size).then_some(names)
+            }
+        },
+    )
+    .await;
+    assert_eq!(cosigned, ["localhost/palisade/audit", "witness.test"]);
+    let (ok, report) = verify_with(
+        &server,
+        &["--vkey", &log_vkey, "--witness-vkey", &witness_vkey],
+    );
+    assert!(ok, "{report}");
+    assert!(
+        report["cosigned_checkpoints"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+
+    // The same log key on a store restored from an older, shorter history.
+    let rolled_back = Server::start_with(options).await;
+    let mut b = rolled_back.agent();
+    b.sign_up(&unique_email("restored"), PASSWORD).await;
+    assert!(rolled_back.events().await.len() < size as usize);
+    eventually(
+        std::time::Duration::from_secs(30),
+        "the witness's refusal",
+        || async {
+            rolled_back
+                .logs()
+                .contains("the log was rolled back")
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        b.get_json("/audit/checkpoint/cosigned").await.status,
+        404,
+        "nothing cosigned for the rolled-back log"
+    );
+    assert!(witness.logs().contains("checkpoint refused"));
+}
+
+on_both_backends!(witnesses_cosign_and_refuse_a_rolled_back_log);
+
+/// AUD-3, AUD-7: proofs by leaf hash, C2SP tlog-proof bundles, and the admin API's search and
+/// entry reads (which need the admin key).
+async fn proofs_bundles_and_admin_search(backend: Backend) {
+    let key = "admin-key-for-the-test-suite-0123456789";
+    let digest = palisade_crypto::sha256_hex(key.as_bytes());
+    let server = Server::start_with(
+        Options::on(backend).env("PALISADE_ADMIN__API_KEY_SHA256", format!("[\"{digest}\"]")),
+    )
+    .await;
+    let mut a = server.agent();
+    let email = unique_email("searched");
+    a.sign_up(&email, PASSWORD).await;
+    let failed = a.log_in(&email, "a wrong password").await;
+    let failed_trace = failed.headers["x-trace-id"].to_str().unwrap().to_owned();
+    a.log_in(&email, PASSWORD).await;
+    let verifier = log_verifier(&server);
+    let client = server.http_client();
+    let admin_get = |path: String, auth: Option<&str>| {
+        let mut req = client.get(format!("{}{path}", server.base()));
+        if let Some(a) = auth {
+            req = req.header("authorization", format!("Bearer {a}"));
+        }
+        req.send()
+    };
+
+    // Search is for holders of the admin key only.
+    for auth in [None, Some("wrong-key")] {
+        let r = admin_get("/admin/audit/events".into(), auth).await.unwrap();
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    }
+    let user_id = server.events().await.into_iter().find_map(|e| e.2).unwrap();
+    let search = |query: String| {
+        let admin_get = &admin_get;
+        async move {
+            let r = admin_get(format!("/admin/audit/events?{query}"), Some(key))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{query}");
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let by_actor = search(format!("actor={user_id}")).await;
+    let actions: Vec<&str> = by_actor["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "identity.login.succeeded",
+            "identity.login.failed",
+            "identity.sign_up"
+        ]
+    );
+    let by_trace = search(format!("trace_id={failed_trace}")).await;
+    let hit = &by_trace["events"][0];
+    assert_eq!(by_trace["events"].as_array().unwrap().len(), 1);
+    assert_eq!(hit["action"], "identity.login.failed");
+    let family = search("action=identity.login.*&limit=1".into()).await;
+    assert_eq!(family["events"].as_array().unwrap().len(), 1);
+    assert!(family["next"].is_i64(), "a full page has a next cursor");
+    let now = palisade_store::now_ms();
+    let window = search(format!("from={}&to={}", now - 600_000, now + 600_000)).await;
+    assert_eq!(window["events"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        search(format!("from={}", now + 600_000)).await["events"],
+        serde_json::json!([])
+    );
+    let bad = admin_get("/admin/audit/events?colour=red".into(), Some(key))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    // The hit's log entry, read back with its payload opened.
+    let index = hit["log_index"].as_u64().unwrap();
+    let entry: serde_json::Value = admin_get(format!("/admin/audit/entries/{index}"), Some(key))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(entry["entry"]["action"], "identity.login.failed");
+    assert_eq!(entry["payload"]["state"], "readable");
+    assert_eq!(entry["payload"]["value"]["ip"], "127.0.0.0/24");
+    let leaf = BASE64
+        .decode(entry["leaf_hash"].as_str().unwrap().as_bytes())
+        .unwrap();
+
+    // Inclusion by leaf hash names the same index and verifies against the checkpoint.
+    let r = a
+        .get_json(&format!(
+            "/audit/proof/inclusion?hash={}",
+            entry["leaf_hash"]
+                .as_str()
+                .unwrap()
+                .replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D")
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let proof = r.json();
+    assert_eq!(proof["index"].as_u64(), Some(index));
+    let checkpoint = a.get_json("/audit/checkpoint").await;
+    let (text, _) = open(&checkpoint.body, std::slice::from_ref(&verifier)).unwrap();
+    let cp = Checkpoint::parse(text).unwrap();
+    verify_inclusion(
+        index,
+        cp.size,
+        &leaf,
+        &base64_list(&proof["proof"]),
+        &cp.root,
+    )
+    .unwrap();
+    let unknown = a
+        .get_json("/audit/proof/inclusion?hash=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA%3D")
+        .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(
+        a.get_json("/audit/proof/inclusion?index=0&hash=x")
+            .await
+            .status,
+        400
+    );
+
+    // The tlog-proof bundle checks offline with the entry bytes and the log key alone.
+    let bundle = a.get(&format!("/audit/proof/bundle?index={index}")).await;
+    assert_eq!(bundle.status, 200);
+    let bundle = palisade_audit::bundle::ProofBundle::parse(&bundle.body).unwrap();
+    let db = server.db().await;
+    let (stored,): (String,) = sqlx::query_as("SELECT entry FROM audit_leaves WHERE idx = $1")
+        .bind(index as i64)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    bundle
+        .verify(stored.as_bytes(), std::slice::from_ref(&verifier))
+        .unwrap();
+    assert!(
+        bundle
+            .verify(b"another entry", std::slice::from_ref(&verifier))
+            .is_err()
+    );
+}
+
+on_both_backends!(proofs_bundles_and_admin_search);
+
+/// AUD-6: destroying a subject's key leaves its entries unreadable while `audit verify` still
+/// passes — from the database and from an exported directory — reporting them as erased.
+async fn erased_subjects_verify_as_payload_erased(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let mut a = server.agent();
+    let email = unique_email("erased");
+    a.sign_up(&email, PASSWORD).await;
+    a.log_in(&email, PASSWORD).await;
+    let mut b = server.agent();
+    b.sign_up(&unique_email("kept"), PASSWORD).await;
+    let events = server.events().await;
+    let user_id = events.iter().find_map(|e| e.2.clone()).unwrap();
+    let erased_count = events
+        .iter()
+        .filter(|e| e.2.as_deref() == Some(&user_id))
+        .count() as u64;
+    let (ok, before) = verify(&server);
+    assert!(ok, "{before}");
+    assert_eq!(before["payload_erased"], 0);
+
+    // Crypto-shredding as the erasure workflow performs it: the subject's key row loses its key.
+    let db = server.db().await;
+    let (keys,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_subject_keys")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert!(keys >= 2, "one key per subject");
+    let (entry,): (String,) = sqlx::query_as("SELECT entry FROM audit_leaves WHERE idx = 0")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let key_id = serde_json::from_str::<serde_json::Value>(&entry).unwrap()["payload"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sqlx::query("UPDATE audit_subject_keys SET sealed_key = NULL, erased_at = 1 WHERE key_id = $1")
+        .bind(&key_id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+
+    let (ok, after) = verify(&server);
+    assert!(ok, "{after}");
+    assert_eq!(after["payload_erased"].as_u64(), Some(erased_count));
+    assert_eq!(after["root"], before["root"], "the tree is untouched");
+
+    let export = server.dir.path().join("export");
+    let out = std::process::Command::new(binary())
+        .args(["audit", "export"])
+        .arg(&export)
+        .current_dir(server.dir.path())
+        .env("PALISADE_DATA_DIR", server.data_dir())
+        .env("PALISADE_DATABASE__URL", server.database_url())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, offline) = verify_with(&server, &["--dir", export.to_str().unwrap()]);
+    assert!(ok, "{offline}");
+    assert_eq!(offline["payload_erased"], after["payload_erased"]);
+    assert_eq!(offline["root"], after["root"]);
+
+    // The human-readable report says so.
+    let out = std::process::Command::new(binary())
+        .args(["audit", "verify", "--dir", export.to_str().unwrap()])
+        .current_dir(server.dir.path())
+        .env("PALISADE_DATA_DIR", server.data_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("payload erased"),
+        "{text}"
+    );
+}
+
+on_both_backends!(erased_subjects_verify_as_payload_erased);

@@ -97,44 +97,15 @@ impl Server {
         let mut cmd = Command::new(binary());
         cmd.arg("serve")
             .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PALISADE_DATA_DIR", dir.path().join("data"))
             .env("PALISADE_SERVER__HTTPS_LISTEN", "127.0.0.1:0")
             .env("PALISADE_SERVER__HTTP_LISTEN", "127.0.0.1:0")
             .env("PALISADE_SERVER__ADMIN_LISTEN", "127.0.0.1:0")
-            .env("PALISADE_DATABASE__URL", &database_url)
-            .env("PALISADE_LOG__LEVEL", "debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("PALISADE_DATABASE__URL", &database_url);
         for (k, v) in &options.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn palisade");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let logs = logs.clone();
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if line.contains("palisade listening") {
-                        let _ = tx.send(line.clone());
-                    }
-                    logs.lock().unwrap().push(line);
-                }
-            });
-        }
-        let line = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("server did not start:\n{}", logs.lock().unwrap().join("\n"));
-            }
-        };
+        let (child, logs, line) = spawn_until(cmd, "palisade listening");
         let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
         let addr = |k: &str| v["fields"][k].as_str().unwrap().parse().unwrap();
         Server {
@@ -276,6 +247,106 @@ impl Drop for Server {
                 );
             }
         }
+    }
+}
+
+/// Starts `cmd` (with a clean environment but `PATH`, debug logs and captured output) and waits
+/// for its first log line containing `marker`.
+fn spawn_until(mut cmd: Command, marker: &str) -> (Child, Arc<Mutex<Vec<String>>>, String) {
+    let envs: Vec<_> = cmd
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+        .collect();
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PALISADE_LOG__LEVEL", "debug");
+    for (k, v) in envs {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn palisade");
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let logs = logs.clone();
+        let tx = tx.clone();
+        let marker = marker.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if line.contains(&marker) {
+                    let _ = tx.send(line.clone());
+                }
+                logs.lock().unwrap().push(line);
+            }
+        });
+    }
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(line) => (child, logs, line),
+        Err(_) => {
+            let _ = child.kill();
+            panic!(
+                "{marker:?} never logged:\n{}",
+                logs.lock().unwrap().join("\n")
+            );
+        }
+    }
+}
+
+/// A `palisade witness` process (AUD-4) cosigning one log, with its own data directory and
+/// SQLite state.
+pub struct WitnessProcess {
+    child: Child,
+    _dir: tempfile::TempDir,
+    logs: Arc<Mutex<Vec<String>>>,
+    pub url: String,
+}
+
+impl WitnessProcess {
+    pub fn start(name: &str, skey: &str, log_origin: &str, log_vkey: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cmd = Command::new(binary());
+        cmd.arg("witness")
+            .current_dir(dir.path())
+            .env("PALISADE_DATA_DIR", dir.path().join("data"))
+            .env(
+                "PALISADE_DATABASE__URL",
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("witness.db").display()
+                ),
+            )
+            .env("PALISADE_WITNESS__LISTEN", "127.0.0.1:0")
+            .env("PALISADE_WITNESS__NAME", name)
+            .env("PALISADE_WITNESS__SIGNING_KEY", skey)
+            .env(
+                "PALISADE_WITNESS__LOGS",
+                format!("[{{origin=\"{log_origin}\", vkey=\"{log_vkey}\"}}]"),
+            );
+        let (child, logs, line) = spawn_until(cmd, "palisade witness listening");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        let url = format!("http://{}", v["fields"]["addr"].as_str().unwrap());
+        Self {
+            child,
+            _dir: dir,
+            logs,
+            url,
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for WitnessProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
