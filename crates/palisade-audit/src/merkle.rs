@@ -165,7 +165,7 @@ impl Tree {
             let row = &mut self.levels[level];
             row.push(node);
             let i = row.len() - 1;
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 return;
             }
             node = node_hash(&row[i - 1], &row[i]);
@@ -178,7 +178,7 @@ impl Tree {
         if n == 0 {
             return empty_root();
         }
-        if n.is_power_of_two() && lo % n == 0 {
+        if n.is_power_of_two() && lo.is_multiple_of(n) {
             return self.levels[n.trailing_zeros() as usize][(lo / n) as usize];
         }
         let k = split(n);

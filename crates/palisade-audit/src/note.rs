@@ -409,7 +409,8 @@ mod tests {
         let (_, names) = open(&note, std::slice::from_ref(&witness)).unwrap();
         assert_eq!(names, ["example.org/witness"]);
         // The timestamp is signed: changing it breaks the cosignature.
-        let mut blob = BASE64.decode(line[24..line.len() - 1].as_bytes()).unwrap();
+        let encoded = line.trim_end().rsplit_once(' ').unwrap().1;
+        let mut blob = BASE64.decode(encoded.as_bytes()).unwrap();
         blob[11] ^= 1;
         let forged = format!("{body}\n— example.org/witness {}\n", BASE64.encode(&blob));
         assert!(open(&forged, std::slice::from_ref(&witness)).is_err());
