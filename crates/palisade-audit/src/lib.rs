@@ -247,17 +247,25 @@ impl Auditor {
     pub async fn record(&self, event: SecurityEvent) -> Result<Option<u64>, StoreError> {
         let ip = event.ip.map(truncate_ip);
         let mut index = None;
-        if let Some(chain) = &self.chain {
-            let leaf = chain.leaf(&event, ip.as_deref()).await?;
-            index = Some(
-                chain
-                    .log
-                    .append(leaf)
-                    .await
-                    .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?,
-            );
+        let row = EventRow::of(&event, ip.clone());
+        match &self.chain {
+            // The searchable row is written in the same transaction as the leaf.
+            Some(chain) => {
+                let leaf = chain.leaf(&event, ip.as_deref()).await?;
+                index =
+                    Some(
+                        chain.log.append_event(leaf, row).await.map_err(|e| {
+                            StoreError::Database(sqlx::Error::Protocol(e.to_string()))
+                        })?,
+                    );
+            }
+            None => {
+                let sql = format!("{}{}", EventRow::INSERT, placeholders(1, EventRow::COLUMNS));
+                row.bind(sqlx::query(&sql), None)
+                    .execute(self.db.pool())
+                    .await?;
+            }
         }
-        sqlx_insert(&self.db, &event, ip.as_deref(), index).await?;
         tracing::info!(
             target: "palisade::security",
             action = %event.action,
@@ -379,32 +387,76 @@ impl Chain {
     }
 }
 
-async fn sqlx_insert(
-    db: &Db,
-    e: &SecurityEvent,
-    ip: Option<&str>,
-    log_index: Option<u64>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO security_events \
-         (at, action, outcome, actor, target, tenant_id, ip, trace_id, details, client, device, log_index) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(now_ms())
-    .bind(e.action.as_ref())
-    .bind(e.outcome.as_str())
-    .bind(e.actor.as_deref())
-    .bind(e.target.as_deref())
-    .bind(&e.tenant_id)
-    .bind(ip)
-    .bind(e.trace_id.as_deref())
-    .bind(e.details.to_string())
-    .bind(e.client.as_deref())
-    .bind(e.device.as_deref())
-    .bind(log_index.map(|i| i as i64))
-    .execute(db.pool())
-    .await?;
-    Ok(())
+/// An event's row in the searchable `security_events` table.
+#[derive(Debug)]
+pub(crate) struct EventRow {
+    at: i64,
+    action: String,
+    outcome: &'static str,
+    actor: Option<String>,
+    target: Option<String>,
+    tenant_id: String,
+    ip: Option<String>,
+    trace_id: Option<String>,
+    details: String,
+    client: Option<String>,
+    device: Option<String>,
+}
+
+impl EventRow {
+    fn of(e: &SecurityEvent, ip: Option<String>) -> Self {
+        Self {
+            at: now_ms(),
+            action: e.action.to_string(),
+            outcome: e.outcome.as_str(),
+            actor: e.actor.clone(),
+            target: e.target.clone(),
+            tenant_id: e.tenant_id.clone(),
+            ip,
+            trace_id: e.trace_id.clone(),
+            details: e.details.to_string(),
+            client: e.client.clone(),
+            device: e.device.clone(),
+        }
+    }
+
+    pub(crate) const INSERT: &str = "INSERT INTO security_events \
+        (at, action, outcome, actor, target, tenant_id, ip, trace_id, details, client, device, log_index) \
+        VALUES ";
+    pub(crate) const COLUMNS: usize = 12;
+
+    pub(crate) fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        log_index: Option<u64>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        query
+            .bind(self.at)
+            .bind(self.action.as_str())
+            .bind(self.outcome)
+            .bind(self.actor.as_deref())
+            .bind(self.target.as_deref())
+            .bind(self.tenant_id.as_str())
+            .bind(self.ip.as_deref())
+            .bind(self.trace_id.as_deref())
+            .bind(self.details.as_str())
+            .bind(self.client.as_deref())
+            .bind(self.device.as_deref())
+            .bind(log_index.map(|i| i as i64))
+    }
+}
+
+/// `($1, $2, …), ($n+1, …)`: the VALUES of a multi-row insert of `rows` rows of `columns`.
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The sealed part of a log entry as stored in the leaf.

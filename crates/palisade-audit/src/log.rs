@@ -8,8 +8,10 @@
 
 use crate::merkle::{self, CompactRange, Hash, ProofError, Tree};
 use crate::note::{Checkpoint, Signer};
+use crate::{EventRow, placeholders};
 use data_encoding::HEXLOWER;
 use palisade_store::{Db, StoreError, now_ms};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -18,6 +20,8 @@ const QUEUE: usize = 65_536;
 const MAX_BATCH: usize = 8_192;
 /// Leaves per INSERT statement: 4 parameters each, well under every backend's limit.
 const ROWS_PER_INSERT: usize = 500;
+/// Rows read per query when a log is opened.
+const OPEN_PAGE: i64 = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditLogError {
@@ -35,6 +39,9 @@ pub enum AuditLogError {
 
 struct State {
     tree: Tree,
+    /// Leaf hash (its first 8 bytes) → first index with that hash, for proofs by hash. In
+    /// memory because a database index on random hashes would cut append throughput threefold.
+    by_hash: HashMap<u64, u64>,
     range: CompactRange,
     /// The latest signed checkpoint and the size it names.
     checkpoint: Option<(String, u64)>,
@@ -44,6 +51,8 @@ struct State {
 
 struct Pending {
     entry: String,
+    /// The event's searchable row, written in the same transaction.
+    row: Option<EventRow>,
     ack: oneshot::Sender<Result<u64, String>>,
 }
 
@@ -60,28 +69,41 @@ impl AuditLog {
     /// Loads the log from the store (checking that indexes run without gaps) and starts its
     /// writer. `origin` is the checkpoint's first line, conventionally the log's URL prefix.
     pub async fn open(db: Db, signer: Signer, origin: String) -> Result<Self, AuditLogError> {
-        let rows: Vec<(i64, String)> =
-            sqlx::query_as("SELECT idx, leaf_hash FROM audit_leaves ORDER BY idx")
-                .fetch_all(db.pool())
-                .await
-                .map_err(StoreError::from)?;
         let mut tree = Tree::default();
+        let mut by_hash = HashMap::new();
         let mut range = CompactRange::default();
-        for (expected, (idx, hash)) in rows.into_iter().enumerate() {
-            if idx != expected as i64 {
-                return Err(AuditLogError::Corrupt(format!(
-                    "leaf {expected} is missing"
-                )));
+        // Read in pages: a large log's rows are never all held at once.
+        loop {
+            let expected = range.size();
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT idx, leaf_hash FROM audit_leaves WHERE idx >= $1 ORDER BY idx LIMIT $2",
+            )
+            .bind(expected as i64)
+            .bind(OPEN_PAGE)
+            .fetch_all(db.pool())
+            .await
+            .map_err(StoreError::from)?;
+            if rows.is_empty() {
+                break;
             }
-            let hash: Hash = HEXLOWER
-                .decode(hash.as_bytes())
-                .ok()
-                .and_then(|h| h.try_into().ok())
-                .ok_or_else(|| {
-                    AuditLogError::Corrupt(format!("leaf {idx} has a malformed hash"))
-                })?;
-            range.append(hash);
-            tree.push(hash);
+            for (idx, hash) in rows {
+                let expected = range.size();
+                if idx != expected as i64 {
+                    return Err(AuditLogError::Corrupt(format!(
+                        "leaf {expected} is missing"
+                    )));
+                }
+                let hash: Hash = HEXLOWER
+                    .decode(hash.as_bytes())
+                    .ok()
+                    .and_then(|h| h.try_into().ok())
+                    .ok_or_else(|| {
+                        AuditLogError::Corrupt(format!("leaf {idx} has a malformed hash"))
+                    })?;
+                range.append(hash);
+                by_hash.entry(hash_key(&hash)).or_insert(expected);
+                tree.push(hash);
+            }
         }
         let checkpoint: Option<(String, i64)> =
             sqlx::query_as("SELECT note, size FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
@@ -98,6 +120,7 @@ impl AuditLog {
         let state = Arc::new(RwLock::new(State {
             cosigned: cosigned.map(|(note, size)| (note, size as u64)),
             tree,
+            by_hash,
             range,
             checkpoint: checkpoint.map(|(note, size)| (note, size as u64)),
         }));
@@ -121,9 +144,22 @@ impl AuditLog {
 
     /// Appends one entry and returns its index once it is durable.
     pub async fn append(&self, entry: String) -> Result<u64, AuditLogError> {
+        self.enqueue(entry, None).await
+    }
+
+    /// Appends a security event's entry together with its searchable row.
+    pub(crate) async fn append_event(
+        &self,
+        entry: String,
+        row: EventRow,
+    ) -> Result<u64, AuditLogError> {
+        self.enqueue(entry, Some(row)).await
+    }
+
+    async fn enqueue(&self, entry: String, row: Option<EventRow>) -> Result<u64, AuditLogError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Pending { entry, ack })
+            .send(Pending { entry, row, ack })
             .await
             .map_err(|_| AuditLogError::Stopped)?;
         match done.await {
@@ -208,16 +244,22 @@ impl AuditLog {
     }
 
     /// The first index whose leaf hash is `hash`, among the first `size` entries.
-    pub async fn index_of(&self, hash: &Hash, size: u64) -> Result<Option<u64>, StoreError> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT idx FROM audit_leaves WHERE leaf_hash = $1 AND idx < $2 ORDER BY idx LIMIT 1",
-        )
-        .bind(HEXLOWER.encode(hash))
-        .bind(size as i64)
-        .fetch_optional(self.db.pool())
-        .await?;
-        Ok(row.map(|(i,)| i as u64))
+    pub fn index_of(&self, hash: &Hash, size: u64) -> Option<u64> {
+        let state = self.state.read().expect("audit state");
+        match state.by_hash.get(&hash_key(hash)) {
+            Some(&i) if state.tree.leaf(i) == Some(*hash) => Some(i).filter(|&i| i < size),
+            // Another hash with the same first 8 bytes (about one chance in 2^64 per entry):
+            // fall back to a scan.
+            Some(_) => {
+                (0..size.min(state.tree.size())).find(|&i| state.tree.leaf(i) == Some(*hash))
+            }
+            None => None,
+        }
     }
+}
+
+fn hash_key(hash: &Hash) -> u64 {
+    u64::from_be_bytes(hash[..8].try_into().expect("8 bytes"))
 }
 
 fn range_size(state: &RwLock<State>) -> u64 {
@@ -256,7 +298,8 @@ async fn write_batches(
             Ok(note) => {
                 {
                     let mut s = state.write().expect("audit state");
-                    for h in &hashes {
+                    for (i, h) in hashes.iter().enumerate() {
+                        s.by_hash.entry(hash_key(h)).or_insert(start + i as u64);
                         s.tree.push(*h);
                     }
                     s.checkpoint = Some((note, range.size()));
@@ -301,20 +344,9 @@ async fn commit(
     // Multi-row inserts: one statement per few hundred leaves instead of one per leaf.
     let rows: Vec<(usize, (&Pending, &Hash))> = batch.iter().zip(hashes).enumerate().collect();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let placeholders: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                format!(
-                    "(${}, ${}, ${}, ${})",
-                    r * 4 + 1,
-                    r * 4 + 2,
-                    r * 4 + 3,
-                    r * 4 + 4
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO audit_leaves (idx, leaf_hash, entry, created_at) VALUES {}",
-            placeholders.join(", ")
+            placeholders(chunk.len(), 4)
         );
         let mut query = sqlx::query(&sql);
         for (i, (p, h)) in chunk {
@@ -323,6 +355,23 @@ async fn commit(
                 .bind(HEXLOWER.encode(*h))
                 .bind(&p.entry)
                 .bind(now);
+        }
+        query.execute(&mut *tx).await.map_err(StoreError::from)?;
+    }
+    let events: Vec<(u64, &EventRow)> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((start + i as u64, p.row.as_ref()?)))
+        .collect();
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "{}{}",
+            EventRow::INSERT,
+            placeholders(chunk.len(), EventRow::COLUMNS)
+        );
+        let mut query = sqlx::query(&sql);
+        for (index, row) in chunk {
+            query = row.bind(query, Some(*index));
         }
         query.execute(&mut *tx).await.map_err(StoreError::from)?;
     }

@@ -91,7 +91,7 @@ async fn inclusion(
                 .ok_or_else(|| {
                     AppError::bad_request("invalid_hash", "`hash` must be 32 bytes of base64.")
                 })?;
-            log.index_of(&hash, size).await?.ok_or(AppError::NotFound)?
+            log.index_of(&hash, size).ok_or(AppError::NotFound)?
         }
         _ => {
             return Err(AppError::bad_request(

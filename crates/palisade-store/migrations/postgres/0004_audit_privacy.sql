@@ -1,6 +1,3 @@
--- Proofs by leaf hash (AUD-3) look entries up by their hash.
-CREATE INDEX audit_leaves_by_hash ON audit_leaves(leaf_hash);
-
 -- Per-subject keys for the encrypted part of audit entries (AUD-6). `subject` is the keyed
 -- pseudonym of the account, never its id; `sealed_key` is the key sealed under the server's
 -- sealing key and becomes NULL when the subject is erased (crypto-shredding): the entries stay
