@@ -73,7 +73,7 @@ async fn build(db: &palisade_store::Db, signer: &Signer, total: u64) {
         }
         query.execute(&mut *tx).await.unwrap();
         next += n;
-        if next % CHECKPOINT_EVERY == 0 || next == total {
+        if next.is_multiple_of(CHECKPOINT_EVERY) || next == total {
             let checkpoint = Checkpoint {
                 origin: "bench/log".into(),
                 size: next,
