@@ -2,7 +2,8 @@
 # Durable audit appends over loopback HTTPS: `POST /audit/events` with an API key, each answer
 # sent only after the event and its searchable row are committed with a signed checkpoint and
 # the inclusion proof is computed. wrk, 256 connections, three rounds; medians to
-# bench/results/audit_ingest.json.
+# bench/results/audit_ingest.json. Logging at the production default (info: a line per request
+# and per security event).
 source "$(dirname "$0")/lib.sh"
 need wrk wrk
 build_release
@@ -10,7 +11,7 @@ work=$(mktemp -d)
 trap 'stop_pid "${palisade_pid:-}"; rm -rf "$work"' EXIT
 key="bench-ingest-key-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 digest=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
-start_palisade "$work/palisade" PALISADE_AUDIT__INGEST_KEY_SHA256="[\"$digest\"]" PALISADE_LOG__LEVEL=warn
+start_palisade "$work/palisade" PALISADE_AUDIT__INGEST_KEY_SHA256="[\"$digest\"]"
 cat >"$work/ingest.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"

@@ -17,7 +17,7 @@ pub mod subject_keys;
 pub mod verify;
 pub mod witness;
 
-use palisade_store::{Db, StoreError, now_ms};
+use palisade_store::{Backend, Db, StoreError, now_ms};
 use serde::Serialize;
 use std::net::IpAddr;
 
@@ -260,7 +260,11 @@ impl Auditor {
                     );
             }
             None => {
-                let sql = format!("{}{}", EventRow::INSERT, placeholders(1, EventRow::COLUMNS));
+                let sql = format!(
+                    "{}{}",
+                    EventRow::INSERT,
+                    placeholders(self.db.backend(), 1, EventRow::COLUMNS)
+                );
                 row.bind(sqlx::query(&sql), None)
                     .execute(self.db.pool())
                     .await?;
@@ -446,12 +450,17 @@ impl EventRow {
     }
 }
 
-/// `($1, $2, …), ($n+1, …)`: the VALUES of a multi-row insert of `rows` rows of `columns`.
-pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+/// The VALUES of a multi-row insert of `rows` rows of `columns`: `($1, $2, …), …` on PostgreSQL;
+/// anonymous `?` on SQLite, whose driver resolves each numbered parameter by a linear search
+/// over the statement's parameter names (quadratic in the row count), while `?` binds in order.
+pub(crate) fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
             let row: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", r * columns + c))
+                .map(|c| match backend {
+                    Backend::Sqlite => "?".to_owned(),
+                    Backend::Postgres => format!("${}", r * columns + c),
+                })
                 .collect();
             format!("({})", row.join(", "))
         })
