@@ -195,7 +195,8 @@ pub struct Auditor {
 /// (AUD-6: leaves carry no personal data in the clear).
 #[derive(Clone)]
 struct Chain {
-    log: log::AuditLog,
+    /// `None` for tools beside a running server: their entries go through the outbox.
+    log: Option<log::AuditLog>,
     pseudonym_key: [u8; 32],
     keys: subject_keys::SubjectKeys,
 }
@@ -203,7 +204,7 @@ struct Chain {
 impl std::fmt::Debug for Chain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Chain")
-            .field("size", &self.log.size())
+            .field("size", &self.log.as_ref().map(log::AuditLog::size))
             .finish_non_exhaustive()
     }
 }
@@ -219,6 +220,22 @@ impl Auditor {
     pub fn with_log(
         db: Db,
         log: log::AuditLog,
+        pseudonym_key: [u8; 32],
+        sealing: palisade_crypto::SealingKey,
+    ) -> Self {
+        Self::chained(db, Some(log), pseudonym_key, sealing)
+    }
+
+    /// For tools that run beside a live server (`palisade admin`): entries are finished here
+    /// (pseudonyms, sealed payload) and left in the outbox, which the server's log writer
+    /// appends within a second or at its next start.
+    pub fn deferred(db: Db, pseudonym_key: [u8; 32], sealing: palisade_crypto::SealingKey) -> Self {
+        Self::chained(db, None, pseudonym_key, sealing)
+    }
+
+    fn chained(
+        db: Db,
+        log: Option<log::AuditLog>,
         pseudonym_key: [u8; 32],
         sealing: palisade_crypto::SealingKey,
     ) -> Self {
@@ -238,7 +255,7 @@ impl Auditor {
     }
 
     pub fn log(&self) -> Option<&log::AuditLog> {
-        self.chain.as_ref().map(|c| &c.log)
+        self.chain.as_ref().and_then(|c| c.log.as_ref())
     }
 
     /// Records an event durably, then logs it. Failing to record is an error the caller must
@@ -252,12 +269,14 @@ impl Auditor {
             // The searchable row is written in the same transaction as the leaf.
             Some(chain) => {
                 let leaf = chain.leaf(&event, ip.as_deref()).await?;
-                index =
-                    Some(
-                        chain.log.append_event(leaf, row).await.map_err(|e| {
+                match &chain.log {
+                    Some(log) => {
+                        index = Some(log.append_event(leaf, row).await.map_err(|e| {
                             StoreError::Database(sqlx::Error::Protocol(e.to_string()))
-                        })?,
-                    );
+                        })?);
+                    }
+                    None => log::to_outbox(&self.db, &leaf, &row).await?,
+                }
             }
             None => {
                 let sql = format!(
@@ -308,10 +327,11 @@ impl Auditor {
 
     /// A log entry with its sealed payload opened, or marked erased when its key is gone.
     pub async fn read_entry(&self, index: u64) -> Result<Option<ReadEntry>, StoreError> {
-        let Some(chain) = &self.chain else {
+        let Some((chain, log)) = self.chain.as_ref().and_then(|c| Some((c, c.log.as_ref()?)))
+        else {
             return Ok(None);
         };
-        let Some(text) = chain.log.entry(index).await? else {
+        let Some(text) = log.entry(index).await? else {
             return Ok(None);
         };
         let mut entry: serde_json::Value = serde_json::from_str(&text)
@@ -392,11 +412,11 @@ impl Chain {
 }
 
 /// An event's row in the searchable `security_events` table.
-#[derive(Debug)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub(crate) struct EventRow {
     at: i64,
     action: String,
-    outcome: &'static str,
+    outcome: String,
     actor: Option<String>,
     target: Option<String>,
     tenant_id: String,
@@ -412,7 +432,7 @@ impl EventRow {
         Self {
             at: now_ms(),
             action: e.action.to_string(),
-            outcome: e.outcome.as_str(),
+            outcome: e.outcome.as_str().to_owned(),
             actor: e.actor.clone(),
             target: e.target.clone(),
             tenant_id: e.tenant_id.clone(),
@@ -437,7 +457,7 @@ impl EventRow {
         query
             .bind(self.at)
             .bind(self.action.as_str())
-            .bind(self.outcome)
+            .bind(self.outcome.as_str())
             .bind(self.actor.as_deref())
             .bind(self.target.as_deref())
             .bind(self.tenant_id.as_str())

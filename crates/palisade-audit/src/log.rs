@@ -54,6 +54,8 @@ struct Pending {
     entry: String,
     /// The event's searchable row, written in the same transaction.
     row: Option<EventRow>,
+    /// The outbox row this entry comes from, deleted in the same transaction.
+    outbox_id: Option<i64>,
     ack: oneshot::Sender<Result<u64, String>>,
 }
 
@@ -145,7 +147,7 @@ impl AuditLog {
 
     /// Appends one entry and returns its index once it is durable.
     pub async fn append(&self, entry: String) -> Result<u64, AuditLogError> {
-        self.enqueue(entry, None).await
+        self.enqueue(entry, None, None).await
     }
 
     /// Appends a security event's entry together with its searchable row.
@@ -154,20 +156,37 @@ impl AuditLog {
         entry: String,
         row: EventRow,
     ) -> Result<u64, AuditLogError> {
-        self.enqueue(entry, Some(row)).await
+        self.enqueue(entry, Some(row), None).await
     }
 
-    async fn enqueue(&self, entry: String, row: Option<EventRow>) -> Result<u64, AuditLogError> {
+    async fn enqueue(
+        &self,
+        entry: String,
+        row: Option<EventRow>,
+        outbox_id: Option<i64>,
+    ) -> Result<u64, AuditLogError> {
+        let done = self.submit(entry, row, outbox_id).await?;
+        acknowledged(done).await
+    }
+
+    /// Queues an entry; the receiver answers once it is durable.
+    async fn submit(
+        &self,
+        entry: String,
+        row: Option<EventRow>,
+        outbox_id: Option<i64>,
+    ) -> Result<oneshot::Receiver<Result<u64, String>>, AuditLogError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Pending { entry, row, ack })
+            .send(Pending {
+                entry,
+                row,
+                outbox_id,
+                ack,
+            })
             .await
             .map_err(|_| AuditLogError::Stopped)?;
-        match done.await {
-            Ok(Ok(index)) => Ok(index),
-            Ok(Err(e)) => Err(AuditLogError::NotCommitted(e)),
-            Err(_) => Err(AuditLogError::Stopped),
-        }
+        Ok(done)
     }
 
     pub fn size(&self) -> u64 {
@@ -256,6 +275,64 @@ impl AuditLog {
             }
             None => None,
         }
+    }
+}
+
+/// Leaves a finished entry and its searchable row for the server's writer ([`drain_outbox`]).
+pub(crate) async fn to_outbox(db: &Db, entry: &str, row: &EventRow) -> Result<(), StoreError> {
+    let row = serde_json::to_string(row).expect("an event row serializes");
+    sqlx::query("INSERT INTO audit_outbox (entry, row_json, created_at) VALUES ($1, $2, $3)")
+        .bind(entry)
+        .bind(row)
+        .bind(now_ms())
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Appends what tools beside the server left in the outbox: at once, then every second.
+pub async fn drain_outbox(log: AuditLog, shutdown: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match log.drain_once().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "audit outbox appended"),
+            Err(e) => tracing::error!(error = %e, "audit outbox not appended"),
+        }
+    }
+}
+
+impl AuditLog {
+    async fn drain_once(&self) -> Result<usize, AuditLogError> {
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, entry, row_json FROM audit_outbox ORDER BY id LIMIT 500")
+                .fetch_all(self.db.pool())
+                .await
+                .map_err(StoreError::from)?;
+        let count = rows.len();
+        // Queued in order before any is awaited: they keep their order and share batches.
+        let mut acks = Vec::with_capacity(count);
+        for (id, entry, row) in rows {
+            let row: EventRow = serde_json::from_str(&row)
+                .map_err(|e| AuditLogError::Corrupt(format!("outbox row {id}: {e}")))?;
+            acks.push(self.submit(entry, Some(row), Some(id)).await?);
+        }
+        for done in acks {
+            acknowledged(done).await?;
+        }
+        Ok(count)
+    }
+}
+
+async fn acknowledged(done: oneshot::Receiver<Result<u64, String>>) -> Result<u64, AuditLogError> {
+    match done.await {
+        Ok(Ok(index)) => Ok(index),
+        Ok(Err(e)) => Err(AuditLogError::NotCommitted(e)),
+        Err(_) => Err(AuditLogError::Stopped),
     }
 }
 
@@ -375,6 +452,13 @@ async fn commit(
             query = row.bind(query, Some(*index));
         }
         query.execute(&mut *tx).await.map_err(StoreError::from)?;
+    }
+    for id in batch.iter().filter_map(|p| p.outbox_id) {
+        sqlx::query("DELETE FROM audit_outbox WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
     }
     sqlx::query("INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3)")
         .bind(range.size() as i64)

@@ -32,7 +32,13 @@ pub enum AdminCommand {
 
 pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
     let db = crate::state::open_database(&config).await?;
-    let auditor = Auditor::new(db.clone());
+    // The server owns the log: these events go through the outbox it appends from.
+    let (_, pseudonym_key) = crate::state::audit_keys(&config)?;
+    let auditor = Auditor::deferred(
+        db.clone(),
+        pseudonym_key,
+        crate::state::sealing_key(&config)?,
+    );
     let identity = Identity::new(
         db.clone(),
         auditor.clone(),

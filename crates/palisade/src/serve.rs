@@ -69,6 +69,10 @@ pub async fn run(config: Config) -> Result<()> {
     let admin_keys =
         ApiKeys::from_hex_digests(&config.admin.api_key_sha256).map_err(anyhow::Error::msg)?;
     let audit_admin = palisade_audit::admin::router(auditor.clone(), admin_keys);
+    tasks.spawn(palisade_audit::log::drain_outbox(
+        audit_log.clone(),
+        shutdown.clone(),
+    ));
     if !config.audit.witnesses.is_empty() {
         let witnesses = config
             .audit

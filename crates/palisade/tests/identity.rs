@@ -503,6 +503,36 @@ async fn admin_cli_creates_and_locks_accounts(backend: Backend) {
     assert_eq!(b.log_in(&email, PASSWORD).await.status, 403);
     run(&["admin", "unlock-user", "--email", &email], "");
     assert_eq!(b.log_in(&email, PASSWORD).await.status, 303);
+
+    // AUD-1: the CLI's events reach the server's Merkle log through the outbox, in order.
+    let db = server.db().await;
+    let logged = eventually(
+        std::time::Duration::from_secs(30),
+        "the admin events in the log",
+        || async {
+            let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_outbox")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+            let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+                "SELECT action, log_index FROM security_events \
+                 WHERE action LIKE 'admin.%' ORDER BY log_index",
+            )
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+            (pending == 0 && rows.len() == 2).then_some(rows)
+        },
+    )
+    .await;
+    assert_eq!(logged[0].0, "admin.account.locked");
+    assert_eq!(logged[1].0, "admin.account.unlocked");
+    let (entry,): (String,) = sqlx::query_as("SELECT entry FROM audit_leaves WHERE idx = $1")
+        .bind(logged[0].1.unwrap())
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert!(entry.contains("admin.account.locked"), "{entry}");
 }
 
 on_both_backends!(
