@@ -48,30 +48,21 @@ fn invalid(message: &str) -> AppError {
     AppError::bad_request("invalid_event", message)
 }
 
-pub async fn ingest(
-    State(ingest): State<Ingest>,
-    headers: HeaderMap,
-    trace: Option<axum::Extension<TraceId>>,
-    Json(e): Json<IngestEvent>,
-) -> Result<Response, AppError> {
-    if let Err(refused) = ingest.keys.check(&headers) {
-        return Ok(refused);
-    }
+/// Turns one submitted event into a security event, or says what is wrong with it.
+fn parse_event(e: IngestEvent, trace: Option<&TraceId>) -> Result<SecurityEvent, String> {
     if !name_ok(&e.action, 128) || !e.action.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err(invalid(
-            "`action` must be 1-128 characters of a-z, 0-9, '.', '_' and '-', starting with a letter.",
-        ));
+        return Err(
+            "`action` must be 1-128 characters of a-z, 0-9, '.', '_' and '-', starting with a letter.".into(),
+        );
     }
     let outcome = match e.outcome.as_str() {
         "success" => Outcome::Success,
         "failure" => Outcome::Failure,
-        _ => return Err(invalid("`outcome` must be \"success\" or \"failure\".")),
+        _ => return Err("`outcome` must be \"success\" or \"failure\".".into()),
     };
     let tenant = e.tenant.unwrap_or_else(|| "default".into());
     if !name_ok(&tenant, 64) {
-        return Err(invalid(
-            "`tenant` must be 1-64 characters of a-z, 0-9, '.', '_' and '-'.",
-        ));
+        return Err("`tenant` must be 1-64 characters of a-z, 0-9, '.', '_' and '-'.".into());
     }
     for (field, value) in [
         ("actor", &e.actor),
@@ -82,26 +73,57 @@ pub async fn ingest(
             .as_ref()
             .is_some_and(|v| v.is_empty() || v.len() > 256 || v.chars().any(char::is_control))
         {
-            return Err(invalid(&format!(
-                "`{field}` must be 1-256 printable characters."
-            )));
+            return Err(format!("`{field}` must be 1-256 printable characters."));
         }
     }
     let details = serde_json::Value::Object(e.details.unwrap_or_default());
     if details.to_string().len() > 8 * 1024 {
-        return Err(invalid("`details` must be at most 8 KiB of JSON."));
+        return Err("`details` must be at most 8 KiB of JSON.".into());
     }
     let mut event = SecurityEvent::external(e.action, outcome, &tenant);
     event.actor = e.actor;
     event.target = e.target;
-    event.trace_id = e.trace_id.or_else(|| trace.map(|t| t.0.0.clone()));
+    event.trace_id = e.trace_id.or_else(|| trace.map(|t| t.0.clone()));
     event.details = details;
+    Ok(event)
+}
 
-    let index = ingest
-        .auditor
-        .record(event)
-        .await?
-        .ok_or_else(|| AppError::internal("ingest without a Merkle log"))?;
+/// Events per request at most, when a service sends them in bulk.
+const MAX_EVENTS: usize = 1_000;
+
+/// One event (a JSON object) or up to [`MAX_EVENTS`] in order (a JSON array). Validation is all
+/// or nothing; the answer comes once every event is durable.
+pub async fn ingest(
+    State(ingest): State<Ingest>,
+    headers: HeaderMap,
+    trace: Option<axum::Extension<TraceId>>,
+    Json(body): Json<serde_json::Value>,
+) -> Result<Response, AppError> {
+    if let Err(refused) = ingest.keys.check(&headers) {
+        return Ok(refused);
+    }
+    let trace = trace.as_ref().map(|t| &t.0);
+    let parse = |value: serde_json::Value| {
+        serde_json::from_value::<IngestEvent>(value)
+            .map_err(|e| e.to_string())
+            .and_then(|e| parse_event(e, trace))
+    };
+    let (events, bulk) = match body {
+        serde_json::Value::Array(items) => {
+            if items.is_empty() || items.len() > MAX_EVENTS {
+                return Err(invalid(&format!("Send 1 to {MAX_EVENTS} events.")));
+            }
+            let events = items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| parse(item).map_err(|e| invalid(&format!("events[{i}]: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            (events, true)
+        }
+        single => (vec![parse(single).map_err(|e| invalid(&e))?], false),
+    };
+
+    let indexes = ingest.auditor.record_many(events).await?;
     let log = ingest
         .auditor
         .log()
@@ -109,14 +131,22 @@ pub async fn ingest(
     let (note, size) = log
         .latest()
         .ok_or_else(|| AppError::internal("no checkpoint after an append"))?;
-    let proof = log
-        .inclusion_proof(index, size)
-        .map_err(|e| AppError::internal(format!("{e:?}")))?;
-    let body = json!({
-        "index": index,
-        "tree_size": size,
-        "checkpoint": note,
-        "inclusion_proof": proof.iter().map(|h| BASE64.encode(h)).collect::<Vec<_>>(),
-    });
+    let mut proven = Vec::with_capacity(indexes.len());
+    for index in indexes {
+        let index = index.ok_or_else(|| AppError::internal("ingest without a Merkle log"))?;
+        let proof = log
+            .inclusion_proof(index, size)
+            .map_err(|e| AppError::internal(format!("{e:?}")))?;
+        proven.push(json!({
+            "index": index,
+            "inclusion_proof": proof.iter().map(|h| BASE64.encode(h)).collect::<Vec<_>>(),
+        }));
+    }
+    let mut body = json!({ "tree_size": size, "checkpoint": note });
+    if bulk {
+        body["events"] = serde_json::Value::Array(proven);
+    } else if let (Some(one), serde_json::Value::Object(map)) = (proven.pop(), &mut body) {
+        map.extend(one.as_object().cloned().unwrap_or_default());
+    }
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

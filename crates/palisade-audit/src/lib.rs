@@ -262,20 +262,40 @@ impl Auditor {
     /// surface: a sensitive operation whose event was lost must not report success.
     /// Returns the event's index in the Merkle log, when there is one.
     pub async fn record(&self, event: SecurityEvent) -> Result<Option<u64>, StoreError> {
-        let ip = event.ip.map(truncate_ip);
-        let mut index = None;
-        let row = EventRow::of(&event, ip.clone());
-        match &self.chain {
-            // The searchable row is written in the same transaction as the leaf.
+        Ok(self.record_many(vec![event]).await?.pop().flatten())
+    }
+
+    /// Records several events, in order, sharing the log's batches; returns their indexes.
+    pub async fn record_many(
+        &self,
+        events: Vec<SecurityEvent>,
+    ) -> Result<Vec<Option<u64>>, StoreError> {
+        let ips: Vec<Option<String>> = events.iter().map(|e| e.ip.map(truncate_ip)).collect();
+        let rows = events
+            .iter()
+            .zip(&ips)
+            .map(|(e, ip)| EventRow::of(e, ip.clone()));
+        let indexes = match &self.chain {
+            // The searchable rows are written in the same transaction as the leaves.
             Some(chain) => {
-                let leaf = chain.leaf(&event, ip.as_deref()).await?;
+                let mut entries = Vec::with_capacity(events.len());
+                for ((event, ip), row) in events.iter().zip(&ips).zip(rows) {
+                    entries.push((chain.leaf(event, ip.as_deref()).await?, row));
+                }
                 match &chain.log {
-                    Some(log) => {
-                        index = Some(log.append_event(leaf, row).await.map_err(|e| {
-                            StoreError::Database(sqlx::Error::Protocol(e.to_string()))
-                        })?);
+                    Some(log) => log
+                        .append_events(entries)
+                        .await
+                        .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?
+                        .into_iter()
+                        .map(Some)
+                        .collect(),
+                    None => {
+                        for (leaf, row) in &entries {
+                            log::to_outbox(&self.db, leaf, row).await?;
+                        }
+                        vec![None; events.len()]
                     }
-                    None => log::to_outbox(&self.db, &leaf, &row).await?,
                 }
             }
             None => {
@@ -284,23 +304,28 @@ impl Auditor {
                     EventRow::INSERT,
                     placeholders(self.db.backend(), 1, EventRow::COLUMNS)
                 );
-                row.bind(sqlx::query(&sql), None)
-                    .execute(self.db.pool())
-                    .await?;
+                for row in rows {
+                    row.bind(sqlx::query(&sql), None)
+                        .execute(self.db.pool())
+                        .await?;
+                }
+                vec![None; events.len()]
             }
+        };
+        for (event, ip) in events.iter().zip(&ips) {
+            tracing::info!(
+                target: "palisade::security",
+                action = %event.action,
+                outcome = event.outcome.as_str(),
+                actor = event.actor.as_deref(),
+                target_id = event.target.as_deref(),
+                tenant = %event.tenant_id,
+                ip = ip.as_deref(),
+                trace_id = event.trace_id.as_deref(),
+                "security event"
+            );
         }
-        tracing::info!(
-            target: "palisade::security",
-            action = %event.action,
-            outcome = event.outcome.as_str(),
-            actor = event.actor.as_deref(),
-            target_id = event.target.as_deref(),
-            tenant = %event.tenant_id,
-            ip = ip.as_deref(),
-            trace_id = event.trace_id.as_deref(),
-            "security event"
-        );
-        Ok(index)
+        Ok(indexes)
     }
 
     /// Erases an account from the audit trail (AUD-6): destroys its payload keys, so the log's

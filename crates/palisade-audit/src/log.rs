@@ -147,26 +147,25 @@ impl AuditLog {
 
     /// Appends one entry and returns its index once it is durable.
     pub async fn append(&self, entry: String) -> Result<u64, AuditLogError> {
-        self.enqueue(entry, None, None).await
+        acknowledged(self.submit(entry, None, None).await?).await
     }
 
-    /// Appends a security event's entry together with its searchable row.
-    pub(crate) async fn append_event(
+    /// Appends security events' entries, each with its searchable row, in order; returns their
+    /// indexes once all are durable.
+    pub(crate) async fn append_events(
         &self,
-        entry: String,
-        row: EventRow,
-    ) -> Result<u64, AuditLogError> {
-        self.enqueue(entry, Some(row), None).await
-    }
-
-    async fn enqueue(
-        &self,
-        entry: String,
-        row: Option<EventRow>,
-        outbox_id: Option<i64>,
-    ) -> Result<u64, AuditLogError> {
-        let done = self.submit(entry, row, outbox_id).await?;
-        acknowledged(done).await
+        events: Vec<(String, EventRow)>,
+    ) -> Result<Vec<u64>, AuditLogError> {
+        // All queued before any is awaited: they keep their order and share batches.
+        let mut acks = Vec::with_capacity(events.len());
+        for (entry, row) in events {
+            acks.push(self.submit(entry, Some(row), None).await?);
+        }
+        let mut indexes = Vec::with_capacity(acks.len());
+        for done in acks {
+            indexes.push(acknowledged(done).await?);
+        }
+        Ok(indexes)
     }
 
     /// Queues an entry; the receiver answers once it is durable.

@@ -465,6 +465,62 @@ async fn services_ingest_events_with_proofs(backend: Backend) {
         &checkpoint.root,
     )
     .unwrap();
+
+    // In bulk: all validated first (nothing appended when one is wrong), then appended in
+    // order, each with its own proof against the one checkpoint of the answer.
+    let bearer = format!("Bearer {key}");
+    let size_before = checkpoint.size;
+    let mixed = serde_json::json!([
+        { "action": "payments.refund.issued", "outcome": "success" },
+        { "action": "Bad Action", "outcome": "success" },
+    ]);
+    let r = post(Some(&bearer), mixed).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("events[1]"));
+    let r = post(Some(&bearer), serde_json::json!([])).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let bulk: Vec<serde_json::Value> = (0..3)
+        .map(|i| serde_json::json!({ "action": "payments.refund.issued", "outcome": "success", "details": { "n": i } }))
+        .collect();
+    let r = post(Some(&bearer), serde_json::Value::Array(bulk))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let (text, _) = open(
+        body["checkpoint"].as_str().unwrap(),
+        std::slice::from_ref(&verifier),
+    )
+    .unwrap();
+    let checkpoint = Checkpoint::parse(text).unwrap();
+    let indexes: Vec<u64> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        indexes,
+        [size_before, size_before + 1, size_before + 2],
+        "nothing from the refused batch"
+    );
+    for e in body["events"].as_array().unwrap() {
+        let index = e["index"].as_u64().unwrap();
+        let (entry,): (String,) = sqlx::query_as("SELECT entry FROM audit_leaves WHERE idx = $1")
+            .bind(index as i64)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        verify_inclusion(
+            index,
+            checkpoint.size,
+            &leaf_hash(entry.as_bytes()),
+            &base64_list(&e["inclusion_proof"]),
+            &checkpoint.root,
+        )
+        .unwrap();
+    }
+
     assert!(verify(&server).0);
     assert!(
         !server.logs().contains(key),
