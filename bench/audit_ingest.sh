@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Durable audit appends over loopback HTTPS: `POST /audit/events` with an API key, each answer
 # sent only after its events and their searchable rows are committed with a signed checkpoint,
-# with one inclusion proof per event. One event per request, then bulk requests of 100 events.
-# wrk, 256 connections, three rounds each; medians to bench/results/audit_ingest.json. Logging
+# with one inclusion proof per event. One event per request (wrk, 256 connections), then bulk
+# requests of 100 events (32 connections); three rounds each; medians to bench/results/audit_ingest.json. Logging
 # at the production default (info: a line per request and per security event).
 source "$(dirname "$0")/lib.sh"
 need wrk wrk
@@ -26,7 +26,9 @@ wrk.headers["Authorization"] = "Bearer $key"
 wrk.body = '$body'
 LUA
   for round in 1 2 3; do
-    out=$(wrk --latency -t2 -c256 -d"$duration" -s "$work/ingest.lua" "https://$palisade_https/audit/events")
+    # Bulk clients hold 100 events per connection: fewer connections, the same events in flight.
+    connections=$([ "$batch" = 1 ] && echo 256 || echo 32)
+    out=$(wrk --latency -t2 -c"$connections" -d"$duration" -s "$work/ingest.lua" "https://$palisade_https/audit/events")
     grep -q "Non-2xx" <<<"$out" && { echo "$out" >&2; echo "ingest answered errors" >&2; exit 1; }
     rps[$batch]+=" $(awk '/Requests\/sec/ {print $2}' <<<"$out")"
     p99[$batch]+=" $(awk '$1 == "99%" { v = $2; unit = v; gsub(/[0-9.]/, "", unit); gsub(/[a-z]/, "", v);
@@ -37,7 +39,7 @@ python3 - "$results/audit_ingest.json" "${rps[1]}" "${p99[1]}" "${rps[100]}" "${
 import json, statistics, sys
 path, r1, p1, r100, p100 = sys.argv[1:]
 f = lambda s: [float(x) for x in s.split()]
-doc = {"benchmark": "POST /audit/events over loopback HTTPS (wrk -t2 -c256, SQLite, synchronous=FULL)",
+doc = {"benchmark": "POST /audit/events over loopback HTTPS (wrk -t2; -c256 single, -c32 bulk; SQLite, synchronous=FULL)",
        "single": {"rounds_requests_per_second": f(r1), "rounds_p99_ms": f(p1),
                   "median_events_per_second": statistics.median(f(r1)), "median_p99_ms": statistics.median(f(p1))},
        "bulk_100": {"rounds_requests_per_second": f(r100), "rounds_p99_ms": f(p100),
