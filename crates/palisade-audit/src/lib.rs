@@ -39,6 +39,8 @@ pub enum Action {
     PasskeyRemoved,
     AccountLocked,
     AccountUnlocked,
+    SigningKeyRotated,
+    SigningKeyRevoked,
 }
 
 impl Action {
@@ -60,6 +62,8 @@ impl Action {
             Action::PasskeyRemoved => "identity.passkey.removed",
             Action::AccountLocked => "admin.account.locked",
             Action::AccountUnlocked => "admin.account.unlocked",
+            Action::SigningKeyRotated => "keys.signing.rotated",
+            Action::SigningKeyRevoked => "keys.signing.revoked",
         }
     }
 }

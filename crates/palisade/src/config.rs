@@ -25,6 +25,34 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub admin: AdminConfig,
     pub witness: WitnessConfig,
+    pub tokens: TokensConfig,
+}
+
+/// Token signing and lifetimes (TOK-1..3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokensConfig {
+    /// `EdDSA` (Ed25519, the default) or `ES256`.
+    pub signing_algorithm: String,
+    /// Scheduled rotation of the signing key.
+    pub key_rotation_days: u32,
+    /// How long clients may cache the JWKS; a new key is published this long before it signs.
+    pub jwks_cache_seconds: u32,
+    /// Access tokens live 5-15 minutes.
+    pub access_token_minutes: u32,
+    pub id_token_minutes: u32,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            signing_algorithm: "EdDSA".into(),
+            key_rotation_days: 30,
+            jwks_cache_seconds: 3600,
+            access_token_minutes: 10,
+            id_token_minutes: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -215,6 +243,7 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             admin: AdminConfig::default(),
             witness: WitnessConfig::default(),
+            tokens: TokensConfig::default(),
         }
     }
 }
@@ -305,6 +334,17 @@ impl Config {
             .map_err(|e| format!("audit.ingest_key_sha256: {e}"))?;
         palisade_http::ApiKeys::from_hex_digests(&self.admin.api_key_sha256)
             .map_err(|e| format!("admin.api_key_sha256: {e}"))?;
+        if palisade_jose::Algorithm::parse(&self.tokens.signing_algorithm).is_none() {
+            return Err("tokens.signing_algorithm must be EdDSA or ES256".into());
+        }
+        if !(5..=15).contains(&self.tokens.access_token_minutes) {
+            return Err("tokens.access_token_minutes must be between 5 and 15".into());
+        }
+        if self.tokens.id_token_minutes == 0 || self.tokens.key_rotation_days == 0 {
+            return Err(
+                "tokens.id_token_minutes and tokens.key_rotation_days must be positive".into(),
+            );
+        }
         if self.database.max_connections == 0 {
             return Err("database.max_connections must be positive".into());
         }

@@ -3,8 +3,10 @@
 mod admin;
 mod audit_cli;
 mod config;
+mod keys_cli;
 mod logging;
 mod serve;
+mod signing;
 mod state;
 mod witness_cmd;
 
@@ -50,6 +52,11 @@ enum Command {
     },
     /// Run a C2SP tlog-witness that cosigns the configured logs' checkpoints.
     Witness,
+    /// Manage the token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: keys_cli::KeysCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -106,6 +113,9 @@ fn main() -> ExitCode {
                 }
             }),
             Command::Witness => witness_cmd::run(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Keys { command } => keys_cli::run(config, command)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Config { .. } => unreachable!("handled before the runtime starts"),
         }
     });

@@ -69,6 +69,12 @@ pub async fn run(config: Config) -> Result<()> {
     let admin_keys =
         ApiKeys::from_hex_digests(&config.admin.api_key_sha256).map_err(anyhow::Error::msg)?;
     let audit_admin = palisade_audit::admin::router(auditor.clone(), admin_keys);
+    let key_ring = crate::state::key_ring(&config, &db).await?;
+    tasks.spawn(crate::signing::maintain(
+        key_ring.clone(),
+        auditor.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(palisade_audit::log::drain_outbox(
         audit_log.clone(),
         shutdown.clone(),
@@ -106,7 +112,11 @@ pub async fn run(config: Config) -> Result<()> {
         .merge(health::router(readiness.clone()))
         .route("/static/palisade.css", get(stylesheet))
         .merge(palisade_audit::routes::router(audit_log, ingest))
-        .merge(audit_admin);
+        .merge(audit_admin)
+        .merge(crate::signing::router(
+            key_ring,
+            config.tokens.jwks_cache_seconds,
+        ));
     let limits = Limits {
         body_bytes: config.server.body_limit_bytes,
         timeout: Duration::from_secs(config.server.request_timeout_seconds),

@@ -89,3 +89,22 @@ pub fn read_or_create_key_file(
     f.write_all(encoded.as_bytes())?;
     Ok(encoded)
 }
+
+/// The token signing keys, with the policy the configuration sets (TOK-2, TOK-3).
+pub async fn key_ring(
+    config: &Config,
+    db: &palisade_store::Db,
+) -> Result<palisade_jose::keyring::KeyRing> {
+    let t = &config.tokens;
+    let policy = palisade_jose::keyring::KeyPolicy {
+        algorithm: palisade_jose::Algorithm::parse(&t.signing_algorithm)
+            .context("tokens.signing_algorithm")?,
+        rotation_interval_ms: i64::from(t.key_rotation_days) * 86_400_000,
+        publish_ahead_ms: i64::from(t.jwks_cache_seconds) * 1000,
+        // Tokens live at most this long, plus the largest clock skew a verifier allows.
+        retire_after_ms: (i64::from(t.access_token_minutes.max(t.id_token_minutes)) * 60
+            + palisade_jose::verify::MAX_SKEW_SECONDS)
+            * 1000,
+    };
+    Ok(palisade_jose::keyring::KeyRing::open(db.clone(), sealing_key(config)?, policy).await?)
+}

@@ -144,15 +144,7 @@ fn verify(server: &Server) -> (bool, serde_json::Value) {
 
 /// Runs `palisade audit verify --json` beside the server with extra arguments.
 fn verify_with(server: &Server, args: &[&str]) -> (bool, serde_json::Value) {
-    let out = std::process::Command::new(binary())
-        .args(["audit", "verify", "--json"])
-        .args(args)
-        .current_dir(server.dir.path())
-        .env("PALISADE_DATA_DIR", server.data_dir())
-        .env("PALISADE_DATABASE__URL", server.database_url())
-        .env("PALISADE_LOG__LEVEL", "warn")
-        .output()
-        .unwrap();
+    let out = server.cli(&[&["audit", "verify", "--json"], args].concat());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report = serde_json::from_str(&stdout).unwrap_or_else(|_| {
         panic!(
@@ -820,14 +812,7 @@ async fn erased_subjects_verify_as_payload_erased(backend: Backend) {
     assert_eq!(after["root"], before["root"], "the tree is untouched");
 
     let export = server.dir.path().join("export");
-    let out = std::process::Command::new(binary())
-        .args(["audit", "export"])
-        .arg(&export)
-        .current_dir(server.dir.path())
-        .env("PALISADE_DATA_DIR", server.data_dir())
-        .env("PALISADE_DATABASE__URL", server.database_url())
-        .output()
-        .unwrap();
+    let out = server.cli(&["audit", "export", export.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
@@ -839,12 +824,7 @@ async fn erased_subjects_verify_as_payload_erased(backend: Backend) {
     assert_eq!(offline["root"], after["root"]);
 
     // The human-readable report says so.
-    let out = std::process::Command::new(binary())
-        .args(["audit", "verify", "--dir", export.to_str().unwrap()])
-        .current_dir(server.dir.path())
-        .env("PALISADE_DATA_DIR", server.data_dir())
-        .output()
-        .unwrap();
+    let out = server.cli(&["audit", "verify", "--dir", export.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && text.contains("payload erased"),

@@ -212,6 +212,18 @@ impl Server {
         }
     }
 
+    /// Runs a `palisade` command beside the server, on its data directory and database.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("PALISADE_DATA_DIR", self.data_dir())
+            .env("PALISADE_DATABASE__URL", self.database_url())
+            .env("PALISADE_LOG__LEVEL", "warn")
+            .output()
+            .unwrap()
+    }
+
     /// A handle on the server's own database.
     pub async fn db(&self) -> palisade_store::Db {
         palisade_store::Db::connect(&self.database_url, 1)

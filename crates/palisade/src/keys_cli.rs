@@ -1,0 +1,72 @@
+//! `palisade keys` (TOK-3): list the signing keys, rotate (refused until the next key has been
+//! published for a JWKS cache lifetime, unless `--force`), revoke one in an emergency. Running
+//! servers pick the change up within seconds; each change is an audit event.
+
+use crate::config::Config;
+use anyhow::Result;
+use clap::Subcommand;
+use palisade_audit::{Action, Auditor, Outcome, SecurityEvent};
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// List the signing keys and their states.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Activate the next key and publish a new next key.
+    Rotate {
+        /// Rotate even if clients may not have seen the next key yet (an emergency).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Withdraw a key at once: tokens it signed stop verifying.
+    Revoke { kid: String },
+}
+
+pub async fn run(config: Config, command: KeysCommand) -> Result<()> {
+    let db = crate::state::open_database(&config).await?;
+    let ring = crate::state::key_ring(&config, &db).await?;
+    let (_, pseudonym_key) = crate::state::audit_keys(&config)?;
+    let auditor = Auditor::deferred(
+        db.clone(),
+        pseudonym_key,
+        crate::state::sealing_key(&config)?,
+    );
+    let tenant = "default";
+    match command {
+        KeysCommand::List { json } => {
+            let keys = ring.list().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                for k in keys {
+                    println!("{}  {:6}  {}", k.kid, k.alg, k.state);
+                }
+            }
+        }
+        KeysCommand::Rotate { force } => {
+            let kid = ring.rotate(force).await?;
+            auditor
+                .record(
+                    SecurityEvent::new(Action::SigningKeyRotated, Outcome::Success, tenant)
+                        .target(kid.clone())
+                        .detail("forced", force),
+                )
+                .await?;
+            println!("signing with {kid}");
+        }
+        KeysCommand::Revoke { kid } => {
+            ring.revoke(&kid).await?;
+            auditor
+                .record(
+                    SecurityEvent::new(Action::SigningKeyRevoked, Outcome::Success, tenant)
+                        .target(kid.clone()),
+                )
+                .await?;
+            println!("revoked {kid}; signing with {}", ring.signing_key().kid);
+        }
+    }
+    db.close().await;
+    Ok(())
+}
