@@ -1,7 +1,8 @@
 //! `POST /audit/events` (AUD-1 for other services): an authenticated service appends an event
 //! and gets back, once it is durable, its index, the signed checkpoint that includes it and the
 //! inclusion proof against that checkpoint. Callers authenticate with an API key
-//! ([`ApiKeys`]); with none configured, every request is refused.
+//! ([`ApiKeys`]) or an OAuth access token granting `audit:write`; with neither, every request
+//! is refused.
 
 use crate::{Auditor, Outcome, SecurityEvent};
 use axum::extract::State;
@@ -17,7 +18,11 @@ use serde_json::json;
 pub struct Ingest {
     pub auditor: Auditor,
     pub keys: ApiKeys,
+    /// Accepts a bearer access token (one granting `audit:write`), when OAuth is on.
+    pub bearer: Option<BearerCheck>,
 }
+
+pub type BearerCheck = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,7 +105,14 @@ pub async fn ingest(
     Json(body): Json<serde_json::Value>,
 ) -> Result<Response, AppError> {
     if let Err(refused) = ingest.keys.check(&headers) {
-        return Ok(refused);
+        let token = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let granted = matches!((&ingest.bearer, token), (Some(check), Some(t)) if check(t));
+        if !granted {
+            return Ok(refused);
+        }
     }
     let trace = trace.as_ref().map(|t| &t.0);
     let parse = |value: serde_json::Value| {

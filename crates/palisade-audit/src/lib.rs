@@ -41,6 +41,10 @@ pub enum Action {
     AccountUnlocked,
     SigningKeyRotated,
     SigningKeyRevoked,
+    TokenIssued,
+    ClientAuthenticationFailed,
+    ClientRegistered,
+    ClientDeleted,
 }
 
 impl Action {
@@ -64,6 +68,10 @@ impl Action {
             Action::AccountUnlocked => "admin.account.unlocked",
             Action::SigningKeyRotated => "keys.signing.rotated",
             Action::SigningKeyRevoked => "keys.signing.revoked",
+            Action::TokenIssued => "oauth.token.issued",
+            Action::ClientAuthenticationFailed => "oauth.client.authentication_failed",
+            Action::ClientRegistered => "oauth.client.registered",
+            Action::ClientDeleted => "oauth.client.deleted",
         }
     }
 }

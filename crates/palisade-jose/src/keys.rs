@@ -194,6 +194,29 @@ impl PublicKey {
         }
     }
 
+    /// The key a published JWK describes (what a client does with a JWKS).
+    pub fn from_jwk(jwk: &Jwk) -> Option<Self> {
+        let decode = |v: &Option<String>| BASE64URL_NOPAD.decode(v.as_ref()?.as_bytes()).ok();
+        let (alg, bytes) = match (jwk.kty.as_str(), jwk.crv.as_deref(), jwk.alg.as_str()) {
+            ("OKP", Some("Ed25519"), "EdDSA") => {
+                (Algorithm::EdDSA, decode(&jwk.x).filter(|x| x.len() == 32)?)
+            }
+            ("EC", Some("P-256"), "ES256") => {
+                let (x, y) = (decode(&jwk.x)?, decode(&jwk.y)?);
+                if x.len() != 32 || y.len() != 32 {
+                    return None;
+                }
+                (Algorithm::ES256, [&[0x04][..], &x, &y].concat())
+            }
+            _ => return None,
+        };
+        Some(Self {
+            kid: jwk.kid.clone(),
+            alg,
+            bytes,
+        })
+    }
+
     /// Checks a signature with this key's own algorithm: the token's header has no say.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self.alg {
@@ -221,6 +244,7 @@ mod tests {
             assert!(again.public().verify(b"message", &sig));
             assert!(!again.public().verify(b"massage", &sig));
             let jwk = key.public().jwk();
+            assert_eq!(PublicKey::from_jwk(&jwk), Some(key.public()));
             assert_eq!(jwk.alg, alg.as_str());
             assert_eq!(jwk.kid, key.kid);
             let other = SigningKey::generate(alg).unwrap().0;

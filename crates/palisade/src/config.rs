@@ -26,6 +26,32 @@ pub struct Config {
     pub admin: AdminConfig,
     pub witness: WitnessConfig,
     pub tokens: TokensConfig,
+    pub oauth: OAuthSettings,
+}
+
+/// The OAuth 2.1 / OpenID Connect provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthSettings {
+    /// The issuer identifier (`https://id.example.com`); default `https://localhost:<port>`.
+    pub issuer: Option<String>,
+    /// Resource indicators tokens may be issued for; default `<issuer>/api`.
+    pub resources: Vec<String>,
+    /// Scopes clients may be registered for, besides OpenID Connect's.
+    pub scopes: Vec<String>,
+    /// Tolerated clock difference when checking token times (at most 120).
+    pub clock_skew_seconds: u32,
+}
+
+impl Default for OAuthSettings {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            resources: Vec::new(),
+            scopes: vec!["audit:write".into()],
+            clock_skew_seconds: 30,
+        }
+    }
 }
 
 /// Token signing and lifetimes (TOK-1..3).
@@ -244,6 +270,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             witness: WitnessConfig::default(),
             tokens: TokensConfig::default(),
+            oauth: OAuthSettings::default(),
         }
     }
 }
@@ -334,6 +361,19 @@ impl Config {
             .map_err(|e| format!("audit.ingest_key_sha256: {e}"))?;
         palisade_http::ApiKeys::from_hex_digests(&self.admin.api_key_sha256)
             .map_err(|e| format!("admin.api_key_sha256: {e}"))?;
+        if let Some(issuer) = &self.oauth.issuer
+            && (!issuer.starts_with("https://")
+                || issuer.contains(['?', '#'])
+                || issuer.ends_with('/'))
+        {
+            return Err(
+                "oauth.issuer must be an https URL without query, fragment or trailing slash"
+                    .into(),
+            );
+        }
+        if i64::from(self.oauth.clock_skew_seconds) > palisade_jose::verify::MAX_SKEW_SECONDS {
+            return Err("oauth.clock_skew_seconds must be at most 120".into());
+        }
         if palisade_jose::Algorithm::parse(&self.tokens.signing_algorithm).is_none() {
             return Err("tokens.signing_algorithm must be EdDSA or ES256".into());
         }

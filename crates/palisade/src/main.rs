@@ -2,6 +2,7 @@
 
 mod admin;
 mod audit_cli;
+mod clients_cli;
 mod config;
 mod keys_cli;
 mod logging;
@@ -56,6 +57,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: keys_cli::KeysCommand,
+    },
+    /// Manage OAuth clients.
+    Clients {
+        #[command(subcommand)]
+        command: clients_cli::ClientsCommand,
     },
 }
 
@@ -113,6 +119,9 @@ fn main() -> ExitCode {
                 }
             }),
             Command::Witness => witness_cmd::run(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Clients { command } => clients_cli::run(config, command)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Keys { command } => keys_cli::run(config, command)
                 .await
                 .map(|()| ExitCode::SUCCESS),

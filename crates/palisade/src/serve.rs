@@ -61,15 +61,36 @@ pub async fn run(config: Config) -> Result<()> {
         pseudonym_key,
         crate::state::sealing_key(&config)?,
     );
+    let https = TcpListener::bind(config.server.https_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on server.https_listen {}",
+                config.server.https_listen
+            )
+        })?;
+    let https_addr = https.local_addr()?;
+    let key_ring = crate::state::key_ring(&config, &db).await?;
+    let oauth = palisade_oauth::OAuth::new(
+        db.clone(),
+        key_ring.clone(),
+        auditor.clone(),
+        crate::state::oauth_config(&config, https_addr.port()),
+    );
+    tracing::info!(issuer = %oauth.config().issuer, "OAuth issuer");
+    let ingest_oauth = oauth.clone();
     let ingest = Ingest {
         auditor: auditor.clone(),
         keys: ApiKeys::from_hex_digests(&config.audit.ingest_key_sha256)
             .map_err(anyhow::Error::msg)?,
+        // Services may also present an access token granting `audit:write`.
+        bearer: Some(Arc::new(move |token: &str| {
+            ingest_oauth.token_grants(token, "audit:write")
+        })),
     };
     let admin_keys =
         ApiKeys::from_hex_digests(&config.admin.api_key_sha256).map_err(anyhow::Error::msg)?;
     let audit_admin = palisade_audit::admin::router(auditor.clone(), admin_keys);
-    let key_ring = crate::state::key_ring(&config, &db).await?;
     tasks.spawn(crate::signing::maintain(
         key_ring.clone(),
         auditor.clone(),
@@ -113,6 +134,7 @@ pub async fn run(config: Config) -> Result<()> {
         .route("/static/palisade.css", get(stylesheet))
         .merge(palisade_audit::routes::router(audit_log, ingest))
         .merge(audit_admin)
+        .merge(palisade_oauth::router(oauth))
         .merge(crate::signing::router(
             key_ring,
             config.tokens.jwks_cache_seconds,
@@ -124,15 +146,6 @@ pub async fn run(config: Config) -> Result<()> {
     let app = stack::wrap(app, observer.clone(), limits);
     let tls = Arc::new(palisade_tls::server_config(resolver.clone())?);
 
-    let https = TcpListener::bind(config.server.https_listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on server.https_listen {}",
-                config.server.https_listen
-            )
-        })?;
-    let https_addr = https.local_addr()?;
     let connection_limits = ConnectionLimits {
         max_connections: config.server.max_connections,
         drain_timeout: Duration::from_secs(config.server.drain_timeout_seconds),

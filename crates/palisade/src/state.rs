@@ -108,3 +108,25 @@ pub async fn key_ring(
     };
     Ok(palisade_jose::keyring::KeyRing::open(db.clone(), sealing_key(config)?, policy).await?)
 }
+
+/// The OAuth provider's settings; without a configured issuer, `https://localhost:<port>` of
+/// the HTTPS listener (the development certificate's name).
+pub fn oauth_config(config: &Config, https_port: u16) -> palisade_oauth::OAuthConfig {
+    let o = &config.oauth;
+    let issuer = o
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("https://localhost:{https_port}"));
+    let resources = if o.resources.is_empty() {
+        vec![format!("{issuer}/api")]
+    } else {
+        o.resources.clone()
+    };
+    palisade_oauth::OAuthConfig {
+        issuer,
+        resources,
+        scopes: o.scopes.clone(),
+        access_token_minutes: config.tokens.access_token_minutes,
+        skew_seconds: i64::from(o.clock_skew_seconds),
+    }
+}

@@ -1,0 +1,107 @@
+//! OAuth errors as RFC 6749 §5.2 defines them: a JSON body with `error` and
+//! `error_description`, plus the request's `trace_id`, never cached. A failed client
+//! authentication answers 401, with a `WWW-Authenticate` challenge for the scheme the client
+//! used (RFC 6749 §5.2: required when it used Basic).
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
+use palisade_store::StoreError;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("invalid_request: {0}")]
+    InvalidRequest(String),
+    /// Unknown client, wrong secret or wrong authentication method; `basic` when the client
+    /// tried HTTP Basic.
+    #[error("invalid_client")]
+    InvalidClient { basic: bool },
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(String),
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(String),
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    #[error("invalid_scope: {0}")]
+    InvalidScope(String),
+    #[error("invalid_target: {0}")]
+    InvalidTarget(String),
+    #[error("server_error")]
+    Server(String),
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        OAuthError::Server(e.to_string())
+    }
+}
+
+impl OAuthError {
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            OAuthError::InvalidRequest(d) => {
+                (StatusCode::BAD_REQUEST, "invalid_request", d.clone())
+            }
+            OAuthError::InvalidClient { .. } => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "Client authentication failed.".into(),
+            ),
+            OAuthError::InvalidGrant(d) => (StatusCode::BAD_REQUEST, "invalid_grant", d.clone()),
+            OAuthError::UnauthorizedClient(d) => {
+                (StatusCode::BAD_REQUEST, "unauthorized_client", d.clone())
+            }
+            OAuthError::UnsupportedGrantType => (
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "This grant type is not supported.".into(),
+            ),
+            OAuthError::InvalidScope(d) => (StatusCode::BAD_REQUEST, "invalid_scope", d.clone()),
+            OAuthError::InvalidTarget(d) => (StatusCode::BAD_REQUEST, "invalid_target", d.clone()),
+            OAuthError::Server(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "The server could not complete the request.".into(),
+            ),
+        }
+    }
+
+    /// The answer for a request with `trace_id`.
+    pub fn respond(self, trace_id: Option<&str>) -> Response {
+        if let OAuthError::Server(detail) = &self {
+            tracing::error!(error = %detail, "oauth server error");
+        }
+        let (status, code, description) = self.parts();
+        let mut response = (
+            status,
+            Json(json!({
+                "error": code,
+                "error_description": description,
+                "trace_id": trace_id,
+            })),
+        )
+            .into_response();
+        // The body is the protocol's own: the outer error renderer must leave it as it is.
+        response
+            .extensions_mut()
+            .insert(palisade_http::error::PassThrough);
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+        if let OAuthError::InvalidClient { basic } = self {
+            let challenge = if basic {
+                r#"Basic realm="palisade", charset="UTF-8""#
+            } else {
+                r#"Bearer realm="palisade""#
+            };
+            headers.insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,127 @@
+//! `palisade clients` (OAU-4): register, list and delete OAuth clients. A confidential client's
+//! secret is printed once and only its digest is kept. Each change is an audit event.
+
+use crate::config::Config;
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use palisade_audit::{Action, Auditor, Outcome, SecurityEvent};
+use palisade_oauth::clients::{self, AuthMethod, NewClient};
+
+const GRANTS: &[&str] = &["client_credentials", "authorization_code", "refresh_token"];
+const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+#[derive(Subcommand)]
+pub enum ClientsCommand {
+    /// Register a client; prints its id and, once, its secret (JSON).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// client_secret_basic (default), client_secret_post, or none for public clients.
+        #[arg(long, default_value = "client_secret_basic")]
+        auth_method: String,
+        /// Repeatable: client_credentials, authorization_code, refresh_token.
+        #[arg(long = "grant", required = true)]
+        grants: Vec<String>,
+        /// Repeatable: the scopes the client may be granted.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Repeatable: exact redirect URIs (https, or http on a loopback address).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+    },
+    /// List the registered clients (JSON).
+    List,
+    /// Delete a client.
+    Delete { client_id: String },
+}
+
+fn redirect_uri_ok(uri: &str) -> bool {
+    let loopback = ["http://127.0.0.1", "http://[::1]", "http://localhost"]
+        .iter()
+        .any(|p| {
+            uri.strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with([':', '/']))
+        });
+    (uri.starts_with("https://") || loopback) && !uri.contains('#')
+}
+
+pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
+    let db = crate::state::open_database(&config).await?;
+    let (_, pseudonym_key) = crate::state::audit_keys(&config)?;
+    let auditor = Auditor::deferred(
+        db.clone(),
+        pseudonym_key,
+        crate::state::sealing_key(&config)?,
+    );
+    match command {
+        ClientsCommand::Create {
+            name,
+            auth_method,
+            grants,
+            scopes,
+            redirect_uris,
+        } => {
+            let Some(auth_method) = AuthMethod::parse(&auth_method) else {
+                bail!("--auth-method must be client_secret_basic, client_secret_post or none");
+            };
+            if let Some(g) = grants.iter().find(|g| !GRANTS.contains(&g.as_str())) {
+                bail!("unknown grant `{g}` (known: {})", GRANTS.join(", "));
+            }
+            let known =
+                |s: &String| OIDC_SCOPES.contains(&s.as_str()) || config.oauth.scopes.contains(s);
+            if let Some(s) = scopes.iter().find(|s| !known(s)) {
+                bail!("unknown scope `{s}`: add it to oauth.scopes first");
+            }
+            if let Some(u) = redirect_uris.iter().find(|u| !redirect_uri_ok(u)) {
+                bail!(
+                    "redirect URI `{u}` must be https (or http on a loopback address), without a fragment"
+                );
+            }
+            if auth_method == AuthMethod::None && grants.iter().any(|g| g == "client_credentials") {
+                bail!("a public client (--auth-method none) cannot use client_credentials");
+            }
+            let (client, secret) = clients::create(
+                &db,
+                NewClient {
+                    name,
+                    auth_method,
+                    redirect_uris,
+                    grant_types: grants,
+                    scopes,
+                },
+            )
+            .await?;
+            auditor
+                .record(
+                    SecurityEvent::new(Action::ClientRegistered, Outcome::Success, "default")
+                        .client(client.client_id.clone())
+                        .detail("by", "cli"),
+                )
+                .await?;
+            let mut out = serde_json::to_value(&client)?;
+            out["client_secret"] = secret.into();
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        ClientsCommand::List => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&clients::list(&db).await?)?
+            );
+        }
+        ClientsCommand::Delete { client_id } => {
+            if !clients::delete(&db, &client_id).await? {
+                bail!("no client {client_id}");
+            }
+            auditor
+                .record(
+                    SecurityEvent::new(Action::ClientDeleted, Outcome::Success, "default")
+                        .client(client_id.clone())
+                        .detail("by", "cli"),
+                )
+                .await?;
+            println!("deleted {client_id}");
+        }
+    }
+    db.close().await;
+    Ok(())
+}

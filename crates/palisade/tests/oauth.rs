@@ -1,0 +1,361 @@
+//! The OAuth provider over TLS (OAU-3, OAU-4, OAU-8, OAU-11, TOK-1, TOK-5): metadata with the
+//! exact issuer, client credentials for registered confidential clients only, RFC 9068 access
+//! tokens signed by a published key, RFC 6749 errors with trace ids, introspection, and the
+//! audit ingest accepting a token granting `audit:write`.
+
+mod common;
+
+use common::*;
+use palisade_jose::keys::{Jwk, PublicKey};
+use palisade_jose::verify::{Expectations, verify};
+
+struct Registered {
+    id: String,
+    secret: Option<String>,
+}
+
+fn register(server: &Server, args: &[&str]) -> Registered {
+    let out = server.cli(&[&["clients", "create"], args].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    Registered {
+        id: v["client_id"].as_str().unwrap().to_owned(),
+        secret: v["client_secret"].as_str().map(str::to_owned),
+    }
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        data_encoding::BASE64.encode(format!("{id}:{secret}").as_bytes())
+    )
+}
+
+async fn client_credentials_introspection_and_errors(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let http = server.http_client();
+    let base = server.base();
+    let issuer = format!("https://localhost:{}", server.https.port());
+
+    let meta: serde_json::Value = http
+        .get(format!("{base}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        meta["issuer"],
+        issuer.as_str(),
+        "the issuer matches exactly"
+    );
+    assert_eq!(meta["token_endpoint"], format!("{issuer}/oauth/token"));
+    assert_eq!(
+        meta["grant_types_supported"],
+        serde_json::json!(["client_credentials"])
+    );
+
+    let billing = register(
+        &server,
+        &[
+            "--name",
+            "billing",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "audit:write",
+        ],
+    );
+    let secret = billing.secret.clone().unwrap();
+    let poster = register(
+        &server,
+        &[
+            "--name",
+            "poster",
+            "--auth-method",
+            "client_secret_post",
+            "--grant",
+            "client_credentials",
+        ],
+    );
+    let public = register(
+        &server,
+        &[
+            "--name",
+            "spa",
+            "--auth-method",
+            "none",
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            "https://app.example/cb",
+        ],
+    );
+    assert!(public.secret.is_none());
+    // Registration policy: no plain-http redirect URIs off loopback, no unknown scopes.
+    for bad in [
+        vec![
+            "--name",
+            "x",
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            "http://app.example/cb",
+        ],
+        vec![
+            "--name",
+            "x",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "everything",
+        ],
+        vec![
+            "--name",
+            "x",
+            "--auth-method",
+            "none",
+            "--grant",
+            "client_credentials",
+        ],
+    ] {
+        assert!(
+            !server
+                .cli(&[&["clients", "create"], &bad[..]].concat())
+                .status
+                .success(),
+            "{bad:?}"
+        );
+    }
+
+    let token_request = |auth: Option<String>, form: &str| {
+        let mut req = http
+            .post(format!("{base}/oauth/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_owned());
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        req.send()
+    };
+
+    // Basic authentication.
+    let r = token_request(
+        Some(basic(&billing.id, &secret)),
+        "grant_type=client_credentials",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["scope"], "audit:write");
+    assert_eq!(body["expires_in"], 600);
+    let token = body["access_token"].as_str().unwrap().to_owned();
+
+    // The token is an RFC 9068 JWT signed by a key of the published JWKS.
+    let jwks: serde_json::Value = http
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys: Vec<PublicKey> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| PublicKey::from_jwk(&serde_json::from_value::<Jwk>(k.clone()).unwrap()).unwrap())
+        .collect();
+    let claims = verify(
+        &token,
+        &keys,
+        &Expectations {
+            typ: "at+jwt",
+            issuer: &issuer,
+            audience: Some(&format!("{issuer}/api")),
+            now: palisade_store::now_ms() / 1000,
+            skew_seconds: 30,
+        },
+    )
+    .unwrap();
+    assert_eq!(claims["client_id"], billing.id.as_str());
+    assert_eq!(claims["sub"], billing.id.as_str());
+    assert!(claims["jti"].as_str().unwrap().len() >= 32);
+
+    // Post authentication, and the client's registered method only.
+    let r = token_request(
+        None,
+        &format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}",
+            poster.id,
+            poster.secret.clone().unwrap()
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = token_request(
+        None,
+        &format!(
+            "grant_type=client_credentials&client_id={}&client_secret={secret}",
+            billing.id
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401, "billing is registered for Basic");
+
+    // Errors: RFC 6749 JSON with the trace id, never cached; Basic failures are challenged.
+    let r = token_request(
+        Some(basic(&billing.id, "wrong")),
+        "grant_type=client_credentials",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let trace = r.headers()["x-trace-id"].to_str().unwrap().to_owned();
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (e["error"].as_str(), e["trace_id"].as_str()),
+        (Some("invalid_client"), Some(trace.as_str()))
+    );
+    let auth = || Some(basic(&billing.id, &secret));
+    for (form, code) in [
+        (
+            "grant_type=password&username=a&password=b",
+            "unsupported_grant_type",
+        ),
+        ("grant_type=implicit", "unsupported_grant_type"),
+        (
+            "grant_type=client_credentials&scope=openid",
+            "invalid_scope",
+        ),
+        (
+            "grant_type=client_credentials&scope=audit:write%20admin",
+            "invalid_scope",
+        ),
+        (
+            "grant_type=client_credentials&resource=https://evil.example/api",
+            "invalid_target",
+        ),
+        (
+            "grant_type=client_credentials&grant_type=client_credentials",
+            "invalid_request",
+        ),
+        ("scope=audit:write", "invalid_request"),
+    ] {
+        let r = token_request(auth(), form).await.unwrap();
+        assert_eq!(r.status(), 400, "{form}");
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(e["error"], code, "{form}");
+    }
+    let json_body = http
+        .post(format!("{base}/oauth/token"))
+        .header("authorization", basic(&billing.id, &secret))
+        .json(&serde_json::json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_body.status(), 400);
+    let r = token_request(
+        None,
+        &format!("grant_type=client_credentials&client_id={}", public.id),
+    )
+    .await
+    .unwrap();
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        e["error"], "unauthorized_client",
+        "public clients get no client credentials"
+    );
+
+    // Introspection: client-authenticated; a tampered token is simply inactive.
+    let introspect = |auth: Option<String>, token: &str| {
+        let mut req = http
+            .post(format!("{base}/oauth/introspect"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        req.send()
+    };
+    let r = introspect(auth(), &token).await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["active"].as_bool(), v["scope"].as_str()),
+        (Some(true), Some("audit:write"))
+    );
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let v: serde_json::Value = introspect(auth(), &tampered)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v, serde_json::json!({"active": false}));
+    assert_eq!(introspect(None, &token).await.unwrap().status(), 401);
+
+    // The audit ingest accepts the token (it grants audit:write) and refuses a token without it.
+    let ingest = |bearer: &str| {
+        http.post(format!("{base}/audit/events"))
+            .header("authorization", format!("Bearer {bearer}"))
+            .json(&serde_json::json!({"action": "billing.invoice.sent", "outcome": "success"}))
+            .send()
+    };
+    assert_eq!(ingest(&token).await.unwrap().status(), 201);
+    let poster_token: serde_json::Value = token_request(
+        None,
+        &format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}",
+            poster.id,
+            poster.secret.clone().unwrap()
+        ),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        ingest(poster_token["access_token"].as_str().unwrap())
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(ingest(&tampered).await.unwrap().status(), 401);
+
+    // OAU-11: issuance and failed client authentication are audited; nothing secret is logged.
+    let actions: Vec<String> = server.events().await.into_iter().map(|e| e.0).collect();
+    assert!(actions.iter().any(|a| a == "oauth.token.issued"));
+    assert!(
+        actions
+            .iter()
+            .any(|a| a == "oauth.client.authentication_failed")
+    );
+    let logs = server.logs();
+    for s in [&secret, &token] {
+        assert!(!logs.contains(s.as_str()), "a secret reached the logs");
+    }
+}
+
+on_both_backends!(client_credentials_introspection_and_errors);
