@@ -22,7 +22,12 @@ pub struct Ingest {
     pub bearer: Option<BearerCheck>,
 }
 
-pub type BearerCheck = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// Whether a bearer token is accepted (asynchronous: checking it may read revocation state).
+pub type BearerCheck = std::sync::Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
+        + Send
+        + Sync,
+>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,7 +114,10 @@ pub async fn ingest(
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        let granted = matches!((&ingest.bearer, token), (Some(check), Some(t)) if check(t));
+        let granted = match (&ingest.bearer, token) {
+            (Some(check), Some(t)) => check(t.to_owned()).await,
+            _ => false,
+        };
         if !granted {
             return Ok(refused);
         }

@@ -45,6 +45,10 @@ pub enum Action {
     ClientAuthenticationFailed,
     ClientRegistered,
     ClientDeleted,
+    ConsentGranted,
+    ConsentDenied,
+    CodeIssued,
+    CodeReplayed,
 }
 
 impl Action {
@@ -72,6 +76,10 @@ impl Action {
             Action::ClientAuthenticationFailed => "oauth.client.authentication_failed",
             Action::ClientRegistered => "oauth.client.registered",
             Action::ClientDeleted => "oauth.client.deleted",
+            Action::ConsentGranted => "oauth.consent.granted",
+            Action::ConsentDenied => "oauth.consent.denied",
+            Action::CodeIssued => "oauth.code.issued",
+            Action::CodeReplayed => "oauth.code.replayed",
         }
     }
 }

@@ -227,6 +227,8 @@ pub async fn revoke_other_sessions(
 ) -> Result<Response, AppError> {
     let ended =
         sessions::revoke_others(&id.db, &signed_in.user.id, &signed_in.session.id_hash).await?;
+    // "Log out everywhere" also ends every access token issued to the account's apps (TOK-4).
+    users::raise_epoch(&id.db, &signed_in.user.id).await?;
     record_then_redirect(
         &id,
         signed_in

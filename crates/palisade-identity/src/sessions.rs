@@ -92,6 +92,16 @@ pub async fn lookup(
     Ok(Some(session))
 }
 
+/// Whether the session with this id (the digest of its cookie) still exists and has not
+/// reached its absolute timeout: what an OAuth code bound to it checks at exchange (OAU-7).
+pub async fn is_live(db: &Db, id_hash: &str, now: i64) -> Result<bool, StoreError> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT expires_at FROM sessions WHERE id_hash = $1")
+        .bind(id_hash)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.is_some_and(|(expires_at,)| expires_at > now))
+}
+
 pub async fn list(db: &Db, user_id: &str) -> Result<Vec<Session>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT id_hash, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent \

@@ -126,6 +126,19 @@ pub async fn set_password(db: &Db, id: &str, password_hash: &str) -> Result<(), 
     Ok(())
 }
 
+/// Raises the account's revocation epoch (TOK-4): every access token issued before stops being
+/// accepted at once ("log out everywhere").
+pub async fn raise_epoch(db: &Db, id: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE users SET revocation_epoch = revocation_epoch + 1, updated_at = $1 WHERE id = $2",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
 pub async fn set_locked(db: &Db, id: &str, locked: bool) -> Result<bool, StoreError> {
     let r = sqlx::query(
         "UPDATE users SET locked = $1, revocation_epoch = revocation_epoch + 1, updated_at = $2 WHERE id = $3",

@@ -1,13 +1,17 @@
-//! The OAuth 2.1 / OpenID Connect provider (OAU-*, TOK-1, TOK-4, TOK-5). This first part holds
-//! the client registry and client authentication, the token endpoint's `client_credentials`
-//! grant issuing RFC 9068 access tokens, RFC 7662 introspection, RFC 8414 metadata, and the one
-//! access-token verification function resources use.
+//! The OAuth 2.1 / OpenID Connect provider (OAU-*, TOK-1, TOK-4, TOK-5): the client registry and
+//! client authentication; the authorization endpoint with PKCE, consent and session-bound codes;
+//! the token endpoint (`authorization_code`, `client_credentials`) issuing RFC 9068 access tokens
+//! and ID tokens; userinfo; RFC 7662 introspection; discovery; and the one access-token
+//! verification function resources use.
 
+mod authorize;
 pub mod clients;
+pub mod codes;
 pub mod error;
 mod routes;
 
 use palisade_audit::Auditor;
+use palisade_identity::Identity;
 use palisade_jose::jws;
 use palisade_jose::keyring::KeyRing;
 use palisade_jose::verify::{Expectations, TokenError, verify};
@@ -26,6 +30,7 @@ pub struct OAuthConfig {
     /// Scopes clients may be registered for, beyond OpenID Connect's.
     pub scopes: Vec<String>,
     pub access_token_minutes: u32,
+    pub id_token_minutes: u32,
     pub skew_seconds: i64,
 }
 
@@ -36,6 +41,7 @@ struct Inner {
     db: Db,
     keys: KeyRing,
     auditor: Auditor,
+    identity: Identity,
     config: OAuthConfig,
 }
 
@@ -47,11 +53,18 @@ pub struct AccessToken {
 }
 
 impl OAuth {
-    pub fn new(db: Db, keys: KeyRing, auditor: Auditor, config: OAuthConfig) -> Self {
+    pub fn new(
+        db: Db,
+        keys: KeyRing,
+        auditor: Auditor,
+        identity: Identity,
+        config: OAuthConfig,
+    ) -> Self {
         Self(Arc::new(Inner {
             db,
             keys,
             auditor,
+            identity,
             config,
         }))
     }
@@ -60,13 +73,15 @@ impl OAuth {
         &self.0.config
     }
 
-    /// Signs an RFC 9068 access token for `subject`, obtained through `client_id`.
+    /// Signs an RFC 9068 access token for `subject`, obtained through `client_id`; `extra`
+    /// claims (session, grant, revocation epoch) are added as given.
     pub fn issue_access_token(
         &self,
         subject: &str,
         client_id: &str,
         scope: &str,
         audience: &str,
+        extra: Map<String, Value>,
     ) -> AccessToken {
         let now = now_ms() / 1000;
         let lifetime = i64::from(self.0.config.access_token_minutes) * 60;
@@ -81,9 +96,10 @@ impl OAuth {
             "exp": now + lifetime,
             "tenant": "default",
         });
-        let Value::Object(claims) = claims else {
+        let Value::Object(mut claims) = claims else {
             unreachable!("a JSON object literal")
         };
+        claims.extend(extra);
         AccessToken {
             token: jws::sign(&self.0.keys.signing_key(), "at+jwt", &claims),
             expires_in: lifetime,
@@ -91,10 +107,52 @@ impl OAuth {
         }
     }
 
-    /// The verification every resource applies to an access token (TOK-5): signed by a
+    /// Signs an OpenID Connect ID token for `claims` (subject, audience, nonce, …).
+    pub fn issue_id_token(&self, mut claims: Map<String, Value>) -> String {
+        let now = now_ms() / 1000;
+        claims.insert("iss".into(), self.0.config.issuer.clone().into());
+        claims.insert("iat".into(), now.into());
+        claims.insert(
+            "exp".into(),
+            (now + i64::from(self.0.config.id_token_minutes) * 60).into(),
+        );
+        jws::sign(&self.0.keys.signing_key(), "JWT", &claims)
+    }
+
+    /// The verification every resource applies to an access token (TOK-5, TOK-4): signed by a
     /// published key under its own algorithm, `typ` `at+jwt`, this issuer, an audience among
-    /// this server's resources (or exactly `audience` when given), within its lifetime.
-    pub fn verify_access_token(
+    /// this server's resources (or exactly `audience` when given), within its lifetime; and for
+    /// a user's token, its grant not revoked and the user's revocation epoch not raised since.
+    pub async fn verify_access_token(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+    ) -> Result<Map<String, Value>, TokenError> {
+        let claims = self.verify_signed(token, audience)?;
+        if let Some(grant) = claims.get("gid").and_then(Value::as_str)
+            && !codes::grant_is_live(&self.0.db, grant)
+                .await
+                .unwrap_or(false)
+        {
+            return Err(TokenError::Claim("gid"));
+        }
+        if let Some(epoch) = claims.get("rev").and_then(Value::as_i64) {
+            let subject = claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let user = palisade_identity::users::get(&self.0.db, subject)
+                .await
+                .ok()
+                .flatten();
+            if !user.is_some_and(|u| u.revocation_epoch == epoch && u.locked == 0) {
+                return Err(TokenError::Claim("rev"));
+            }
+        }
+        Ok(claims)
+    }
+
+    fn verify_signed(
         &self,
         token: &str,
         audience: Option<&str>,
@@ -126,12 +184,14 @@ impl OAuth {
     }
 
     /// Whether `token` is a valid access token granting `scope`.
-    pub fn token_grants(&self, token: &str, scope: &str) -> bool {
-        self.verify_access_token(token, None).is_ok_and(|claims| {
-            claims
-                .get("scope")
-                .and_then(Value::as_str)
-                .is_some_and(|s| s.split(' ').any(|s| s == scope))
-        })
+    pub async fn token_grants(&self, token: &str, scope: &str) -> bool {
+        self.verify_access_token(token, None)
+            .await
+            .is_ok_and(|claims| {
+                claims
+                    .get("scope")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.split(' ').any(|s| s == scope))
+            })
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::OAuth;
 use crate::clients::{self, AuthMethod, Presented};
+use crate::codes;
 use crate::error::OAuthError;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -13,33 +14,58 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use palisade_audit::{Action, Outcome};
 use palisade_identity::RequestContext;
-use serde_json::{Value, json};
+use palisade_store::now_ms;
+use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
 pub fn router(oauth: OAuth) -> Router {
     Router::new()
         .route("/.well-known/oauth-authorization-server", get(metadata))
+        .route("/.well-known/openid-configuration", get(metadata))
+        .route(
+            "/oauth/authorize",
+            get(crate::authorize::get).post(crate::authorize::post),
+        )
+        .route(
+            "/oauth/authorize/decision",
+            post(crate::authorize::decision),
+        )
         .route("/oauth/token", post(token))
         .route("/oauth/introspect", post(introspect))
+        .route("/oauth/userinfo", get(userinfo).post(userinfo))
         .with_state(oauth)
 }
 
+/// OpenID Connect discovery and RFC 8414 metadata: one document, served at both names.
 async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
     let issuer = &oauth.config().issuer;
-    let auth_methods =
+    let secret_methods =
         [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost].map(AuthMethod::as_str);
+    let mut scopes: Vec<&str> = OIDC_SCOPES.to_vec();
+    scopes.extend(oauth.config().scopes.iter().map(String::as_str));
     Json(json!({
         "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
         "token_endpoint": format!("{issuer}/oauth/token"),
+        "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint_auth_methods_supported": auth_methods,
-        "scopes_supported": oauth.config().scopes,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [oauth.0.keys.signing_key().alg.as_str()],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": secret_methods,
+        "scopes_supported": scopes,
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "email"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "authorization_response_iss_parameter_supported": true,
     }))
 }
+
+const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 fn no_store(body: Value) -> Response {
     (
@@ -134,9 +160,31 @@ async fn issue(
     let grant = params
         .get("grant_type")
         .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required.".into()))?;
-    if grant != "client_credentials" {
-        return Err(OAuthError::UnsupportedGrantType);
+    match grant.as_str() {
+        "client_credentials" => client_credentials(oauth, ctx, &params, client).await,
+        "authorization_code" => authorization_code(oauth, ctx, &params, client).await,
+        _ => Err(OAuthError::UnsupportedGrantType),
     }
+}
+
+fn audience(oauth: &OAuth, params: &HashMap<String, String>) -> Result<String, OAuthError> {
+    let config = oauth.config();
+    match params.get("resource") {
+        Some(r) if config.resources.contains(r) => Ok(r.clone()),
+        Some(_) => Err(OAuthError::InvalidTarget(
+            "The resource is not served by this authorization server.".into(),
+        )),
+        None => Ok(config.resources[0].clone()),
+    }
+}
+
+async fn client_credentials(
+    oauth: &OAuth,
+    ctx: &RequestContext,
+    params: &HashMap<String, String>,
+    client: clients::Client,
+) -> Result<Response, OAuthError> {
+    let grant = "client_credentials";
     if client.auth_method == AuthMethod::None || !client.allows_grant(grant) {
         return Err(OAuthError::UnauthorizedClient(
             "This client may not use the client_credentials grant.".into(),
@@ -161,24 +209,21 @@ async fn issue(
         }
         None => client.scopes.join(" "),
     };
-    let config = oauth.config();
-    let audience = match params.get("resource") {
-        Some(r) if config.resources.contains(r) => r.clone(),
-        Some(_) => {
-            return Err(OAuthError::InvalidTarget(
-                "The resource is not served by this authorization server.".into(),
-            ));
-        }
-        None => config.resources[0].clone(),
-    };
-    let issued = oauth.issue_access_token(&client.client_id, &client.client_id, &scope, &audience);
+    let audience = audience(oauth, params)?;
+    let issued = oauth.issue_access_token(
+        &client.client_id,
+        &client.client_id,
+        &scope,
+        &audience,
+        Map::new(),
+    );
     oauth
         .0
         .auditor
         .record(
             ctx.event(Action::TokenIssued, Outcome::Success, "default")
                 .client(client.client_id.clone())
-                .detail("grant_type", grant.as_str())
+                .detail("grant_type", grant)
                 .detail("scope", scope.as_str())
                 .detail("audience", audience.as_str()),
         )
@@ -206,7 +251,7 @@ async fn introspect(
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::InvalidRequest("token is required.".into()))?;
-        let body = match oauth.verify_access_token(token, None) {
+        let body = match oauth.verify_access_token(token, None).await {
             Ok(claims) => {
                 let mut out = json!({ "active": true, "token_type": "Bearer" });
                 for name in [
@@ -234,4 +279,177 @@ async fn introspect(
         Ok(r) => r,
         Err(e) => e.respond(Some(&ctx.trace_id)),
     }
+}
+
+/// The `authorization_code` grant (OAU-1, OAU-3, OAU-7): the code is consumed first — so a
+/// stolen code tried with a wrong verifier is burnt — then must match the client, the redirect
+/// URI and the PKCE challenge, be within its minute, and come from a browser session that is
+/// still alive. A code presented twice revokes everything issued from it.
+async fn authorization_code(
+    oauth: &OAuth,
+    ctx: &RequestContext,
+    params: &HashMap<String, String>,
+    client: clients::Client,
+) -> Result<Response, OAuthError> {
+    if !client.allows_grant("authorization_code") {
+        return Err(OAuthError::UnauthorizedClient(
+            "This client may not use the authorization_code grant.".into(),
+        ));
+    }
+    let required = |name: &str| {
+        params
+            .get(name)
+            .ok_or_else(|| OAuthError::InvalidRequest(format!("{name} is required.")))
+    };
+    let (code, redirect_uri, verifier) = (
+        required("code")?,
+        required("redirect_uri")?,
+        required("code_verifier")?,
+    );
+    let db = &oauth.0.db;
+    let grant = match codes::redeem(db, code).await? {
+        codes::Redeemed::Fresh(g) => g,
+        codes::Redeemed::Unknown => {
+            return Err(OAuthError::InvalidGrant("The code is not valid.".into()));
+        }
+        codes::Redeemed::Replayed(grant_id) => {
+            codes::revoke_grant(db, &grant_id).await?;
+            oauth
+                .0
+                .auditor
+                .record(
+                    ctx.event(Action::CodeReplayed, Outcome::Failure, "default")
+                        .client(client.client_id.clone())
+                        .detail("grant", grant_id.as_str()),
+                )
+                .await?;
+            return Err(OAuthError::InvalidGrant(
+                "The code was already used; what it granted is revoked.".into(),
+            ));
+        }
+    };
+    let now = now_ms();
+    let challenge =
+        data_encoding::BASE64URL_NOPAD.encode(&palisade_crypto::sha256(verifier.as_bytes()));
+    let verifier_ok = (43..=128).contains(&verifier.len())
+        && palisade_crypto::constant_time_eq(challenge.as_bytes(), grant.code_challenge.as_bytes());
+    if grant.client_id != client.client_id
+        || grant.redirect_uri != *redirect_uri
+        || grant.expires_at <= now
+        || !verifier_ok
+    {
+        return Err(OAuthError::InvalidGrant(
+            "The code, redirect URI or code verifier does not match.".into(),
+        ));
+    }
+    if !palisade_identity::sessions::is_live(db, &grant.session_id, now).await? {
+        return Err(OAuthError::InvalidGrant(
+            "The sign-in session that approved this code has ended.".into(),
+        ));
+    }
+    let user = palisade_identity::users::get(db, &grant.user_id)
+        .await?
+        .filter(|u| u.locked == 0)
+        .ok_or_else(|| OAuthError::InvalidGrant("The account is not available.".into()))?;
+    codes::record_grant(db, &grant).await?;
+    // A session id for the client, derived so that it reveals nothing of the cookie's digest.
+    let sid = palisade_crypto::sha256_hex(format!("sid:{}", grant.session_id).as_bytes())[..32]
+        .to_owned();
+    let mut extra = Map::new();
+    extra.insert("sid".into(), sid.clone().into());
+    extra.insert("gid".into(), grant.grant_id.clone().into());
+    extra.insert("rev".into(), user.revocation_epoch.into());
+    extra.insert("tenant".into(), user.tenant_id.clone().into());
+    let access = oauth.issue_access_token(
+        &user.id,
+        &client.client_id,
+        &grant.scope,
+        &grant.resource,
+        extra,
+    );
+    let mut body = json!({
+        "access_token": access.token,
+        "token_type": "Bearer",
+        "expires_in": access.expires_in,
+        "scope": access.scope,
+    });
+    if grant.scope.split(' ').any(|s| s == "openid") {
+        let mut claims = Map::new();
+        claims.insert("sub".into(), user.id.clone().into());
+        claims.insert("aud".into(), client.client_id.clone().into());
+        claims.insert("auth_time".into(), (grant.auth_time / 1000).into());
+        claims.insert("sid".into(), sid.into());
+        claims.insert(
+            "amr".into(),
+            grant
+                .amr
+                .split(' ')
+                .filter(|a| !a.is_empty())
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        if let Some(nonce) = &grant.nonce {
+            claims.insert("nonce".into(), nonce.clone().into());
+        }
+        body["id_token"] = oauth.issue_id_token(claims).into();
+    }
+    oauth
+        .0
+        .auditor
+        .record(
+            ctx.event(Action::TokenIssued, Outcome::Success, &user.tenant_id)
+                .actor(user.id.clone())
+                .client(client.client_id.clone())
+                .detail("grant_type", "authorization_code")
+                .detail("scope", grant.scope.as_str()),
+        )
+        .await?;
+    Ok(no_store(body))
+}
+
+/// OpenID Connect userinfo, for a bearer access token granting `openid` (RFC 6750 errors).
+async fn userinfo(State(oauth): State<OAuth>, headers: HeaderMap) -> Response {
+    let bearer_error = |status: http::StatusCode, error: &str| {
+        let mut r = status.into_response();
+        r.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_str(&format!(r#"Bearer realm="palisade", error="{error}""#))
+                .expect("ASCII header"),
+        );
+        r.extensions_mut().insert(palisade_http::error::PassThrough);
+        r
+    };
+    let Some(token) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return bearer_error(http::StatusCode::UNAUTHORIZED, "invalid_request");
+    };
+    let Ok(claims) = oauth.verify_access_token(token, None).await else {
+        return bearer_error(http::StatusCode::UNAUTHORIZED, "invalid_token");
+    };
+    let scopes: Vec<&str> = claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .split(' ')
+        .collect();
+    if !scopes.contains(&"openid") {
+        return bearer_error(http::StatusCode::FORBIDDEN, "insufficient_scope");
+    }
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let user = match palisade_identity::users::get(&oauth.0.db, subject).await {
+        Ok(Some(u)) => u,
+        _ => return bearer_error(http::StatusCode::UNAUTHORIZED, "invalid_token"),
+    };
+    let mut body = json!({ "sub": user.id });
+    if scopes.contains(&"email") {
+        body["email"] = user.email.into();
+        body["email_verified"] = false.into();
+    }
+    no_store(body)
 }

@@ -71,10 +71,19 @@ pub async fn run(config: Config) -> Result<()> {
         })?;
     let https_addr = https.local_addr()?;
     let key_ring = crate::state::key_ring(&config, &db).await?;
+    let identity = Identity::new(
+        db.clone(),
+        auditor.clone(),
+        sealing,
+        config.identity.clone(),
+        identity_metrics,
+    )
+    .map_err(anyhow::Error::msg)?;
     let oauth = palisade_oauth::OAuth::new(
         db.clone(),
         key_ring.clone(),
         auditor.clone(),
+        identity.clone(),
         crate::state::oauth_config(&config, https_addr.port()),
     );
     tracing::info!(issuer = %oauth.config().issuer, "OAuth issuer");
@@ -84,8 +93,9 @@ pub async fn run(config: Config) -> Result<()> {
         keys: ApiKeys::from_hex_digests(&config.audit.ingest_key_sha256)
             .map_err(anyhow::Error::msg)?,
         // Services may also present an access token granting `audit:write`.
-        bearer: Some(Arc::new(move |token: &str| {
-            ingest_oauth.token_grants(token, "audit:write")
+        bearer: Some(Arc::new(move |token: String| {
+            let oauth = ingest_oauth.clone();
+            Box::pin(async move { oauth.token_grants(&token, "audit:write").await })
         })),
     };
     let admin_keys =
@@ -114,14 +124,6 @@ pub async fn run(config: Config) -> Result<()> {
             shutdown.clone(),
         ));
     }
-    let identity = Identity::new(
-        db.clone(),
-        auditor,
-        sealing,
-        config.identity.clone(),
-        identity_metrics,
-    )
-    .map_err(anyhow::Error::msg)?;
     let registry = Arc::new(registry);
     let readiness = Readiness {
         db: db.clone(),

@@ -127,6 +127,7 @@ pub fn oauth_config(config: &Config, https_port: u16) -> palisade_oauth::OAuthCo
         resources,
         scopes: o.scopes.clone(),
         access_token_minutes: config.tokens.access_token_minutes,
+        id_token_minutes: config.tokens.id_token_minutes,
         skew_seconds: i64::from(o.clock_skew_seconds),
     }
 }

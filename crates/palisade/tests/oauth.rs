@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use palisade_jose::keys::{Jwk, PublicKey};
 use palisade_jose::verify::{Expectations, verify};
 
 struct Registered {
@@ -15,13 +14,7 @@ struct Registered {
 }
 
 fn register(server: &Server, args: &[&str]) -> Registered {
-    let out = server.cli(&[&["clients", "create"], args].concat());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = server.register_client(args);
     Registered {
         id: v["client_id"].as_str().unwrap().to_owned(),
         secret: v["client_secret"].as_str().map(str::to_owned),
@@ -55,10 +48,8 @@ async fn client_credentials_introspection_and_errors(backend: Backend) {
         "the issuer matches exactly"
     );
     assert_eq!(meta["token_endpoint"], format!("{issuer}/oauth/token"));
-    assert_eq!(
-        meta["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
-    );
+    let grants = meta["grant_types_supported"].as_array().unwrap();
+    assert!(grants.contains(&"client_credentials".into()));
 
     let billing = register(
         &server,
@@ -160,20 +151,7 @@ async fn client_credentials_introspection_and_errors(backend: Backend) {
     let token = body["access_token"].as_str().unwrap().to_owned();
 
     // The token is an RFC 9068 JWT signed by a key of the published JWKS.
-    let jwks: serde_json::Value = http
-        .get(format!("{base}/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let keys: Vec<PublicKey> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| PublicKey::from_jwk(&serde_json::from_value::<Jwk>(k.clone()).unwrap()).unwrap())
-        .collect();
+    let keys = server.published_keys().await;
     let claims = verify(
         &token,
         &keys,

@@ -224,6 +224,39 @@ impl Server {
             .unwrap()
     }
 
+    /// Registers an OAuth client with `palisade clients create ARGS`; returns its JSON.
+    pub fn register_client(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.cli(&[&["clients", "create"], args].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The keys of the published JWKS, as a client would load them.
+    pub async fn published_keys(&self) -> Vec<palisade_jose::keys::PublicKey> {
+        let jwks: serde_json::Value = self
+            .http_client()
+            .get(format!("{}/.well-known/jwks.json", self.base()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                let jwk: palisade_jose::keys::Jwk = serde_json::from_value(k.clone()).unwrap();
+                palisade_jose::keys::PublicKey::from_jwk(&jwk).unwrap()
+            })
+            .collect()
+    }
+
     /// A handle on the server's own database.
     pub async fn db(&self) -> palisade_store::Db {
         palisade_store::Db::connect(&self.database_url, 1)

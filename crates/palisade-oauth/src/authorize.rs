@@ -1,0 +1,508 @@
+//! The authorization endpoint (OAU-1, OAU-2, OAU-6, OAU-7): code flow only, PKCE S256 for every
+//! client, exact redirect URIs. A request that does not name a registered client and one of its
+//! redirect URIs gets an error page, never a redirect; every other outcome goes back to the
+//! client with `iss` (RFC 9207). The user signs in on the identity pages, then consents on a
+//! page that lists exactly the requested scopes; remembered consent skips the page unless
+//! `prompt=consent`. Codes are bound to the approving browser session.
+
+use crate::OAuth;
+use crate::clients::{self, Client};
+use crate::codes::{self, CODE_LIFETIME_MS, CodeGrant};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use palisade_audit::{Action, Outcome};
+use palisade_http::AppError;
+use palisade_http::error::escape_html;
+use palisade_identity::csrf::{Csrf, CsrfForm};
+use palisade_identity::{RequestContext, SignedIn};
+use palisade_store::now_ms;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use std::collections::BTreeMap;
+
+type Params = BTreeMap<String, String>;
+
+/// The parameters the endpoint understands; others are ignored, as RFC 6749 requires.
+const KNOWN: &[&str] = &[
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+    "max_age",
+    "login_hint",
+    "id_token_hint",
+    "acr_values",
+    "ui_locales",
+    "resource",
+];
+
+fn parse(raw: &[u8]) -> Result<Params, AppError> {
+    Ok(palisade_identity::csrf::parse_pairs(raw)?
+        .into_iter()
+        .filter(|(k, _)| KNOWN.contains(&k.as_str()))
+        .collect())
+}
+
+/// Loopback redirect URIs may use any port (RFC 8252 §7.3); every other URI matches exactly.
+fn redirect_matches(registered: &str, given: &str) -> bool {
+    if registered == given {
+        return true;
+    }
+    for host in ["http://127.0.0.1", "http://[::1]"] {
+        if let (Some(reg), Some(giv)) = (registered.strip_prefix(host), given.strip_prefix(host)) {
+            let without_port = giv
+                .strip_prefix(':')
+                .map(|rest| rest.trim_start_matches(|c: char| c.is_ascii_digit()));
+            if reg.starts_with('/') && without_port == Some(reg) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// A request whose client and redirect URI are known: from here on, errors go back to it.
+struct Known {
+    client: Client,
+    redirect_uri: String,
+    state: Option<String>,
+}
+
+impl Known {
+    fn redirect(&self, issuer: &str, fields: &[(&str, &str)]) -> Response {
+        let mut pairs: Vec<(&str, &str)> = fields.to_vec();
+        if let Some(state) = &self.state {
+            pairs.push(("state", state));
+        }
+        pairs.push(("iss", issuer));
+        let query: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, NON_ALPHANUMERIC)))
+            .collect();
+        let sep = if self.redirect_uri.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        Redirect::to(&format!("{}{sep}{}", self.redirect_uri, query.join("&"))).into_response()
+    }
+
+    fn error(&self, issuer: &str, code: &str, description: &str) -> Response {
+        self.redirect(
+            issuer,
+            &[("error", code), ("error_description", description)],
+        )
+    }
+}
+
+/// A fully validated authorization request.
+struct Request {
+    known: Known,
+    scopes: Vec<String>,
+    nonce: Option<String>,
+    challenge: String,
+    resource: String,
+    prompt: Vec<String>,
+    max_age: Option<i64>,
+}
+
+/// Checks a request. The error is the answer: an error page while the client or its redirect
+/// URI is not established, a redirect back to the client after.
+async fn validate(oauth: &OAuth, params: &Params) -> Result<Request, Box<Response>> {
+    let page = |m: &str| {
+        Err(Box::new(
+            AppError::bad_request("invalid_request", m.to_owned()).into_response(),
+        ))
+    };
+    let Some(client_id) = params.get("client_id") else {
+        return page("The request does not name a client.");
+    };
+    let client = match clients::find(&oauth.0.db, client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return page("This application is not registered."),
+        Err(e) => return Err(Box::new(AppError::from(e).into_response())),
+    };
+    let Some(redirect_uri) = params.get("redirect_uri") else {
+        return page("The request does not name a redirect URI.");
+    };
+    if !client
+        .redirect_uris
+        .iter()
+        .any(|r| redirect_matches(r, redirect_uri))
+    {
+        return page("The redirect URI is not registered for this application.");
+    }
+    let known = Known {
+        client,
+        redirect_uri: redirect_uri.clone(),
+        state: params.get("state").cloned(),
+    };
+    let issuer = oauth.config().issuer.clone();
+    let fail = |known: &Known, code: &str, d: &str| Err(Box::new(known.error(&issuer, code, d)));
+    if params.get("response_type").map(String::as_str) != Some("code") {
+        return fail(
+            &known,
+            "unsupported_response_type",
+            "Only response_type=code is supported.",
+        );
+    }
+    if !known.client.allows_grant("authorization_code") {
+        return fail(
+            &known,
+            "unauthorized_client",
+            "This client may not use the code flow.",
+        );
+    }
+    let challenge = params.get("code_challenge").cloned().unwrap_or_default();
+    let challenge_ok = (43..=128).contains(&challenge.len())
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    if params.get("code_challenge_method").map(String::as_str) != Some("S256") || !challenge_ok {
+        return fail(
+            &known,
+            "invalid_request",
+            "PKCE with code_challenge_method=S256 is required.",
+        );
+    }
+    let mut scopes: Vec<String> = Vec::new();
+    for s in params
+        .get("scope")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(' ')
+    {
+        if s.is_empty() || scopes.iter().any(|x| x == s) {
+            continue;
+        }
+        if !known.client.scopes.iter().any(|c| c == s) {
+            return fail(
+                &known,
+                "invalid_scope",
+                "A requested scope is not registered for this client.",
+            );
+        }
+        scopes.push(s.to_owned());
+    }
+    let resource = match params.get("resource") {
+        Some(r) if oauth.config().resources.contains(r) => r.clone(),
+        Some(_) => return fail(&known, "invalid_target", "The resource is not served here."),
+        None => oauth.config().resources[0].clone(),
+    };
+    let prompt: Vec<String> = params
+        .get("prompt")
+        .map(|p| {
+            p.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if prompt
+        .iter()
+        .any(|p| !["none", "login", "consent", "select_account"].contains(&p.as_str()))
+        || (prompt.iter().any(|p| p == "none") && prompt.len() > 1)
+    {
+        return fail(
+            &known,
+            "invalid_request",
+            "The prompt parameter is not valid.",
+        );
+    }
+    let max_age = match params.get("max_age") {
+        Some(m) => match m.parse::<i64>() {
+            Ok(v) if v >= 0 => Some(v),
+            _ => {
+                return fail(
+                    &known,
+                    "invalid_request",
+                    "max_age must be a number of seconds.",
+                );
+            }
+        },
+        None => None,
+    };
+    Ok(Request {
+        known,
+        scopes,
+        nonce: params.get("nonce").cloned(),
+        challenge,
+        resource,
+        prompt,
+        max_age,
+    })
+}
+
+/// The sign-in page, coming back to this request afterwards (without `prompt=login`, which the
+/// fresh sign-in satisfies).
+fn sign_in(params: &Params) -> Response {
+    let query: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k.as_str() != "prompt")
+        .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, NON_ALPHANUMERIC)))
+        .collect();
+    let back = format!("/oauth/authorize?{}", query.join("&"));
+    Redirect::to(&format!(
+        "/login?return_to={}",
+        utf8_percent_encode(&back, NON_ALPHANUMERIC)
+    ))
+    .into_response()
+}
+
+pub async fn get(
+    State(oauth): State<OAuth>,
+    ctx: RequestContext,
+    csrf: Csrf,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    let params = parse(query.unwrap_or_default().as_bytes())?;
+    authorize(&oauth, &ctx, csrf, &headers, params).await
+}
+
+pub async fn post(
+    State(oauth): State<OAuth>,
+    ctx: RequestContext,
+    csrf: Csrf,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    authorize(&oauth, &ctx, csrf, &headers, parse(&body)?).await
+}
+
+async fn authorize(
+    oauth: &OAuth,
+    ctx: &RequestContext,
+    csrf: Csrf,
+    headers: &HeaderMap,
+    params: Params,
+) -> Result<Response, AppError> {
+    let request = match validate(oauth, &params).await {
+        Ok(r) => r,
+        Err(answer) => return Ok(*answer),
+    };
+    let issuer = &oauth.config().issuer;
+    let signed_in = SignedIn::from_headers(&oauth.0.identity, headers).await?;
+    let none = request.prompt.iter().any(|p| p == "none");
+    let Some(signed_in) = signed_in else {
+        if none {
+            return Ok(request
+                .known
+                .error(issuer, "login_required", "The user is not signed in."));
+        }
+        return Ok(sign_in(&params));
+    };
+    let too_old = request
+        .max_age
+        .is_some_and(|max| now_ms() - signed_in.session.auth_time > max * 1000);
+    if request.prompt.iter().any(|p| p == "login") || too_old {
+        if none {
+            return Ok(request.known.error(
+                issuer,
+                "login_required",
+                "A fresh sign-in is required.",
+            ));
+        }
+        return Ok(sign_in(&params));
+    }
+    let granted = codes::consented(
+        &oauth.0.db,
+        &signed_in.user.id,
+        &request.known.client.client_id,
+    )
+    .await?;
+    let covered = request.scopes.iter().all(|s| granted.contains(s));
+    if covered && !request.prompt.iter().any(|p| p == "consent") {
+        return issue_code(oauth, ctx, &request, &signed_in).await;
+    }
+    if none {
+        return Ok(request
+            .known
+            .error(issuer, "consent_required", "The user has not consented."));
+    }
+    Ok((csrf.clone(), consent_page(&request, &params, &csrf.token)).into_response())
+}
+
+fn describe(scope: &str) -> &str {
+    match scope {
+        "openid" => "Confirm who you are (your account identifier)",
+        "profile" => "See your profile",
+        "email" => "See your email address",
+        "offline_access" => "Stay connected when you are not using it",
+        other => other,
+    }
+}
+
+fn consent_page(request: &Request, params: &Params, csrf: &str) -> Html<String> {
+    let client = escape_html(&request.known.client.name);
+    let scopes: String = if request.scopes.is_empty() {
+        "<li>No access to your data</li>".into()
+    } else {
+        request
+            .scopes
+            .iter()
+            .map(|s| format!("<li>{}</li>", escape_html(describe(s))))
+            .collect()
+    };
+    let hidden: String = params
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                r#"<input type="hidden" name="{}" value="{}">"#,
+                escape_html(k),
+                escape_html(v)
+            )
+        })
+        .collect();
+    Html(format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Allow {client}?</title><link rel="stylesheet" href="/static/palisade.css"></head>
+<body><main><h1>Allow {client} to access your account?</h1>
+<p>{client} asks to:</p><ul id="scopes">{scopes}</ul>
+<form method="post" action="/oauth/authorize/decision">
+<input type="hidden" name="csrf" value="{csrf}">{hidden}
+<button type="submit" name="decision" value="allow" id="allow">Allow</button>
+<button type="submit" name="decision" value="deny" id="deny">Deny</button>
+</form></main></body></html>"#,
+        csrf = escape_html(csrf),
+    ))
+}
+
+/// The consent page's answer: the request is validated again from scratch (nothing the page
+/// carried is trusted more than the original request was).
+pub async fn decision(
+    State(oauth): State<OAuth>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    CsrfForm(mut form): CsrfForm<Params>,
+) -> Result<Response, AppError> {
+    let decision = form.remove("decision").unwrap_or_default();
+    form.retain(|k, _| KNOWN.contains(&k.as_str()));
+    let request = match validate(&oauth, &form).await {
+        Ok(r) => r,
+        Err(answer) => return Ok(*answer),
+    };
+    let Some(signed_in) = SignedIn::from_headers(&oauth.0.identity, &headers).await? else {
+        return Ok(sign_in(&form));
+    };
+    let issuer = &oauth.config().issuer;
+    let client_id = request.known.client.client_id.clone();
+    if decision != "allow" {
+        oauth
+            .0
+            .auditor
+            .record(
+                ctx.event(
+                    Action::ConsentDenied,
+                    Outcome::Failure,
+                    &signed_in.user.tenant_id,
+                )
+                .actor(signed_in.user.id.clone())
+                .client(client_id),
+            )
+            .await?;
+        return Ok(request
+            .known
+            .error(issuer, "access_denied", "The user denied the request."));
+    }
+    codes::remember_consent(&oauth.0.db, &signed_in.user.id, &client_id, &request.scopes).await?;
+    oauth
+        .0
+        .auditor
+        .record(
+            ctx.event(
+                Action::ConsentGranted,
+                Outcome::Success,
+                &signed_in.user.tenant_id,
+            )
+            .actor(signed_in.user.id.clone())
+            .client(client_id)
+            .detail("scope", request.scopes.join(" ")),
+        )
+        .await?;
+    issue_code(&oauth, &ctx, &request, &signed_in).await
+}
+
+async fn issue_code(
+    oauth: &OAuth,
+    ctx: &RequestContext,
+    request: &Request,
+    signed_in: &SignedIn,
+) -> Result<Response, AppError> {
+    let now = now_ms();
+    let grant = CodeGrant {
+        grant_id: palisade_store::new_id(),
+        client_id: request.known.client.client_id.clone(),
+        user_id: signed_in.user.id.clone(),
+        session_id: signed_in.session.id_hash.clone(),
+        redirect_uri: request.known.redirect_uri.clone(),
+        scope: request.scopes.join(" "),
+        resource: request.resource.clone(),
+        nonce: request.nonce.clone(),
+        code_challenge: request.challenge.clone(),
+        auth_time: signed_in.session.auth_time,
+        amr: signed_in.session.amr.clone(),
+        expires_at: now + CODE_LIFETIME_MS,
+    };
+    let code = codes::issue(&oauth.0.db, &grant).await?;
+    oauth
+        .0
+        .auditor
+        .record(
+            ctx.event(
+                Action::CodeIssued,
+                Outcome::Success,
+                &signed_in.user.tenant_id,
+            )
+            .actor(signed_in.user.id.clone())
+            .client(grant.client_id.clone())
+            .detail("scope", grant.scope.as_str()),
+        )
+        .await?;
+    Ok(request
+        .known
+        .redirect(&oauth.config().issuer, &[("code", &code)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_matches;
+
+    #[test]
+    fn redirect_uris_match_exactly_except_loopback_ports() {
+        let app = "https://app.example/cb";
+        assert!(redirect_matches(app, app));
+        for other in [
+            "https://app.example/cb/",
+            "https://app.example/cb?x=1",
+            "https://app.example/cbx",
+            "https://app.example/cb/../evil",
+            "https://app.example.evil.com/cb",
+            "https://APP.example/cb",
+            "http://app.example/cb",
+        ] {
+            assert!(!redirect_matches(app, other), "{other}");
+        }
+        let native = "http://127.0.0.1/callback";
+        assert!(redirect_matches(native, "http://127.0.0.1:51004/callback"));
+        assert!(!redirect_matches(
+            native,
+            "http://127.0.0.1:51004/callback/x"
+        ));
+        assert!(!redirect_matches(
+            native,
+            "http://127.0.0.1:51004@evil.example/callback"
+        ));
+        assert!(!redirect_matches(
+            native,
+            "http://127.0.0.1.evil.example/callback"
+        ));
+    }
+}

@@ -1,0 +1,172 @@
+//! Authorization codes, the grants they become, and remembered consent (OAU-3, OAU-6, OAU-7).
+
+use palisade_store::{Db, StoreError, now_ms};
+
+/// Codes live this long at most (OAU-3: ≤ 60 s).
+pub const CODE_LIFETIME_MS: i64 = 60_000;
+
+/// What a code was issued for.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CodeGrant {
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub resource: String,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub auth_time: i64,
+    pub amr: String,
+    pub expires_at: i64,
+}
+
+/// Stores a new code for `grant`; returns the code (only its digest is kept).
+pub async fn issue(db: &Db, grant: &CodeGrant) -> Result<String, StoreError> {
+    let code = palisade_crypto::random_token();
+    sqlx::query(
+        "INSERT INTO oauth_codes (code_sha256, grant_id, client_id, user_id, session_id, redirect_uri, \
+         scope, resource, nonce, code_challenge, auth_time, amr, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(palisade_crypto::sha256_hex(code.as_bytes()))
+    .bind(&grant.grant_id)
+    .bind(&grant.client_id)
+    .bind(&grant.user_id)
+    .bind(&grant.session_id)
+    .bind(&grant.redirect_uri)
+    .bind(&grant.scope)
+    .bind(&grant.resource)
+    .bind(&grant.nonce)
+    .bind(&grant.code_challenge)
+    .bind(grant.auth_time)
+    .bind(&grant.amr)
+    .bind(grant.expires_at)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(code)
+}
+
+pub enum Redeemed {
+    /// First use: the code's grant, now consumed.
+    Fresh(Box<CodeGrant>),
+    /// Used before: a replay. The grant id is returned so its tokens can be revoked.
+    Replayed(String),
+    Unknown,
+}
+
+/// Consumes a code atomically: of two concurrent exchanges only one gets `Fresh`.
+pub async fn redeem(db: &Db, code: &str) -> Result<Redeemed, StoreError> {
+    let digest = palisade_crypto::sha256_hex(code.as_bytes());
+    let grant: Option<CodeGrant> = sqlx::query_as(
+        "SELECT grant_id, client_id, user_id, session_id, redirect_uri, scope, resource, nonce, \
+         code_challenge, auth_time, amr, expires_at FROM oauth_codes WHERE code_sha256 = $1",
+    )
+    .bind(&digest)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(grant) = grant else {
+        return Ok(Redeemed::Unknown);
+    };
+    let first = sqlx::query(
+        "UPDATE oauth_codes SET used_at = $1 WHERE code_sha256 = $2 AND used_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(&digest)
+    .execute(db.pool())
+    .await?;
+    Ok(if first.rows_affected() == 1 {
+        Redeemed::Fresh(Box::new(grant))
+    } else {
+        Redeemed::Replayed(grant.grant_id)
+    })
+}
+
+/// Records the grant a code became.
+pub async fn record_grant(db: &Db, grant: &CodeGrant) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO oauth_grants (grant_id, user_id, client_id, scope, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&grant.grant_id)
+    .bind(&grant.user_id)
+    .bind(&grant.client_id)
+    .bind(&grant.scope)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Revokes a grant: every token issued under it stops being accepted.
+pub async fn revoke_grant(db: &Db, grant_id: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE oauth_grants SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(grant_id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+pub async fn grant_is_live(db: &Db, grant_id: &str) -> Result<bool, StoreError> {
+    let row: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT revoked_at FROM oauth_grants WHERE grant_id = $1")
+            .bind(grant_id)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(matches!(row, Some((None,))))
+}
+
+/// The scopes the user has already granted this client.
+pub async fn consented(db: &Db, user_id: &str, client_id: &str) -> Result<Vec<String>, StoreError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT scope FROM oauth_consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(row
+        .map(|(s,)| {
+            s.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Remembers consent to `scopes` (added to what was granted before).
+pub async fn remember_consent(
+    db: &Db,
+    user_id: &str,
+    client_id: &str,
+    scopes: &[String],
+) -> Result<(), StoreError> {
+    let mut all = consented(db, user_id, client_id).await?;
+    for s in scopes {
+        if !all.contains(s) {
+            all.push(s.clone());
+        }
+    }
+    let mut tx = db.pool().begin().await?;
+    sqlx::query("DELETE FROM oauth_consents WHERE user_id = $1 AND client_id = $2")
+        .bind(user_id)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO oauth_consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(user_id)
+    .bind(client_id)
+    .bind(all.join(" "))
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

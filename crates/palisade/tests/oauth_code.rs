@@ -1,0 +1,388 @@
+//! The authorization code flow over TLS (OAU-1, OAU-2, OAU-3, OAU-6, OAU-7, TOK-1, TOK-4):
+//! sign-in, consent listing the requested scopes, a code sent back with `state` and `iss`,
+//! PKCE-bound exchange for an access token and an ID token, userinfo — and the attacks: code
+//! replay revokes what the code gave, PKCE downgrades and wrong verifiers fail, a redirect URI
+//! off by a character gets an error page rather than a redirect, a code outlives neither its
+//! session, and "log out everywhere" ends access tokens at once.
+
+mod common;
+
+use common::*;
+use data_encoding::BASE64URL_NOPAD;
+use palisade_jose::verify::{Expectations, verify};
+
+const REDIRECT: &str = "https://app.example/cb";
+
+fn enc(s: &str) -> String {
+    encode_form(&[("x", s)])[2..].to_owned()
+}
+
+struct Flow {
+    client_id: String,
+    verifier: String,
+    params: Vec<(String, String)>,
+}
+
+impl Flow {
+    fn new(client_id: &str, scope: &str) -> Self {
+        let verifier = format!(
+            "{}{}",
+            palisade_crypto::random_token(),
+            palisade_crypto::random_token()
+        );
+        let challenge = BASE64URL_NOPAD.encode(&palisade_crypto::sha256(verifier.as_bytes()));
+        let params = [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT),
+            ("scope", scope),
+            ("state", "st-42"),
+            ("nonce", "n-0S6_WzA2Mj"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Self {
+            client_id: client_id.to_owned(),
+            verifier,
+            params,
+        }
+    }
+
+    fn with(mut self, key: &str, value: Option<&str>) -> Self {
+        self.params.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.params.push((key.to_owned(), v.to_owned()));
+        }
+        self
+    }
+
+    fn url(&self) -> String {
+        let q: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", enc(v)))
+            .collect();
+        format!("/oauth/authorize?{}", q.join("&"))
+    }
+
+    fn fields(&self) -> Vec<(&str, &str)> {
+        self.params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+}
+
+/// The query parameters of a redirect to the client.
+fn callback(location: &str) -> std::collections::HashMap<String, String> {
+    let query = location
+        .strip_prefix(REDIRECT)
+        .and_then(|q| q.strip_prefix('?'))
+        .unwrap_or_else(|| panic!("not a redirect to the client: {location:?}"));
+    query
+        .split('&')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            let v = percent_encoding::percent_decode_str(v)
+                .decode_utf8()
+                .unwrap();
+            (k.to_owned(), v.into_owned())
+        })
+        .collect()
+}
+
+/// Signs in, consents if asked, and returns the code.
+async fn code_for(agent: &mut Agent, flow: &Flow) -> String {
+    let r = agent.get(&flow.url()).await;
+    let location = if r.status == 200 {
+        let mut fields = flow.fields();
+        fields.push(("decision", "allow"));
+        agent
+            .post_form("/oauth/authorize/decision", &fields)
+            .await
+            .location()
+            .to_owned()
+    } else {
+        r.location().to_owned()
+    };
+    let params = callback(&location);
+    assert_eq!(params["state"], "st-42");
+    params["code"].clone()
+}
+
+async fn exchange(
+    server: &Server,
+    flow: &Flow,
+    code: &str,
+    verifier: &str,
+) -> (u16, serde_json::Value) {
+    let body = encode_form(&[
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+        ("client_id", &flow.client_id),
+    ]);
+    let r = server
+        .http_client()
+        .post(format!("{}/oauth/token", server.base()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+async fn introspect(server: &Server, auth: &(String, String), token: &str) -> bool {
+    let v: serde_json::Value = server
+        .http_client()
+        .post(format!("{}/oauth/introspect", server.base()))
+        .basic_auth(&auth.0, Some(&auth.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["active"].as_bool().unwrap()
+}
+
+async fn userinfo(server: &Server, token: &str) -> (u16, serde_json::Value) {
+    let r = server
+        .http_client()
+        .get(format!("{}/oauth/userinfo", server.base()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+async fn code_flow_and_its_attacks(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let issuer = format!("https://localhost:{}", server.https.port());
+    let app = server.register_client(&[
+        "--name",
+        "Photo <App>",
+        "--auth-method",
+        "none",
+        "--grant",
+        "authorization_code",
+        "--scope",
+        "openid",
+        "--scope",
+        "email",
+        "--redirect-uri",
+        REDIRECT,
+    ]);
+    let client_id = app["client_id"].as_str().unwrap().to_owned();
+    let rs = server.register_client(&["--name", "resource", "--grant", "client_credentials"]);
+    let rs_auth = (
+        rs["client_id"].as_str().unwrap().to_owned(),
+        rs["client_secret"].as_str().unwrap().to_owned(),
+    );
+
+    // Not signed in: off to the sign-in page, which comes back here; prompt=none says so instead.
+    let flow = Flow::new(&client_id, "openid email");
+    let mut stranger = server.agent();
+    let r = stranger.get(&flow.url()).await;
+    assert_eq!(r.status, 303);
+    assert!(
+        r.location()
+            .starts_with("/login?return_to=%2Foauth%2Fauthorize"),
+        "{}",
+        r.location()
+    );
+    let r = stranger
+        .get(
+            &Flow::new(&client_id, "openid")
+                .with("prompt", Some("none"))
+                .url(),
+        )
+        .await;
+    assert_eq!(callback(r.location())["error"], "login_required");
+
+    let mut a = server.agent();
+    let email = unique_email("oauth");
+    a.sign_up(&email, PASSWORD).await;
+    a.log_in(&email, PASSWORD).await;
+
+    // The consent page names the client (escaped) and exactly the requested scopes.
+    let r = a.get(&flow.url()).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("Photo &lt;App&gt;") && !r.body.contains("Photo <App>"));
+    let listed = &r.body[r.body.find("id=\"scopes\"").unwrap()..r.body.find("</ul>").unwrap()];
+    assert_eq!(
+        listed.matches("<li>").count(),
+        2,
+        "exactly the requested scopes"
+    );
+    assert!(listed.contains("email address") && listed.contains("account identifier"));
+    assert!(
+        r.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    let mut fields = flow.fields();
+    fields.push(("decision", "allow"));
+    let r = a.post_form("/oauth/authorize/decision", &fields).await;
+    let params = callback(r.location());
+    assert_eq!(
+        (params["state"].as_str(), params["iss"].as_str()),
+        ("st-42", issuer.as_str())
+    );
+    let code = params["code"].clone();
+
+    // The exchange: PKCE-bound, answering an access token and an ID token.
+    let (status, tokens) = exchange(&server, &flow, &code, &flow.verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let keys = server.published_keys().await;
+    let id_token = verify(
+        tokens["id_token"].as_str().unwrap(),
+        &keys,
+        &Expectations {
+            typ: "JWT",
+            issuer: &issuer,
+            audience: Some(&client_id),
+            now: palisade_store::now_ms() / 1000,
+            skew_seconds: 30,
+        },
+    )
+    .unwrap();
+    assert_eq!(id_token["nonce"], "n-0S6_WzA2Mj");
+    assert!(id_token["auth_time"].as_i64().unwrap() > 0 && id_token["sid"].is_string());
+    let (status, info) = userinfo(&server, &access).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (info["sub"].clone(), info["email"].as_str()),
+        (id_token["sub"].clone(), Some(email.as_str()))
+    );
+    assert!(introspect(&server, &rs_auth, &access).await);
+
+    // Replaying the code fails and revokes what the first exchange gave.
+    let (status, e) = exchange(&server, &flow, &code, &flow.verifier).await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
+    assert!(
+        !introspect(&server, &rs_auth, &access).await,
+        "replay revoked the first tokens"
+    );
+    assert_eq!(userinfo(&server, &access).await.0, 401);
+
+    // Consent is remembered: the next request comes straight back with a code. A wrong
+    // verifier fails, and burns the code.
+    let flow2 = Flow::new(&client_id, "openid");
+    let r = a.get(&flow2.url()).await;
+    assert_eq!(r.status, 303, "no consent page the second time");
+    let code2 = callback(r.location())["code"].clone();
+    let (status, _) = exchange(
+        &server,
+        &flow2,
+        &code2,
+        &Flow::new(&client_id, "openid").verifier,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        exchange(&server, &flow2, &code2, &flow2.verifier).await.0,
+        400
+    );
+    // prompt=consent shows the page again.
+    assert_eq!(
+        a.get(
+            &Flow::new(&client_id, "openid")
+                .with("prompt", Some("consent"))
+                .url()
+        )
+        .await
+        .status,
+        200
+    );
+
+    // PKCE downgrades are refused (back to the client, as errors).
+    for flow in [
+        Flow::new(&client_id, "openid").with("code_challenge_method", Some("plain")),
+        Flow::new(&client_id, "openid").with("code_challenge_method", None),
+        Flow::new(&client_id, "openid").with("code_challenge", None),
+        Flow::new(&client_id, "openid").with("code_challenge", Some("short")),
+    ] {
+        let r = a.get(&flow.url()).await;
+        assert_eq!(
+            callback(r.location())["error"],
+            "invalid_request",
+            "{}",
+            flow.url()
+        );
+    }
+    let r = a.get(&Flow::new(&client_id, "openid admin").url()).await;
+    assert_eq!(callback(r.location())["error"], "invalid_scope");
+
+    // No open redirect: a redirect URI off by a character, a path or a host gets a page.
+    for uri in [
+        "https://app.example/cb/",
+        "https://app.example/cb/../evil",
+        "https://app.example/cB",
+        "https://app.example.evil.com/cb",
+        "https://evil.example/cb",
+    ] {
+        let r = a
+            .get(
+                &Flow::new(&client_id, "openid")
+                    .with("redirect_uri", Some(uri))
+                    .url(),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{uri}");
+        assert!(r.headers.get("location").is_none(), "{uri}");
+    }
+    let r = a.get(&Flow::new("no-such-client", "openid").url()).await;
+    assert_eq!((r.status, r.headers.get("location").is_none()), (400, true));
+
+    // A code is bound to the session that approved it: signing out makes it useless.
+    let flow3 = Flow::new(&client_id, "openid");
+    let code3 = code_for(&mut a, &flow3).await;
+    a.log_out().await;
+    let (status, e) = exchange(&server, &flow3, &code3, &flow3.verifier).await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
+
+    // "Log out everywhere" raises the epoch: a valid access token stops working at once.
+    a.log_in(&email, PASSWORD).await;
+    let flow4 = Flow::new(&client_id, "openid");
+    let code4 = code_for(&mut a, &flow4).await;
+    let (_, tokens) = exchange(&server, &flow4, &code4, &flow4.verifier).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert!(introspect(&server, &rs_auth, &access).await);
+    let r = a.post_form("/account/sessions/revoke-others", &[]).await;
+    assert_eq!(r.status, 303);
+    assert!(
+        !introspect(&server, &rs_auth, &access).await,
+        "rejected within the same second"
+    );
+
+    // OAU-11: consent, code issuance, token issuance and the replay are in the audit log.
+    let actions: Vec<String> = server.events().await.into_iter().map(|e| e.0).collect();
+    for expected in [
+        "oauth.consent.granted",
+        "oauth.code.issued",
+        "oauth.token.issued",
+        "oauth.code.replayed",
+    ] {
+        assert!(actions.iter().any(|a| a == expected), "{expected} missing");
+    }
+    let logs = server.logs();
+    assert!(
+        !logs.contains(&code) && !logs.contains(&access),
+        "codes and tokens never reach the logs"
+    );
+}
+
+on_both_backends!(code_flow_and_its_attacks);
