@@ -34,14 +34,9 @@ async fn client_credentials_introspection_and_errors(backend: Backend) {
     let base = server.base();
     let issuer = format!("https://localhost:{}", server.https.port());
 
-    let meta: serde_json::Value = http
-        .get(format!("{base}/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = server
+        .fetch_json("/.well-known/oauth-authorization-server")
+        .await;
     assert_eq!(
         meta["issuer"],
         issuer.as_str(),

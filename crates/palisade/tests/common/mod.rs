@@ -235,17 +235,20 @@ impl Server {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    /// The keys of the published JWKS, as a client would load them.
-    pub async fn published_keys(&self) -> Vec<palisade_jose::keys::PublicKey> {
-        let jwks: serde_json::Value = self
+    /// GETs a public JSON document.
+    pub async fn fetch_json(&self, path: &str) -> serde_json::Value {
+        let r = self
             .http_client()
-            .get(format!("{}/.well-known/jwks.json", self.base()))
+            .get(format!("{}{path}", self.base()))
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
             .unwrap();
+        r.json().await.unwrap()
+    }
+
+    /// The keys of the published JWKS, as a client would load them.
+    pub async fn published_keys(&self) -> Vec<palisade_jose::keys::PublicKey> {
+        let jwks = self.fetch_json("/.well-known/jwks.json").await;
         jwks["keys"]
             .as_array()
             .unwrap()
