@@ -10,7 +10,7 @@
 //! <signed checkpoint note>
 //! ```
 
-use crate::merkle::{Hash, leaf_hash, verify_inclusion};
+use crate::merkle::{Hash, leaf_hash, parse_hash_lines, verify_inclusion};
 use crate::note::{Checkpoint, NoteError, Verifier, open};
 use data_encoding::BASE64;
 
@@ -69,15 +69,8 @@ impl ProofBundle {
             .and_then(|l| l.strip_prefix("index "))
             .and_then(canonical_u64)
             .ok_or(NoteError("proof bundle has no valid index line"))?;
-        let proof = lines
-            .map(|l| {
-                BASE64
-                    .decode(l.as_bytes())
-                    .ok()
-                    .and_then(|h| Hash::try_from(h).ok())
-                    .ok_or(NoteError("proof bundle hash is not 32 bytes of base64"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let proof = parse_hash_lines(lines)
+            .ok_or(NoteError("proof bundle hash is not 32 bytes of base64"))?;
         Ok(Self {
             extra,
             index,

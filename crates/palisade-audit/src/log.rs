@@ -470,6 +470,17 @@ async fn commit(
     Ok(note)
 }
 
+/// A fresh log for tests, with its signer key.
+#[cfg(test)]
+pub(crate) async fn open_for_test(db: &Db) -> (AuditLog, String) {
+    let skey = Signer::generate("audit.test/log").unwrap();
+    let signer = Signer::from_skey(&skey).unwrap();
+    let log = AuditLog::open(db.clone(), signer, "audit.test/log".into())
+        .await
+        .unwrap();
+    (log, skey)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,14 +488,7 @@ mod tests {
     use crate::note::{Verifier, open};
 
     async fn group_commit_proofs_and_reopen(db: Db) {
-        let skey = Signer::generate("audit.test/log").unwrap();
-        let log = AuditLog::open(
-            db.clone(),
-            Signer::from_skey(&skey).unwrap(),
-            "audit.test/log".into(),
-        )
-        .await
-        .unwrap();
+        let (log, skey) = open_for_test(&db).await;
         let verifier = Verifier::from_vkey(&Signer::from_skey(&skey).unwrap().vkey()).unwrap();
         assert_eq!(log.size(), 0);
         assert!(log.checkpoint().is_none());

@@ -256,6 +256,18 @@ impl CompactRange {
     }
 }
 
+/// Parses proof lines, one base64 hash each (the text form of proofs in C2SP formats).
+pub fn parse_hash_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Option<Vec<Hash>> {
+    lines
+        .map(|l| {
+            data_encoding::BASE64
+                .decode(l.as_bytes())
+                .ok()
+                .and_then(|h| Hash::try_from(h).ok())
+        })
+        .collect()
+}
+
 fn to_hash(bytes: &[u8]) -> Result<Hash, ProofError> {
     bytes.try_into().map_err(|_| ProofError::Malformed)
 }

@@ -426,19 +426,11 @@ pub async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::AuditLog;
     use crate::note::Signer;
     use crate::{Action, Auditor, Outcome, Payload, SecurityEvent};
 
     async fn erased_payloads_are_unreadable_and_the_log_still_verifies(db: Db) {
-        let skey = Signer::generate("audit.test/log").unwrap();
-        let log = AuditLog::open(
-            db.clone(),
-            Signer::from_skey(&skey).unwrap(),
-            "audit.test/log".into(),
-        )
-        .await
-        .unwrap();
+        let (log, skey) = crate::log::open_for_test(&db).await;
         let sealing = palisade_crypto::SealingKey::from_bytes(&[9u8; 32]).unwrap();
         let auditor = Auditor::with_log(db.clone(), log, [7u8; 32], sealing);
         let mut indexes = HashMap::new();

@@ -93,15 +93,8 @@ fn parse_request(body: &str) -> Result<Request<'_>, Refusal> {
         .and_then(|l| l.strip_prefix("old "))
         .and_then(|n| n.parse::<u64>().ok().filter(|v| v.to_string() == n))
         .ok_or(Refusal::Malformed("first line must be `old <size>`"))?;
-    let proof = lines
-        .map(|l| {
-            BASE64
-                .decode(l.as_bytes())
-                .ok()
-                .and_then(|h| Hash::try_from(h).ok())
-                .ok_or(Refusal::Malformed("proof line is not a base64 hash"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let proof = merkle::parse_hash_lines(lines)
+        .ok_or(Refusal::Malformed("proof line is not a base64 hash"))?;
     if proof.len() > MAX_PROOF_LINES {
         return Err(Refusal::Malformed("too many proof lines"));
     }

@@ -33,12 +33,7 @@ pub enum AdminCommand {
 pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
     let db = crate::state::open_database(&config).await?;
     // The server owns the log: these events go through the outbox it appends from.
-    let (_, pseudonym_key) = crate::state::audit_keys(&config)?;
-    let auditor = Auditor::deferred(
-        db.clone(),
-        pseudonym_key,
-        crate::state::sealing_key(&config)?,
-    );
+    let auditor = crate::state::cli_auditor(&config, &db)?;
     let identity = Identity::new(
         db.clone(),
         auditor.clone(),

@@ -4,7 +4,7 @@
 use crate::config::Config;
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use palisade_audit::{Action, Auditor, Outcome, SecurityEvent};
+use palisade_audit::{Action, Outcome, SecurityEvent};
 use palisade_oauth::clients::{self, AuthMethod, NewClient};
 
 const GRANTS: &[&str] = &["client_credentials", "authorization_code", "refresh_token"];
@@ -47,12 +47,7 @@ fn redirect_uri_ok(uri: &str) -> bool {
 
 pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
     let db = crate::state::open_database(&config).await?;
-    let (_, pseudonym_key) = crate::state::audit_keys(&config)?;
-    let auditor = Auditor::deferred(
-        db.clone(),
-        pseudonym_key,
-        crate::state::sealing_key(&config)?,
-    );
+    let auditor = crate::state::cli_auditor(&config, &db)?;
     match command {
         ClientsCommand::Create {
             name,

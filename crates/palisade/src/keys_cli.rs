@@ -5,7 +5,7 @@
 use crate::config::Config;
 use anyhow::Result;
 use clap::Subcommand;
-use palisade_audit::{Action, Auditor, Outcome, SecurityEvent};
+use palisade_audit::{Action, Outcome, SecurityEvent};
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -27,12 +27,7 @@ pub enum KeysCommand {
 pub async fn run(config: Config, command: KeysCommand) -> Result<()> {
     let db = crate::state::open_database(&config).await?;
     let ring = crate::state::key_ring(&config, &db).await?;
-    let (_, pseudonym_key) = crate::state::audit_keys(&config)?;
-    let auditor = Auditor::deferred(
-        db.clone(),
-        pseudonym_key,
-        crate::state::sealing_key(&config)?,
-    );
+    let auditor = crate::state::cli_auditor(&config, &db)?;
     let tenant = "default";
     match command {
         KeysCommand::List { json } => {

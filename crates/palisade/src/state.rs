@@ -131,3 +131,14 @@ pub fn oauth_config(config: &Config, https_port: u16) -> palisade_oauth::OAuthCo
         skew_seconds: i64::from(o.clock_skew_seconds),
     }
 }
+
+/// The auditor of commands that run beside a server: their events go through the outbox the
+/// server's log writer appends from.
+pub fn cli_auditor(config: &Config, db: &palisade_store::Db) -> Result<palisade_audit::Auditor> {
+    let (_, pseudonym_key) = audit_keys(config)?;
+    Ok(palisade_audit::Auditor::deferred(
+        db.clone(),
+        pseudonym_key,
+        sealing_key(config)?,
+    ))
+}

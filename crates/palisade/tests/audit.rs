@@ -30,13 +30,7 @@ async fn identity_events_are_in_the_signed_log(backend: Backend) {
     a.log_in(&email, PASSWORD).await;
     a.log_in(&email, "a wrong password").await;
 
-    let logs = server.logs();
-    let line = logs
-        .lines()
-        .find(|l| l.contains("audit log checkpoint key"))
-        .expect("vkey logged");
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    let verifier = Verifier::from_vkey(v["fields"]["vkey"].as_str().unwrap()).unwrap();
+    let verifier = log_verifier(&server);
 
     let r = a.get_json("/audit/checkpoint").await;
     assert_eq!(r.status, 200);
@@ -423,13 +417,7 @@ async fn services_ingest_events_with_proofs(backend: Backend) {
     let r = post(Some(&format!("Bearer {key}")), event).await.unwrap();
     assert_eq!(r.status(), 201);
     let body: serde_json::Value = r.json().await.unwrap();
-    let logs = server.logs();
-    let line = logs
-        .lines()
-        .find(|l| l.contains("audit log checkpoint key"))
-        .unwrap();
-    let vkey: serde_json::Value = serde_json::from_str(line).unwrap();
-    let verifier = Verifier::from_vkey(vkey["fields"]["vkey"].as_str().unwrap()).unwrap();
+    let verifier = log_verifier(&server);
     let (text, _) = open(
         body["checkpoint"].as_str().unwrap(),
         std::slice::from_ref(&verifier),

@@ -164,16 +164,12 @@ async fn client_credentials_introspection_and_errors(backend: Backend) {
     assert!(claims["jti"].as_str().unwrap().len() >= 32);
 
     // Post authentication, and the client's registered method only.
-    let r = token_request(
-        None,
-        &format!(
-            "grant_type=client_credentials&client_id={}&client_secret={}",
-            poster.id,
-            poster.secret.clone().unwrap()
-        ),
-    )
-    .await
-    .unwrap();
+    let poster_form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        poster.id,
+        poster.secret.clone().unwrap()
+    );
+    let r = token_request(None, &poster_form).await.unwrap();
     assert_eq!(r.status(), 200);
     let r = token_request(
         None,
@@ -295,19 +291,12 @@ async fn client_credentials_introspection_and_errors(backend: Backend) {
             .send()
     };
     assert_eq!(ingest(&token).await.unwrap().status(), 201);
-    let poster_token: serde_json::Value = token_request(
-        None,
-        &format!(
-            "grant_type=client_credentials&client_id={}&client_secret={}",
-            poster.id,
-            poster.secret.clone().unwrap()
-        ),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let poster_token: serde_json::Value = token_request(None, &poster_form)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
         ingest(poster_token["access_token"].as_str().unwrap())
             .await
