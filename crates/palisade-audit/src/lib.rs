@@ -49,6 +49,9 @@ pub enum Action {
     ConsentDenied,
     CodeIssued,
     CodeReplayed,
+    TokenRefreshed,
+    RefreshReused,
+    TokenRevoked,
 }
 
 impl Action {
@@ -80,6 +83,9 @@ impl Action {
             Action::ConsentDenied => "oauth.consent.denied",
             Action::CodeIssued => "oauth.code.issued",
             Action::CodeReplayed => "oauth.code.replayed",
+            Action::TokenRefreshed => "oauth.token.refreshed",
+            Action::RefreshReused => "oauth.refresh.reused",
+            Action::TokenRevoked => "oauth.token.revoked",
         }
     }
 }

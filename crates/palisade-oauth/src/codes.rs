@@ -170,3 +170,95 @@ pub async fn remember_consent(
     tx.commit().await?;
     Ok(())
 }
+
+/// A refresh token's binding (OAU-5).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Refresh {
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub scope: String,
+    pub resource: String,
+    pub epoch: i64,
+    pub expires_at: i64,
+}
+
+/// Stores a new refresh token of `refresh`'s family; returns the token.
+pub async fn issue_refresh(db: &Db, refresh: &Refresh) -> Result<String, StoreError> {
+    let token = palisade_crypto::random_token();
+    sqlx::query(
+        "INSERT INTO oauth_refresh_tokens (token_sha256, grant_id, client_id, user_id, session_id, \
+         scope, resource, epoch, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(palisade_crypto::sha256_hex(token.as_bytes()))
+    .bind(&refresh.grant_id)
+    .bind(&refresh.client_id)
+    .bind(&refresh.user_id)
+    .bind(&refresh.session_id)
+    .bind(&refresh.scope)
+    .bind(&refresh.resource)
+    .bind(refresh.epoch)
+    .bind(refresh.expires_at)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(token)
+}
+
+pub enum Rotated {
+    /// First use of this token.
+    Fresh(Box<Refresh>),
+    /// Used before, within the grace window: a concurrent legitimate refresh.
+    Concurrent(Box<Refresh>),
+    /// Used before, after the grace window: reuse. The grant id is returned.
+    Reused(String),
+    Unknown,
+}
+
+/// Marks a refresh token used, atomically; tells first use, concurrent use and reuse apart.
+pub async fn rotate_refresh(db: &Db, token: &str, grace_ms: i64) -> Result<Rotated, StoreError> {
+    let digest = palisade_crypto::sha256_hex(token.as_bytes());
+    let refresh: Option<Refresh> = sqlx::query_as(
+        "SELECT grant_id, client_id, user_id, session_id, scope, resource, epoch, expires_at \
+         FROM oauth_refresh_tokens WHERE token_sha256 = $1",
+    )
+    .bind(&digest)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(refresh) = refresh.map(Box::new) else {
+        return Ok(Rotated::Unknown);
+    };
+    let now = now_ms();
+    let first = sqlx::query(
+        "UPDATE oauth_refresh_tokens SET rotated_at = $1 WHERE token_sha256 = $2 AND rotated_at IS NULL",
+    )
+    .bind(now)
+    .bind(&digest)
+    .execute(db.pool())
+    .await?;
+    if first.rows_affected() == 1 {
+        return Ok(Rotated::Fresh(refresh));
+    }
+    let (rotated_at,): (Option<i64>,) =
+        sqlx::query_as("SELECT rotated_at FROM oauth_refresh_tokens WHERE token_sha256 = $1")
+            .bind(&digest)
+            .fetch_one(db.pool())
+            .await?;
+    Ok(if rotated_at.is_some_and(|at| now - at <= grace_ms) {
+        Rotated::Concurrent(refresh)
+    } else {
+        Rotated::Reused(refresh.grant_id.clone())
+    })
+}
+
+/// The grant a refresh token belongs to, without using it (revocation).
+pub async fn refresh_grant(db: &Db, token: &str) -> Result<Option<(String, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT grant_id, client_id FROM oauth_refresh_tokens WHERE token_sha256 = $1",
+    )
+    .bind(palisade_crypto::sha256_hex(token.as_bytes()))
+    .fetch_optional(db.pool())
+    .await?)
+}

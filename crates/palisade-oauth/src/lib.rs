@@ -31,6 +31,10 @@ pub struct OAuthConfig {
     pub scopes: Vec<String>,
     pub access_token_minutes: u32,
     pub id_token_minutes: u32,
+    pub refresh_token_days: u32,
+    /// A rotated refresh token presented again within this window is a concurrent legitimate
+    /// refresh, not a reuse (OAU-5).
+    pub refresh_grace_ms: i64,
     pub skew_seconds: i64,
 }
 

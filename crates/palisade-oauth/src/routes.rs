@@ -32,6 +32,7 @@ pub fn router(oauth: OAuth) -> Router {
         )
         .route("/oauth/token", post(token))
         .route("/oauth/introspect", post(introspect))
+        .route("/oauth/revoke", post(revoke))
         .route("/oauth/userinfo", get(userinfo).post(userinfo))
         .with_state(oauth)
 }
@@ -52,7 +53,9 @@ async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [oauth.0.keys.signing_key().alg.as_str()],
         "code_challenge_methods_supported": ["S256"],
@@ -163,6 +166,7 @@ async fn issue(
     match grant.as_str() {
         "client_credentials" => client_credentials(oauth, ctx, &params, client).await,
         "authorization_code" => authorization_code(oauth, ctx, &params, client).await,
+        "refresh_token" => refresh(oauth, ctx, &params, client).await,
         _ => Err(OAuthError::UnsupportedGrantType),
     }
 }
@@ -313,19 +317,15 @@ async fn authorization_code(
             return Err(OAuthError::InvalidGrant("The code is not valid.".into()));
         }
         codes::Redeemed::Replayed(grant_id) => {
-            codes::revoke_grant(db, &grant_id).await?;
-            oauth
-                .0
-                .auditor
-                .record(
-                    ctx.event(Action::CodeReplayed, Outcome::Failure, "default")
-                        .client(client.client_id.clone())
-                        .detail("grant", grant_id.as_str()),
-                )
-                .await?;
-            return Err(OAuthError::InvalidGrant(
-                "The code was already used; what it granted is revoked.".into(),
-            ));
+            return Err(revoke_on_reuse(
+                oauth,
+                ctx,
+                &client,
+                &grant_id,
+                Action::CodeReplayed,
+                "The code was already used; what it granted is revoked.",
+            )
+            .await);
         }
     };
     let now = now_ms();
@@ -352,27 +352,18 @@ async fn authorization_code(
         .filter(|u| u.locked == 0)
         .ok_or_else(|| OAuthError::InvalidGrant("The account is not available.".into()))?;
     codes::record_grant(db, &grant).await?;
-    // A session id for the client, derived so that it reveals nothing of the cookie's digest.
-    let sid = palisade_crypto::sha256_hex(format!("sid:{}", grant.session_id).as_bytes())[..32]
-        .to_owned();
-    let mut extra = Map::new();
-    extra.insert("sid".into(), sid.clone().into());
-    extra.insert("gid".into(), grant.grant_id.clone().into());
-    extra.insert("rev".into(), user.revocation_epoch.into());
-    extra.insert("tenant".into(), user.tenant_id.clone().into());
-    let access = oauth.issue_access_token(
-        &user.id,
-        &client.client_id,
-        &grant.scope,
-        &grant.resource,
-        extra,
-    );
-    let mut body = json!({
-        "access_token": access.token,
-        "token_type": "Bearer",
-        "expires_in": access.expires_in,
-        "scope": access.scope,
-    });
+    let sid = session_handle(&grant.session_id);
+    let refresh = codes::Refresh {
+        grant_id: grant.grant_id.clone(),
+        client_id: client.client_id.clone(),
+        user_id: user.id.clone(),
+        session_id: grant.session_id.clone(),
+        scope: grant.scope.clone(),
+        resource: grant.resource.clone(),
+        epoch: user.revocation_epoch,
+        expires_at: now + i64::from(oauth.config().refresh_token_days) * 86_400_000,
+    };
+    let mut body = user_tokens(oauth, &client, &user, &refresh).await?;
     if grant.scope.split(' ').any(|s| s == "openid") {
         let mut claims = Map::new();
         claims.insert("sub".into(), user.id.clone().into());
@@ -452,4 +443,191 @@ async fn userinfo(State(oauth): State<OAuth>, headers: HeaderMap) -> Response {
         body["email_verified"] = false.into();
     }
     no_store(body)
+}
+
+/// A session id for clients (`sid`), derived so that it reveals nothing of the cookie's digest.
+fn session_handle(session_id: &str) -> String {
+    palisade_crypto::sha256_hex(format!("sid:{session_id}").as_bytes())[..32].to_owned()
+}
+
+/// The token response for a user's grant: an access token carrying the grant and revocation
+/// epoch, and a new refresh token of the grant's family when the client may refresh.
+async fn user_tokens(
+    oauth: &OAuth,
+    client: &clients::Client,
+    user: &palisade_identity::users::User,
+    refresh: &codes::Refresh,
+) -> Result<Value, OAuthError> {
+    let mut extra = Map::new();
+    extra.insert("sid".into(), session_handle(&refresh.session_id).into());
+    extra.insert("gid".into(), refresh.grant_id.clone().into());
+    extra.insert("rev".into(), user.revocation_epoch.into());
+    extra.insert("tenant".into(), user.tenant_id.clone().into());
+    let access = oauth.issue_access_token(
+        &user.id,
+        &client.client_id,
+        &refresh.scope,
+        &refresh.resource,
+        extra,
+    );
+    let mut body = json!({
+        "access_token": access.token,
+        "token_type": "Bearer",
+        "expires_in": access.expires_in,
+        "scope": access.scope,
+    });
+    if client.allows_grant("refresh_token") {
+        body["refresh_token"] = codes::issue_refresh(&oauth.0.db, refresh).await?.into();
+    }
+    Ok(body)
+}
+
+/// The `refresh_token` grant (OAU-5): rotation on every use; a rotated token presented again
+/// within the grace window is a concurrent refresh and also answered, after it a reuse that
+/// revokes the whole family. A revoked user (epoch raised, account locked) or an ended session
+/// (unless the grant includes `offline_access`) refreshes nothing.
+async fn refresh(
+    oauth: &OAuth,
+    ctx: &RequestContext,
+    params: &HashMap<String, String>,
+    client: clients::Client,
+) -> Result<Response, OAuthError> {
+    if !client.allows_grant("refresh_token") {
+        return Err(OAuthError::UnauthorizedClient(
+            "This client may not use refresh tokens.".into(),
+        ));
+    }
+    let token = params
+        .get("refresh_token")
+        .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required.".into()))?;
+    let db = &oauth.0.db;
+    let invalid = || OAuthError::InvalidGrant("The refresh token is not valid.".into());
+    let mut refresh =
+        match codes::rotate_refresh(db, token, oauth.config().refresh_grace_ms).await? {
+            codes::Rotated::Fresh(r) | codes::Rotated::Concurrent(r) => r,
+            codes::Rotated::Unknown => return Err(invalid()),
+            codes::Rotated::Reused(grant_id) => {
+                return Err(revoke_on_reuse(
+                    oauth,
+                    ctx,
+                    &client,
+                    &grant_id,
+                    Action::RefreshReused,
+                    "The refresh token was already used; its family is revoked.",
+                )
+                .await);
+            }
+        };
+    let now = now_ms();
+    if refresh.client_id != client.client_id
+        || refresh.expires_at <= now
+        || !codes::grant_is_live(db, &refresh.grant_id).await?
+    {
+        return Err(invalid());
+    }
+    let offline = refresh.scope.split(' ').any(|s| s == "offline_access");
+    if !offline && !palisade_identity::sessions::is_live(db, &refresh.session_id, now).await? {
+        return Err(OAuthError::InvalidGrant(
+            "The sign-in session of this grant has ended.".into(),
+        ));
+    }
+    let user = palisade_identity::users::get(db, &refresh.user_id)
+        .await?
+        .filter(|u| u.locked == 0 && u.revocation_epoch == refresh.epoch)
+        .ok_or_else(invalid)?;
+    // A client may narrow the scope of a refresh, never widen it.
+    if let Some(asked) = params.get("scope") {
+        let granted: Vec<&str> = refresh.scope.split(' ').collect();
+        let asked: Vec<&str> = asked.split(' ').filter(|s| !s.is_empty()).collect();
+        if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
+            return Err(OAuthError::InvalidScope(format!(
+                "The scope `{extra}` was not granted."
+            )));
+        }
+        refresh.scope = asked.join(" ");
+    }
+    let body = user_tokens(oauth, &client, &user, &refresh).await?;
+    oauth
+        .0
+        .auditor
+        .record(
+            ctx.event(Action::TokenRefreshed, Outcome::Success, &user.tenant_id)
+                .actor(user.id.clone())
+                .client(client.client_id.clone()),
+        )
+        .await?;
+    Ok(no_store(body))
+}
+
+/// RFC 7009 revocation. A refresh token revokes its family; an access token revokes the grant
+/// it was issued under. Unknown tokens and other clients' tokens change nothing and are
+/// answered the same way, so the endpoint reveals nothing.
+async fn revoke(
+    State(oauth): State<OAuth>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let answer = async {
+        let params = form(&headers, &body)?;
+        let client = client(&oauth, &ctx, &headers, &params).await?;
+        let token = params
+            .get("token")
+            .ok_or_else(|| OAuthError::InvalidRequest("token is required.".into()))?;
+        let db = &oauth.0.db;
+        let grant = match codes::refresh_grant(db, token).await? {
+            Some((grant, owner)) => (owner == client.client_id).then_some(grant),
+            None => oauth.verify_signed(token, None).ok().and_then(|claims| {
+                let owner = claims.get("client_id").and_then(Value::as_str)?;
+                let grant = claims.get("gid").and_then(Value::as_str)?;
+                (owner == client.client_id).then(|| grant.to_owned())
+            }),
+        };
+        if let Some(grant) = grant {
+            codes::revoke_grant(db, &grant).await?;
+            oauth
+                .0
+                .auditor
+                .record(
+                    ctx.event(Action::TokenRevoked, Outcome::Success, "default")
+                        .client(client.client_id.clone())
+                        .detail("grant", grant.as_str()),
+                )
+                .await?;
+        }
+        Ok::<_, OAuthError>(no_store(json!({})))
+    };
+    match answer.await {
+        Ok(r) => r,
+        Err(e) => e.respond(Some(&ctx.trace_id)),
+    }
+}
+
+/// A code or refresh token presented again: revokes everything issued under its grant, audits
+/// the attempt, and returns the error to answer.
+async fn revoke_on_reuse(
+    oauth: &OAuth,
+    ctx: &RequestContext,
+    client: &clients::Client,
+    grant_id: &str,
+    action: Action,
+    message: &str,
+) -> OAuthError {
+    let revoked = async {
+        codes::revoke_grant(&oauth.0.db, grant_id).await?;
+        oauth
+            .0
+            .auditor
+            .record(
+                ctx.event(action, Outcome::Failure, "default")
+                    .client(client.client_id.clone())
+                    .detail("grant", grant_id),
+            )
+            .await
+            .map(|_| ())
+    };
+    match revoked.await {
+        Ok(()) => OAuthError::InvalidGrant(message.into()),
+        Err(e) => e.into(),
+    }
 }

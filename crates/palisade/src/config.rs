@@ -41,6 +41,10 @@ pub struct OAuthSettings {
     pub scopes: Vec<String>,
     /// Tolerated clock difference when checking token times (at most 120).
     pub clock_skew_seconds: u32,
+    pub refresh_token_days: u32,
+    /// A rotated refresh token used again within this window counts as a concurrent refresh,
+    /// not as theft (at most 2000).
+    pub refresh_grace_ms: u32,
 }
 
 impl Default for OAuthSettings {
@@ -50,6 +54,8 @@ impl Default for OAuthSettings {
             resources: Vec::new(),
             scopes: vec!["audit:write".into()],
             clock_skew_seconds: 30,
+            refresh_token_days: 30,
+            refresh_grace_ms: 2000,
         }
     }
 }
@@ -368,6 +374,12 @@ impl Config {
         {
             return Err(
                 "oauth.issuer must be an https URL without query, fragment or trailing slash"
+                    .into(),
+            );
+        }
+        if self.oauth.refresh_grace_ms > 2000 || self.oauth.refresh_token_days == 0 {
+            return Err(
+                "oauth.refresh_grace_ms must be at most 2000 and oauth.refresh_token_days positive"
                     .into(),
             );
         }

@@ -128,6 +128,8 @@ pub fn oauth_config(config: &Config, https_port: u16) -> palisade_oauth::OAuthCo
         scopes: o.scopes.clone(),
         access_token_minutes: config.tokens.access_token_minutes,
         id_token_minutes: config.tokens.id_token_minutes,
+        refresh_token_days: o.refresh_token_days,
+        refresh_grace_ms: i64::from(o.refresh_grace_ms),
         skew_seconds: i64::from(o.clock_skew_seconds),
     }
 }

@@ -113,29 +113,48 @@ async fn code_for(agent: &mut Agent, flow: &Flow) -> String {
     params["code"].clone()
 }
 
+async fn token_post(server: &Server, fields: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let r = server
+        .http_client()
+        .post(format!("{}/oauth/token", server.base()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode_form(fields))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
 async fn exchange(
     server: &Server,
     flow: &Flow,
     code: &str,
     verifier: &str,
 ) -> (u16, serde_json::Value) {
-    let body = encode_form(&[
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", verifier),
-        ("client_id", &flow.client_id),
-    ]);
-    let r = server
-        .http_client()
-        .post(format!("{}/oauth/token", server.base()))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
+    token_post(
+        server,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+            ("client_id", &flow.client_id),
+        ],
+    )
+    .await
+}
+
+async fn refresh(server: &Server, client_id: &str, token: &str) -> (u16, serde_json::Value) {
+    token_post(
+        server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", client_id),
+        ],
+    )
+    .await
 }
 
 async fn introspect(server: &Server, auth: &(String, String), token: &str) -> bool {
@@ -386,3 +405,185 @@ async fn code_flow_and_its_attacks(backend: Backend) {
 }
 
 on_both_backends!(code_flow_and_its_attacks);
+
+/// A signed-in user's tokens from a client that may refresh.
+async fn refreshable(
+    server: &Server,
+    scope: &str,
+) -> (Agent, String, serde_json::Value, (String, String)) {
+    let app = server.register_client(&[
+        "--name",
+        "Notes",
+        "--auth-method",
+        "none",
+        "--grant",
+        "authorization_code",
+        "--grant",
+        "refresh_token",
+        "--scope",
+        "openid",
+        "--scope",
+        "offline_access",
+        "--redirect-uri",
+        REDIRECT,
+    ]);
+    let rs = server.register_client(&["--name", "resource", "--grant", "client_credentials"]);
+    let rs_auth = (
+        rs["client_id"].as_str().unwrap().to_owned(),
+        rs["client_secret"].as_str().unwrap().to_owned(),
+    );
+    let client_id = app["client_id"].as_str().unwrap().to_owned();
+    let mut a = server.agent();
+    let email = unique_email("refresh");
+    a.sign_up(&email, PASSWORD).await;
+    a.log_in(&email, PASSWORD).await;
+    let flow = Flow::new(&client_id, scope);
+    let code = code_for(&mut a, &flow).await;
+    let (status, tokens) = exchange(server, &flow, &code, &flow.verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(tokens["refresh_token"].is_string());
+    (a, client_id, tokens, rs_auth)
+}
+
+/// OAU-5: rotation on every use; reuse of a rotated token (outside the grace window, here 0)
+/// revokes the whole family and is audited; a revoked user refreshes nothing; RFC 7009
+/// revocation ends a family.
+async fn refresh_rotation_reuse_and_revocation(backend: Backend) {
+    let server =
+        Server::start_with(Options::on(backend).env("PALISADE_OAUTH__REFRESH_GRACE_MS", "0")).await;
+    let (_signed_in, client_id, tokens, rs_auth) = refreshable(&server, "openid").await;
+    let r1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (status, second) = refresh(&server, &client_id, &r1).await;
+    assert_eq!(status, 200, "{second}");
+    let r2 = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(r1, r2, "rotated");
+    let a2 = second["access_token"].as_str().unwrap().to_owned();
+    assert!(introspect(&server, &rs_auth, &a2).await);
+
+    // Narrowing the scope is allowed, widening is not.
+    let (status, e) = token_post(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &r2),
+            ("client_id", &client_id),
+            ("scope", "openid offline_access"),
+        ],
+    )
+    .await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_scope")));
+
+    // The rotated r1 comes back: theft. The family dies, r2 and its access token with it.
+    let (status, e) = refresh(&server, &client_id, &r1).await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
+    assert!(
+        !introspect(&server, &rs_auth, &a2).await,
+        "the family's access tokens are revoked"
+    );
+    let (status, _) = refresh(&server, &client_id, &r2).await;
+    assert_eq!(status, 400, "the family's newest refresh token too");
+    let actions: Vec<String> = server.events().await.into_iter().map(|e| e.0).collect();
+    assert!(actions.iter().any(|x| x == "oauth.refresh.reused"));
+
+    // RFC 7009: revoking a refresh token ends its family; unknown tokens are answered alike.
+    let (_, client2, tokens, _) = refreshable(&server, "openid").await;
+    let r = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let revoke = |token: String, client: String| {
+        let http = server.http_client();
+        let url = format!("{}/oauth/revoke", server.base());
+        async move {
+            http.post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(encode_form(&[("token", &token), ("client_id", &client)]))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(revoke("not-a-token".into(), client2.clone()).await, 200);
+    assert_eq!(
+        revoke(r.clone(), client_id.clone()).await,
+        200,
+        "another client's token: answered, ignored"
+    );
+    let (status, next) = refresh(&server, &client2, &r).await;
+    assert_eq!(
+        status, 200,
+        "still alive after another client tried to revoke it"
+    );
+    let r_next = next["refresh_token"].as_str().unwrap().to_owned();
+    let access_next = next["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(revoke(r_next.clone(), client2.clone()).await, 200);
+    assert_eq!(refresh(&server, &client2, &r_next).await.0, 400, "revoked");
+    assert!(
+        !introspect(&server, &rs_auth, &access_next).await,
+        "its access tokens too"
+    );
+
+    // TOK-4: after "log out everywhere", refresh tokens issued before refresh nothing.
+    let (mut owner, client3, tokens, _) = refreshable(&server, "openid offline_access").await;
+    let r = tokens["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        owner
+            .post_form("/account/sessions/revoke-others", &[])
+            .await
+            .status,
+        303
+    );
+    let (status, e) = refresh(&server, &client3, &r).await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
+}
+
+/// OAU-5: 50 concurrent refreshes with one token (within the default grace window) all succeed
+/// without a 5xx and leave exactly one live family.
+async fn concurrent_refreshes_keep_one_family(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let (_a, client_id, tokens, _) = refreshable(&server, "openid").await;
+    let r = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (http, url, body) = (
+            server.http_client(),
+            format!("{}/oauth/token", server.base()),
+            encode_form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &r),
+                ("client_id", &client_id),
+            ]),
+        );
+        tasks.spawn(async move {
+            http.post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(s) = tasks.join_next().await {
+        statuses.push(s.unwrap());
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let db = server.db().await;
+    let (families,): (i64,) =
+        sqlx::query_as("SELECT COUNT(DISTINCT grant_id) FROM oauth_refresh_tokens")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    let (live,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM oauth_grants WHERE revoked_at IS NULL")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!((families, live), (1, 1));
+}
+
+on_both_backends!(
+    refresh_rotation_reuse_and_revocation,
+    concurrent_refreshes_keep_one_family
+);
