@@ -262,3 +262,36 @@ pub async fn refresh_grant(db: &Db, token: &str) -> Result<Option<(String, Strin
     .fetch_optional(db.pool())
     .await?)
 }
+
+/// The clients a user has consented to, with the scopes granted, newest first.
+pub async fn consents_of(db: &Db, user_id: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT client_id, scope, granted_at FROM oauth_consents WHERE user_id = $1 \
+         ORDER BY granted_at DESC",
+    )
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// Withdraws a user's consent to a client and revokes every grant it has from that user, so
+/// all its tokens stop working (OAU-6). Returns whether there was a consent.
+pub async fn withdraw_consent(db: &Db, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+    let mut tx = db.pool().begin().await?;
+    let removed = sqlx::query("DELETE FROM oauth_consents WHERE user_id = $1 AND client_id = $2")
+        .bind(user_id)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE oauth_grants SET revoked_at = $1 \
+         WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(user_id)
+    .bind(client_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(removed.rows_affected() == 1)
+}

@@ -33,6 +33,8 @@ pub fn router(oauth: OAuth) -> Router {
         .route("/oauth/token", post(token))
         .route("/oauth/introspect", post(introspect))
         .route("/oauth/revoke", post(revoke))
+        .route("/account/apps", get(crate::apps::page))
+        .route("/account/apps/revoke", post(crate::apps::revoke))
         .route("/oauth/userinfo", get(userinfo).post(userinfo))
         .with_state(oauth)
 }

@@ -583,7 +583,52 @@ async fn concurrent_refreshes_keep_one_family(backend: Backend) {
     assert_eq!((families, live), (1, 1));
 }
 
+/// OAU-6: the account page lists the apps the user consented to; revoking one ends its access
+/// and refresh tokens at once, and the next request asks for consent again.
+async fn revoking_consent_ends_the_apps_tokens(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let (mut owner, client_id, tokens, rs_auth) =
+        refreshable(&server, "openid offline_access").await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let r = tokens["refresh_token"].as_str().unwrap().to_owned();
+    assert!(
+        owner
+            .get("/account")
+            .await
+            .body
+            .contains("href=\"/account/apps\"")
+    );
+    let page = owner.get("/account/apps").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Notes") && page.body.contains("offline_access"));
+    let r2 = owner
+        .post_form("/account/apps/revoke", &[("client_id", &client_id)])
+        .await;
+    assert_eq!((r2.status, r2.location()), (303, "/account/apps"));
+    assert!(
+        !introspect(&server, &rs_auth, &access).await,
+        "access token ended"
+    );
+    assert_eq!(
+        refresh(&server, &client_id, &r).await.0,
+        400,
+        "refresh token ended"
+    );
+    assert!(
+        owner
+            .get("/account/apps")
+            .await
+            .body
+            .contains("id=\"no-apps\"")
+    );
+    let again = owner.get(&Flow::new(&client_id, "openid").url()).await;
+    assert_eq!(again.status, 200, "consent is asked again");
+    let actions: Vec<String> = server.events().await.into_iter().map(|e| e.0).collect();
+    assert!(actions.iter().any(|x| x == "oauth.consent.revoked"));
+}
+
 on_both_backends!(
     refresh_rotation_reuse_and_revocation,
-    concurrent_refreshes_keep_one_family
+    concurrent_refreshes_keep_one_family,
+    revoking_consent_ends_the_apps_tokens
 );
