@@ -8,6 +8,7 @@
 use crate::OAuth;
 use crate::clients::{self, Client};
 use crate::codes::{self, CODE_LIFETIME_MS, CodeGrant};
+use crate::error::OAuthError;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -40,6 +41,7 @@ const KNOWN: &[&str] = &[
     "acr_values",
     "ui_locales",
     "resource",
+    "request_uri",
 ];
 
 fn parse(raw: &[u8]) -> Result<Params, AppError> {
@@ -112,21 +114,61 @@ struct Request {
     max_age: Option<i64>,
 }
 
-/// Checks a request. The error is the answer: an error page while the client or its redirect
-/// URI is not established, a redirect back to the client after.
-async fn validate(oauth: &OAuth, params: &Params) -> Result<Request, Box<Response>> {
-    let page = |m: &str| {
-        Err(Box::new(
-            AppError::bad_request("invalid_request", m.to_owned()).into_response(),
-        ))
-    };
+/// Why a request is refused.
+enum Rejection {
+    /// Before the client and its redirect URI are established: an error page, never a redirect.
+    Page(String),
+    /// After: the error goes back to the client.
+    Back {
+        known: Known,
+        code: &'static str,
+        description: &'static str,
+    },
+    Store(palisade_store::StoreError),
+}
+
+impl From<Rejection> for OAuthError {
+    /// For pushed requests, whose errors are answered as JSON.
+    fn from(r: Rejection) -> Self {
+        match r {
+            Rejection::Page(m) => OAuthError::InvalidRequest(m),
+            Rejection::Back {
+                code, description, ..
+            } => match code {
+                "invalid_scope" => OAuthError::InvalidScope(description.into()),
+                "invalid_target" => OAuthError::InvalidTarget(description.into()),
+                "unauthorized_client" => OAuthError::UnauthorizedClient(description.into()),
+                _ => OAuthError::InvalidRequest(description.into()),
+            },
+            Rejection::Store(e) => e.into(),
+        }
+    }
+}
+
+impl Rejection {
+    fn answer(self, issuer: &str) -> Response {
+        match self {
+            Rejection::Page(m) => AppError::bad_request("invalid_request", m).into_response(),
+            Rejection::Back {
+                known,
+                code,
+                description,
+            } => known.error(issuer, code, description),
+            Rejection::Store(e) => AppError::from(e).into_response(),
+        }
+    }
+}
+
+/// Checks a request.
+async fn validate(oauth: &OAuth, params: &Params) -> Result<Request, Box<Rejection>> {
+    let page = |m: &str| Err(Box::new(Rejection::Page(m.to_owned())));
     let Some(client_id) = params.get("client_id") else {
         return page("The request does not name a client.");
     };
     let client = match clients::find(&oauth.0.db, client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return page("This application is not registered."),
-        Err(e) => return Err(Box::new(AppError::from(e).into_response())),
+        Err(e) => return Err(Box::new(Rejection::Store(e))),
     };
     let Some(redirect_uri) = params.get("redirect_uri") else {
         return page("The request does not name a redirect URI.");
@@ -143,18 +185,23 @@ async fn validate(oauth: &OAuth, params: &Params) -> Result<Request, Box<Respons
         redirect_uri: redirect_uri.clone(),
         state: params.get("state").cloned(),
     };
-    let issuer = oauth.config().issuer.clone();
-    let fail = |known: &Known, code: &str, d: &str| Err(Box::new(known.error(&issuer, code, d)));
+    let back = |known: Known, code: &'static str, description: &'static str| {
+        Err(Box::new(Rejection::Back {
+            known,
+            code,
+            description,
+        }))
+    };
     if params.get("response_type").map(String::as_str) != Some("code") {
-        return fail(
-            &known,
+        return back(
+            known,
             "unsupported_response_type",
             "Only response_type=code is supported.",
         );
     }
     if !known.client.allows_grant("authorization_code") {
-        return fail(
-            &known,
+        return back(
+            known,
             "unauthorized_client",
             "This client may not use the code flow.",
         );
@@ -165,8 +212,8 @@ async fn validate(oauth: &OAuth, params: &Params) -> Result<Request, Box<Respons
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
     if params.get("code_challenge_method").map(String::as_str) != Some("S256") || !challenge_ok {
-        return fail(
-            &known,
+        return back(
+            known,
             "invalid_request",
             "PKCE with code_challenge_method=S256 is required.",
         );
@@ -182,8 +229,8 @@ async fn validate(oauth: &OAuth, params: &Params) -> Result<Request, Box<Respons
             continue;
         }
         if !known.client.scopes.iter().any(|c| c == s) {
-            return fail(
-                &known,
+            return back(
+                known,
                 "invalid_scope",
                 "A requested scope is not registered for this client.",
             );
@@ -192,7 +239,7 @@ async fn validate(oauth: &OAuth, params: &Params) -> Result<Request, Box<Respons
     }
     let resource = match params.get("resource") {
         Some(r) if oauth.config().resources.contains(r) => r.clone(),
-        Some(_) => return fail(&known, "invalid_target", "The resource is not served here."),
+        Some(_) => return back(known, "invalid_target", "The resource is not served here."),
         None => oauth.config().resources[0].clone(),
     };
     let prompt: Vec<String> = params
@@ -209,8 +256,8 @@ async fn validate(oauth: &OAuth, params: &Params) -> Result<Request, Box<Respons
         .any(|p| !["none", "login", "consent", "select_account"].contains(&p.as_str()))
         || (prompt.iter().any(|p| p == "none") && prompt.len() > 1)
     {
-        return fail(
-            &known,
+        return back(
+            known,
             "invalid_request",
             "The prompt parameter is not valid.",
         );
@@ -219,8 +266,8 @@ async fn validate(oauth: &OAuth, params: &Params) -> Result<Request, Box<Respons
         Some(m) => match m.parse::<i64>() {
             Ok(v) if v >= 0 => Some(v),
             _ => {
-                return fail(
-                    &known,
+                return back(
+                    known,
                     "invalid_request",
                     "max_age must be a number of seconds.",
                 );
@@ -276,6 +323,94 @@ pub async fn post(
     authorize(&oauth, &ctx, csrf, &headers, parse(&body)?).await
 }
 
+const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+/// Pushed requests must be used within this (RFC 9126 suggests well under a few minutes).
+const PUSHED_LIFETIME_MS: i64 = 60_000;
+
+/// RFC 9126: a client pushes its authorization request over an authenticated back channel and
+/// gets a one-time `request_uri` to send the browser with instead of the parameters.
+pub async fn par(
+    State(oauth): State<OAuth>,
+    ctx: RequestContext,
+    crate::routes::Authenticated {
+        params: form,
+        client,
+    }: crate::routes::Authenticated,
+) -> Response {
+    let result = async {
+        if form.contains_key("request_uri") {
+            return Err(OAuthError::InvalidRequest(
+                "A pushed request cannot itself name a request_uri.".into(),
+            ));
+        }
+        let mut params: Params = form
+            .into_iter()
+            .filter(|(k, _)| KNOWN.contains(&k.as_str()))
+            .collect();
+        params.insert("client_id".into(), client.client_id.clone());
+        validate(&oauth, &params)
+            .await
+            .map_err(|r| OAuthError::from(*r))?;
+        let secret = palisade_crypto::random_token();
+        sqlx::query(
+            "INSERT INTO oauth_pushed_requests (request_sha256, client_id, params, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(palisade_crypto::sha256_hex(secret.as_bytes()))
+        .bind(&client.client_id)
+        .bind(serde_json::to_string(&params).expect("strings serialize"))
+        .bind(now_ms() + PUSHED_LIFETIME_MS)
+        .execute(oauth.0.db.pool())
+        .await
+        .map_err(palisade_store::StoreError::from)?;
+        let mut response = crate::routes::no_store(serde_json::json!({
+            "request_uri": format!("{REQUEST_URI_PREFIX}{secret}"),
+            "expires_in": PUSHED_LIFETIME_MS / 1000,
+        }));
+        *response.status_mut() = http::StatusCode::CREATED;
+        Ok(response)
+    };
+    crate::routes::answer(&ctx, result.await)
+}
+
+/// The parameters of a pushed request, consumed: a `request_uri` works once, for its client,
+/// within its lifetime.
+async fn pushed(oauth: &OAuth, params: &Params) -> Result<Params, AppError> {
+    let unknown = || {
+        AppError::bad_request(
+            "invalid_request",
+            "The pushed request is unknown, expired or already used.",
+        )
+    };
+    let secret = params
+        .get("request_uri")
+        .and_then(|u| u.strip_prefix(REQUEST_URI_PREFIX))
+        .ok_or_else(unknown)?;
+    let client_id = params.get("client_id").ok_or_else(unknown)?;
+    let digest = palisade_crypto::sha256_hex(secret.as_bytes());
+    let db = &oauth.0.db;
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT params FROM oauth_pushed_requests \
+         WHERE request_sha256 = $1 AND client_id = $2 AND expires_at > $3",
+    )
+    .bind(&digest)
+    .bind(client_id)
+    .bind(now_ms())
+    .fetch_optional(db.pool())
+    .await
+    .map_err(palisade_store::StoreError::from)?;
+    let (stored,) = row.ok_or_else(unknown)?;
+    let consumed = sqlx::query("DELETE FROM oauth_pushed_requests WHERE request_sha256 = $1")
+        .bind(&digest)
+        .execute(db.pool())
+        .await
+        .map_err(palisade_store::StoreError::from)?;
+    if consumed.rows_affected() != 1 {
+        return Err(unknown());
+    }
+    serde_json::from_str(&stored).map_err(|_| unknown())
+}
+
 async fn authorize(
     oauth: &OAuth,
     ctx: &RequestContext,
@@ -283,9 +418,14 @@ async fn authorize(
     headers: &HeaderMap,
     params: Params,
 ) -> Result<Response, AppError> {
+    let params = if params.contains_key("request_uri") {
+        pushed(oauth, &params).await?
+    } else {
+        params
+    };
     let request = match validate(oauth, &params).await {
         Ok(r) => r,
-        Err(answer) => return Ok(*answer),
+        Err(rejection) => return Ok(rejection.answer(&oauth.config().issuer)),
     };
     let issuer = &oauth.config().issuer;
     let signed_in = SignedIn::from_headers(&oauth.0.identity, headers).await?;
@@ -387,7 +527,7 @@ pub async fn decision(
     form.retain(|k, _| KNOWN.contains(&k.as_str()));
     let request = match validate(&oauth, &form).await {
         Ok(r) => r,
-        Err(answer) => return Ok(*answer),
+        Err(rejection) => return Ok(rejection.answer(&oauth.config().issuer)),
     };
     let Some(signed_in) = SignedIn::from_headers(&oauth.0.identity, &headers).await? else {
         return Ok(sign_in(&form));

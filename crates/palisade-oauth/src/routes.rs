@@ -30,6 +30,7 @@ pub fn router(oauth: OAuth) -> Router {
             "/oauth/authorize/decision",
             post(crate::authorize::decision),
         )
+        .route("/oauth/par", post(crate::authorize::par))
         .route("/oauth/token", post(token))
         .route("/oauth/introspect", post(introspect))
         .route("/oauth/revoke", post(revoke))
@@ -57,6 +58,7 @@ async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "pushed_authorization_request_endpoint": format!("{issuer}/oauth/par"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [oauth.0.keys.signing_key().alg.as_str()],
@@ -72,7 +74,7 @@ async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
 
 const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
-fn no_store(body: Value) -> Response {
+pub(crate) fn no_store(body: Value) -> Response {
     (
         [("cache-control", "no-store"), ("pragma", "no-cache")],
         Json(body),
@@ -81,7 +83,10 @@ fn no_store(body: Value) -> Response {
 }
 
 /// The form parameters of a token-endpoint style request.
-fn form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+pub(crate) fn form(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<HashMap<String, String>, OAuthError> {
     let form_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -103,7 +108,7 @@ fn form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAu
 }
 
 /// Authenticates the calling client; failures are audited.
-async fn client(
+pub(crate) async fn client(
     oauth: &OAuth,
     ctx: &RequestContext,
     headers: &HeaderMap,
@@ -142,26 +147,61 @@ async fn client(
     result
 }
 
+/// A back-channel request (token, introspection, revocation, PAR): its form parameters and
+/// the client that authenticated it. Refused with an RFC 6749 error otherwise.
+pub(crate) struct Authenticated {
+    pub params: HashMap<String, String>,
+    pub client: clients::Client,
+}
+
+impl axum::extract::FromRequest<OAuth> for Authenticated {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, oauth: &OAuth) -> Result<Self, Response> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = req.into_parts();
+        let ctx = match RequestContext::from_request_parts(&mut parts, oauth).await {
+            Ok(ctx) => ctx,
+            Err(e) => return Err(e.into_response()),
+        };
+        let headers = parts.headers.clone();
+        let request = axum::extract::Request::from_parts(parts, body);
+        let body = Bytes::from_request(request, oauth)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let authenticated = async {
+            let params = form(&headers, &body)?;
+            let client = client(oauth, &ctx, &headers, &params).await?;
+            Ok(Authenticated { params, client })
+        };
+        authenticated
+            .await
+            .map_err(|e: OAuthError| e.respond(Some(&ctx.trace_id)))
+    }
+}
+
+/// The answer of a back-channel handler: its response, or its error in RFC 6749 form.
+pub(crate) fn answer(ctx: &RequestContext, result: Result<Response, OAuthError>) -> Response {
+    match result {
+        Ok(r) => r,
+        Err(e) => e.respond(Some(&ctx.trace_id)),
+    }
+}
+
 async fn token(
     State(oauth): State<OAuth>,
     ctx: RequestContext,
-    headers: HeaderMap,
-    body: Bytes,
+    Authenticated { params, client }: Authenticated,
 ) -> Response {
-    match issue(&oauth, &ctx, &headers, &body).await {
-        Ok(response) => response,
-        Err(e) => e.respond(Some(&ctx.trace_id)),
-    }
+    answer(&ctx, issue(&oauth, &ctx, params, client).await)
 }
 
 async fn issue(
     oauth: &OAuth,
     ctx: &RequestContext,
-    headers: &HeaderMap,
-    body: &[u8],
+    params: HashMap<String, String>,
+    client: clients::Client,
 ) -> Result<Response, OAuthError> {
-    let params = form(headers, body)?;
-    let client = client(oauth, ctx, headers, &params).await?;
     let grant = params
         .get("grant_type")
         .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required.".into()))?;
@@ -245,12 +285,9 @@ async fn client_credentials(
 async fn introspect(
     State(oauth): State<OAuth>,
     ctx: RequestContext,
-    headers: HeaderMap,
-    body: Bytes,
+    Authenticated { params, client }: Authenticated,
 ) -> Response {
-    let answer = async {
-        let params = form(&headers, &body)?;
-        let client = client(&oauth, &ctx, &headers, &params).await?;
+    let result = async {
         if client.auth_method == AuthMethod::None {
             return Err(OAuthError::InvalidClient { basic: false });
         }
@@ -281,10 +318,7 @@ async fn introspect(
         };
         Ok(no_store(body))
     };
-    match answer.await {
-        Ok(r) => r,
-        Err(e) => e.respond(Some(&ctx.trace_id)),
-    }
+    answer(&ctx, result.await)
 }
 
 /// The `authorization_code` grant (OAU-1, OAU-3, OAU-7): the code is consumed first — so a
@@ -567,12 +601,9 @@ async fn refresh(
 async fn revoke(
     State(oauth): State<OAuth>,
     ctx: RequestContext,
-    headers: HeaderMap,
-    body: Bytes,
+    Authenticated { params, client }: Authenticated,
 ) -> Response {
-    let answer = async {
-        let params = form(&headers, &body)?;
-        let client = client(&oauth, &ctx, &headers, &params).await?;
+    let result = async {
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::InvalidRequest("token is required.".into()))?;
@@ -599,10 +630,7 @@ async fn revoke(
         }
         Ok::<_, OAuthError>(no_store(json!({})))
     };
-    match answer.await {
-        Ok(r) => r,
-        Err(e) => e.respond(Some(&ctx.trace_id)),
-    }
+    answer(&ctx, result.await)
 }
 
 /// A code or refresh token presented again: revokes everything issued under its grant, audits

@@ -627,8 +627,134 @@ async fn revoking_consent_ends_the_apps_tokens(backend: Backend) {
     assert!(actions.iter().any(|x| x == "oauth.consent.revoked"));
 }
 
+/// OAU-10, RFC 9126: a confidential client pushes its request (authenticated, validated at
+/// once), sends the browser with the one-time `request_uri`, and the flow completes; the
+/// `request_uri` works once and only for its client.
+async fn pushed_authorization_requests(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let web_app = |name: &str| {
+        server.register_client(&[
+            "--name",
+            name,
+            "--grant",
+            "authorization_code",
+            "--scope",
+            "openid",
+            "--redirect-uri",
+            REDIRECT,
+        ])
+    };
+    let app = web_app("Pusher");
+    let (id, secret) = (
+        app["client_id"].as_str().unwrap().to_owned(),
+        app["client_secret"].as_str().unwrap().to_owned(),
+    );
+    let flow = Flow::new(&id, "openid");
+    let push = |auth: Option<(String, String)>, fields: Vec<(String, String)>| {
+        let http = server.http_client();
+        let url = format!("{}/oauth/par", server.base());
+        async move {
+            let pairs: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let mut req = http
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(encode_form(&pairs));
+            if let Some((id, secret)) = auth {
+                req = req.basic_auth(id, Some(secret));
+            }
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let creds = Some((id.clone(), secret.clone()));
+    assert_eq!(
+        push(None, flow.params.clone()).await.0,
+        401,
+        "pushing needs client authentication"
+    );
+    let bad = Flow::new(&id, "openid").with("code_challenge_method", Some("plain"));
+    let (status, e) = push(creds.clone(), bad.params.clone()).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_request")),
+        "validated when pushed"
+    );
+    let (status, pushed) = push(creds.clone(), flow.params.clone()).await;
+    assert_eq!(status, 201, "{pushed}");
+    let request_uri = pushed["request_uri"].as_str().unwrap().to_owned();
+    assert!(request_uri.starts_with("urn:ietf:params:oauth:request_uri:"));
+    assert_eq!(pushed["expires_in"], 60);
+
+    let mut a = server.agent();
+    let email = unique_email("par");
+    a.sign_up(&email, PASSWORD).await;
+    a.log_in(&email, PASSWORD).await;
+    let by_reference = format!(
+        "/oauth/authorize?client_id={}&request_uri={}",
+        enc(&id),
+        enc(&request_uri)
+    );
+    // Another client cannot use it.
+    let other = web_app("Other");
+    let stolen = format!(
+        "/oauth/authorize?client_id={}&request_uri={}",
+        enc(other["client_id"].as_str().unwrap()),
+        enc(&request_uri)
+    );
+    assert_eq!(a.get(&stolen).await.status, 400);
+    let page = a.get(&by_reference).await;
+    assert_eq!(page.status, 200, "the consent page for the pushed request");
+    assert_eq!(
+        a.get(&by_reference).await.status,
+        400,
+        "a request_uri works once"
+    );
+    let mut fields = flow.fields();
+    fields.push(("decision", "allow"));
+    let location = a
+        .post_form("/oauth/authorize/decision", &fields)
+        .await
+        .location()
+        .to_owned();
+    let code = callback(&location)["code"].clone();
+    let (status, tokens) = token_post(
+        &server,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &flow.verifier),
+            ("client_id", &id),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    // The client is registered for Basic, so the secret in the body is refused; with Basic:
+    assert_eq!(status, 401, "{tokens}");
+    let r = server
+        .http_client()
+        .post(format!("{}/oauth/token", server.base()))
+        .basic_auth(&id, Some(&secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode_form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &flow.verifier),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 on_both_backends!(
     refresh_rotation_reuse_and_revocation,
     concurrent_refreshes_keep_one_family,
-    revoking_consent_ends_the_apps_tokens
+    revoking_consent_ends_the_apps_tokens,
+    pushed_authorization_requests
 );
