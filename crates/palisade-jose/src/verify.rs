@@ -74,7 +74,9 @@ pub fn verify(
         .get("typ")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let typ_ok = typ.eq_ignore_ascii_case(expect.typ)
+    // A plain JWT (a client assertion, RFC 7523) may omit `typ`; typed tokens may not.
+    let typ_ok = (typ.is_empty() && expect.typ == "JWT")
+        || typ.eq_ignore_ascii_case(expect.typ)
         || typ
             .strip_prefix("application/")
             .is_some_and(|t| t.eq_ignore_ascii_case(expect.typ));

@@ -120,7 +120,7 @@ enum Rejection {
     Page(String),
     /// After: the error goes back to the client.
     Back {
-        known: Known,
+        known: Box<Known>,
         code: &'static str,
         description: &'static str,
     },
@@ -187,7 +187,7 @@ async fn validate(oauth: &OAuth, params: &Params) -> Result<Request, Box<Rejecti
     };
     let back = |known: Known, code: &'static str, description: &'static str| {
         Err(Box::new(Rejection::Back {
-            known,
+            known: Box::new(known),
             code,
             description,
         }))

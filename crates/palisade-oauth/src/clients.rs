@@ -12,6 +12,8 @@ use serde::Serialize;
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with one of the client's registered keys (RFC 7523).
+    PrivateKeyJwt,
     /// Public clients (browser and native apps): no secret.
     None,
 }
@@ -21,6 +23,7 @@ impl AuthMethod {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
             AuthMethod::None => "none",
         }
     }
@@ -29,6 +32,7 @@ impl AuthMethod {
         match s {
             "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
             "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            "private_key_jwt" => Some(AuthMethod::PrivateKeyJwt),
             "none" => Some(AuthMethod::None),
             _ => None,
         }
@@ -47,6 +51,9 @@ pub struct Client {
     /// The scopes this client may ever be granted.
     pub scopes: Vec<String>,
     pub created_at: i64,
+    /// The public keys of a `private_key_jwt` client.
+    #[serde(skip)]
+    pub jwks: Vec<palisade_jose::Jwk>,
 }
 
 impl Client {
@@ -61,50 +68,63 @@ pub struct NewClient {
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
     pub scopes: Vec<String>,
+    /// Required for `private_key_jwt`.
+    pub jwks: Vec<palisade_jose::Jwk>,
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-    i64,
-);
+#[derive(sqlx::FromRow)]
+struct Row {
+    client_id: String,
+    name: String,
+    auth_method: String,
+    secret_sha256: Option<String>,
+    redirect_uris: String,
+    grant_types: String,
+    scopes: String,
+    created_at: i64,
+    jwks: Option<String>,
+}
 
-fn from_row(
-    (client_id, name, method, secret_sha256, redirect_uris, grant_types, scopes, created_at): Row,
-) -> Result<Client, StoreError> {
+fn from_row(row: Row) -> Result<Client, StoreError> {
     let corrupt = |what: &str| {
-        StoreError::Database(sqlx::Error::Protocol(format!("client {client_id}: {what}")))
+        StoreError::Database(sqlx::Error::Protocol(format!(
+            "client {}: {what}",
+            row.client_id
+        )))
     };
     Ok(Client {
-        auth_method: AuthMethod::parse(&method).ok_or_else(|| corrupt("auth method"))?,
-        redirect_uris: serde_json::from_str(&redirect_uris)
+        auth_method: AuthMethod::parse(&row.auth_method).ok_or_else(|| corrupt("auth method"))?,
+        redirect_uris: serde_json::from_str(&row.redirect_uris)
             .map_err(|_| corrupt("redirect URIs"))?,
-        grant_types: serde_json::from_str(&grant_types).map_err(|_| corrupt("grant types"))?,
-        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
-        client_id,
-        name,
-        secret_sha256,
-        created_at,
+        grant_types: serde_json::from_str(&row.grant_types).map_err(|_| corrupt("grant types"))?,
+        scopes: row.scopes.split_whitespace().map(str::to_owned).collect(),
+        jwks: match &row.jwks {
+            Some(j) => serde_json::from_str(j).map_err(|_| corrupt("keys"))?,
+            None => Vec::new(),
+        },
+        client_id: row.client_id,
+        name: row.name,
+        secret_sha256: row.secret_sha256,
+        created_at: row.created_at,
     })
 }
 
-const COLUMNS: &str =
-    "client_id, name, auth_method, secret_sha256, redirect_uris, grant_types, scopes, created_at";
+const COLUMNS: &str = "client_id, name, auth_method, secret_sha256, redirect_uris, grant_types, \
+                       scopes, created_at, jwks";
 
 /// Stores a new client; returns it and, for a confidential client, its secret (shown once).
 pub async fn create(db: &Db, new: NewClient) -> Result<(Client, Option<String>), StoreError> {
     let client_id = palisade_crypto::random_token();
-    let secret = (new.auth_method != AuthMethod::None).then(palisade_crypto::random_token);
+    let secret = matches!(
+        new.auth_method,
+        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+    )
+    .then(palisade_crypto::random_token);
     let digest = secret
         .as_deref()
         .map(|s| palisade_crypto::sha256_hex(s.as_bytes()));
     sqlx::query(&format!(
-        "INSERT INTO oauth_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        "INSERT INTO oauth_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     ))
     .bind(&client_id)
     .bind(&new.name)
@@ -114,6 +134,7 @@ pub async fn create(db: &Db, new: NewClient) -> Result<(Client, Option<String>),
     .bind(serde_json::to_string(&new.grant_types).expect("strings serialize"))
     .bind(new.scopes.join(" "))
     .bind(now_ms())
+    .bind((!new.jwks.is_empty()).then(|| serde_json::to_string(&new.jwks).expect("JWKs serialize")))
     .execute(db.pool())
     .await?;
     let client = find(db, &client_id).await?.expect("just inserted");
@@ -155,6 +176,91 @@ pub struct Presented {
     /// From the form body.
     pub post_id: Option<String>,
     pub post_secret: Option<String>,
+    /// A `client_assertion` of type `jwt-bearer` (RFC 7523).
+    pub assertion: Option<String>,
+}
+
+/// Longest lifetime accepted for a client assertion: they are meant to be made per request.
+const MAX_ASSERTION_LIFETIME_S: i64 = 600;
+
+/// RFC 7523: a JWT by the client, signed with one of its registered keys, naming this server
+/// as audience, used once.
+async fn authenticate_assertion(
+    db: &Db,
+    jwt: &str,
+    claimed_id: Option<String>,
+    audiences: &[String],
+) -> Result<Client, OAuthError> {
+    let refuse = || OAuthError::InvalidClient { basic: false };
+    // The unverified `iss` only says which client's keys to verify with.
+    let parts = palisade_jose::jws::split(jwt).ok_or_else(refuse)?;
+    let unverified: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&parts.payload).map_err(|_| refuse())?;
+    let id = unverified
+        .get("iss")
+        .and_then(|v| v.as_str())
+        .ok_or_else(refuse)?
+        .to_owned();
+    if claimed_id.is_some_and(|c| c != id) {
+        return Err(refuse());
+    }
+    let client = find(db, &id).await?.ok_or_else(refuse)?;
+    if client.auth_method != AuthMethod::PrivateKeyJwt {
+        return Err(refuse());
+    }
+    let keys: Vec<_> = client
+        .jwks
+        .iter()
+        .filter_map(palisade_jose::keys::PublicKey::from_jwk)
+        .collect();
+    let now = now_ms() / 1000;
+    let claims = palisade_jose::verify::verify(
+        jwt,
+        &keys,
+        &palisade_jose::verify::Expectations {
+            typ: "JWT",
+            issuer: &id,
+            audience: None,
+            now,
+            skew_seconds: 30,
+        },
+    )
+    .map_err(|_| refuse())?;
+    let for_us = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => audiences.contains(a),
+        Some(serde_json::Value::Array(list)) => list
+            .iter()
+            .any(|a| a.as_str().is_some_and(|a| audiences.iter().any(|x| x == a))),
+        _ => false,
+    };
+    let exp = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
+    let jti = claims
+        .get("jti")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    if claims.get("sub").and_then(|v| v.as_str()) != Some(id.as_str())
+        || !for_us
+        || jti.is_empty()
+        || exp - now > MAX_ASSERTION_LIFETIME_S
+    {
+        return Err(refuse());
+    }
+    // Used once: the id is remembered until the assertion expires.
+    sqlx::query("DELETE FROM oauth_assertion_ids WHERE expires_at < $1")
+        .bind(now_ms())
+        .execute(db.pool())
+        .await?;
+    let fresh = sqlx::query(
+        "INSERT INTO oauth_assertion_ids (jti_sha256, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(palisade_crypto::sha256_hex(format!("{id}\n{jti}").as_bytes()))
+    .bind((exp + 60) * 1000)
+    .execute(db.pool())
+    .await?;
+    if fresh.rows_affected() != 1 {
+        return Err(refuse());
+    }
+    Ok(client)
 }
 
 /// RFC 6749 §2.3.1: `base64(urlencode(id) ":" urlencode(secret))`.
@@ -173,7 +279,19 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
 
 /// Authenticates the client of a token or introspection request: exactly one method, the one
 /// the client registered, with the right secret.
-pub async fn authenticate(db: &Db, presented: Presented) -> Result<Client, OAuthError> {
+pub async fn authenticate(
+    db: &Db,
+    audiences: &[String],
+    presented: Presented,
+) -> Result<Client, OAuthError> {
+    if let Some(jwt) = presented.assertion {
+        if presented.basic.is_some() || presented.post_secret.is_some() {
+            return Err(OAuthError::InvalidRequest(
+                "Use one client authentication method, not several.".into(),
+            ));
+        }
+        return authenticate_assertion(db, &jwt, presented.post_id, audiences).await;
+    }
     let basic = presented.basic.is_some();
     let refuse = || OAuthError::InvalidClient { basic };
     let (method, id, secret) = match (presented.basic, presented.post_id, presented.post_secret) {
@@ -239,6 +357,7 @@ mod tests {
                 redirect_uris: vec![],
                 grant_types: vec!["client_credentials".into()],
                 scopes: vec!["audit:write".into()],
+                jwks: vec![],
             },
         )
         .await
@@ -255,8 +374,9 @@ mod tests {
             basic: Some((id.to_owned(), s.to_owned())),
             post_id: None,
             post_secret: None,
+            assertion: None,
         };
-        let ok = authenticate(&db, basic(&client.client_id, &secret))
+        let ok = authenticate(&db, &[], basic(&client.client_id, &secret))
             .await
             .unwrap();
         assert_eq!(ok.client_id, client.client_id);
@@ -268,16 +388,18 @@ mod tests {
                 basic: None,
                 post_id: Some(client.client_id.clone()),
                 post_secret: Some(secret.clone()),
+                assertion: None,
             },
             // No secret at all, as a public client would.
             Presented {
                 basic: None,
                 post_id: Some(client.client_id.clone()),
                 post_secret: None,
+                assertion: None,
             },
         ] {
             assert!(matches!(
-                authenticate(&db, bad).await,
+                authenticate(&db, &[], bad).await,
                 Err(OAuthError::InvalidClient { .. })
             ));
         }
@@ -285,14 +407,15 @@ mod tests {
             basic: Some((client.client_id.clone(), secret.clone())),
             post_id: None,
             post_secret: Some(secret.clone()),
+            assertion: None,
         };
         assert!(matches!(
-            authenticate(&db, both).await,
+            authenticate(&db, &[], both).await,
             Err(OAuthError::InvalidRequest(_))
         ));
         assert!(delete(&db, &client.client_id).await.unwrap());
         assert!(
-            authenticate(&db, basic(&client.client_id, &secret))
+            authenticate(&db, &[], basic(&client.client_id, &secret))
                 .await
                 .is_err()
         );

@@ -31,6 +31,12 @@ pub enum OAuthError {
     Server(String),
 }
 
+impl From<sqlx::Error> for OAuthError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
         OAuthError::Server(e.to_string())

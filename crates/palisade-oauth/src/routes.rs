@@ -63,7 +63,8 @@ async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [oauth.0.keys.signing_key().alg.as_str()],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256"],
         "introspection_endpoint_auth_methods_supported": secret_methods,
         "scopes_supported": scopes,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "email"],
@@ -73,6 +74,7 @@ async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
 }
 
 const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 pub(crate) fn no_store(body: Value) -> Response {
     (
@@ -127,12 +129,34 @@ pub(crate) async fn client(
         .as_ref()
         .map(|(id, _)| id.clone())
         .or_else(|| params.get("client_id").cloned());
+    let assertion =
+        match params.get("client_assertion_type").map(String::as_str) {
+            None => None,
+            Some(JWT_BEARER) => Some(params.get("client_assertion").cloned().ok_or_else(|| {
+                OAuthError::InvalidRequest("client_assertion is missing.".into())
+            })?),
+            Some(_) => {
+                return Err(OAuthError::InvalidRequest(
+                    "Only jwt-bearer client assertions are supported.".into(),
+                ));
+            }
+        };
     let presented = Presented {
         basic,
         post_id: params.get("client_id").cloned(),
         post_secret: params.get("client_secret").cloned(),
+        assertion,
     };
-    let result = clients::authenticate(&oauth.0.db, presented).await;
+    // A client assertion may name the issuer or the endpoint it is sent to.
+    let issuer = &oauth.config().issuer;
+    let audiences: Vec<String> = std::iter::once(issuer.clone())
+        .chain(
+            ["token", "introspect", "revoke", "par"]
+                .iter()
+                .map(|e| format!("{issuer}/oauth/{e}")),
+        )
+        .collect();
+    let result = clients::authenticate(&oauth.0.db, &audiences, presented).await;
     if let Err(OAuthError::InvalidClient { .. }) = &result {
         let mut event = ctx.event(
             Action::ClientAuthenticationFailed,

@@ -16,7 +16,8 @@ pub enum ClientsCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// client_secret_basic (default), client_secret_post, or none for public clients.
+        /// client_secret_basic (default), client_secret_post, private_key_jwt, or none for
+        /// public clients.
         #[arg(long, default_value = "client_secret_basic")]
         auth_method: String,
         /// Repeatable: client_credentials, authorization_code, refresh_token.
@@ -28,6 +29,9 @@ pub enum ClientsCommand {
         /// Repeatable: exact redirect URIs (https, or http on a loopback address).
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
+        /// For `private_key_jwt`: a JWK Set file with the client's public keys.
+        #[arg(long)]
+        jwks_file: Option<std::path::PathBuf>,
     },
     /// List the registered clients (JSON).
     List,
@@ -55,9 +59,12 @@ pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
             grants,
             scopes,
             redirect_uris,
+            jwks_file,
         } => {
             let Some(auth_method) = AuthMethod::parse(&auth_method) else {
-                bail!("--auth-method must be client_secret_basic, client_secret_post or none");
+                bail!(
+                    "--auth-method must be client_secret_basic, client_secret_post, private_key_jwt or none"
+                );
             };
             if let Some(g) = grants.iter().find(|g| !GRANTS.contains(&g.as_str())) {
                 bail!("unknown grant `{g}` (known: {})", GRANTS.join(", "));
@@ -72,6 +79,30 @@ pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
                     "redirect URI `{u}` must be https (or http on a loopback address), without a fragment"
                 );
             }
+            let jwks = jwks_file
+                .map(|path| -> Result<Vec<palisade_jose::Jwk>> {
+                    #[derive(serde::Deserialize)]
+                    struct Set {
+                        keys: Vec<palisade_jose::Jwk>,
+                    }
+                    let text = std::fs::read_to_string(&path)?;
+                    let set: Set = serde_json::from_str(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: not a JWK Set: {e}", path.display()))?;
+                    Ok(set.keys)
+                })
+                .transpose()?
+                .unwrap_or_default();
+            if jwks
+                .iter()
+                .any(|k| palisade_jose::keys::PublicKey::from_jwk(k).is_none())
+            {
+                bail!(
+                    "--jwks-file: only Ed25519 (EdDSA) and P-256 (ES256) public keys are accepted"
+                );
+            }
+            if (auth_method == AuthMethod::PrivateKeyJwt) == jwks.is_empty() {
+                bail!("--jwks-file is required for private_key_jwt, and only for it");
+            }
             if auth_method == AuthMethod::None && grants.iter().any(|g| g == "client_credentials") {
                 bail!("a public client (--auth-method none) cannot use client_credentials");
             }
@@ -83,6 +114,7 @@ pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
                     redirect_uris,
                     grant_types: grants,
                     scopes,
+                    jwks,
                 },
             )
             .await?;

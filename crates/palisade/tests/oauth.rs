@@ -321,3 +321,96 @@ async fn client_credentials_introspection_and_errors(backend: Backend) {
 }
 
 on_both_backends!(client_credentials_introspection_and_errors);
+
+/// OAU-4: `private_key_jwt` (RFC 7523): an assertion signed with the client's registered key,
+/// for this server, used once. Replays, other audiences, other keys and the wrong method fail.
+async fn private_key_jwt_clients(backend: Backend) {
+    use palisade_jose::keys::{Algorithm, SigningKey};
+    let server = Server::start_with(Options::on(backend)).await;
+    let issuer = format!("https://localhost:{}", server.https.port());
+    let key = SigningKey::generate(Algorithm::ES256).unwrap().0;
+    let jwks_path = server.dir.path().join("client-jwks.json");
+    std::fs::write(
+        &jwks_path,
+        serde_json::json!({ "keys": [key.public().jwk()] }).to_string(),
+    )
+    .unwrap();
+    let client = register(
+        &server,
+        &[
+            "--name",
+            "signer",
+            "--auth-method",
+            "private_key_jwt",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "audit:write",
+            "--jwks-file",
+            jwks_path.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        client.secret.is_none(),
+        "no secret for a key-authenticated client"
+    );
+    let assertion = |signer: &SigningKey, aud: &str, jti: &str| {
+        let now = palisade_store::now_ms() / 1000;
+        let claims = serde_json::json!({
+            "iss": client.id, "sub": client.id, "aud": aud, "jti": jti,
+            "iat": now, "exp": now + 120,
+        });
+        palisade_jose::jws::sign(signer, "JWT", claims.as_object().unwrap())
+    };
+    let token = |assertion: String| {
+        let http = server.http_client();
+        let url = format!("{}/oauth/token", server.base());
+        async move {
+            http.post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(encode_form(&[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &assertion),
+                ]))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let token_endpoint = format!("{issuer}/oauth/token");
+    let good = assertion(&key, &token_endpoint, "jti-1");
+    assert_eq!(token(good.clone()).await, 200);
+    assert_eq!(token(good).await, 401, "an assertion is used once");
+    assert_eq!(
+        token(assertion(&key, &issuer, "jti-2")).await,
+        200,
+        "the issuer is a valid audience"
+    );
+    assert_eq!(
+        token(assertion(&key, "https://other.example/token", "jti-3")).await,
+        401
+    );
+    let stranger = SigningKey::generate(Algorithm::ES256).unwrap().0;
+    assert_eq!(
+        token(assertion(&stranger, &token_endpoint, "jti-4")).await,
+        401
+    );
+    let secret_attempt = server
+        .http_client()
+        .post(format!("{}/oauth/token", server.base()))
+        .basic_auth(&client.id, Some("guess"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(secret_attempt.status(), 401, "only the registered method");
+}
+
+on_both_backends!(private_key_jwt_clients);
