@@ -363,6 +363,17 @@ async fn code_flow_and_its_attacks(backend: Backend) {
         assert_eq!(r.status, 400, "{uri}");
         assert!(r.headers.get("location").is_none(), "{uri}");
     }
+    // CORS preflight on the authorization endpoint: no grant to a foreign origin.
+    let preflight = server
+        .http_client()
+        .request(reqwest::Method::OPTIONS, format!("{}/oauth/authorize", server.base()))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(!preflight.status().is_success(), "{}", preflight.status());
+    assert!(preflight.headers().get("access-control-allow-origin").is_none());
     let r = a.get(&Flow::new("no-such-client", "openid").url()).await;
     assert_eq!((r.status, r.headers.get("location").is_none()), (400, true));
 
