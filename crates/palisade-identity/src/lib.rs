@@ -22,7 +22,7 @@ mod routes;
 
 pub use config::IdentityConfig;
 pub use context::{RequestContext, SignedIn};
-pub use login::check_password_rules;
+pub use login::{check_password_rules, end_session};
 pub use routes::router;
 
 use palisade_audit::Auditor;

@@ -420,13 +420,22 @@ pub async fn logout(
     signed_in: SignedIn,
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> Result<Response, AppError> {
+    let clear = end_session(&id, &ctx, &signed_in).await?;
+    let mut response = Redirect::to("/login?notice=signed_out").into_response();
+    response.headers_mut().append(header::SET_COOKIE, clear);
+    Ok(response)
+}
+
+/// Ends the request's session and records it; returns the header that clears its cookie. The
+/// sign-out page and OpenID Connect RP-initiated logout both end sessions this way.
+pub async fn end_session(
+    id: &Identity,
+    ctx: &RequestContext,
+    signed_in: &SignedIn,
+) -> Result<http::HeaderValue, AppError> {
     sessions::revoke(&id.db, &signed_in.user.id, &signed_in.session.id_hash).await?;
     id.auditor
-        .record(signed_in.audit(&ctx, Action::Logout, Outcome::Success))
+        .record(signed_in.audit(ctx, Action::Logout, Outcome::Success))
         .await?;
-    let mut response = Redirect::to("/login?notice=signed_out").into_response();
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, cookies::clear(cookies::SESSION));
-    Ok(response)
+    Ok(cookies::clear(cookies::SESSION))
 }

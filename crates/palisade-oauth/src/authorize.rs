@@ -6,6 +6,7 @@
 //! `prompt=consent`. Codes are bound to the approving browser session.
 
 use crate::OAuth;
+use crate::QUERY_VALUE;
 use crate::clients::{self, Client};
 use crate::codes::{self, CODE_LIFETIME_MS, CodeGrant};
 use crate::error::OAuthError;
@@ -19,7 +20,7 @@ use palisade_http::error::escape_html;
 use palisade_identity::csrf::{Csrf, CsrfForm};
 use palisade_identity::{RequestContext, SignedIn};
 use palisade_store::now_ms;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 use std::collections::BTreeMap;
 
 type Params = BTreeMap<String, String>;
@@ -85,7 +86,7 @@ impl Known {
         pairs.push(("iss", issuer));
         let query: Vec<String> = pairs
             .iter()
-            .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, NON_ALPHANUMERIC)))
+            .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, QUERY_VALUE)))
             .collect();
         let sep = if self.redirect_uri.contains('?') {
             '&'
@@ -292,12 +293,12 @@ fn sign_in(params: &Params) -> Response {
     let query: Vec<String> = params
         .iter()
         .filter(|(k, _)| k.as_str() != "prompt")
-        .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, NON_ALPHANUMERIC)))
+        .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, QUERY_VALUE)))
         .collect();
     let back = format!("/oauth/authorize?{}", query.join("&"));
     Redirect::to(&format!(
         "/login?return_to={}",
-        utf8_percent_encode(&back, NON_ALPHANUMERIC)
+        utf8_percent_encode(&back, QUERY_VALUE)
     ))
     .into_response()
 }

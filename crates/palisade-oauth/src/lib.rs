@@ -9,6 +9,7 @@ mod authorize;
 pub mod clients;
 pub mod codes;
 pub mod error;
+mod logout;
 mod routes;
 
 use palisade_audit::Auditor;
@@ -21,6 +22,14 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 pub use routes::router;
+
+/// Percent-encoding for query values sent back to clients: everything but RFC 3986's
+/// unreserved characters.
+pub(crate) const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 #[derive(Debug, Clone)]
 pub struct OAuthConfig {
@@ -186,6 +195,28 @@ impl OAuth {
             return Err(TokenError::Claim("aud"));
         }
         Ok(claims)
+    }
+
+    /// The client an ID token of ours was issued to, for logout hints: the signature and issuer
+    /// must hold, but the token may have expired (RP-initiated logout accepts old hints).
+    pub fn verify_id_token_hint(&self, token: &str) -> Option<String> {
+        let parts = jws::split(token)?;
+        let unverified: Map<String, Value> = serde_json::from_slice(&parts.payload).ok()?;
+        let exp = unverified.get("exp")?.as_i64()?;
+        let claims = verify(
+            token,
+            &self.0.keys.published(),
+            &Expectations {
+                typ: "JWT",
+                issuer: &self.0.config.issuer,
+                audience: None,
+                // Checked as of just before it expired: only the signature and issuer matter.
+                now: exp - 1,
+                skew_seconds: 0,
+            },
+        )
+        .ok()?;
+        claims.get("aud")?.as_str().map(str::to_owned)
     }
 
     /// Whether `token` is a valid access token granting `scope`.

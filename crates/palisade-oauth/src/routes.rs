@@ -34,6 +34,10 @@ pub fn router(oauth: OAuth) -> Router {
         .route("/oauth/token", post(token))
         .route("/oauth/introspect", post(introspect))
         .route("/oauth/revoke", post(revoke))
+        .route(
+            "/oauth/logout",
+            get(crate::logout::page).post(crate::logout::confirm),
+        )
         .route("/account/apps", get(crate::apps::page))
         .route("/account/apps/revoke", post(crate::apps::revoke))
         .route("/oauth/userinfo", get(userinfo).post(userinfo))
@@ -58,6 +62,7 @@ async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "end_session_endpoint": format!("{issuer}/oauth/logout"),
         "pushed_authorization_request_endpoint": format!("{issuer}/oauth/par"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "subject_types_supported": ["public"],

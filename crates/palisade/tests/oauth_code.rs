@@ -366,14 +366,22 @@ async fn code_flow_and_its_attacks(backend: Backend) {
     // CORS preflight on the authorization endpoint: no grant to a foreign origin.
     let preflight = server
         .http_client()
-        .request(reqwest::Method::OPTIONS, format!("{}/oauth/authorize", server.base()))
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/oauth/authorize", server.base()),
+        )
         .header("origin", "https://evil.example")
         .header("access-control-request-method", "POST")
         .send()
         .await
         .unwrap();
     assert!(!preflight.status().is_success(), "{}", preflight.status());
-    assert!(preflight.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
     let r = a.get(&Flow::new("no-such-client", "openid").url()).await;
     assert_eq!((r.status, r.headers.get("location").is_none()), (400, true));
 
@@ -763,9 +771,57 @@ async fn pushed_authorization_requests(backend: Backend) {
     assert_eq!(r.status(), 200);
 }
 
+/// OAU-8, RP-initiated logout: with a valid ID token as hint, the user confirms, the session
+/// ends and the browser returns to the client's registered URI with its state; an unregistered
+/// return address or a forged hint gets a page, not a redirect.
+async fn rp_initiated_logout(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let (mut a, client_id, tokens, _) = refreshable(&server, "openid").await;
+    let hint = tokens["id_token"].as_str().unwrap().to_owned();
+    let url = |hint: &str, uri: &str| {
+        format!(
+            "/oauth/logout?id_token_hint={}&post_logout_redirect_uri={}&state=bye-1",
+            enc(hint),
+            enc(uri)
+        )
+    };
+    assert_eq!(
+        a.get(&url(&hint, "https://evil.example/")).await.status,
+        400
+    );
+    let mut forged = hint.clone();
+    forged.pop();
+    forged.push(if hint.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(a.get(&url(&forged, REDIRECT)).await.status, 400);
+    let confirm = a.get(&url(&hint, REDIRECT)).await;
+    assert_eq!(confirm.status, 200, "the user confirms first");
+    assert_eq!(
+        a.get("/account").await.status,
+        200,
+        "still signed in until then"
+    );
+    let r = a
+        .post_form(
+            "/oauth/logout",
+            &[
+                ("id_token_hint", &hint),
+                ("post_logout_redirect_uri", REDIRECT),
+                ("state", "bye-1"),
+                ("client_id", &client_id),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (303, format!("{REDIRECT}?state=bye-1").as_str())
+    );
+    assert_eq!(a.get("/account").await.status, 303, "signed out");
+}
+
 on_both_backends!(
     refresh_rotation_reuse_and_revocation,
     concurrent_refreshes_keep_one_family,
     revoking_consent_ends_the_apps_tokens,
-    pushed_authorization_requests
+    pushed_authorization_requests,
+    rp_initiated_logout
 );
