@@ -72,6 +72,78 @@ pub struct NewClient {
     pub jwks: Vec<palisade_jose::Jwk>,
 }
 
+pub const GRANTS: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
+pub const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+/// Redirect URIs must be https, or http on a loopback address for native apps (RFC 8252), and
+/// carry no fragment.
+fn redirect_uri_ok(uri: &str) -> bool {
+    let loopback = ["http://127.0.0.1", "http://[::1]", "http://localhost"]
+        .iter()
+        .any(|p| {
+            uri.strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with([':', '/']))
+        });
+    (uri.starts_with("https://") || loopback) && !uri.contains('#')
+}
+
+impl NewClient {
+    /// The registration policy, for the CLI and dynamic registration alike: known grants and
+    /// scopes only; redirect URIs safe and, when `allowed_hosts` is not empty, on those hosts;
+    /// keys exactly for `private_key_jwt`; no client credentials for public clients.
+    pub fn check(&self, api_scopes: &[String], allowed_hosts: &[String]) -> Result<(), String> {
+        if let Some(g) = self
+            .grant_types
+            .iter()
+            .find(|g| !GRANTS.contains(&g.as_str()))
+        {
+            return Err(format!(
+                "unknown grant `{g}` (known: {})",
+                GRANTS.join(", ")
+            ));
+        }
+        let known = |s: &String| OIDC_SCOPES.contains(&s.as_str()) || api_scopes.contains(s);
+        if let Some(s) = self.scopes.iter().find(|s| !known(s)) {
+            return Err(format!("unknown scope `{s}`"));
+        }
+        for uri in &self.redirect_uris {
+            if !redirect_uri_ok(uri) {
+                return Err(format!(
+                    "redirect URI `{uri}` must be https (or http on a loopback address), without a fragment"
+                ));
+            }
+            let host = uri
+                .split_once("://")
+                .map(|(_, rest)| rest.split(['/', ':', '?']).next().unwrap_or_default())
+                .unwrap_or_default();
+            if !allowed_hosts.is_empty() && !allowed_hosts.iter().any(|h| h == host) {
+                return Err(format!("redirect URI host `{host}` is not allowed"));
+            }
+        }
+        if self.grant_types.iter().any(|g| g == "authorization_code")
+            && self.redirect_uris.is_empty()
+        {
+            return Err("the code flow needs at least one redirect URI".into());
+        }
+        if self
+            .jwks
+            .iter()
+            .any(|k| palisade_jose::keys::PublicKey::from_jwk(k).is_none())
+        {
+            return Err("only Ed25519 (EdDSA) and P-256 (ES256) public keys are accepted".into());
+        }
+        if (self.auth_method == AuthMethod::PrivateKeyJwt) == self.jwks.is_empty() {
+            return Err("keys are required for private_key_jwt, and only for it".into());
+        }
+        if self.auth_method == AuthMethod::None
+            && self.grant_types.iter().any(|g| g == "client_credentials")
+        {
+            return Err("a public client cannot use client_credentials".into());
+        }
+        Ok(())
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct Row {
     client_id: String,
@@ -327,6 +399,58 @@ pub async fn authenticate(
         _ => return Err(refuse()),
     }
     Ok(client)
+}
+
+/// Gives a client a new registration access token (RFC 7592); returns it (shown once).
+pub async fn issue_registration_token(db: &Db, client_id: &str) -> Result<String, StoreError> {
+    let token = palisade_crypto::random_token();
+    sqlx::query("UPDATE oauth_clients SET registration_token_sha256 = $1 WHERE client_id = $2")
+        .bind(palisade_crypto::sha256_hex(token.as_bytes()))
+        .bind(client_id)
+        .execute(db.pool())
+        .await?;
+    Ok(token)
+}
+
+/// The client whose registration access token this is, if it is one.
+pub async fn by_registration_token(
+    db: &Db,
+    client_id: &str,
+    token: &str,
+) -> Result<Option<Client>, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT registration_token_sha256 FROM oauth_clients \
+         WHERE client_id = $1 AND registration_token_sha256 IS NOT NULL",
+    )
+    .bind(client_id)
+    .fetch_optional(db.pool())
+    .await?;
+    let given = palisade_crypto::sha256_hex(token.as_bytes());
+    match row {
+        Some((digest,))
+            if palisade_crypto::constant_time_eq(digest.as_bytes(), given.as_bytes()) =>
+        {
+            find(db, client_id).await
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Replaces a client's metadata (not its id, method or secret).
+pub async fn update(db: &Db, client_id: &str, new: &NewClient) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE oauth_clients SET name = $1, redirect_uris = $2, grant_types = $3, scopes = $4, \
+         jwks = $5 WHERE client_id = $6",
+    )
+    .bind(&new.name)
+    .bind(serde_json::to_string(&new.redirect_uris).expect("strings serialize"))
+    .bind(serde_json::to_string(&new.grant_types).expect("strings serialize"))
+    .bind(new.scopes.join(" "))
+    .bind((!new.jwks.is_empty()).then(|| serde_json::to_string(&new.jwks).expect("JWKs serialize")))
+    .bind(client_id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -27,6 +27,10 @@ pub enum OAuthError {
     InvalidScope(String),
     #[error("invalid_target: {0}")]
     InvalidTarget(String),
+    #[error("invalid_redirect_uri: {0}")]
+    InvalidRedirectUri(String),
+    #[error("invalid_client_metadata: {0}")]
+    InvalidClientMetadata(String),
     #[error("server_error")]
     Server(String),
 }
@@ -65,6 +69,14 @@ impl OAuthError {
             ),
             OAuthError::InvalidScope(d) => (StatusCode::BAD_REQUEST, "invalid_scope", d.clone()),
             OAuthError::InvalidTarget(d) => (StatusCode::BAD_REQUEST, "invalid_target", d.clone()),
+            OAuthError::InvalidRedirectUri(d) => {
+                (StatusCode::BAD_REQUEST, "invalid_redirect_uri", d.clone())
+            }
+            OAuthError::InvalidClientMetadata(d) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_client_metadata",
+                d.clone(),
+            ),
             OAuthError::Server(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",

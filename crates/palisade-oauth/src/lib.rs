@@ -10,6 +10,7 @@ pub mod clients;
 pub mod codes;
 pub mod error;
 mod logout;
+mod registration;
 mod routes;
 
 use palisade_audit::Auditor;
@@ -46,6 +47,27 @@ pub struct OAuthConfig {
     /// refresh, not a reuse (OAU-5).
     pub refresh_grace_ms: i64,
     pub skew_seconds: i64,
+    pub registration: RegistrationPolicy,
+}
+
+/// Who may register clients dynamically (OAU-9).
+#[derive(Clone, Default)]
+pub struct RegistrationPolicy {
+    /// Anyone, without an initial access token.
+    pub open: bool,
+    /// Initial access tokens (only their digests are configured) for closed registration.
+    pub initial_tokens: palisade_http::ApiKeys,
+    /// When not empty, redirect URIs must be on these hosts.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl std::fmt::Debug for RegistrationPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrationPolicy")
+            .field("open", &self.open)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone)]

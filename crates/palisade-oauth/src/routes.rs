@@ -34,6 +34,13 @@ pub fn router(oauth: OAuth) -> Router {
         .route("/oauth/token", post(token))
         .route("/oauth/introspect", post(introspect))
         .route("/oauth/revoke", post(revoke))
+        .route("/oauth/register", post(crate::registration::register))
+        .route(
+            "/oauth/register/{client_id}",
+            get(crate::registration::read)
+                .put(crate::registration::update)
+                .delete(crate::registration::delete),
+        )
         .route(
             "/oauth/logout",
             get(crate::logout::page).post(crate::logout::confirm),
@@ -49,7 +56,7 @@ async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
     let issuer = &oauth.config().issuer;
     let secret_methods =
         [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost].map(AuthMethod::as_str);
-    let mut scopes: Vec<&str> = OIDC_SCOPES.to_vec();
+    let mut scopes: Vec<&str> = clients::OIDC_SCOPES.to_vec();
     scopes.extend(oauth.config().scopes.iter().map(String::as_str));
     Json(json!({
         "issuer": issuer,
@@ -63,6 +70,7 @@ async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "end_session_endpoint": format!("{issuer}/oauth/logout"),
+        "registration_endpoint": format!("{issuer}/oauth/register"),
         "pushed_authorization_request_endpoint": format!("{issuer}/oauth/par"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "subject_types_supported": ["public"],
@@ -78,7 +86,6 @@ async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
     }))
 }
 
-const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 pub(crate) fn no_store(body: Value) -> Response {

@@ -7,9 +7,6 @@ use clap::Subcommand;
 use palisade_audit::{Action, Outcome, SecurityEvent};
 use palisade_oauth::clients::{self, AuthMethod, NewClient};
 
-const GRANTS: &[&str] = &["client_credentials", "authorization_code", "refresh_token"];
-const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
-
 #[derive(Subcommand)]
 pub enum ClientsCommand {
     /// Register a client; prints its id and, once, its secret (JSON).
@@ -39,16 +36,6 @@ pub enum ClientsCommand {
     Delete { client_id: String },
 }
 
-fn redirect_uri_ok(uri: &str) -> bool {
-    let loopback = ["http://127.0.0.1", "http://[::1]", "http://localhost"]
-        .iter()
-        .any(|p| {
-            uri.strip_prefix(p)
-                .is_some_and(|rest| rest.starts_with([':', '/']))
-        });
-    (uri.starts_with("https://") || loopback) && !uri.contains('#')
-}
-
 pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
     let db = crate::state::open_database(&config).await?;
     let auditor = crate::state::cli_auditor(&config, &db)?;
@@ -66,19 +53,6 @@ pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
                     "--auth-method must be client_secret_basic, client_secret_post, private_key_jwt or none"
                 );
             };
-            if let Some(g) = grants.iter().find(|g| !GRANTS.contains(&g.as_str())) {
-                bail!("unknown grant `{g}` (known: {})", GRANTS.join(", "));
-            }
-            let known =
-                |s: &String| OIDC_SCOPES.contains(&s.as_str()) || config.oauth.scopes.contains(s);
-            if let Some(s) = scopes.iter().find(|s| !known(s)) {
-                bail!("unknown scope `{s}`: add it to oauth.scopes first");
-            }
-            if let Some(u) = redirect_uris.iter().find(|u| !redirect_uri_ok(u)) {
-                bail!(
-                    "redirect URI `{u}` must be https (or http on a loopback address), without a fragment"
-                );
-            }
             let jwks = jwks_file
                 .map(|path| -> Result<Vec<palisade_jose::Jwk>> {
                     #[derive(serde::Deserialize)]
@@ -92,32 +66,18 @@ pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
                 })
                 .transpose()?
                 .unwrap_or_default();
-            if jwks
-                .iter()
-                .any(|k| palisade_jose::keys::PublicKey::from_jwk(k).is_none())
-            {
-                bail!(
-                    "--jwks-file: only Ed25519 (EdDSA) and P-256 (ES256) public keys are accepted"
-                );
+            let new = NewClient {
+                name,
+                auth_method,
+                redirect_uris,
+                grant_types: grants,
+                scopes,
+                jwks,
+            };
+            if let Err(problem) = new.check(&config.oauth.scopes, &[]) {
+                bail!("{problem}");
             }
-            if (auth_method == AuthMethod::PrivateKeyJwt) == jwks.is_empty() {
-                bail!("--jwks-file is required for private_key_jwt, and only for it");
-            }
-            if auth_method == AuthMethod::None && grants.iter().any(|g| g == "client_credentials") {
-                bail!("a public client (--auth-method none) cannot use client_credentials");
-            }
-            let (client, secret) = clients::create(
-                &db,
-                NewClient {
-                    name,
-                    auth_method,
-                    redirect_uris,
-                    grant_types: grants,
-                    scopes,
-                    jwks,
-                },
-            )
-            .await?;
+            let (client, secret) = clients::create(&db, new).await?;
             auditor
                 .record(
                     SecurityEvent::new(Action::ClientRegistered, Outcome::Success, "default")

@@ -45,6 +45,12 @@ pub struct OAuthSettings {
     /// A rotated refresh token used again within this window counts as a concurrent refresh,
     /// not as theft (at most 2000).
     pub refresh_grace_ms: u32,
+    /// Dynamic client registration without an initial access token.
+    pub open_registration: bool,
+    /// Hex SHA-256 digests of initial access tokens for (closed) dynamic registration.
+    pub registration_token_sha256: Vec<String>,
+    /// When not empty, dynamically registered redirect URIs must be on these hosts.
+    pub registration_allowed_hosts: Vec<String>,
 }
 
 impl Default for OAuthSettings {
@@ -56,6 +62,9 @@ impl Default for OAuthSettings {
             clock_skew_seconds: 30,
             refresh_token_days: 30,
             refresh_grace_ms: 2000,
+            open_registration: false,
+            registration_token_sha256: Vec::new(),
+            registration_allowed_hosts: Vec::new(),
         }
     }
 }
@@ -367,6 +376,8 @@ impl Config {
             .map_err(|e| format!("audit.ingest_key_sha256: {e}"))?;
         palisade_http::ApiKeys::from_hex_digests(&self.admin.api_key_sha256)
             .map_err(|e| format!("admin.api_key_sha256: {e}"))?;
+        palisade_http::ApiKeys::from_hex_digests(&self.oauth.registration_token_sha256)
+            .map_err(|e| format!("oauth.registration_token_sha256: {e}"))?;
         if let Some(issuer) = &self.oauth.issuer
             && (!issuer.starts_with("https://")
                 || issuer.contains(['?', '#'])

@@ -131,6 +131,12 @@ pub fn oauth_config(config: &Config, https_port: u16) -> palisade_oauth::OAuthCo
         refresh_token_days: o.refresh_token_days,
         refresh_grace_ms: i64::from(o.refresh_grace_ms),
         skew_seconds: i64::from(o.clock_skew_seconds),
+        registration: palisade_oauth::RegistrationPolicy {
+            open: o.open_registration,
+            initial_tokens: palisade_http::ApiKeys::from_hex_digests(&o.registration_token_sha256)
+                .unwrap_or_default(),
+            allowed_hosts: o.registration_allowed_hosts.clone(),
+        },
     }
 }
 

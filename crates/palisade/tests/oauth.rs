@@ -414,3 +414,124 @@ async fn private_key_jwt_clients(backend: Backend) {
 }
 
 on_both_backends!(private_key_jwt_clients);
+
+/// OAU-9: dynamic registration (RFC 7591) behind an initial access token, the registration
+/// policy, and management of one's own registration (RFC 7592).
+async fn dynamic_registration(backend: Backend) {
+    let initial = "initial-access-token-for-the-tests-0123456789";
+    let server = Server::start_with(Options::on(backend).env(
+        "PALISADE_OAUTH__REGISTRATION_TOKEN_SHA256",
+        format!("[\"{}\"]", palisade_crypto::sha256_hex(initial.as_bytes())),
+    ))
+    .await;
+    let http = server.http_client();
+    let base = server.base();
+    let register = |token: Option<&str>, body: serde_json::Value| {
+        let mut req = http.post(format!("{base}/oauth/register")).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let metadata = serde_json::json!({
+        "client_name": "Dynamic", "redirect_uris": ["https://app.example/cb"],
+        "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic",
+        "scope": "audit:write", "logo_uri": "https://app.example/logo.png",
+    });
+    for token in [None, Some("wrong-token")] {
+        assert_eq!(
+            register(token, metadata.clone()).await.unwrap().status(),
+            401,
+            "{token:?}"
+        );
+    }
+    for (bad, code) in [
+        (
+            serde_json::json!({"redirect_uris": ["http://app.example/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            serde_json::json!({"redirect_uris": ["https://app.example/cb"], "scope": "root"}),
+            "invalid_client_metadata",
+        ),
+        (
+            serde_json::json!({"redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "tls_client_auth"}),
+            "invalid_client_metadata",
+        ),
+    ] {
+        let r = register(Some(initial), bad).await.unwrap();
+        assert_eq!(r.status(), 400);
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(e["error"], code);
+    }
+    let r = register(Some(initial), metadata).await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let reg: serde_json::Value = r.json().await.unwrap();
+    let (id, secret) = (
+        reg["client_id"].as_str().unwrap(),
+        reg["client_secret"].as_str().unwrap(),
+    );
+    let management = reg["registration_client_uri"]
+        .as_str()
+        .unwrap()
+        .replace(&format!("https://localhost:{}", server.https.port()), &base);
+    let reg_token = reg["registration_access_token"].as_str().unwrap();
+
+    // The new client works at once.
+    let t = http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(t.status(), 200);
+
+    // RFC 7592: read, update, delete with the registration access token only.
+    let read = |token: &str| http.get(&management).bearer_auth(token).send();
+    assert_eq!(read("not-the-token").await.unwrap().status(), 401);
+    assert_eq!(
+        read(secret).await.unwrap().status(),
+        401,
+        "the client secret is not the registration token"
+    );
+    let current: serde_json::Value = read(reg_token).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (current["client_id"].as_str(), current.get("client_secret")),
+        (Some(id), None)
+    );
+    let r = http
+        .put(&management)
+        .bearer_auth(reg_token)
+        .json(&serde_json::json!({
+            "client_id": id, "client_name": "Renamed", "redirect_uris": ["https://app.example/cb2"],
+            "grant_types": ["client_credentials"], "scope": "audit:write",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let updated: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(updated["client_name"], "Renamed");
+    assert_eq!(
+        updated["redirect_uris"],
+        serde_json::json!(["https://app.example/cb2"])
+    );
+    assert_eq!(
+        http.delete(&management)
+            .bearer_auth(reg_token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(read(reg_token).await.unwrap().status(), 401, "gone");
+    let actions: Vec<String> = server.events().await.into_iter().map(|e| e.0).collect();
+    assert!(actions.iter().any(|a| a == "oauth.client.registered"));
+    assert!(actions.iter().any(|a| a == "oauth.client.deleted"));
+}
+
+on_both_backends!(dynamic_registration);

@@ -1,0 +1,230 @@
+//! Dynamic client registration (OAU-9): RFC 7591 to register, RFC 7592 to read, update and
+//! delete one's own registration with the registration access token returned at registration.
+//! Registration is closed unless configured open: an initial access token (configured as a
+//! digest) is then required. The same policy as the CLI applies (known grants and scopes, safe
+//! redirect URIs, optionally on allowed hosts only).
+
+use crate::OAuth;
+use crate::clients::{self, AuthMethod, Client, NewClient};
+use crate::error::OAuthError;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use palisade_audit::{Action, Outcome};
+use palisade_identity::RequestContext;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Client metadata as RFC 7591 §2 names it; other members are ignored, as it requires.
+#[derive(Deserialize)]
+pub struct Metadata {
+    client_id: Option<String>,
+    client_name: Option<String>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    grant_types: Option<Vec<String>>,
+    token_endpoint_auth_method: Option<String>,
+    scope: Option<String>,
+    jwks: Option<JwkSet>,
+}
+
+#[derive(Deserialize)]
+struct JwkSet {
+    keys: Vec<palisade_jose::Jwk>,
+}
+
+impl Metadata {
+    fn into_new(self, auth_method: AuthMethod) -> NewClient {
+        NewClient {
+            name: self
+                .client_name
+                .unwrap_or_else(|| "Unnamed application".into()),
+            auth_method,
+            redirect_uris: self.redirect_uris,
+            grant_types: self
+                .grant_types
+                .unwrap_or_else(|| vec!["authorization_code".into()]),
+            scopes: self
+                .scope
+                .unwrap_or_default()
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            jwks: self.jwks.map(|j| j.keys).unwrap_or_default(),
+        }
+    }
+}
+
+fn checked(oauth: &OAuth, new: &NewClient) -> Result<(), OAuthError> {
+    let policy = &oauth.config().registration;
+    new.check(&oauth.config().scopes, &policy.allowed_hosts)
+        .map_err(|problem| {
+            if problem.contains("redirect URI") {
+                OAuthError::InvalidRedirectUri(problem)
+            } else {
+                OAuthError::InvalidClientMetadata(problem)
+            }
+        })
+}
+
+/// The registration as RFC 7591 §3.2.1 returns it (without secrets).
+fn describe(oauth: &OAuth, client: &Client) -> Value {
+    let issuer = &oauth.config().issuer;
+    json!({
+        "client_id": client.client_id,
+        "client_id_issued_at": client.created_at / 1000,
+        "client_name": client.name,
+        "redirect_uris": client.redirect_uris,
+        "grant_types": client.grant_types,
+        "response_types": if client.allows_grant("authorization_code") { vec!["code"] } else { vec![] },
+        "token_endpoint_auth_method": client.auth_method.as_str(),
+        "scope": client.scopes.join(" "),
+        "registration_client_uri": format!("{issuer}/oauth/register/{}", client.client_id),
+    })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+fn answered(
+    ctx: &RequestContext,
+    status: StatusCode,
+    result: Result<Value, OAuthError>,
+) -> Response {
+    match result {
+        Ok(body) => {
+            let mut r = crate::routes::no_store(body);
+            *r.status_mut() = status;
+            r
+        }
+        Err(e) => e.respond(Some(&ctx.trace_id)),
+    }
+}
+
+pub async fn register(
+    State(oauth): State<OAuth>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    Json(metadata): Json<Metadata>,
+) -> Response {
+    let result = async {
+        let policy = &oauth.config().registration;
+        if !policy.open && policy.initial_tokens.check(&headers).is_err() {
+            return Err(OAuthError::InvalidClient { basic: false });
+        }
+        let method = match metadata.token_endpoint_auth_method.as_deref() {
+            None => AuthMethod::ClientSecretBasic,
+            Some(m) => AuthMethod::parse(m).ok_or_else(|| {
+                OAuthError::InvalidClientMetadata(format!(
+                    "unknown token_endpoint_auth_method `{m}`"
+                ))
+            })?,
+        };
+        let new = metadata.into_new(method);
+        checked(&oauth, &new)?;
+        let (client, secret) = clients::create(&oauth.0.db, new).await?;
+        let token = clients::issue_registration_token(&oauth.0.db, &client.client_id).await?;
+        oauth
+            .0
+            .auditor
+            .record(
+                ctx.event(Action::ClientRegistered, Outcome::Success, "default")
+                    .client(client.client_id.clone())
+                    .detail("by", "registration"),
+            )
+            .await?;
+        let mut body = describe(&oauth, &client);
+        body["registration_access_token"] = token.into();
+        if let Some(secret) = secret {
+            body["client_secret"] = secret.into();
+            body["client_secret_expires_at"] = 0.into();
+        }
+        Ok(body)
+    };
+    answered(&ctx, StatusCode::CREATED, result.await)
+}
+
+/// The client the registration access token of the request belongs to (RFC 7592 §3).
+async fn own(oauth: &OAuth, headers: &HeaderMap, client_id: &str) -> Result<Client, OAuthError> {
+    let token = bearer(headers).ok_or(OAuthError::InvalidClient { basic: false })?;
+    clients::by_registration_token(&oauth.0.db, client_id, token)
+        .await?
+        .ok_or(OAuthError::InvalidClient { basic: false })
+}
+
+pub async fn read(
+    State(oauth): State<OAuth>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Response {
+    let result = async { Ok(describe(&oauth, &own(&oauth, &headers, &client_id).await?)) };
+    answered(&ctx, StatusCode::OK, result.await)
+}
+
+pub async fn update(
+    State(oauth): State<OAuth>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    Json(metadata): Json<Metadata>,
+) -> Response {
+    let result = async {
+        let client = own(&oauth, &headers, &client_id).await?;
+        if metadata.client_id.as_deref() != Some(client_id.as_str()) {
+            return Err(OAuthError::InvalidRequest(
+                "The body must name the client being updated.".into(),
+            ));
+        }
+        if metadata
+            .token_endpoint_auth_method
+            .as_deref()
+            .is_some_and(|m| m != client.auth_method.as_str())
+        {
+            return Err(OAuthError::InvalidClientMetadata(
+                "token_endpoint_auth_method cannot change; register a new client".into(),
+            ));
+        }
+        let new = metadata.into_new(client.auth_method);
+        checked(&oauth, &new)?;
+        clients::update(&oauth.0.db, &client_id, &new).await?;
+        let updated = clients::find(&oauth.0.db, &client_id)
+            .await?
+            .ok_or(OAuthError::InvalidClient { basic: false })?;
+        Ok(describe(&oauth, &updated))
+    };
+    answered(&ctx, StatusCode::OK, result.await)
+}
+
+pub async fn delete(
+    State(oauth): State<OAuth>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Response {
+    let result = async {
+        own(&oauth, &headers, &client_id).await?;
+        clients::delete(&oauth.0.db, &client_id).await?;
+        oauth
+            .0
+            .auditor
+            .record(
+                ctx.event(Action::ClientDeleted, Outcome::Success, "default")
+                    .client(client_id.clone())
+                    .detail("by", "registration"),
+            )
+            .await?;
+        Ok::<_, OAuthError>(StatusCode::NO_CONTENT.into_response())
+    };
+    match result.await {
+        Ok(r) => r,
+        Err(e) => e.respond(Some(&ctx.trace_id)),
+    }
+}
