@@ -4,6 +4,7 @@
 //! and ID tokens; userinfo; RFC 7662 introspection; discovery; and the one access-token
 //! verification function resources use.
 
+pub mod admin;
 mod apps;
 mod authorize;
 pub mod clients;

@@ -36,7 +36,21 @@ struct JwkSet {
 }
 
 impl Metadata {
-    fn into_new(self, auth_method: AuthMethod) -> NewClient {
+    /// The requested client authentication method, if named.
+    pub(crate) fn auth_method(&self) -> Result<Option<AuthMethod>, OAuthError> {
+        self.token_endpoint_auth_method
+            .as_deref()
+            .map(|m| {
+                AuthMethod::parse(m).ok_or_else(|| {
+                    OAuthError::InvalidClientMetadata(format!(
+                        "unknown token_endpoint_auth_method `{m}`"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    pub(crate) fn into_new(self, auth_method: AuthMethod) -> NewClient {
         NewClient {
             name: self
                 .client_name
@@ -58,7 +72,7 @@ impl Metadata {
     }
 }
 
-fn checked(oauth: &OAuth, new: &NewClient) -> Result<(), OAuthError> {
+pub(crate) fn checked(oauth: &OAuth, new: &NewClient) -> Result<(), OAuthError> {
     let policy = &oauth.config().registration;
     new.check(&oauth.config().scopes, &policy.allowed_hosts)
         .map_err(|problem| {
@@ -119,14 +133,9 @@ pub async fn register(
         if !policy.open && policy.initial_tokens.check(&headers).is_err() {
             return Err(OAuthError::InvalidClient { basic: false });
         }
-        let method = match metadata.token_endpoint_auth_method.as_deref() {
-            None => AuthMethod::ClientSecretBasic,
-            Some(m) => AuthMethod::parse(m).ok_or_else(|| {
-                OAuthError::InvalidClientMetadata(format!(
-                    "unknown token_endpoint_auth_method `{m}`"
-                ))
-            })?,
-        };
+        let method = metadata
+            .auth_method()?
+            .unwrap_or(AuthMethod::ClientSecretBasic);
         let new = metadata.into_new(method);
         checked(&oauth, &new)?;
         let (client, secret) = clients::create(&oauth.0.db, new).await?;

@@ -100,7 +100,7 @@ pub async fn run(config: Config) -> Result<()> {
     };
     let admin_keys =
         ApiKeys::from_hex_digests(&config.admin.api_key_sha256).map_err(anyhow::Error::msg)?;
-    let audit_admin = palisade_audit::admin::router(auditor.clone(), admin_keys);
+    let audit_admin = palisade_audit::admin::router(auditor.clone(), admin_keys.clone());
     tasks.spawn(crate::signing::maintain(
         key_ring.clone(),
         auditor.clone(),
@@ -136,6 +136,7 @@ pub async fn run(config: Config) -> Result<()> {
         .route("/static/palisade.css", get(stylesheet))
         .merge(palisade_audit::routes::router(audit_log, ingest))
         .merge(audit_admin)
+        .merge(palisade_oauth::admin::router(oauth.clone(), admin_keys))
         .merge(palisade_oauth::router(oauth))
         .merge(crate::signing::router(
             key_ring,

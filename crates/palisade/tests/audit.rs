@@ -368,11 +368,9 @@ on_both_backends!(acknowledged_events_survive_kill_9);
 /// event, and answers once it is durable with an inclusion proof against a signed checkpoint.
 async fn services_ingest_events_with_proofs(backend: Backend) {
     let key = "ingest-key-for-the-test-suite-0123456789";
-    let digest = palisade_crypto::sha256_hex(key.as_bytes());
-    let server = Server::start_with(Options::on(backend).env(
-        "PALISADE_AUDIT__INGEST_KEY_SHA256",
-        format!("[\"{digest}\"]"),
-    ))
+    let server = Server::start_with(
+        Options::on(backend).accepting_key("PALISADE_AUDIT__INGEST_KEY_SHA256", key),
+    )
     .await;
     let client = server.http_client();
     let post = |auth: Option<&str>, body: serde_json::Value| {
@@ -607,9 +605,8 @@ on_both_backends!(witnesses_cosign_and_refuse_a_rolled_back_log);
 /// entry reads (which need the admin key).
 async fn proofs_bundles_and_admin_search(backend: Backend) {
     let key = "admin-key-for-the-test-suite-0123456789";
-    let digest = palisade_crypto::sha256_hex(key.as_bytes());
     let server = Server::start_with(
-        Options::on(backend).env("PALISADE_ADMIN__API_KEY_SHA256", format!("[\"{digest}\"]")),
+        Options::on(backend).accepting_key("PALISADE_ADMIN__API_KEY_SHA256", key),
     )
     .await;
     let mut a = server.agent();

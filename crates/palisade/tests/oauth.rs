@@ -419,10 +419,9 @@ on_both_backends!(private_key_jwt_clients);
 /// policy, and management of one's own registration (RFC 7592).
 async fn dynamic_registration(backend: Backend) {
     let initial = "initial-access-token-for-the-tests-0123456789";
-    let server = Server::start_with(Options::on(backend).env(
-        "PALISADE_OAUTH__REGISTRATION_TOKEN_SHA256",
-        format!("[\"{}\"]", palisade_crypto::sha256_hex(initial.as_bytes())),
-    ))
+    let server = Server::start_with(
+        Options::on(backend).accepting_key("PALISADE_OAUTH__REGISTRATION_TOKEN_SHA256", initial),
+    )
     .await;
     let http = server.http_client();
     let base = server.base();
@@ -535,3 +534,74 @@ async fn dynamic_registration(backend: Backend) {
 }
 
 on_both_backends!(dynamic_registration);
+
+/// Client administration on the admin API: admin key only; the registration policy applies.
+async fn clients_on_the_admin_api(backend: Backend) {
+    let key = "admin-key-for-client-administration-0123";
+    let server = Server::start_with(
+        Options::on(backend).accepting_key("PALISADE_ADMIN__API_KEY_SHA256", key),
+    )
+    .await;
+    let http = server.http_client();
+    let url = format!("{}/admin/oauth/clients", server.base());
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(
+        http.get(&url)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let create = |body: serde_json::Value| http.post(&url).bearer_auth(key).json(&body).send();
+    let bad = create(serde_json::json!({"grant_types": ["client_credentials"], "scope": "root"}))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let r = create(serde_json::json!({
+        "client_name": "Billing", "grant_types": ["client_credentials"], "scope": "audit:write",
+    }))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    assert!(created["client_secret"].is_string());
+    let listed: Vec<serde_json::Value> = http
+        .get(&url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|c| c["client_id"] == id.as_str() && c.get("client_secret").is_none())
+    );
+    let one = format!("{url}/{id}");
+    assert_eq!(http.delete(&one).send().await.unwrap().status(), 401);
+    assert_eq!(
+        http.delete(&one)
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        http.delete(&one)
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+on_both_backends!(clients_on_the_admin_api);

@@ -73,6 +73,12 @@ impl Options {
         self.env.push((key.to_owned(), value.into()));
         self
     }
+
+    /// Configures `var` (a list of SHA-256 digests) to accept the API key `key`.
+    pub fn accepting_key(self, var: &str, key: &str) -> Self {
+        let digest = palisade_crypto::sha256_hex(key.as_bytes());
+        self.env(var, format!("[\"{digest}\"]"))
+    }
 }
 
 pub fn binary() -> &'static str {

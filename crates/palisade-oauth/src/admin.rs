@@ -1,0 +1,93 @@
+//! Client administration on the admin API (issue: CLI and admin API), for holders of an admin
+//! API key: list, register (the same policy as the CLI and dynamic registration) and delete.
+
+use crate::OAuth;
+use crate::clients::{self, AuthMethod};
+use crate::registration::Metadata;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use http::StatusCode;
+use palisade_audit::{Action, Outcome};
+use palisade_http::{ApiKeys, AppError};
+use palisade_identity::RequestContext;
+
+#[derive(Clone)]
+struct Admin {
+    oauth: OAuth,
+    keys: ApiKeys,
+}
+
+pub fn router(oauth: OAuth, keys: ApiKeys) -> Router {
+    Router::new()
+        .route("/admin/oauth/clients", get(list).post(create))
+        .route("/admin/oauth/clients/{client_id}", delete(remove))
+        .with_state(Admin { oauth, keys })
+}
+
+async fn list(State(admin): State<Admin>, headers: HeaderMap) -> Result<Response, AppError> {
+    if let Err(refused) = admin.keys.check(&headers) {
+        return Ok(refused);
+    }
+    Ok(Json(clients::list(&admin.oauth.0.db).await?).into_response())
+}
+
+async fn create(
+    State(admin): State<Admin>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    Json(metadata): Json<Metadata>,
+) -> Result<Response, AppError> {
+    if let Err(refused) = admin.keys.check(&headers) {
+        return Ok(refused);
+    }
+    let method = match metadata.auth_method() {
+        Ok(m) => m.unwrap_or(AuthMethod::ClientSecretBasic),
+        Err(e) => return Ok(e.respond(Some(&ctx.trace_id))),
+    };
+    let new = metadata.into_new(method);
+    if let Err(e) = crate::registration::checked(&admin.oauth, &new) {
+        return Ok(e.respond(Some(&ctx.trace_id)));
+    }
+    let (client, secret) = clients::create(&admin.oauth.0.db, new).await?;
+    admin
+        .oauth
+        .0
+        .auditor
+        .record(
+            ctx.event(Action::ClientRegistered, Outcome::Success, "default")
+                .client(client.client_id.clone())
+                .detail("by", "admin_api"),
+        )
+        .await?;
+    let mut body = serde_json::to_value(&client).map_err(AppError::internal)?;
+    body["client_secret"] = secret.into();
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn remove(
+    State(admin): State<Admin>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Result<Response, AppError> {
+    if let Err(refused) = admin.keys.check(&headers) {
+        return Ok(refused);
+    }
+    if !clients::delete(&admin.oauth.0.db, &client_id).await? {
+        return Err(AppError::NotFound);
+    }
+    admin
+        .oauth
+        .0
+        .auditor
+        .record(
+            ctx.event(Action::ClientDeleted, Outcome::Success, "default")
+                .client(client_id)
+                .detail("by", "admin_api"),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
