@@ -10,6 +10,7 @@ pub mod headers;
 pub mod health;
 pub mod metrics;
 pub mod otlp;
+pub mod rate_limit;
 pub mod server;
 pub mod stack;
 pub mod trace;

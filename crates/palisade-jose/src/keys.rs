@@ -144,8 +144,9 @@ impl SigningKey {
     }
 }
 
-/// The key id: the RFC 7638 JWK thumbprint, so the same key always has the same id.
-fn key_id(alg: Algorithm, public: &[u8]) -> String {
+/// The key id: the RFC 7638 JWK thumbprint, so the same key always has the same id (and a
+/// DPoP key's `jkt`).
+pub fn key_id(alg: Algorithm, public: &[u8]) -> String {
     let canonical = match alg {
         Algorithm::EdDSA => format!(
             r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
@@ -161,6 +162,23 @@ fn key_id(alg: Algorithm, public: &[u8]) -> String {
         }
     };
     BASE64URL_NOPAD.encode(&palisade_crypto::sha256(canonical.as_bytes()))
+}
+
+/// The raw public key of JWK members: 32 bytes for Ed25519, the uncompressed point for P-256.
+fn public_bytes(alg: Algorithm, kty: &str, crv: &str, x: &str, y: Option<&str>) -> Option<Vec<u8>> {
+    let decode = |v: &str| {
+        BASE64URL_NOPAD
+            .decode(v.as_bytes())
+            .ok()
+            .filter(|b| b.len() == 32)
+    };
+    match (alg, kty, crv) {
+        (Algorithm::EdDSA, "OKP", "Ed25519") if y.is_none() => decode(x),
+        (Algorithm::ES256, "EC", "P-256") => {
+            Some([&[0x04][..], &decode(x)?, &decode(y?)?].concat())
+        }
+        _ => None,
+    }
 }
 
 /// A public key: what verifies tokens and what the JWKS shows.
@@ -196,22 +214,40 @@ impl PublicKey {
 
     /// The key a published JWK describes (what a client does with a JWKS).
     pub fn from_jwk(jwk: &Jwk) -> Option<Self> {
-        let decode = |v: &Option<String>| BASE64URL_NOPAD.decode(v.as_ref()?.as_bytes()).ok();
-        let (alg, bytes) = match (jwk.kty.as_str(), jwk.crv.as_deref(), jwk.alg.as_str()) {
-            ("OKP", Some("Ed25519"), "EdDSA") => {
-                (Algorithm::EdDSA, decode(&jwk.x).filter(|x| x.len() == 32)?)
-            }
-            ("EC", Some("P-256"), "ES256") => {
-                let (x, y) = (decode(&jwk.x)?, decode(&jwk.y)?);
-                if x.len() != 32 || y.len() != 32 {
-                    return None;
-                }
-                (Algorithm::ES256, [&[0x04][..], &x, &y].concat())
-            }
-            _ => return None,
-        };
+        let alg = Algorithm::parse(&jwk.alg)?;
+        let bytes = public_bytes(
+            alg,
+            &jwk.kty,
+            jwk.crv.as_deref()?,
+            jwk.x.as_deref()?,
+            jwk.y.as_deref(),
+        )?;
         Some(Self {
             kid: jwk.kid.clone(),
+            alg,
+            bytes,
+        })
+    }
+
+    /// The key of a bare JWK object (a DPoP proof's `jwk` header, RFC 9449 §4.2) for `alg`:
+    /// public members only, and its id is its RFC 7638 thumbprint.
+    pub fn from_jwk_value(
+        alg: Algorithm,
+        jwk: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<Self> {
+        let member = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
+        if jwk.contains_key("d") {
+            return None;
+        }
+        let bytes = public_bytes(
+            alg,
+            member("kty")?,
+            member("crv")?,
+            member("x")?,
+            member("y"),
+        )?;
+        Some(Self {
+            kid: key_id(alg, &bytes),
             alg,
             bytes,
         })

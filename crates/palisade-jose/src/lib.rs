@@ -3,6 +3,7 @@
 //! in the database with private keys sealed at rest, and one verification function that applies
 //! RFC 8725's rules so that every part of Palisade checks tokens the same way.
 
+pub mod dpop;
 pub mod jws;
 pub mod keyring;
 pub mod keys;

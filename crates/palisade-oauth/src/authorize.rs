@@ -43,6 +43,7 @@ const KNOWN: &[&str] = &[
     "ui_locales",
     "resource",
     "request_uri",
+    "dpop_jkt",
 ];
 
 fn parse(raw: &[u8]) -> Result<Params, AppError> {
@@ -113,6 +114,7 @@ struct Request {
     resource: String,
     prompt: Vec<String>,
     max_age: Option<i64>,
+    dpop_jkt: Option<String>,
 }
 
 /// Why a request is refused.
@@ -276,8 +278,20 @@ async fn validate(oauth: &OAuth, params: &Params) -> Result<Request, Box<Rejecti
         },
         None => None,
     };
+    let dpop_jkt = params.get("dpop_jkt").cloned();
+    if dpop_jkt
+        .as_deref()
+        .is_some_and(|j| !crate::dpop::is_thumbprint(j))
+    {
+        return back(
+            known,
+            "invalid_request",
+            "dpop_jkt must be a JWK SHA-256 thumbprint.",
+        );
+    }
     Ok(Request {
         known,
+        dpop_jkt,
         scopes,
         nonce: params.get("nonce").cloned(),
         challenge,
@@ -333,6 +347,7 @@ const PUSHED_LIFETIME_MS: i64 = 60_000;
 pub async fn par(
     State(oauth): State<OAuth>,
     ctx: RequestContext,
+    headers: HeaderMap,
     crate::routes::Authenticated {
         params: form,
         client,
@@ -349,6 +364,18 @@ pub async fn par(
             .filter(|(k, _)| KNOWN.contains(&k.as_str()))
             .collect();
         params.insert("client_id".into(), client.client_id.clone());
+        // RFC 9449 §10.1: a proof sent with the pushed request binds the code to its key.
+        if let Some(proof) = oauth
+            .dpop_proof(&headers, "POST", "/oauth/par", None)
+            .await?
+        {
+            if params.get("dpop_jkt").is_some_and(|j| *j != proof.jkt) {
+                return Err(OAuthError::InvalidDpopProof(
+                    "dpop_jkt names another key than the proof's.".into(),
+                ));
+            }
+            params.insert("dpop_jkt".into(), proof.jkt);
+        }
         validate(&oauth, &params)
             .await
             .map_err(|r| OAuthError::from(*r))?;
@@ -371,7 +398,7 @@ pub async fn par(
         *response.status_mut() = http::StatusCode::CREATED;
         Ok(response)
     };
-    crate::routes::answer(&ctx, result.await)
+    crate::dpop::with_nonce(&oauth, crate::routes::answer(&ctx, result.await))
 }
 
 /// The parameters of a pushed request, consumed: a `request_uri` works once, for its client,
@@ -591,6 +618,7 @@ async fn issue_code(
         auth_time: signed_in.session.auth_time,
         amr: signed_in.session.amr.clone(),
         expires_at: now + CODE_LIFETIME_MS,
+        dpop_jkt: request.dpop_jkt.clone(),
     };
     let code = codes::issue(&oauth.0.db, &grant).await?;
     oauth

@@ -318,18 +318,8 @@ async fn authenticate_assertion(
         return Err(refuse());
     }
     // Used once: the id is remembered until the assertion expires.
-    sqlx::query("DELETE FROM oauth_assertion_ids WHERE expires_at < $1")
-        .bind(now_ms())
-        .execute(db.pool())
-        .await?;
-    let fresh = sqlx::query(
-        "INSERT INTO oauth_assertion_ids (jti_sha256, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(palisade_crypto::sha256_hex(format!("{id}\n{jti}").as_bytes()))
-    .bind((exp + 60) * 1000)
-    .execute(db.pool())
-    .await?;
-    if fresh.rows_affected() != 1 {
+    let digest = palisade_crypto::sha256_hex(format!("{id}\n{jti}").as_bytes());
+    if !crate::once::first_use(db, &digest, (exp + 60) * 1000).await? {
         return Err(refuse());
     }
     Ok(client)

@@ -20,6 +20,8 @@ pub struct CodeGrant {
     pub auth_time: i64,
     pub amr: String,
     pub expires_at: i64,
+    /// RFC 9449 §10: the DPoP key the code must be exchanged with.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Stores a new code for `grant`; returns the code (only its digest is kept).
@@ -27,8 +29,8 @@ pub async fn issue(db: &Db, grant: &CodeGrant) -> Result<String, StoreError> {
     let code = palisade_crypto::random_token();
     sqlx::query(
         "INSERT INTO oauth_codes (code_sha256, grant_id, client_id, user_id, session_id, redirect_uri, \
-         scope, resource, nonce, code_challenge, auth_time, amr, expires_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         scope, resource, nonce, code_challenge, auth_time, amr, expires_at, created_at, dpop_jkt) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(palisade_crypto::sha256_hex(code.as_bytes()))
     .bind(&grant.grant_id)
@@ -44,6 +46,7 @@ pub async fn issue(db: &Db, grant: &CodeGrant) -> Result<String, StoreError> {
     .bind(&grant.amr)
     .bind(grant.expires_at)
     .bind(now_ms())
+    .bind(&grant.dpop_jkt)
     .execute(db.pool())
     .await?;
     Ok(code)
@@ -62,7 +65,7 @@ pub async fn redeem(db: &Db, code: &str) -> Result<Redeemed, StoreError> {
     let digest = palisade_crypto::sha256_hex(code.as_bytes());
     let grant: Option<CodeGrant> = sqlx::query_as(
         "SELECT grant_id, client_id, user_id, session_id, redirect_uri, scope, resource, nonce, \
-         code_challenge, auth_time, amr, expires_at FROM oauth_codes WHERE code_sha256 = $1",
+         code_challenge, auth_time, amr, expires_at, dpop_jkt FROM oauth_codes WHERE code_sha256 = $1",
     )
     .bind(&digest)
     .fetch_optional(db.pool())
@@ -182,6 +185,8 @@ pub struct Refresh {
     pub resource: String,
     pub epoch: i64,
     pub expires_at: i64,
+    /// A public client's DPoP key: every refresh must prove it (RFC 9449 §5).
+    pub dpop_jkt: Option<String>,
 }
 
 /// Stores a new refresh token of `refresh`'s family; returns the token.
@@ -189,8 +194,8 @@ pub async fn issue_refresh(db: &Db, refresh: &Refresh) -> Result<String, StoreEr
     let token = palisade_crypto::random_token();
     sqlx::query(
         "INSERT INTO oauth_refresh_tokens (token_sha256, grant_id, client_id, user_id, session_id, \
-         scope, resource, epoch, expires_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         scope, resource, epoch, expires_at, created_at, dpop_jkt) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(palisade_crypto::sha256_hex(token.as_bytes()))
     .bind(&refresh.grant_id)
@@ -202,6 +207,7 @@ pub async fn issue_refresh(db: &Db, refresh: &Refresh) -> Result<String, StoreEr
     .bind(refresh.epoch)
     .bind(refresh.expires_at)
     .bind(now_ms())
+    .bind(&refresh.dpop_jkt)
     .execute(db.pool())
     .await?;
     Ok(token)
@@ -214,15 +220,24 @@ pub enum Rotated {
     Concurrent(Box<Refresh>),
     /// Used before, after the grace window: reuse. The grant id is returned.
     Reused(String),
+    /// Bound to a DPoP key the request did not prove: left as it was, so whoever stole it
+    /// cannot even spend it.
+    WrongKey,
     Unknown,
 }
 
-/// Marks a refresh token used, atomically; tells first use, concurrent use and reuse apart.
-pub async fn rotate_refresh(db: &Db, token: &str, grace_ms: i64) -> Result<Rotated, StoreError> {
+/// Marks a refresh token used, atomically; tells first use, concurrent use and reuse apart. A
+/// token bound to a DPoP key other than `proved_jkt` is not touched.
+pub async fn rotate_refresh(
+    db: &Db,
+    token: &str,
+    proved_jkt: Option<&str>,
+    grace_ms: i64,
+) -> Result<Rotated, StoreError> {
     let digest = palisade_crypto::sha256_hex(token.as_bytes());
     let refresh: Option<Refresh> = sqlx::query_as(
-        "SELECT grant_id, client_id, user_id, session_id, scope, resource, epoch, expires_at \
-         FROM oauth_refresh_tokens WHERE token_sha256 = $1",
+        "SELECT grant_id, client_id, user_id, session_id, scope, resource, epoch, expires_at, \
+         dpop_jkt FROM oauth_refresh_tokens WHERE token_sha256 = $1",
     )
     .bind(&digest)
     .fetch_optional(db.pool())
@@ -230,6 +245,13 @@ pub async fn rotate_refresh(db: &Db, token: &str, grace_ms: i64) -> Result<Rotat
     let Some(refresh) = refresh.map(Box::new) else {
         return Ok(Rotated::Unknown);
     };
+    if refresh
+        .dpop_jkt
+        .as_deref()
+        .is_some_and(|jkt| Some(jkt) != proved_jkt)
+    {
+        return Ok(Rotated::WrongKey);
+    }
     let now = now_ms();
     let first = sqlx::query(
         "UPDATE oauth_refresh_tokens SET rotated_at = $1 WHERE token_sha256 = $2 AND rotated_at IS NULL",

@@ -31,6 +31,15 @@ pub enum OAuthError {
     InvalidRedirectUri(String),
     #[error("invalid_client_metadata: {0}")]
     InvalidClientMetadata(String),
+    /// RFC 9449 §5: a DPoP proof is missing, invalid or replayed.
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(String),
+    /// RFC 9449 §8: the proof must carry the nonce in the `DPoP-Nonce` header.
+    #[error("use_dpop_nonce")]
+    UseDpopNonce,
+    /// A rate limit was reached; retry after this long.
+    #[error("too many requests")]
+    TooManyRequests(std::time::Duration),
     #[error("server_error")]
     Server(String),
 }
@@ -77,6 +86,19 @@ impl OAuthError {
                 "invalid_client_metadata",
                 d.clone(),
             ),
+            OAuthError::InvalidDpopProof(d) => {
+                (StatusCode::BAD_REQUEST, "invalid_dpop_proof", d.clone())
+            }
+            OAuthError::UseDpopNonce => (
+                StatusCode::BAD_REQUEST,
+                "use_dpop_nonce",
+                "The DPoP proof must carry the server's nonce.".into(),
+            ),
+            OAuthError::TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many requests; retry later.".into(),
+            ),
             OAuthError::Server(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -109,6 +131,11 @@ impl OAuthError {
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         );
+        if let OAuthError::TooManyRequests(wait) = self {
+            // Whole seconds, rounded up: retrying at the announced time must succeed.
+            let seconds = wait.as_millis().div_ceil(1000).max(1);
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds as u64));
+        }
         if let OAuthError::InvalidClient { basic } = self {
             let challenge = if basic {
                 r#"Basic realm="palisade", charset="UTF-8""#

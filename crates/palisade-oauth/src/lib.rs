@@ -9,9 +9,12 @@ mod apps;
 mod authorize;
 pub mod clients;
 pub mod codes;
+pub mod dpop;
 pub mod error;
 mod logout;
+mod once;
 mod registration;
+pub mod resource;
 mod routes;
 
 use palisade_audit::Auditor;
@@ -49,6 +52,8 @@ pub struct OAuthConfig {
     pub refresh_grace_ms: i64,
     pub skew_seconds: i64,
     pub registration: RegistrationPolicy,
+    /// The key DPoP nonces are made with; `None` turns server nonces off (RFC 9449 §8).
+    pub dpop_nonce_key: Option<[u8; 32]>,
 }
 
 /// Who may register clients dynamically (OAU-9).
@@ -60,6 +65,8 @@ pub struct RegistrationPolicy {
     pub initial_tokens: palisade_http::ApiKeys,
     /// When not empty, redirect URIs must be on these hosts.
     pub allowed_hosts: Vec<String>,
+    /// Registrations accepted per client network and minute.
+    pub per_minute: u32,
 }
 
 impl std::fmt::Debug for RegistrationPolicy {
@@ -79,6 +86,8 @@ struct Inner {
     keys: KeyRing,
     auditor: Auditor,
     identity: Identity,
+    /// Dynamic registrations per client network (OAU-9).
+    registrations: palisade_http::rate_limit::RateLimiter,
     config: OAuthConfig,
 }
 
@@ -102,6 +111,9 @@ impl OAuth {
             keys,
             auditor,
             identity,
+            registrations: palisade_http::rate_limit::RateLimiter::per_minute(
+                config.registration.per_minute,
+            ),
             config,
         }))
     }
@@ -242,15 +254,17 @@ impl OAuth {
         claims.get("aud")?.as_str().map(str::to_owned)
     }
 
-    /// Whether `token` is a valid access token granting `scope`.
+    /// Whether `token`, presented as a bearer token, is a valid access token granting `scope`.
+    /// A DPoP-bound token is not: it is only good with a proof of its key.
     pub async fn token_grants(&self, token: &str, scope: &str) -> bool {
         self.verify_access_token(token, None)
             .await
             .is_ok_and(|claims| {
-                claims
-                    .get("scope")
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| s.split(' ').any(|s| s == scope))
+                !claims.contains_key("cnf")
+                    && claims
+                        .get("scope")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| s.split(' ').any(|s| s == scope))
             })
     }
 }

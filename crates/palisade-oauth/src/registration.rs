@@ -133,6 +133,10 @@ pub async fn register(
         if !policy.open && policy.initial_tokens.check(&headers).is_err() {
             return Err(OAuthError::InvalidClient { basic: false });
         }
+        let network = palisade_http::rate_limit::network_key(ctx.ip);
+        if let Err(wait) = oauth.0.registrations.check(&network) {
+            return Err(OAuthError::TooManyRequests(wait));
+        }
         let method = metadata
             .auth_method()?
             .unwrap_or(AuthMethod::ClientSecretBasic);

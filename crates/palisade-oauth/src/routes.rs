@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use palisade_audit::{Action, Outcome};
 use palisade_identity::RequestContext;
+use palisade_jose::dpop::Proof;
 use palisade_store::now_ms;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -83,6 +84,7 @@ async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "email"],
         "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": true,
+        "dpop_signing_alg_values_supported": ["EdDSA", "ES256"],
     }))
 }
 
@@ -227,25 +229,43 @@ pub(crate) fn answer(ctx: &RequestContext, result: Result<Response, OAuthError>)
 async fn token(
     State(oauth): State<OAuth>,
     ctx: RequestContext,
+    headers: HeaderMap,
     Authenticated { params, client }: Authenticated,
 ) -> Response {
-    answer(&ctx, issue(&oauth, &ctx, params, client).await)
+    let answered = answer(&ctx, issue(&oauth, &ctx, &headers, params, client).await);
+    crate::dpop::with_nonce(&oauth, answered)
 }
 
 async fn issue(
     oauth: &OAuth,
     ctx: &RequestContext,
+    headers: &HeaderMap,
     params: HashMap<String, String>,
     client: clients::Client,
 ) -> Result<Response, OAuthError> {
     let grant = params
         .get("grant_type")
         .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required.".into()))?;
+    // RFC 9449: with a proof, the tokens issued are bound to its key.
+    let proof = oauth
+        .dpop_proof(headers, "POST", "/oauth/token", None)
+        .await?;
     match grant.as_str() {
-        "client_credentials" => client_credentials(oauth, ctx, &params, client).await,
-        "authorization_code" => authorization_code(oauth, ctx, &params, client).await,
-        "refresh_token" => refresh(oauth, ctx, &params, client).await,
+        "client_credentials" => client_credentials(oauth, ctx, &params, client, proof).await,
+        "authorization_code" => authorization_code(oauth, ctx, &params, client, proof).await,
+        "refresh_token" => refresh(oauth, ctx, &params, client, proof).await,
         _ => Err(OAuthError::UnsupportedGrantType),
+    }
+}
+
+/// Binds an access token to a DPoP key (RFC 9449 §6: `cnf.jkt`); its `token_type`.
+fn bind(extra: &mut Map<String, Value>, proof: Option<&Proof>) -> &'static str {
+    match proof {
+        Some(proof) => {
+            extra.insert("cnf".into(), json!({ "jkt": proof.jkt }));
+            "DPoP"
+        }
+        None => "Bearer",
     }
 }
 
@@ -265,6 +285,7 @@ async fn client_credentials(
     ctx: &RequestContext,
     params: &HashMap<String, String>,
     client: clients::Client,
+    proof: Option<Proof>,
 ) -> Result<Response, OAuthError> {
     let grant = "client_credentials";
     if client.auth_method == AuthMethod::None || !client.allows_grant(grant) {
@@ -292,12 +313,14 @@ async fn client_credentials(
         None => client.scopes.join(" "),
     };
     let audience = audience(oauth, params)?;
+    let mut extra = Map::new();
+    let token_type = bind(&mut extra, proof.as_ref());
     let issued = oauth.issue_access_token(
         &client.client_id,
         &client.client_id,
         &scope,
         &audience,
-        Map::new(),
+        extra,
     );
     oauth
         .0
@@ -312,7 +335,7 @@ async fn client_credentials(
         .await?;
     Ok(no_store(json!({
         "access_token": issued.token,
-        "token_type": "Bearer",
+        "token_type": token_type,
         "expires_in": issued.expires_in,
         "scope": issued.scope,
     })))
@@ -332,8 +355,14 @@ async fn introspect(
             .ok_or_else(|| OAuthError::InvalidRequest("token is required.".into()))?;
         let body = match oauth.verify_access_token(token, None).await {
             Ok(claims) => {
-                let mut out = json!({ "active": true, "token_type": "Bearer" });
+                let token_type = if claims.contains_key("cnf") {
+                    "DPoP"
+                } else {
+                    "Bearer"
+                };
+                let mut out = json!({ "active": true, "token_type": token_type });
                 for name in [
+                    "cnf",
                     "scope",
                     "client_id",
                     "sub",
@@ -366,6 +395,7 @@ async fn authorization_code(
     ctx: &RequestContext,
     params: &HashMap<String, String>,
     client: clients::Client,
+    proof: Option<Proof>,
 ) -> Result<Response, OAuthError> {
     if !client.allows_grant("authorization_code") {
         return Err(OAuthError::UnauthorizedClient(
@@ -419,6 +449,14 @@ async fn authorization_code(
             "The sign-in session that approved this code has ended.".into(),
         ));
     }
+    // RFC 9449 §10: a code requested for a DPoP key is exchanged only with a proof of it.
+    if let Some(jkt) = &grant.dpop_jkt
+        && proof.as_ref().map(|p| &p.jkt) != Some(jkt)
+    {
+        return Err(OAuthError::InvalidDpopProof(
+            "The code is bound to another DPoP key.".into(),
+        ));
+    }
     let user = palisade_identity::users::get(db, &grant.user_id)
         .await?
         .filter(|u| u.locked == 0)
@@ -434,8 +472,14 @@ async fn authorization_code(
         resource: grant.resource.clone(),
         epoch: user.revocation_epoch,
         expires_at: now + i64::from(oauth.config().refresh_token_days) * 86_400_000,
+        // RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key; a
+        // confidential client's are already bound to its credentials.
+        dpop_jkt: proof
+            .as_ref()
+            .filter(|_| client.auth_method == AuthMethod::None)
+            .map(|p| p.jkt.clone()),
     };
-    let mut body = user_tokens(oauth, &client, &user, &refresh).await?;
+    let mut body = user_tokens(oauth, &client, &user, &refresh, proof.as_ref()).await?;
     if grant.scope.split(' ').any(|s| s == "openid") {
         let mut claims = Map::new();
         claims.insert("sub".into(), user.id.clone().into());
@@ -470,27 +514,38 @@ async fn authorization_code(
     Ok(no_store(body))
 }
 
-/// OpenID Connect userinfo, for a bearer access token granting `openid` (RFC 6750 errors).
-async fn userinfo(State(oauth): State<OAuth>, headers: HeaderMap) -> Response {
-    let bearer_error = |status: http::StatusCode, error: &str| {
-        let mut r = status.into_response();
-        r.headers_mut().insert(
-            http::header::WWW_AUTHENTICATE,
-            http::HeaderValue::from_str(&format!(r#"Bearer realm="palisade", error="{error}""#))
-                .expect("ASCII header"),
-        );
-        r.extensions_mut().insert(palisade_http::error::PassThrough);
-        r
+/// OpenID Connect userinfo (GET or POST), for an access token granting `openid`: in the
+/// `Authorization` header (Bearer or DPoP) or, on POST, in the form body (RFC 6750 §2.2).
+async fn userinfo(
+    State(oauth): State<OAuth>,
+    method: http::Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = if body.is_empty() {
+        HashMap::new()
+    } else {
+        match form(&headers, &body) {
+            Ok(f) => f,
+            Err(_) => {
+                return crate::resource::ResourceError::invalid_request(
+                    "The body must be a form with at most an access_token.",
+                )
+                .into_response();
+            }
+        }
     };
-    let Some(token) = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return bearer_error(http::StatusCode::UNAUTHORIZED, "invalid_request");
-    };
-    let Ok(claims) = oauth.verify_access_token(token, None).await else {
-        return bearer_error(http::StatusCode::UNAUTHORIZED, "invalid_token");
+    let claims = match oauth
+        .authenticate_resource(
+            &headers,
+            method.as_str(),
+            "/oauth/userinfo",
+            form.get("access_token").map(String::as_str),
+        )
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
     };
     let scopes: Vec<&str> = claims
         .get("scope")
@@ -499,7 +554,12 @@ async fn userinfo(State(oauth): State<OAuth>, headers: HeaderMap) -> Response {
         .split(' ')
         .collect();
     if !scopes.contains(&"openid") {
-        return bearer_error(http::StatusCode::FORBIDDEN, "insufficient_scope");
+        let scheme = if claims.contains_key("cnf") {
+            crate::resource::Scheme::DPoP
+        } else {
+            crate::resource::Scheme::Bearer
+        };
+        return crate::resource::ResourceError::insufficient_scope(scheme).into_response();
     }
     let subject = claims
         .get("sub")
@@ -507,7 +567,10 @@ async fn userinfo(State(oauth): State<OAuth>, headers: HeaderMap) -> Response {
         .unwrap_or_default();
     let user = match palisade_identity::users::get(&oauth.0.db, subject).await {
         Ok(Some(u)) => u,
-        _ => return bearer_error(http::StatusCode::UNAUTHORIZED, "invalid_token"),
+        _ => {
+            return crate::resource::ResourceError::invalid_token(crate::resource::Scheme::Bearer)
+                .into_response();
+        }
     };
     let mut body = json!({ "sub": user.id });
     if scopes.contains(&"email") {
@@ -529,8 +592,10 @@ async fn user_tokens(
     client: &clients::Client,
     user: &palisade_identity::users::User,
     refresh: &codes::Refresh,
+    proof: Option<&Proof>,
 ) -> Result<Value, OAuthError> {
     let mut extra = Map::new();
+    let token_type = bind(&mut extra, proof);
     extra.insert("sid".into(), session_handle(&refresh.session_id).into());
     extra.insert("gid".into(), refresh.grant_id.clone().into());
     extra.insert("rev".into(), user.revocation_epoch.into());
@@ -544,7 +609,7 @@ async fn user_tokens(
     );
     let mut body = json!({
         "access_token": access.token,
-        "token_type": "Bearer",
+        "token_type": token_type,
         "expires_in": access.expires_in,
         "scope": access.scope,
     });
@@ -563,6 +628,7 @@ async fn refresh(
     ctx: &RequestContext,
     params: &HashMap<String, String>,
     client: clients::Client,
+    proof: Option<Proof>,
 ) -> Result<Response, OAuthError> {
     if !client.allows_grant("refresh_token") {
         return Err(OAuthError::UnauthorizedClient(
@@ -574,10 +640,16 @@ async fn refresh(
         .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required.".into()))?;
     let db = &oauth.0.db;
     let invalid = || OAuthError::InvalidGrant("The refresh token is not valid.".into());
+    let proved = proof.as_ref().map(|p| p.jkt.as_str());
     let mut refresh =
-        match codes::rotate_refresh(db, token, oauth.config().refresh_grace_ms).await? {
+        match codes::rotate_refresh(db, token, proved, oauth.config().refresh_grace_ms).await? {
             codes::Rotated::Fresh(r) | codes::Rotated::Concurrent(r) => r,
             codes::Rotated::Unknown => return Err(invalid()),
+            codes::Rotated::WrongKey => {
+                return Err(OAuthError::InvalidDpopProof(
+                    "The refresh token is bound to another DPoP key.".into(),
+                ));
+            }
             codes::Rotated::Reused(grant_id) => {
                 return Err(revoke_on_reuse(
                     oauth,
@@ -618,7 +690,7 @@ async fn refresh(
         }
         refresh.scope = asked.join(" ");
     }
-    let body = user_tokens(oauth, &client, &user, &refresh).await?;
+    let body = user_tokens(oauth, &client, &user, &refresh, proof.as_ref()).await?;
     oauth
         .0
         .auditor

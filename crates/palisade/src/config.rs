@@ -51,6 +51,10 @@ pub struct OAuthSettings {
     pub registration_token_sha256: Vec<String>,
     /// When not empty, dynamically registered redirect URIs must be on these hosts.
     pub registration_allowed_hosts: Vec<String>,
+    /// Dynamic registrations accepted per client address and minute (a burst of as many).
+    pub registration_per_minute: u32,
+    /// Require DPoP proofs to carry a server nonce (RFC 9449 §8).
+    pub dpop_nonces: bool,
 }
 
 impl Default for OAuthSettings {
@@ -65,6 +69,8 @@ impl Default for OAuthSettings {
             open_registration: false,
             registration_token_sha256: Vec::new(),
             registration_allowed_hosts: Vec::new(),
+            registration_per_minute: 10,
+            dpop_nonces: true,
         }
     }
 }
@@ -387,6 +393,9 @@ impl Config {
                 "oauth.issuer must be an https URL without query, fragment or trailing slash"
                     .into(),
             );
+        }
+        if self.oauth.registration_per_minute == 0 {
+            return Err("oauth.registration_per_minute must be positive".into());
         }
         if self.oauth.refresh_grace_ms > 2000 || self.oauth.refresh_token_days == 0 {
             return Err(

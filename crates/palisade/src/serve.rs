@@ -84,7 +84,7 @@ pub async fn run(config: Config) -> Result<()> {
         key_ring.clone(),
         auditor.clone(),
         identity.clone(),
-        crate::state::oauth_config(&config, https_addr.port()),
+        crate::state::oauth_config(&config, https_addr.port())?,
     );
     tracing::info!(issuer = %oauth.config().issuer, "OAuth issuer");
     let ingest_oauth = oauth.clone();

@@ -27,12 +27,24 @@ pub async fn open_database(config: &Config) -> Result<Db> {
 /// The key that seals secrets at rest: from configuration, or generated once into the data
 /// directory (mode 0600) for the embedded default.
 pub fn sealing_key(config: &Config) -> Result<SealingKey> {
+    SealingKey::from_bytes(&sealing_key_bytes(config)?).context("secrets.sealing_key")
+}
+
+fn sealing_key_bytes(config: &Config) -> Result<[u8; 32]> {
     let encoded = match &config.secrets.sealing_key {
         Some(key) => key.expose().clone(),
         None => read_or_create_key_file(&config.data_dir.join("sealing.key"), random_key)?,
     };
-    SealingKey::from_bytes(&decode_key(&encoded, "secrets.sealing_key")?)
-        .context("secrets.sealing_key")
+    decode_key(&encoded, "secrets.sealing_key")
+}
+
+/// A key for `purpose` derived from the sealing key, so that every node sharing the sealing
+/// key derives the same one and none of them can be used for another purpose.
+fn derived_key(config: &Config, purpose: &str) -> Result<[u8; 32]> {
+    Ok(palisade_crypto::hmac_sha256(
+        &sealing_key_bytes(config)?,
+        format!("palisade derived key: {purpose}").as_bytes(),
+    ))
 }
 
 fn random_key() -> Result<String> {
@@ -111,7 +123,7 @@ pub async fn key_ring(
 
 /// The OAuth provider's settings; without a configured issuer, `https://localhost:<port>` of
 /// the HTTPS listener (the development certificate's name).
-pub fn oauth_config(config: &Config, https_port: u16) -> palisade_oauth::OAuthConfig {
+pub fn oauth_config(config: &Config, https_port: u16) -> Result<palisade_oauth::OAuthConfig> {
     let o = &config.oauth;
     let issuer = o
         .issuer
@@ -122,7 +134,12 @@ pub fn oauth_config(config: &Config, https_port: u16) -> palisade_oauth::OAuthCo
     } else {
         o.resources.clone()
     };
-    palisade_oauth::OAuthConfig {
+    let dpop_nonce_key = if o.dpop_nonces {
+        Some(derived_key(config, "dpop nonces")?)
+    } else {
+        None
+    };
+    Ok(palisade_oauth::OAuthConfig {
         issuer,
         resources,
         scopes: o.scopes.clone(),
@@ -136,8 +153,10 @@ pub fn oauth_config(config: &Config, https_port: u16) -> palisade_oauth::OAuthCo
             initial_tokens: palisade_http::ApiKeys::from_hex_digests(&o.registration_token_sha256)
                 .unwrap_or_default(),
             allowed_hosts: o.registration_allowed_hosts.clone(),
+            per_minute: o.registration_per_minute,
         },
-    }
+        dpop_nonce_key,
+    })
 }
 
 /// The auditor of commands that run beside a server: their events go through the outbox the

@@ -605,3 +605,43 @@ async fn clients_on_the_admin_api(backend: Backend) {
 }
 
 on_both_backends!(clients_on_the_admin_api);
+
+/// OAU-9: dynamic registration is rate limited per client network, with `429` and
+/// `Retry-After`; other addresses are unaffected.
+async fn registration_is_rate_limited_per_address(backend: Backend) {
+    let server = Server::start_with(
+        Options::on(backend)
+            .env("PALISADE_OAUTH__OPEN_REGISTRATION", "true")
+            .env("PALISADE_OAUTH__REGISTRATION_PER_MINUTE", "3"),
+    )
+    .await;
+    let metadata = serde_json::json!({
+        "client_name": "Flood", "redirect_uris": ["https://app.example/cb"],
+    });
+    let register = |from: &str| {
+        let url = format!("{}/oauth/register", server.base());
+        server
+            .http_client_from(Some(from.parse().unwrap()))
+            .post(url)
+            .json(&metadata)
+            .send()
+    };
+    for i in 0..3 {
+        let r = register("127.0.0.1").await.unwrap();
+        assert_eq!(r.status(), 201, "registration {i}");
+    }
+    let r = register("127.0.0.1").await.unwrap();
+    assert_eq!(r.status(), 429);
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "too_many_requests");
+    let r = register("127.0.0.2").await.unwrap();
+    assert_eq!(r.status(), 201, "another address is not limited");
+}
+
+on_both_backends!(registration_is_rate_limited_per_address);

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod flow;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
@@ -144,9 +146,15 @@ impl Server {
     /// A plain client trusting only the development CA, not following redirects, sending
     /// nothing by itself: for requests the test shapes header by header.
     pub fn http_client(&self) -> reqwest::Client {
+        self.http_client_from(None)
+    }
+
+    /// The same, connecting from another loopback address when given.
+    pub fn http_client_from(&self, local: Option<IpAddr>) -> reqwest::Client {
         reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&self.ca_pem()).unwrap()])
             .redirect(reqwest::redirect::Policy::none())
+            .local_address(local)
             .build()
             .unwrap()
     }
@@ -446,6 +454,28 @@ impl Response {
         serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
     }
 
+    /// The hidden inputs of the page's forms (name, value), unescaped, except the CSRF token
+    /// (which agents add themselves): what a browser posts back.
+    pub fn hidden_fields(&self) -> Vec<(String, String)> {
+        let unescape = |s: &str| {
+            s.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&#x27;", "'")
+                .replace("&amp;", "&")
+        };
+        self.body
+            .split(r#"<input type="hidden" name=""#)
+            .skip(1)
+            .filter_map(|rest| {
+                let (name, rest) = rest.split_once('"')?;
+                let value = rest.strip_prefix(r#" value=""#)?.split_once('"')?.0;
+                Some((unescape(name), unescape(value)))
+            })
+            .filter(|(name, _)| name != "csrf")
+            .collect()
+    }
+
     /// The text of the element with this id (first occurrence), for simple assertions.
     pub fn element_text(&self, id: &str) -> Option<String> {
         let marker = format!("id=\"{id}\"");
@@ -466,15 +496,8 @@ pub struct Agent {
 
 impl Agent {
     fn new(server: &Server, local: Option<IpAddr>) -> Self {
-        let ca = reqwest::Certificate::from_pem(&server.ca_pem()).unwrap();
-        let mut builder = reqwest::Client::builder()
-            .tls_certs_only([ca])
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(ip) = local {
-            builder = builder.local_address(ip);
-        }
         Self {
-            client: builder.build().unwrap(),
+            client: server.http_client_from(local),
             base: server.base(),
             cookies: BTreeMap::new(),
         }

@@ -1,0 +1,183 @@
+//! The authorization code flow as a client drives it: a PKCE request, the browser's trip through
+//! sign-in and consent, and the back-channel calls that follow.
+
+use super::*;
+use data_encoding::BASE64URL_NOPAD;
+
+pub const REDIRECT: &str = "https://app.example/cb";
+
+pub fn enc(s: &str) -> String {
+    encode_form(&[("x", s)])[2..].to_owned()
+}
+
+pub struct Flow {
+    pub client_id: String,
+    pub verifier: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl Flow {
+    pub fn new(client_id: &str, scope: &str) -> Self {
+        let verifier = format!(
+            "{}{}",
+            palisade_crypto::random_token(),
+            palisade_crypto::random_token()
+        );
+        let challenge = BASE64URL_NOPAD.encode(&palisade_crypto::sha256(verifier.as_bytes()));
+        let params = [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT),
+            ("scope", scope),
+            ("state", "st-42"),
+            ("nonce", "n-0S6_WzA2Mj"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Self {
+            client_id: client_id.to_owned(),
+            verifier,
+            params,
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: Option<&str>) -> Self {
+        self.params.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.params.push((key.to_owned(), v.to_owned()));
+        }
+        self
+    }
+
+    pub fn url(&self) -> String {
+        let q: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", enc(v)))
+            .collect();
+        format!("/oauth/authorize?{}", q.join("&"))
+    }
+
+    pub fn fields(&self) -> Vec<(&str, &str)> {
+        self.params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+}
+
+/// The query parameters of a redirect to the client.
+pub fn callback(location: &str) -> std::collections::HashMap<String, String> {
+    let query = location
+        .strip_prefix(REDIRECT)
+        .and_then(|q| q.strip_prefix('?'))
+        .unwrap_or_else(|| panic!("not a redirect to the client: {location:?}"));
+    query
+        .split('&')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            let v = percent_encoding::percent_decode_str(v)
+                .decode_utf8()
+                .unwrap();
+            (k.to_owned(), v.into_owned())
+        })
+        .collect()
+}
+
+/// Signs in, consents if asked, and returns the code.
+pub async fn code_for(agent: &mut Agent, flow: &Flow) -> String {
+    let r = agent.get(&flow.url()).await;
+    let location = if r.status == 200 {
+        let hidden = r.hidden_fields();
+        let mut fields: Vec<(&str, &str)> = hidden
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        fields.push(("decision", "allow"));
+        agent
+            .post_form("/oauth/authorize/decision", &fields)
+            .await
+            .location()
+            .to_owned()
+    } else {
+        r.location().to_owned()
+    };
+    let params = callback(&location);
+    assert_eq!(params["state"], "st-42");
+    params["code"].clone()
+}
+
+pub async fn token_post(server: &Server, fields: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let r = server
+        .http_client()
+        .post(format!("{}/oauth/token", server.base()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode_form(fields))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+pub async fn exchange(
+    server: &Server,
+    flow: &Flow,
+    code: &str,
+    verifier: &str,
+) -> (u16, serde_json::Value) {
+    token_post(
+        server,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+            ("client_id", &flow.client_id),
+        ],
+    )
+    .await
+}
+
+pub async fn refresh(server: &Server, client_id: &str, token: &str) -> (u16, serde_json::Value) {
+    token_post(
+        server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", client_id),
+        ],
+    )
+    .await
+}
+
+pub async fn introspect(server: &Server, auth: &(String, String), token: &str) -> bool {
+    let v: serde_json::Value = server
+        .http_client()
+        .post(format!("{}/oauth/introspect", server.base()))
+        .basic_auth(&auth.0, Some(&auth.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["active"].as_bool().unwrap()
+}
+
+pub async fn userinfo(server: &Server, token: &str) -> (u16, serde_json::Value) {
+    let r = server
+        .http_client()
+        .get(format!("{}/oauth/userinfo", server.base()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
