@@ -114,22 +114,47 @@ pub async fn list(db: &Db, user_id: &str) -> Result<Vec<Session>, StoreError> {
 
 /// Revokes one of the user's own sessions; another user's handle matches nothing.
 pub async fn revoke(db: &Db, user_id: &str, id_hash: &str) -> Result<bool, StoreError> {
-    let r = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash = $2")
-        .bind(user_id)
-        .bind(id_hash)
-        .execute(db.pool())
-        .await?;
-    Ok(r.rows_affected() == 1)
+    Ok(end_where(db, "user_id = $1 AND id_hash = $2", user_id, Some(id_hash)).await? == 1)
 }
 
 /// Revokes every session of the user except `keep`.
 pub async fn revoke_others(db: &Db, user_id: &str, keep: &str) -> Result<u64, StoreError> {
-    let r = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
-        .bind(user_id)
-        .bind(keep)
-        .execute(db.pool())
+    end_where(db, "user_id = $1 AND id_hash <> $2", user_id, Some(keep)).await
+}
+
+/// Revokes every session of the user (an account locked).
+pub async fn revoke_all(db: &Db, user_id: &str) -> Result<u64, StoreError> {
+    end_where(db, "user_id = $1", user_id, None).await
+}
+
+/// Deletes the sessions `filter` selects and, in the same transaction, notes each as ended so
+/// that the applications signed in through it are told (back-channel logout).
+async fn end_where(
+    db: &Db,
+    filter: &str,
+    user_id: &str,
+    id_hash: Option<&str>,
+) -> Result<u64, StoreError> {
+    let mut tx = db.pool().begin().await?;
+    // The time is the placeholder after the filter's.
+    let now_at = if id_hash.is_some() { 3 } else { 2 };
+    let note_sql = format!(
+        "INSERT INTO session_endings (session_id, user_id, ended_at) \
+         SELECT id_hash, user_id, ${now_at} FROM sessions WHERE {filter} ON CONFLICT DO NOTHING"
+    );
+    let delete_sql = format!("DELETE FROM sessions WHERE {filter}");
+    let mut note = sqlx::query(&note_sql).bind(user_id);
+    let mut delete = sqlx::query(&delete_sql).bind(user_id);
+    if let Some(id_hash) = id_hash {
+        note = note.bind(id_hash);
+        delete = delete.bind(id_hash);
+    }
+    note.bind(palisade_store::now_ms())
+        .execute(&mut *tx)
         .await?;
-    Ok(r.rows_affected())
+    let ended = delete.execute(&mut *tx).await?.rows_affected();
+    tx.commit().await?;
+    Ok(ended)
 }
 
 /// A pending second-factor step: five minutes and five tries.

@@ -54,6 +54,8 @@ pub struct Client {
     /// The public keys of a `private_key_jwt` client.
     #[serde(skip)]
     pub jwks: Vec<palisade_jose::Jwk>,
+    /// Where OpenID Connect back-channel logout tokens are delivered.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl Client {
@@ -70,6 +72,7 @@ pub struct NewClient {
     pub scopes: Vec<String>,
     /// Required for `private_key_jwt`.
     pub jwks: Vec<palisade_jose::Jwk>,
+    pub backchannel_logout_uri: Option<String>,
 }
 
 pub const GRANTS: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
@@ -120,6 +123,13 @@ impl NewClient {
                 return Err(format!("redirect URI host `{host}` is not allowed"));
             }
         }
+        if let Some(uri) = &self.backchannel_logout_uri
+            && !redirect_uri_ok(uri)
+        {
+            return Err(format!(
+                "backchannel_logout_uri `{uri}` must be https (or http on a loopback address), without a fragment"
+            ));
+        }
         if self.grant_types.iter().any(|g| g == "authorization_code")
             && self.redirect_uris.is_empty()
         {
@@ -155,6 +165,7 @@ struct Row {
     scopes: String,
     created_at: i64,
     jwks: Option<String>,
+    backchannel_logout_uri: Option<String>,
 }
 
 fn from_row(row: Row) -> Result<Client, StoreError> {
@@ -174,6 +185,7 @@ fn from_row(row: Row) -> Result<Client, StoreError> {
             Some(j) => serde_json::from_str(j).map_err(|_| corrupt("keys"))?,
             None => Vec::new(),
         },
+        backchannel_logout_uri: row.backchannel_logout_uri,
         client_id: row.client_id,
         name: row.name,
         secret_sha256: row.secret_sha256,
@@ -182,7 +194,7 @@ fn from_row(row: Row) -> Result<Client, StoreError> {
 }
 
 const COLUMNS: &str = "client_id, name, auth_method, secret_sha256, redirect_uris, grant_types, \
-                       scopes, created_at, jwks";
+                       scopes, created_at, jwks, backchannel_logout_uri";
 
 /// Stores a new client; returns it and, for a confidential client, its secret (shown once).
 pub async fn create(db: &Db, new: NewClient) -> Result<(Client, Option<String>), StoreError> {
@@ -196,7 +208,7 @@ pub async fn create(db: &Db, new: NewClient) -> Result<(Client, Option<String>),
         .as_deref()
         .map(|s| palisade_crypto::sha256_hex(s.as_bytes()));
     sqlx::query(&format!(
-        "INSERT INTO oauth_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        "INSERT INTO oauth_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     ))
     .bind(&client_id)
     .bind(&new.name)
@@ -207,6 +219,7 @@ pub async fn create(db: &Db, new: NewClient) -> Result<(Client, Option<String>),
     .bind(new.scopes.join(" "))
     .bind(now_ms())
     .bind((!new.jwks.is_empty()).then(|| serde_json::to_string(&new.jwks).expect("JWKs serialize")))
+    .bind(&new.backchannel_logout_uri)
     .execute(db.pool())
     .await?;
     let client = find(db, &client_id).await?.expect("just inserted");
@@ -430,13 +443,14 @@ pub async fn by_registration_token(
 pub async fn update(db: &Db, client_id: &str, new: &NewClient) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE oauth_clients SET name = $1, redirect_uris = $2, grant_types = $3, scopes = $4, \
-         jwks = $5 WHERE client_id = $6",
+         jwks = $5, backchannel_logout_uri = $6 WHERE client_id = $7",
     )
     .bind(&new.name)
     .bind(serde_json::to_string(&new.redirect_uris).expect("strings serialize"))
     .bind(serde_json::to_string(&new.grant_types).expect("strings serialize"))
     .bind(new.scopes.join(" "))
     .bind((!new.jwks.is_empty()).then(|| serde_json::to_string(&new.jwks).expect("JWKs serialize")))
+    .bind(&new.backchannel_logout_uri)
     .bind(client_id)
     .execute(db.pool())
     .await?;
@@ -472,6 +486,7 @@ mod tests {
                 grant_types: vec!["client_credentials".into()],
                 scopes: vec!["audit:write".into()],
                 jwks: vec![],
+                backchannel_logout_uri: None,
             },
         )
         .await

@@ -7,6 +7,7 @@
 pub mod admin;
 mod apps;
 mod authorize;
+mod backchannel;
 pub mod clients;
 pub mod codes;
 pub mod dpop;

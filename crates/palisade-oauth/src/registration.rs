@@ -28,6 +28,7 @@ pub struct Metadata {
     token_endpoint_auth_method: Option<String>,
     scope: Option<String>,
     jwks: Option<JwkSet>,
+    backchannel_logout_uri: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +69,7 @@ impl Metadata {
                 .map(str::to_owned)
                 .collect(),
             jwks: self.jwks.map(|j| j.keys).unwrap_or_default(),
+            backchannel_logout_uri: self.backchannel_logout_uri,
         }
     }
 }
@@ -96,6 +98,8 @@ fn describe(oauth: &OAuth, client: &Client) -> Value {
         "response_types": if client.allows_grant("authorization_code") { vec!["code"] } else { vec![] },
         "token_endpoint_auth_method": client.auth_method.as_str(),
         "scope": client.scopes.join(" "),
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "backchannel_logout_session_required": client.backchannel_logout_uri.is_some(),
         "registration_client_uri": format!("{issuer}/oauth/register/{}", client.client_id),
     })
 }

@@ -85,6 +85,8 @@ async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
         "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": true,
         "dpop_signing_alg_values_supported": ["EdDSA", "ES256"],
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     }))
 }
 
@@ -581,7 +583,7 @@ async fn userinfo(
 }
 
 /// A session id for clients (`sid`), derived so that it reveals nothing of the cookie's digest.
-fn session_handle(session_id: &str) -> String {
+pub(crate) fn session_handle(session_id: &str) -> String {
     palisade_crypto::sha256_hex(format!("sid:{session_id}").as_bytes())[..32].to_owned()
 }
 

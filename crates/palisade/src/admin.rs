@@ -96,6 +96,10 @@ async fn set_locked(
         .await?
         .context("no account with this address")?;
     users::set_locked(&identity.db, &user.id, locked).await?;
+    if locked {
+        // Ended rather than merely refused: the applications signed in through them are told.
+        palisade_identity::sessions::revoke_all(&identity.db, &user.id).await?;
+    }
     let action = if locked {
         Action::AccountLocked
     } else {

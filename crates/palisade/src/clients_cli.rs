@@ -29,6 +29,9 @@ pub enum ClientsCommand {
         /// For `private_key_jwt`: a JWK Set file with the client's public keys.
         #[arg(long)]
         jwks_file: Option<std::path::PathBuf>,
+        /// Where to deliver OpenID Connect back-channel logout tokens.
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
     },
     /// List the registered clients (JSON).
     List,
@@ -47,6 +50,7 @@ pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
             scopes,
             redirect_uris,
             jwks_file,
+            backchannel_logout_uri,
         } => {
             let Some(auth_method) = AuthMethod::parse(&auth_method) else {
                 bail!(
@@ -73,6 +77,7 @@ pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
                 grant_types: grants,
                 scopes,
                 jwks,
+                backchannel_logout_uri,
             };
             if let Err(problem) = new.check(&config.oauth.scopes, &[]) {
                 bail!("{problem}");

@@ -87,6 +87,7 @@ pub async fn run(config: Config) -> Result<()> {
         crate::state::oauth_config(&config, https_addr.port())?,
     );
     tracing::info!(issuer = %oauth.config().issuer, "OAuth issuer");
+    oauth.spawn_logout_worker();
     let ingest_oauth = oauth.clone();
     let ingest = Ingest {
         auditor: auditor.clone(),

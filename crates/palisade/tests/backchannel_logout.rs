@@ -1,0 +1,164 @@
+//! OpenID Connect back-channel logout (OAU-8) over real HTTP: a client that registered a
+//! `backchannel_logout_uri` receives a signed logout token naming the user and the session when
+//! that session ends — by signing out in the browser, or by an administrator locking the
+//! account from the CLI (another process: the note travels through the database). A client
+//! that does not answer is tried again; a client not signed in through the session hears
+//! nothing.
+
+mod common;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use common::flow::*;
+use common::*;
+use palisade_jose::verify::{Expectations, verify};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A client's back-channel logout endpoint: refuses its first delivery (to show retries), then
+/// keeps every logout token it is sent.
+#[derive(Clone, Default)]
+struct Receiver {
+    calls: Arc<Mutex<u32>>,
+    tokens: Arc<Mutex<Vec<String>>>,
+}
+
+async fn receive(
+    State(r): State<Receiver>,
+    axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+) -> StatusCode {
+    let mut calls = r.calls.lock().unwrap();
+    *calls += 1;
+    if *calls == 1 {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    r.tokens.lock().unwrap().push(form["logout_token"].clone());
+    StatusCode::OK
+}
+
+async fn start_receiver() -> (Receiver, String) {
+    let receiver = Receiver::default();
+    let app = axum::Router::new()
+        .route("/logout", axum::routing::post(receive))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/logout", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (receiver, url)
+}
+
+fn claims_of(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &data_encoding::BASE64URL_NOPAD
+            .decode(payload.as_bytes())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Runs the code flow for `client_id` in the agent's session; the ID token's claims.
+async fn id_token_of(server: &Server, user: &mut Agent, client_id: &str) -> serde_json::Value {
+    let flow = Flow::new(client_id, "openid");
+    let code = code_for(user, &flow).await;
+    let (status, tokens) = exchange(server, &flow, &code, &flow.verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    claims_of(tokens["id_token"].as_str().unwrap())
+}
+
+async fn ended_sessions_log_clients_out(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let issuer = format!("https://localhost:{}", server.https.port());
+    let (receiver, logout_uri) = start_receiver().await;
+    let register = |name: &str, logout: Option<&str>| {
+        let mut args = vec![
+            "--name",
+            name,
+            "--auth-method",
+            "none",
+            "--grant",
+            "authorization_code",
+            "--scope",
+            "openid",
+            "--redirect-uri",
+            REDIRECT,
+        ];
+        if let Some(uri) = logout {
+            args.extend(["--backchannel-logout-uri", uri]);
+        }
+        server.register_client(&args)["client_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let listening = register("Listening app", Some(&logout_uri));
+    let silent = register("Silent app", None);
+    let metadata = server.fetch_json("/.well-known/openid-configuration").await;
+    assert_eq!(metadata["backchannel_logout_supported"], true);
+
+    let email = unique_email("bcl");
+    let mut user = server.agent();
+    user.sign_up(&email, PASSWORD).await;
+    user.log_in(&email, PASSWORD).await;
+    let id_token = id_token_of(&server, &mut user, &listening).await;
+    id_token_of(&server, &mut user, &silent).await;
+
+    // Signing out: the listening client is told, after one refused delivery.
+    user.log_out().await;
+    let keys = server.published_keys().await;
+    let token = eventually(Duration::from_secs(20), "a logout token", || async {
+        receiver.tokens.lock().unwrap().first().cloned()
+    })
+    .await;
+    let claims = verify(
+        &token,
+        &keys,
+        &Expectations {
+            typ: "logout+jwt",
+            issuer: &issuer,
+            audience: Some(&listening),
+            now: palisade_store::now_ms() / 1000,
+            skew_seconds: 5,
+        },
+    )
+    .expect("a logout token signed by a published key, for the listening client");
+    assert_eq!(claims["sub"], id_token["sub"]);
+    assert_eq!(
+        claims["sid"], id_token["sid"],
+        "names the session the ID token named"
+    );
+    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(claims.get("nonce").is_none(), "not an ID token");
+    assert!(claims["jti"].is_string());
+    assert_eq!(
+        *receiver.calls.lock().unwrap(),
+        2,
+        "retried after the refusal"
+    );
+
+    // A new session, then the administrator locks the account from the CLI.
+    user.log_in(&email, PASSWORD).await;
+    let second = id_token_of(&server, &mut user, &listening).await;
+    assert_ne!(second["sid"], id_token["sid"]);
+    let out = server.cli(&["admin", "lock-user", "--email", &email]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = eventually(Duration::from_secs(20), "a second logout token", || async {
+        receiver.tokens.lock().unwrap().get(1).cloned()
+    })
+    .await;
+    assert_eq!(claims_of(&token)["sid"], second["sid"]);
+    // Nothing is left to deliver, and only the listening client was ever addressed.
+    let db = server.db().await;
+    let pending: Vec<(String,)> = sqlx::query_as("SELECT client_id FROM oauth_logout_deliveries")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert!(pending.is_empty(), "{pending:?}");
+    assert_eq!(receiver.tokens.lock().unwrap().len(), 2);
+}
+
+on_both_backends!(ended_sessions_log_clients_out);
