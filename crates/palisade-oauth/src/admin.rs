@@ -47,10 +47,10 @@ async fn create(
         Ok(m) => m.unwrap_or(AuthMethod::ClientSecretBasic),
         Err(e) => return Ok(e.respond(Some(&ctx.trace_id))),
     };
-    let new = metadata.into_new(method);
-    if let Err(e) = crate::registration::checked(&admin.oauth, &new) {
-        return Ok(e.respond(Some(&ctx.trace_id)));
-    }
+    let new = match metadata.into_checked(&admin.oauth, method) {
+        Ok(new) => new,
+        Err(e) => return Ok(e.respond(Some(&ctx.trace_id))),
+    };
     let (client, secret) = clients::create(&admin.oauth.0.db, new).await?;
     admin
         .oauth

@@ -43,6 +43,7 @@ const KNOWN: &[&str] = &[
     "ui_locales",
     "resource",
     "request_uri",
+    "request",
     "dpop_jkt",
 ];
 
@@ -195,6 +196,21 @@ async fn validate(oauth: &OAuth, params: &Params) -> Result<Request, Box<Rejecti
             description,
         }))
     };
+    // Request objects (OpenID Connect §6) are not supported: PAR does their job, safer.
+    if params.contains_key("request") {
+        return back(
+            known,
+            "request_not_supported",
+            "Request objects are not supported; use pushed authorization requests.",
+        );
+    }
+    if params.contains_key("request_uri") {
+        return back(
+            known,
+            "request_uri_not_supported",
+            "Only request_uri values from the pushed authorization request endpoint are accepted.",
+        );
+    }
     if params.get("response_type").map(String::as_str) != Some("code") {
         return back(
             known,
@@ -310,11 +326,17 @@ fn sign_in(params: &Params) -> Response {
         .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, QUERY_VALUE)))
         .collect();
     let back = format!("/oauth/authorize?{}", query.join("&"));
-    Redirect::to(&format!(
+    let mut login = format!(
         "/login?return_to={}",
         utf8_percent_encode(&back, QUERY_VALUE)
-    ))
-    .into_response()
+    );
+    if let Some(hint) = params.get("login_hint") {
+        login.push_str(&format!(
+            "&login_hint={}",
+            utf8_percent_encode(hint, QUERY_VALUE)
+        ));
+    }
+    Redirect::to(&login).into_response()
 }
 
 pub async fn get(
@@ -446,7 +468,10 @@ async fn authorize(
     headers: &HeaderMap,
     params: Params,
 ) -> Result<Response, AppError> {
-    let params = if params.contains_key("request_uri") {
+    let pushed_uri = params
+        .get("request_uri")
+        .is_some_and(|u| u.starts_with(REQUEST_URI_PREFIX));
+    let params = if pushed_uri {
         pushed(oauth, &params).await?
     } else {
         params
@@ -469,7 +494,21 @@ async fn authorize(
     let too_old = request
         .max_age
         .is_some_and(|max| now_ms() - signed_in.session.auth_time > max * 1000);
-    if request.prompt.iter().any(|p| p == "login") || too_old {
+    // An ID token hint names who the client expects: anyone else must sign in as them.
+    let someone_else = match params.get("id_token_hint") {
+        Some(hint) => {
+            let Some(claims) = oauth.verify_id_token_hint(hint) else {
+                return Ok(request.known.error(
+                    issuer,
+                    "invalid_request",
+                    "The id_token_hint is not an ID token issued here.",
+                ));
+            };
+            claims.get("sub").and_then(|s| s.as_str()) != Some(signed_in.user.id.as_str())
+        }
+        None => false,
+    };
+    if request.prompt.iter().any(|p| p == "login") || too_old || someone_else {
         if none {
             return Ok(request.known.error(
                 issuer,
@@ -502,6 +541,8 @@ fn describe(scope: &str) -> &str {
         "openid" => "Confirm who you are (your account identifier)",
         "profile" => "See your profile",
         "email" => "See your email address",
+        "address" => "See your postal address",
+        "phone" => "See your phone number",
         "offline_access" => "Stay connected when you are not using it",
         other => other,
     }

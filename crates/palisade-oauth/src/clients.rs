@@ -76,7 +76,14 @@ pub struct NewClient {
 }
 
 pub const GRANTS: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
-pub const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+pub const OIDC_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+];
 
 /// Redirect URIs must be https, or http on a loopback address for native apps (RFC 8252), and
 /// carry no fragment.

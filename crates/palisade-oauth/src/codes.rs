@@ -87,17 +87,19 @@ pub async fn redeem(db: &Db, code: &str) -> Result<Redeemed, StoreError> {
     })
 }
 
-/// Records the grant a code became.
+/// Records the grant a code became, with how the user had authenticated.
 pub async fn record_grant(db: &Db, grant: &CodeGrant) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO oauth_grants (grant_id, user_id, client_id, scope, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO oauth_grants (grant_id, user_id, client_id, scope, created_at, auth_time, amr) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&grant.grant_id)
     .bind(&grant.user_id)
     .bind(&grant.client_id)
     .bind(&grant.scope)
     .bind(now_ms())
+    .bind(grant.auth_time)
+    .bind(&grant.amr)
     .execute(db.pool())
     .await?;
     Ok(())
@@ -113,6 +115,23 @@ pub async fn revoke_grant(db: &Db, grant_id: &str) -> Result<(), StoreError> {
     .execute(db.pool())
     .await?;
     Ok(())
+}
+
+/// When and how the user authenticated for a grant (unix milliseconds, `amr` values).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Authentication {
+    pub auth_time: i64,
+    pub amr: String,
+}
+
+pub async fn authentication(db: &Db, grant_id: &str) -> Result<Option<Authentication>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT auth_time, amr FROM oauth_grants \
+         WHERE grant_id = $1 AND auth_time IS NOT NULL AND amr IS NOT NULL",
+    )
+    .bind(grant_id)
+    .fetch_optional(db.pool())
+    .await?)
 }
 
 pub async fn grant_is_live(db: &Db, grant_id: &str) -> Result<bool, StoreError> {

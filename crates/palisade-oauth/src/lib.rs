@@ -233,13 +233,14 @@ impl OAuth {
         Ok(claims)
     }
 
-    /// The client an ID token of ours was issued to, for logout hints: the signature and issuer
-    /// must hold, but the token may have expired (RP-initiated logout accepts old hints).
-    pub fn verify_id_token_hint(&self, token: &str) -> Option<String> {
+    /// The claims of an ID token of ours, for hints (`aud` is the client it was issued to,
+    /// `sub` the user): the signature and issuer must hold, but the token may have expired
+    /// (RP-initiated logout and `prompt=none` accept old hints).
+    pub fn verify_id_token_hint(&self, token: &str) -> Option<Map<String, Value>> {
         let parts = jws::split(token)?;
         let unverified: Map<String, Value> = serde_json::from_slice(&parts.payload).ok()?;
         let exp = unverified.get("exp")?.as_i64()?;
-        let claims = verify(
+        verify(
             token,
             &self.0.keys.published(),
             &Expectations {
@@ -251,8 +252,7 @@ impl OAuth {
                 skew_seconds: 0,
             },
         )
-        .ok()?;
-        claims.get("aud")?.as_str().map(str::to_owned)
+        .ok()
     }
 
     /// Whether `token`, presented as a bearer token, is a valid access token granting `scope`.

@@ -33,6 +33,7 @@ async fn destination(oauth: &OAuth, p: &LogoutParams) -> Result<Option<String>, 
         Some(hint) => Some(
             oauth
                 .verify_id_token_hint(hint)
+                .and_then(|claims| claims.get("aud")?.as_str().map(str::to_owned))
                 .ok_or_else(|| refuse("The id_token_hint is not an ID token issued here."))?,
         ),
         None => None,

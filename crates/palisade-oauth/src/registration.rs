@@ -29,6 +29,8 @@ pub struct Metadata {
     scope: Option<String>,
     jwks: Option<JwkSet>,
     backchannel_logout_uri: Option<String>,
+    /// Checked, not stored: ID tokens are signed with the server's algorithm, never `none`.
+    id_token_signed_response_alg: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -51,7 +53,28 @@ impl Metadata {
             .transpose()
     }
 
-    pub(crate) fn into_new(self, auth_method: AuthMethod) -> NewClient {
+    /// The client to create (or the new metadata of one), under the registration policy.
+    /// Asking for ID tokens signed otherwise than the server signs them — unsigned ones in
+    /// particular — is refused.
+    pub(crate) fn into_checked(
+        self,
+        oauth: &OAuth,
+        auth_method: AuthMethod,
+    ) -> Result<NewClient, OAuthError> {
+        let ours = oauth.0.keys.signing_key().alg.as_str();
+        if let Some(alg) = self.id_token_signed_response_alg.as_deref()
+            && alg != ours
+        {
+            return Err(OAuthError::InvalidClientMetadata(format!(
+                "id_token_signed_response_alg must be {ours}"
+            )));
+        }
+        let new = self.into_new(auth_method);
+        checked(oauth, &new)?;
+        Ok(new)
+    }
+
+    fn into_new(self, auth_method: AuthMethod) -> NewClient {
         NewClient {
             name: self
                 .client_name
@@ -74,7 +97,7 @@ impl Metadata {
     }
 }
 
-pub(crate) fn checked(oauth: &OAuth, new: &NewClient) -> Result<(), OAuthError> {
+fn checked(oauth: &OAuth, new: &NewClient) -> Result<(), OAuthError> {
     let policy = &oauth.config().registration;
     new.check(&oauth.config().scopes, &policy.allowed_hosts)
         .map_err(|problem| {
@@ -144,8 +167,7 @@ pub async fn register(
         let method = metadata
             .auth_method()?
             .unwrap_or(AuthMethod::ClientSecretBasic);
-        let new = metadata.into_new(method);
-        checked(&oauth, &new)?;
+        let new = metadata.into_checked(&oauth, method)?;
         let (client, secret) = clients::create(&oauth.0.db, new).await?;
         let token = clients::issue_registration_token(&oauth.0.db, &client.client_id).await?;
         oauth
@@ -209,8 +231,7 @@ pub async fn update(
                 "token_endpoint_auth_method cannot change; register a new client".into(),
             ));
         }
-        let new = metadata.into_new(client.auth_method);
-        checked(&oauth, &new)?;
+        let new = metadata.into_checked(&oauth, client.auth_method)?;
         clients::update(&oauth.0.db, &client_id, &new).await?;
         let updated = clients::find(&oauth.0.db, &client_id)
             .await?

@@ -81,8 +81,12 @@ async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
         "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256"],
         "introspection_endpoint_auth_methods_supported": secret_methods,
         "scopes_supported": scopes,
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "email"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "email", "email_verified"],
         "prompt_values_supported": ["none", "login", "consent"],
+        "acr_values_supported": [ACR_PASSWORD, ACR_MFA],
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
         "dpop_signing_alg_values_supported": ["EdDSA", "ES256"],
         "backchannel_logout_supported": true,
@@ -483,20 +487,11 @@ async fn authorization_code(
     };
     let mut body = user_tokens(oauth, &client, &user, &refresh, proof.as_ref()).await?;
     if grant.scope.split(' ').any(|s| s == "openid") {
-        let mut claims = Map::new();
-        claims.insert("sub".into(), user.id.clone().into());
-        claims.insert("aud".into(), client.client_id.clone().into());
-        claims.insert("auth_time".into(), (grant.auth_time / 1000).into());
-        claims.insert("sid".into(), sid.into());
-        claims.insert(
-            "amr".into(),
-            grant
-                .amr
-                .split(' ')
-                .filter(|a| !a.is_empty())
-                .collect::<Vec<_>>()
-                .into(),
-        );
+        let authenticated = codes::Authentication {
+            auth_time: grant.auth_time,
+            amr: grant.amr.clone(),
+        };
+        let mut claims = id_token_claims(&user.id, &client.client_id, &sid, &authenticated);
         if let Some(nonce) = &grant.nonce {
             claims.insert("nonce".into(), nonce.clone().into());
         }
@@ -581,6 +576,41 @@ async fn userinfo(
     }
     no_store(body)
 }
+
+/// The claims of an ID token for `user_id` at `client_id` (OpenID Connect §2): the session,
+/// when and how the user authenticated, and the assurance level that follows (`acr`: a
+/// second factor or a passkey counts as multi-factor).
+fn id_token_claims(
+    user_id: &str,
+    client_id: &str,
+    sid: &str,
+    authenticated: &codes::Authentication,
+) -> Map<String, Value> {
+    let amr: Vec<&str> = authenticated
+        .amr
+        .split(' ')
+        .filter(|a| !a.is_empty())
+        .collect();
+    let acr = if amr.iter().any(|a| ["mfa", "hwk"].contains(a)) {
+        ACR_MFA
+    } else {
+        ACR_PASSWORD
+    };
+    let Value::Object(claims) = json!({
+        "sub": user_id,
+        "aud": client_id,
+        "auth_time": authenticated.auth_time / 1000,
+        "sid": sid,
+        "amr": amr,
+        "acr": acr,
+    }) else {
+        unreachable!("a JSON object literal")
+    };
+    claims
+}
+
+pub(crate) const ACR_PASSWORD: &str = "urn:palisade:acr:password";
+pub(crate) const ACR_MFA: &str = "urn:palisade:acr:mfa";
 
 /// A session id for clients (`sid`), derived so that it reveals nothing of the cookie's digest.
 pub(crate) fn session_handle(session_id: &str) -> String {
@@ -692,7 +722,15 @@ async fn refresh(
         }
         refresh.scope = asked.join(" ");
     }
-    let body = user_tokens(oauth, &client, &user, &refresh, proof.as_ref()).await?;
+    let mut body = user_tokens(oauth, &client, &user, &refresh, proof.as_ref()).await?;
+    // OpenID Connect §12.2: a fresh ID token for the same user and original authentication.
+    if refresh.scope.split(' ').any(|s| s == "openid")
+        && let Some(authenticated) = codes::authentication(db, &refresh.grant_id).await?
+    {
+        let sid = session_handle(&refresh.session_id);
+        let claims = id_token_claims(&user.id, &client.client_id, &sid, &authenticated);
+        body["id_token"] = oauth.issue_id_token(claims).into();
+    }
     oauth
         .0
         .auditor
