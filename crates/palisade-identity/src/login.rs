@@ -121,6 +121,20 @@ fn login_notice(key: &str) -> Option<&'static str> {
     }
 }
 
+/// A sign-in page whose form may end at an application: when the user returns to an
+/// authorization request, the redirects after signing in lead to its redirect URI, whose origin
+/// the page's `form-action` must allow.
+fn for_return_to(mut page: Response, return_to: &str) -> Response {
+    let target = return_to
+        .strip_prefix("/oauth/authorize?")
+        .and_then(|query| crate::csrf::parse_pairs(query.as_bytes()).ok())
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "redirect_uri"));
+    if let Some((_, uri)) = target {
+        palisade_http::headers::allow_form_target(&mut page, &uri);
+    }
+    page
+}
+
 pub async fn login_page(
     State(id): State<Identity>,
     headers: HeaderMap,
@@ -137,7 +151,8 @@ pub async fn login_page(
         return_to: safe_return_to(&q.return_to),
         login_hint: &hint,
     };
-    Ok((csrf.clone(), pages::render(StatusCode::OK, &page)).into_response())
+    let rendered = pages::render(StatusCode::OK, &page);
+    Ok((csrf.clone(), for_return_to(rendered, page.return_to)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -199,7 +214,8 @@ pub async fn login(
             return_to: &return_to,
             login_hint: "",
         };
-        return Ok(pages::render(StatusCode::UNAUTHORIZED, &page));
+        let rendered = pages::render(StatusCode::UNAUTHORIZED, &page);
+        return Ok(for_return_to(rendered, &return_to));
     }
     let user = user.expect("a verified password implies an account");
     id.throttle.record_success(&account);
@@ -311,7 +327,8 @@ pub async fn mfa_page(
         error: None,
         return_to: safe_return_to(&q.return_to),
     };
-    Ok((csrf.clone(), pages::render(StatusCode::OK, &page)).into_response())
+    let rendered = pages::render(StatusCode::OK, &page);
+    Ok((csrf.clone(), for_return_to(rendered, page.return_to)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -364,7 +381,8 @@ pub async fn mfa_submit(
             error: Some("That code is not valid. Codes work once; wait for the next one."),
             return_to: &return_to,
         };
-        return Ok(pages::render(StatusCode::UNAUTHORIZED, &page));
+        let rendered = pages::render(StatusCode::UNAUTHORIZED, &page);
+        return Ok(for_return_to(rendered, &return_to));
     }
     id.throttle.record_success(&throttle_key);
     sessions::finish_challenge(&id.db, challenge).await?;

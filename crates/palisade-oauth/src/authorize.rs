@@ -533,7 +533,9 @@ async fn authorize(
             .known
             .error(issuer, "consent_required", "The user has not consented."));
     }
-    Ok((csrf.clone(), consent_page(&request, &params, &csrf.token)).into_response())
+    let mut page = (csrf.clone(), consent_page(&request, &params, &csrf.token)).into_response();
+    palisade_http::headers::allow_form_target(&mut page, &request.known.redirect_uri);
+    Ok(page)
 }
 
 fn describe(scope: &str) -> &str {
@@ -573,7 +575,7 @@ fn consent_page(request: &Request, params: &Params, csrf: &str) -> Html<String> 
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Allow {client}?</title><link rel="stylesheet" href="/static/palisade.css"></head>
-<body><main><h1>Allow {client} to access your account?</h1>
+<body><main class="card"><h1>Allow {client} to access your account?</h1>
 <p>{client} asks to:</p><ul id="scopes">{scopes}</ul>
 <form method="post" action="/oauth/authorize/decision">
 <input type="hidden" name="csrf" value="{csrf}">{hidden}

@@ -109,13 +109,17 @@ pub async fn page(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign out?</title><link rel="stylesheet" href="/static/palisade.css"></head>
-<body><main><h1>Sign out?</h1><p>An application asks to end your session here.</p>
+<body><main class="card"><h1>Sign out?</h1><p>An application asks to end your session here.</p>
 <form method="post" action="/oauth/logout"><input type="hidden" name="csrf" value="{}">{hidden}
 <button type="submit" id="logout">Sign out</button></form>
 <p><a href="/account">Stay signed in</a></p></main></body></html>"#,
         escape_html(&csrf.token)
     );
-    Ok((csrf, Html(html)).into_response())
+    let mut page = (csrf, Html(html)).into_response();
+    if let Some(target) = &target {
+        palisade_http::headers::allow_form_target(&mut page, target);
+    }
+    Ok(page)
 }
 
 pub async fn confirm(
