@@ -291,18 +291,7 @@ async fn dpop_binds_tokens_to_the_clients_key(backend: Backend) {
     assert!(r.nonce.is_some(), "the resource hands out the nonce to use");
 
     // Introspection tells the resource the token is bound, and to which key.
-    let v: Value = server
-        .http_client()
-        .post(format!("{base}/oauth/introspect"))
-        .basic_auth(&rs_auth.0, Some(&rs_auth.1))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode_form(&[("token", &access)]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = introspection(&server, &rs_auth, &access).await;
     assert_eq!(
         (v["active"].as_bool(), v["token_type"].as_str()),
         (Some(true), Some("DPoP"))

@@ -154,20 +154,31 @@ pub async fn refresh(server: &Server, client_id: &str, token: &str) -> (u16, ser
     .await
 }
 
+/// Whether introspection, by the resource server `auth`, calls `token` active.
 pub async fn introspect(server: &Server, auth: &(String, String), token: &str) -> bool {
-    let v: serde_json::Value = server
+    introspection(server, auth, token).await["active"]
+        .as_bool()
+        .unwrap()
+}
+
+/// The introspection answer about `token` for the resource server `auth`.
+pub async fn introspection(
+    server: &Server,
+    auth: &(String, String),
+    token: &str,
+) -> serde_json::Value {
+    server
         .http_client()
         .post(format!("{}/oauth/introspect", server.base()))
         .basic_auth(&auth.0, Some(&auth.1))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={token}"))
+        .body(encode_form(&[("token", token)]))
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    v["active"].as_bool().unwrap()
+        .unwrap()
 }
 
 pub async fn userinfo(server: &Server, token: &str) -> (u16, serde_json::Value) {
