@@ -1,11 +1,14 @@
-// Helpers shared by the browser tests (identity.test.mjs, passkeys.test.mjs): launching
-// Chromium, recording what goes wrong in a page, and the pages every test passes through
-// (sign-up, sign-in, the account page, sign-out).
+// Helpers shared by the Node tests: launching Chromium, recording what goes wrong in a page, the
+// pages every test passes through (sign-up, sign-in, the account page, sign-out), and the
+// OAuth applications the OAuth tests play.
 //
 // Full-page screenshots go to target/screenshots/.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -159,4 +162,36 @@ export async function signOut(page) {
   await submit(page, 'Sign out');
   await assertAt(page, '/login', { notice: 'signed_out' });
   assert.match(await text(page.getByRole('status')), /signed out/i);
+}
+
+// ---------------------------------------------------------------------------------------------
+// OAuth applications
+
+/**
+ * An application's loopback HTTP page at `/callback` that records what the authorization server
+ * sends back. Resolves to `{ http, received, callback }`.
+ */
+export function startApp() {
+  const received = [];
+  const http = createServer((req, res) => {
+    const url = new URL(req.url, 'http://127.0.0.1');
+    if (url.pathname === '/callback') received.push(Object.fromEntries(url.searchParams));
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end('<!doctype html><title>Photo app</title><h1 id="welcome">Signed in to Photo app</h1>');
+  });
+  return new Promise((resolve) => {
+    http.listen(0, '127.0.0.1', () => {
+      resolve({ http, received, callback: `http://127.0.0.1:${http.address().port}/callback` });
+    });
+  });
+}
+
+/** Registers a client with `palisade clients create ARGS` beside `server`; its JSON. */
+export function registerClient(server, args) {
+  const out = spawnSync(process.env.PALISADE_TEST_BIN, ['clients', 'create', ...args], {
+    cwd: server.dir,
+    env: { PATH: process.env.PATH, PALISADE_DATA_DIR: join(server.dir, 'data'), PALISADE_LOG__LEVEL: 'warn' },
+  });
+  assert.equal(out.status, 0, out.stderr.toString());
+  return JSON.parse(out.stdout.toString());
 }

@@ -7,34 +7,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { createServer } from 'node:http';
-import { join } from 'node:path';
 import { startServer } from './server.mjs';
 import {
   makeScreenshotDir, launchChromium, closeAll, newContextAndPage, collectProblems, withTab,
-  submit, assertAt, screenshot, text, signUp, signIn,
+  submit, assertAt, screenshot, text, signUp, signIn, startApp, registerClient,
 } from './helpers.mjs';
 
 let server;
 let browser;
 let app;
-
-/** The application: a loopback HTTP page that shows what the authorization server sent back. */
-function startApp() {
-  const received = [];
-  const http = createServer((req, res) => {
-    const url = new URL(req.url, 'http://127.0.0.1');
-    if (url.pathname === '/callback') received.push(Object.fromEntries(url.searchParams));
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end('<!doctype html><title>Photo app</title><h1 id="welcome">Signed in to Photo app</h1>');
-  });
-  return new Promise((resolve) => {
-    http.listen(0, '127.0.0.1', () => {
-      resolve({ http, received, callback: `http://127.0.0.1:${http.address().port}/callback` });
-    });
-  });
-}
 
 before(async () => {
   await makeScreenshotDir();
@@ -48,22 +29,6 @@ after(async () => {
   await closeAll(browser, server);
 });
 
-/** Registers a public client with `palisade clients create`, beside the running server. */
-function registerClient(redirectUri) {
-  const out = spawnSync(
-    process.env.PALISADE_TEST_BIN,
-    ['clients', 'create', '--name', 'Photo app', '--auth-method', 'none',
-      '--grant', 'authorization_code', '--scope', 'openid', '--scope', 'email',
-      '--redirect-uri', redirectUri],
-    {
-      cwd: server.dir,
-      env: { PATH: process.env.PATH, PALISADE_DATA_DIR: join(server.dir, 'data'), PALISADE_LOG__LEVEL: 'warn' },
-    },
-  );
-  assert.equal(out.status, 0, out.stderr.toString());
-  return JSON.parse(out.stdout.toString()).client_id;
-}
-
 const base64url = (bytes) => bytes.toString('base64url');
 
 test('sign-in, consent and the way back to the application', (t) =>
@@ -71,7 +36,10 @@ test('sign-in, consent and the way back to the application', (t) =>
     const problems = [];
     collectProblems(page, problems);
     // Registered without a port: loopback redirect URIs may use any (RFC 8252).
-    const clientId = registerClient('http://127.0.0.1/callback');
+    const clientId = registerClient(server, [
+      '--name', 'Photo app', '--auth-method', 'none', '--grant', 'authorization_code',
+      '--scope', 'openid', '--scope', 'email', '--redirect-uri', 'http://127.0.0.1/callback',
+    ]).client_id;
     const email = `oauth-${randomUUID()}@example.com`;
     await signUp(page, email);
 
@@ -110,7 +78,7 @@ test('sign-in, consent and the way back to the application', (t) =>
     await screenshot(page, 'oauth-3-back-at-the-app');
     const answer = app.received.at(-1);
     assert.equal(answer.state, 'xyz-state');
-    assert.equal(answer.iss, new URL(server.baseURL).origin.replace('127.0.0.1', 'localhost'));
+    assert.equal(answer.iss, server.issuer);
     assert.ok(answer.code?.length > 20, 'a code');
     assert.deepEqual(problems, []);
   }));

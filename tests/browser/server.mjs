@@ -15,10 +15,11 @@ const START_DEADLINE_MS = 30_000;
 const STOP_DEADLINE_MS = 15_000;
 
 /**
- * Spawns `$PALISADE_TEST_BIN serve` and resolves once it is listening.
- * @returns {Promise<{baseURL: string, dir: string, logs: string[], stop: () => Promise<number|null>}>}
+ * Spawns `$PALISADE_TEST_BIN serve` and resolves once it is listening. `settings` are extra
+ * PALISADE_* variables for the server.
+ * @returns {Promise<{baseURL: string, issuer: string, dir: string, logs: string[], stop: () => Promise<number|null>}>}
  */
-export async function startServer() {
+export async function startServer(settings = {}) {
   const bin = process.env.PALISADE_TEST_BIN;
   if (!bin) {
     throw new Error(
@@ -42,6 +43,7 @@ export async function startServer() {
       PALISADE_SERVER__HTTPS_LISTEN: '127.0.0.1:0',
       PALISADE_SERVER__HTTP_LISTEN: '127.0.0.1:0',
       PALISADE_SERVER__ADMIN_LISTEN: '127.0.0.1:0',
+      ...settings,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -86,6 +88,8 @@ export async function startServer() {
   }).finally(() => clearTimeout(timer));
 
   const baseURL = `https://${https}`;
+  // The OAuth issuer: the development certificate's name on the same port.
+  const issuer = `https://localhost:${new URL(baseURL).port}`;
 
   async function stop() {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
@@ -110,5 +114,5 @@ export async function startServer() {
     return result.code;
   }
 
-  return { baseURL, dir, logs, stop };
+  return { baseURL, issuer, dir, logs, stop };
 }
