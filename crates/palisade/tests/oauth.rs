@@ -645,3 +645,178 @@ async fn registration_is_rate_limited_per_address(backend: Backend) {
 }
 
 on_both_backends!(registration_is_rate_limited_per_address);
+
+/// TOK-5 end to end: forged and misdirected access tokens — `alg: none`, HS256 keyed with the
+/// public key, an unknown `kid`, a `jku` or embedded `jwk`, and tokens validly signed by the
+/// server's own key but expired beyond the skew, for another audience or issuer, or of another
+/// type — are inactive at introspection and refused by a resource (the audit ingest). A token
+/// with the right claims, signed the same way, is accepted: the checks are what refuse them.
+async fn forged_and_misdirected_tokens_are_refused(backend: Backend) {
+    use data_encoding::BASE64URL_NOPAD as B64;
+    use palisade_jose::keys::{Algorithm, SigningKey};
+    use serde_json::{Value, json};
+    let server = Server::start_with(Options::on(backend)).await;
+    let http = server.http_client();
+    let base = server.base();
+    let issuer = format!("https://localhost:{}", server.https.port());
+    let rs = register(
+        &server,
+        &[
+            "--name",
+            "rs",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "audit:write",
+        ],
+    );
+    let rs_auth = (rs.id.clone(), rs.secret.clone().unwrap());
+
+    // The server's signing key, as an insider with the sealing key could load it: tokens it
+    // signs pass the signature check and reach the claim checks.
+    let sealing = std::fs::read_to_string(server.data_dir().join("sealing.key")).unwrap();
+    let sealing = data_encoding::BASE64
+        .decode(sealing.trim().as_bytes())
+        .unwrap();
+    let ring = palisade_jose::keyring::KeyRing::open(
+        server.db().await,
+        palisade_crypto::SealingKey::from_bytes(&sealing).unwrap(),
+        palisade_jose::keyring::KeyPolicy {
+            algorithm: Algorithm::EdDSA,
+            rotation_interval_ms: i64::MAX / 4,
+            publish_ahead_ms: 3_600_000,
+            retire_after_ms: 3_600_000,
+        },
+    )
+    .await
+    .unwrap();
+    let key = ring.signing_key();
+    let now = palisade_store::now_ms() / 1000;
+    let claims = |edit: Value| {
+        let mut c = json!({
+            "iss": issuer, "sub": rs.id, "aud": format!("{issuer}/api"), "client_id": rs.id,
+            "scope": "audit:write", "jti": palisade_crypto::random_token(),
+            "iat": now, "exp": now + 600, "tenant": "default",
+        });
+        c.as_object_mut()
+            .unwrap()
+            .extend(edit.as_object().unwrap().clone());
+        c.as_object().unwrap().clone()
+    };
+    let encode = |v: &Value| B64.encode(v.to_string().as_bytes());
+    let attacker = SigningKey::generate(Algorithm::EdDSA).unwrap().0;
+    let hand_signed = |signer: &SigningKey, header: Value| {
+        let input = format!(
+            "{}.{}",
+            encode(&header),
+            encode(&Value::Object(claims(json!({}))))
+        );
+        let sig = signer.sign(input.as_bytes());
+        format!("{input}.{}", B64.encode(&sig))
+    };
+    let none = format!(
+        "{}.{}.",
+        encode(&json!({"alg": "none", "typ": "at+jwt", "kid": key.kid})),
+        encode(&Value::Object(claims(json!({}))))
+    );
+    let hs256 = {
+        let input = format!(
+            "{}.{}",
+            encode(&json!({"alg": "HS256", "typ": "at+jwt", "kid": key.kid})),
+            encode(&Value::Object(claims(json!({}))))
+        );
+        let mac = palisade_crypto::hmac_sha256(&key.public().bytes, input.as_bytes());
+        format!("{input}.{}", B64.encode(&mac))
+    };
+    let forged = [
+        ("alg none", none),
+        ("HS256 with the public key", hs256),
+        (
+            "unknown kid",
+            palisade_jose::jws::sign(&attacker, "at+jwt", &claims(json!({}))),
+        ),
+        (
+            "jku",
+            hand_signed(
+                &attacker,
+                json!({"alg": "EdDSA", "typ": "at+jwt", "kid": attacker.kid, "jku": "https://evil.example/jwks"}),
+            ),
+        ),
+        (
+            "embedded jwk",
+            hand_signed(
+                &attacker,
+                json!({"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid, "jwk": attacker.public().jwk()}),
+            ),
+        ),
+        (
+            "expired beyond the skew",
+            palisade_jose::jws::sign(
+                &key,
+                "at+jwt",
+                &claims(json!({"iat": now - 900, "exp": now - 200})),
+            ),
+        ),
+        (
+            "another audience",
+            palisade_jose::jws::sign(
+                &key,
+                "at+jwt",
+                &claims(json!({"aud": "https://other.example/api"})),
+            ),
+        ),
+        (
+            "another issuer",
+            palisade_jose::jws::sign(
+                &key,
+                "at+jwt",
+                &claims(json!({"iss": "https://evil.example"})),
+            ),
+        ),
+        (
+            "an ID token",
+            palisade_jose::jws::sign(&key, "JWT", &claims(json!({}))),
+        ),
+    ];
+    let introspect = |token: String| {
+        let auth = rs_auth.clone();
+        let url = format!("{base}/oauth/introspect");
+        let http = http.clone();
+        async move {
+            let v: Value = http
+                .post(url)
+                .basic_auth(&auth.0, Some(&auth.1))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(encode_form(&[("token", &token)]))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["active"].as_bool().unwrap()
+        }
+    };
+    let ingest = |token: String| {
+        http.post(format!("{base}/audit/events"))
+            .bearer_auth(token)
+            .json(&json!({"action": "forgery.attempt", "outcome": "success"}))
+            .send()
+    };
+    for (attack, token) in forged {
+        assert!(!introspect(token.clone()).await, "{attack}: inactive");
+        assert_eq!(
+            ingest(token).await.unwrap().status(),
+            401,
+            "{attack}: refused"
+        );
+    }
+    let genuine = palisade_jose::jws::sign(&key, "at+jwt", &claims(json!({})));
+    assert!(
+        introspect(genuine.clone()).await,
+        "the control token is active"
+    );
+    assert_eq!(ingest(genuine).await.unwrap().status(), 201);
+}
+
+on_both_backends!(forged_and_misdirected_tokens_are_refused);
