@@ -125,7 +125,7 @@ impl OAuth {
             "exp": now + LOGOUT_TOKEN_LIFETIME_S,
             "jti": palisade_crypto::random_token(),
             "sub": user_id,
-            "sid": crate::routes::session_handle(session_id),
+            "sid": crate::token::session_handle(session_id),
             "events": { EVENT: {} },
         });
         let Value::Object(claims) = claims else {

@@ -17,6 +17,7 @@ mod once;
 mod registration;
 pub mod resource;
 mod routes;
+mod token;
 
 use palisade_audit::Auditor;
 use palisade_identity::Identity;
