@@ -76,7 +76,9 @@ async fn remove(
     if let Err(refused) = admin.keys.check(&headers) {
         return Ok(refused);
     }
-    if !clients::delete(&admin.oauth.0.db, &client_id).await? {
+    let deleted = clients::delete(&admin.oauth.0.db, &client_id).await?;
+    admin.oauth.0.clients.evict(&client_id);
+    if !deleted {
         return Err(AppError::NotFound);
     }
     admin

@@ -6,6 +6,9 @@ use crate::error::OAuthError;
 use data_encoding::BASE64;
 use palisade_store::{Db, StoreError, now_ms};
 use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -233,6 +236,46 @@ pub async fn create(db: &Db, new: NewClient) -> Result<(Client, Option<String>),
     Ok((client, secret))
 }
 
+/// How long a client read for authentication is trusted without reading it again: as long as a
+/// running server takes to follow signing-key changes made elsewhere. This node's own changes
+/// (dynamic registration updates, deletions on its admin API) evict at once; a client deleted
+/// by the CLI or on another node stops authenticating here within this.
+const CACHE_TTL: Duration = Duration::from_secs(2);
+const CACHE_MAX: usize = 10_000;
+
+/// Clients recently read, so that authenticating the client of every back-channel request
+/// (token, introspection, revocation, PAR) costs no database round trip.
+#[derive(Default)]
+pub struct ClientCache(Mutex<HashMap<String, (Instant, Client)>>);
+
+impl ClientCache {
+    pub async fn find(&self, db: &Db, client_id: &str) -> Result<Option<Client>, StoreError> {
+        let now = Instant::now();
+        if let Some((at, client)) = self.0.lock().expect("client cache").get(client_id)
+            && now.duration_since(*at) < CACHE_TTL
+        {
+            return Ok(Some(client.clone()));
+        }
+        let found = find(db, client_id).await?;
+        if let Some(client) = &found {
+            let mut entries = self.0.lock().expect("client cache");
+            if entries.len() >= CACHE_MAX {
+                entries.retain(|_, (at, _)| now.duration_since(*at) < CACHE_TTL);
+                if entries.len() >= CACHE_MAX {
+                    entries.clear();
+                }
+            }
+            entries.insert(client_id.to_owned(), (now, client.clone()));
+        }
+        Ok(found)
+    }
+
+    /// Forgets a client this node changed or deleted.
+    pub fn evict(&self, client_id: &str) {
+        self.0.lock().expect("client cache").remove(client_id);
+    }
+}
+
 pub async fn find(db: &Db, client_id: &str) -> Result<Option<Client>, StoreError> {
     let row: Option<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM oauth_clients WHERE client_id = $1"
@@ -279,6 +322,7 @@ const MAX_ASSERTION_LIFETIME_S: i64 = 600;
 /// as audience, used once.
 async fn authenticate_assertion(
     db: &Db,
+    cache: &ClientCache,
     jwt: &str,
     claimed_id: Option<String>,
     audiences: &[String],
@@ -296,7 +340,7 @@ async fn authenticate_assertion(
     if claimed_id.is_some_and(|c| c != id) {
         return Err(refuse());
     }
-    let client = find(db, &id).await?.ok_or_else(refuse)?;
+    let client = cache.find(db, &id).await?.ok_or_else(refuse)?;
     if client.auth_method != AuthMethod::PrivateKeyJwt {
         return Err(refuse());
     }
@@ -363,6 +407,7 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
 /// the client registered, with the right secret.
 pub async fn authenticate(
     db: &Db,
+    cache: &ClientCache,
     audiences: &[String],
     presented: Presented,
 ) -> Result<Client, OAuthError> {
@@ -372,7 +417,7 @@ pub async fn authenticate(
                 "Use one client authentication method, not several.".into(),
             ));
         }
-        return authenticate_assertion(db, &jwt, presented.post_id, audiences).await;
+        return authenticate_assertion(db, cache, &jwt, presented.post_id, audiences).await;
     }
     let basic = presented.basic.is_some();
     let refuse = || OAuthError::InvalidClient { basic };
@@ -394,7 +439,7 @@ pub async fn authenticate(
         (None, Some(id), None) => (AuthMethod::None, id, None),
         (None, None, _) => return Err(refuse()),
     };
-    let client = find(db, &id).await?.ok_or_else(refuse)?;
+    let client = cache.find(db, &id).await?.ok_or_else(refuse)?;
     if client.auth_method != method {
         return Err(refuse());
     }
@@ -512,9 +557,14 @@ mod tests {
             post_secret: None,
             assertion: None,
         };
-        let ok = authenticate(&db, &[], basic(&client.client_id, &secret))
-            .await
-            .unwrap();
+        let ok = authenticate(
+            &db,
+            &ClientCache::default(),
+            &[],
+            basic(&client.client_id, &secret),
+        )
+        .await
+        .unwrap();
         assert_eq!(ok.client_id, client.client_id);
         for bad in [
             basic(&client.client_id, "wrong"),
@@ -535,7 +585,7 @@ mod tests {
             },
         ] {
             assert!(matches!(
-                authenticate(&db, &[], bad).await,
+                authenticate(&db, &ClientCache::default(), &[], bad).await,
                 Err(OAuthError::InvalidClient { .. })
             ));
         }
@@ -546,14 +596,19 @@ mod tests {
             assertion: None,
         };
         assert!(matches!(
-            authenticate(&db, &[], both).await,
+            authenticate(&db, &ClientCache::default(), &[], both).await,
             Err(OAuthError::InvalidRequest(_))
         ));
         assert!(delete(&db, &client.client_id).await.unwrap());
         assert!(
-            authenticate(&db, &[], basic(&client.client_id, &secret))
-                .await
-                .is_err()
+            authenticate(
+                &db,
+                &ClientCache::default(),
+                &[],
+                basic(&client.client_id, &secret)
+            )
+            .await
+            .is_err()
         );
     }
     palisade_store::both_backends!(clients_authenticate_only_as_registered);

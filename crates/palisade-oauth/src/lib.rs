@@ -88,6 +88,7 @@ struct Inner {
     keys: KeyRing,
     auditor: Auditor,
     identity: Identity,
+    clients: clients::ClientCache,
     /// Dynamic registrations per client network (OAU-9).
     registrations: palisade_http::rate_limit::RateLimiter,
     config: OAuthConfig,
@@ -113,6 +114,7 @@ impl OAuth {
             keys,
             auditor,
             identity,
+            clients: clients::ClientCache::default(),
             registrations: palisade_http::rate_limit::RateLimiter::per_minute(
                 config.registration.per_minute,
             ),

@@ -233,6 +233,7 @@ pub async fn update(
         }
         let new = metadata.into_checked(&oauth, client.auth_method)?;
         clients::update(&oauth.0.db, &client_id, &new).await?;
+        oauth.0.clients.evict(&client_id);
         let updated = clients::find(&oauth.0.db, &client_id)
             .await?
             .ok_or(OAuthError::InvalidClient { basic: false })?;
@@ -250,6 +251,7 @@ pub async fn delete(
     let result = async {
         own(&oauth, &headers, &client_id).await?;
         clients::delete(&oauth.0.db, &client_id).await?;
+        oauth.0.clients.evict(&client_id);
         oauth
             .0
             .auditor

@@ -176,7 +176,7 @@ pub(crate) async fn client(
                 .map(|e| format!("{issuer}/oauth/{e}")),
         )
         .collect();
-    let result = clients::authenticate(&oauth.0.db, &audiences, presented).await;
+    let result = clients::authenticate(&oauth.0.db, &oauth.0.clients, &audiences, presented).await;
     if let Err(OAuthError::InvalidClient { .. }) = &result {
         let mut event = ctx.event(
             Action::ClientAuthenticationFailed,
