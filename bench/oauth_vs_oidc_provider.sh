@@ -204,4 +204,24 @@ for key, label in (("client_credentials", "client_credentials req/s"), ("introsp
     print(f"{label:30}{d['median_palisade_rps']:>10.0f}{d['median_oidc_provider_rps']:>15.0f}{d['ratio']:>8.2f}"
           f"{d['median_palisade_p99_ms']:>10.1f} / {d['median_oidc_provider_p99_ms']:.1f}")
 print(f"{'full code + PKCE flows/s':30}{doc['palisade_full_code_flows_per_second']['median']:>10.0f}")
+
+# The plot: median requests per second, side by side, as an SVG beside the JSON.
+bars = [("client_credentials", doc["client_credentials"]), ("introspection", doc["introspection"])]
+top = max(max(d["median_palisade_rps"], d["median_oidc_provider_rps"]) for _, d in bars) * 1.15
+width, height, base, scale = 520, 300, 250, 200 / top
+parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+         '<text x="10" y="20" font-size="14">Requests per second (median of 3, higher is better)</text>',
+         f'<line x1="40" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#333"/>']
+for i, (label, d) in enumerate(bars):
+    x = 60 + i * 230
+    for j, (name, value, colour) in enumerate((("Palisade", d["median_palisade_rps"], "#1f5fbf"),
+                                               ("oidc-provider", d["median_oidc_provider_rps"], "#999"))):
+        h = value * scale
+        bx = x + j * 90
+        parts.append(f'<rect x="{bx}" y="{base - h:.1f}" width="70" height="{h:.1f}" fill="{colour}"/>')
+        parts.append(f'<text x="{bx + 35}" y="{base - h - 5:.1f}" text-anchor="middle">{value:,.0f}</text>')
+        parts.append(f'<text x="{bx + 35}" y="{base + 15}" text-anchor="middle">{name}</text>')
+    parts.append(f'<text x="{x + 80}" y="{base + 35}" text-anchor="middle" font-weight="bold">{label} ({d["ratio"]:.1f}×)</text>')
+parts.append("</svg>")
+open(out.replace(".json", ".svg"), "w").write("\n".join(parts) + "\n")
 PY

@@ -234,6 +234,15 @@ pub async fn update(
         let new = metadata.into_checked(&oauth, client.auth_method)?;
         clients::update(&oauth.0.db, &client_id, &new).await?;
         oauth.0.clients.evict(&client_id);
+        oauth
+            .0
+            .auditor
+            .record(
+                ctx.event(Action::ClientUpdated, Outcome::Success, "default")
+                    .client(client_id.clone())
+                    .detail("by", "registration"),
+            )
+            .await?;
         let updated = clients::find(&oauth.0.db, &client_id)
             .await?
             .ok_or(OAuthError::InvalidClient { basic: false })?;
