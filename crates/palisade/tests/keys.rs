@@ -1,10 +1,13 @@
 //! Signing keys (TOK-2, TOK-3): the JWKS publishes the active and the next key (public parts
 //! only), `palisade keys` rotates — refusing to before the next key has been published for a
 //! JWKS cache lifetime, unless forced — and revokes, the running server follows within seconds,
-//! and every change is an audit event in the Merkle log.
+//! and every change is an audit event in the Merkle log. A resource server that cached the
+//! JWKS before a rotation verifies the new key's tokens without fetching it again; the retired
+//! key's tokens stay valid until that key is revoked, and end at once when it is.
 
 mod common;
 
+use common::flow::introspect;
 use common::*;
 use std::time::Duration;
 
@@ -19,6 +22,35 @@ async fn jwks(server: &Server) -> (String, Vec<serde_json::Value>) {
     let cache = r.headers()["cache-control"].to_str().unwrap().to_owned();
     let body: serde_json::Value = r.json().await.unwrap();
     (cache, body["keys"].as_array().unwrap().clone())
+}
+
+/// A client_credentials access token for `auth`.
+async fn client_token(server: &Server, auth: &(String, String)) -> String {
+    let r: serde_json::Value = server
+        .http_client()
+        .post(format!("{}/oauth/token", server.base()))
+        .basic_auth(&auth.0, Some(&auth.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The `kid` a token's header names.
+fn kid_of(token: &str) -> String {
+    let header = token.split('.').next().unwrap();
+    let header: serde_json::Value = serde_json::from_slice(
+        &data_encoding::BASE64URL_NOPAD
+            .decode(header.as_bytes())
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
 }
 
 fn kids(keys: &[serde_json::Value]) -> Vec<String> {
@@ -53,6 +85,16 @@ async fn signing_keys_rotate_and_revoke(backend: Backend) {
         .to_owned();
     assert!(kids(&keys).contains(&active));
 
+    // A resource server's view: it caches the JWKS now, and holds a token of the active key.
+    let rs = server.register_client(&["--name", "rs", "--grant", "client_credentials"]);
+    let rs_auth = (
+        rs["client_id"].as_str().unwrap().to_owned(),
+        rs["client_secret"].as_str().unwrap().to_owned(),
+    );
+    let cached_jwks = server.published_keys().await;
+    let old_token = client_token(&server, &rs_auth).await;
+    assert_eq!(kid_of(&old_token), active);
+
     // The next key was published a moment ago: clients may not have it yet.
     let out = server.cli(&["keys", "rotate"]);
     assert!(!out.status.success());
@@ -74,6 +116,33 @@ async fn signing_keys_rotate_and_revoke(backend: Backend) {
     )
     .await;
     assert!(rotated.contains(&active), "the retired key stays published");
+    // Tokens now come from the pre-published key, which the cached JWKS already holds.
+    let new_token = eventually(
+        Duration::from_secs(30),
+        "tokens signed by the new key",
+        || async {
+            let token = client_token(&server, &rs_auth).await;
+            (kid_of(&token) != active).then_some(token)
+        },
+    )
+    .await;
+    let issuer = format!("https://localhost:{}", server.https.port());
+    palisade_jose::verify::verify(
+        &new_token,
+        &cached_jwks,
+        &palisade_jose::verify::Expectations {
+            typ: "at+jwt",
+            issuer: &issuer,
+            audience: None,
+            now: palisade_store::now_ms() / 1000,
+            skew_seconds: 5,
+        },
+    )
+    .expect("a JWKS cached before the rotation verifies the new key's tokens");
+    assert!(
+        introspect(&server, &rs_auth, &old_token).await,
+        "the retired key's tokens stay valid"
+    );
 
     let out = server.cli(&["keys", "revoke", &active]);
     assert!(
@@ -90,6 +159,11 @@ async fn signing_keys_rotate_and_revoke(backend: Backend) {
         },
     )
     .await;
+    assert!(
+        !introspect(&server, &rs_auth, &old_token).await,
+        "a revoked key's tokens end at once"
+    );
+    assert!(introspect(&server, &rs_auth, &new_token).await);
 
     // Both changes are in the audit log.
     let db = server.db().await;
