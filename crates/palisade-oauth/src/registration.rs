@@ -149,6 +149,25 @@ fn answered(
     }
 }
 
+/// Records a change to a registration, made through the registration endpoints.
+async fn recorded(
+    oauth: &OAuth,
+    ctx: &RequestContext,
+    action: Action,
+    client_id: &str,
+) -> Result<(), OAuthError> {
+    oauth
+        .0
+        .auditor
+        .record(
+            ctx.event(action, Outcome::Success, "default")
+                .client(client_id.to_owned())
+                .detail("by", "registration"),
+        )
+        .await?;
+    Ok(())
+}
+
 pub async fn register(
     State(oauth): State<OAuth>,
     ctx: RequestContext,
@@ -170,15 +189,7 @@ pub async fn register(
         let new = metadata.into_checked(&oauth, method)?;
         let (client, secret) = clients::create(&oauth.0.db, new).await?;
         let token = clients::issue_registration_token(&oauth.0.db, &client.client_id).await?;
-        oauth
-            .0
-            .auditor
-            .record(
-                ctx.event(Action::ClientRegistered, Outcome::Success, "default")
-                    .client(client.client_id.clone())
-                    .detail("by", "registration"),
-            )
-            .await?;
+        recorded(&oauth, &ctx, Action::ClientRegistered, &client.client_id).await?;
         let mut body = describe(&oauth, &client);
         body["registration_access_token"] = token.into();
         if let Some(secret) = secret {
@@ -234,15 +245,7 @@ pub async fn update(
         let new = metadata.into_checked(&oauth, client.auth_method)?;
         clients::update(&oauth.0.db, &client_id, &new).await?;
         oauth.0.clients.evict(&client_id);
-        oauth
-            .0
-            .auditor
-            .record(
-                ctx.event(Action::ClientUpdated, Outcome::Success, "default")
-                    .client(client_id.clone())
-                    .detail("by", "registration"),
-            )
-            .await?;
+        recorded(&oauth, &ctx, Action::ClientUpdated, &client_id).await?;
         let updated = clients::find(&oauth.0.db, &client_id)
             .await?
             .ok_or(OAuthError::InvalidClient { basic: false })?;
@@ -261,15 +264,7 @@ pub async fn delete(
         own(&oauth, &headers, &client_id).await?;
         clients::delete(&oauth.0.db, &client_id).await?;
         oauth.0.clients.evict(&client_id);
-        oauth
-            .0
-            .auditor
-            .record(
-                ctx.event(Action::ClientDeleted, Outcome::Success, "default")
-                    .client(client_id.clone())
-                    .detail("by", "registration"),
-            )
-            .await?;
+        recorded(&oauth, &ctx, Action::ClientDeleted, &client_id).await?;
         Ok::<_, OAuthError>(StatusCode::NO_CONTENT.into_response())
     };
     match result.await {
