@@ -1,0 +1,350 @@
+//! Authorization (RES-2, RES-4, RES-5): every decision is a Cedar evaluation of one principal,
+//! one action and one object, with the facts the handler looked up (the token's scopes, follow
+//! and block relations). Deny by default: only what a `permit` allows is allowed, and any
+//! `forbid` — another tenant, a block, a missing scope — wins.
+//!
+//! The schema and the default policies ship in the binary (`src/policy/`). Policies can be
+//! replaced from text: the new set is parsed and validated against the schema first, and only a
+//! valid set replaces the old one, whole, with one atomic swap — a decision in flight sees
+//! either the old set or the new one, never a mixture or nothing.
+
+use arc_swap::ArcSwap;
+use cedar_policy::{
+    Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
+    RestrictedExpression, Schema, ValidationMode, Validator,
+};
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+
+const SCHEMA: &str = include_str!("policy/schema.cedarschema");
+/// The policies Palisade runs with unless given others.
+pub const DEFAULT_POLICIES: &str = include_str!("policy/default.cedar");
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("the policies do not parse: {0}")]
+    Parse(String),
+    #[error("the policies do not match the schema: {0}")]
+    Invalid(String),
+}
+
+/// Roles, each including the ones below it: platform admin ⊇ tenant admin ⊇ moderator ⊇ member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Member,
+    Moderator,
+    TenantAdmin,
+    PlatformAdmin,
+}
+
+impl Role {
+    const ALL: [Role; 4] = [
+        Role::Member,
+        Role::Moderator,
+        Role::TenantAdmin,
+        Role::PlatformAdmin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Moderator => "moderator",
+            Role::TenantAdmin => "tenant_admin",
+            Role::PlatformAdmin => "platform_admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The role directly included in this one.
+    fn includes(self) -> Option<Role> {
+        match self {
+            Role::Member => None,
+            Role::Moderator => Some(Role::Member),
+            Role::TenantAdmin => Some(Role::Moderator),
+            Role::PlatformAdmin => Some(Role::TenantAdmin),
+        }
+    }
+}
+
+/// What can be done; each action's required scope is in the policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    ReadProfile,
+    UpdateProfile,
+    Follow,
+    Block,
+    CreatePost,
+    ReadPost,
+    DeletePost,
+    HidePost,
+    ReadConversation,
+    SendMessage,
+    ModerateUser,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ReadProfile => "ReadProfile",
+            Action::UpdateProfile => "UpdateProfile",
+            Action::Follow => "Follow",
+            Action::Block => "Block",
+            Action::CreatePost => "CreatePost",
+            Action::ReadPost => "ReadPost",
+            Action::DeletePost => "DeletePost",
+            Action::HidePost => "HidePost",
+            Action::ReadConversation => "ReadConversation",
+            Action::SendMessage => "SendMessage",
+            Action::ModerateUser => "ModerateUser",
+        }
+    }
+}
+
+/// Who asks: a user of a tenant with a role, as established from a verified access token.
+#[derive(Debug, Clone)]
+pub struct Actor<'a> {
+    pub user_id: &'a str,
+    pub tenant: &'a str,
+    pub role: Role,
+}
+
+/// The object an action is on, with the attributes policies look at.
+#[derive(Debug, Clone)]
+pub enum Object<'a> {
+    Profile {
+        owner: &'a str,
+        tenant: &'a str,
+        public: bool,
+    },
+    Post {
+        id: &'a str,
+        author: &'a str,
+        tenant: &'a str,
+        /// `public`, `followers` or `private`.
+        visibility: &'a str,
+        hidden: bool,
+    },
+    Conversation {
+        id: &'a str,
+        participants: &'a [&'a str],
+        tenant: &'a str,
+    },
+}
+
+/// The facts of the request the handler established.
+#[derive(Debug, Clone, Default)]
+pub struct Facts<'a> {
+    /// The access token's scopes.
+    pub scopes: &'a [&'a str],
+    /// The actor follows the object's owner.
+    pub follower: bool,
+    /// The actor and the object's owner have blocked one another (either way).
+    pub blocked: bool,
+}
+
+/// A validated policy set with the schema it was validated against.
+struct Policies {
+    set: PolicySet,
+}
+
+pub struct Authorizer {
+    schema: Schema,
+    policies: ArcSwap<Policies>,
+    engine: cedar_policy::Authorizer,
+}
+
+fn uid(kind: &str, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(
+        EntityTypeName::from_str(kind).expect("a valid type name"),
+        EntityId::new(id),
+    )
+}
+
+fn entity_ref(kind: &str, id: &str) -> RestrictedExpression {
+    RestrictedExpression::new_entity_uid(uid(kind, id))
+}
+
+impl Authorizer {
+    /// The authorizer with the default policies.
+    pub fn new() -> Self {
+        Self::with_policies(DEFAULT_POLICIES).expect("the default policies are valid")
+    }
+
+    /// An authorizer with `policies` (Cedar text), validated against the schema.
+    pub fn with_policies(policies: &str) -> Result<Self, PolicyError> {
+        let (schema, _) = Schema::from_cedarschema_str(SCHEMA).expect("the schema is valid");
+        let set = validated(&schema, policies)?;
+        Ok(Self {
+            schema,
+            policies: ArcSwap::from_pointee(Policies { set }),
+            engine: cedar_policy::Authorizer::new(),
+        })
+    }
+
+    /// Replaces the policies with `policies` if they parse and validate; otherwise the current
+    /// ones stay and the error says why (RES-5).
+    pub fn reload(&self, policies: &str) -> Result<(), PolicyError> {
+        let set = validated(&self.schema, policies)?;
+        self.policies.store(Arc::new(Policies { set }));
+        Ok(())
+    }
+
+    /// Whether `actor` may do `action` on `object` given `facts`.
+    pub fn allows(&self, actor: &Actor, action: Action, object: &Object, facts: &Facts) -> bool {
+        let policies = self.policies.load();
+        match self.request(actor, action, object, facts) {
+            Ok((request, entities)) => {
+                let answer = self
+                    .engine
+                    .is_authorized(&request, &policies.set, &entities);
+                for error in answer.diagnostics().errors() {
+                    tracing::warn!(%error, action = action.as_str(), "policy evaluation error");
+                }
+                answer.decision() == Decision::Allow
+            }
+            Err(error) => {
+                tracing::error!(%error, action = action.as_str(), "authorization request refused");
+                false
+            }
+        }
+    }
+
+    fn request(
+        &self,
+        actor: &Actor,
+        action: Action,
+        object: &Object,
+        facts: &Facts,
+    ) -> Result<(Request, Entities), String> {
+        let principal = uid("User", actor.user_id);
+        let mut entities = roles();
+        entities.push(
+            Entity::new(
+                principal.clone(),
+                HashMap::from([("tenant".to_owned(), entity_ref("Tenant", actor.tenant))]),
+                HashSet::from([uid("Role", actor.role.as_str())]),
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        let (resource, attrs) = match object {
+            Object::Profile {
+                owner,
+                tenant,
+                public,
+            } => (
+                uid("Profile", owner),
+                HashMap::from([
+                    ("owner".to_owned(), entity_ref("User", owner)),
+                    ("tenant".to_owned(), entity_ref("Tenant", tenant)),
+                    ("public".to_owned(), RestrictedExpression::new_bool(*public)),
+                ]),
+            ),
+            Object::Post {
+                id,
+                author,
+                tenant,
+                visibility,
+                hidden,
+            } => (
+                uid("Post", id),
+                HashMap::from([
+                    ("author".to_owned(), entity_ref("User", author)),
+                    ("tenant".to_owned(), entity_ref("Tenant", tenant)),
+                    (
+                        "visibility".to_owned(),
+                        RestrictedExpression::new_string((*visibility).to_owned()),
+                    ),
+                    ("hidden".to_owned(), RestrictedExpression::new_bool(*hidden)),
+                ]),
+            ),
+            Object::Conversation {
+                id,
+                participants,
+                tenant,
+            } => (
+                uid("Conversation", id),
+                HashMap::from([
+                    (
+                        "participants".to_owned(),
+                        RestrictedExpression::new_set(
+                            participants.iter().map(|p| entity_ref("User", p)),
+                        ),
+                    ),
+                    ("tenant".to_owned(), entity_ref("Tenant", tenant)),
+                ]),
+            ),
+        };
+        entities
+            .push(Entity::new(resource.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?);
+        let context = Context::from_pairs([
+            (
+                "scopes".to_owned(),
+                RestrictedExpression::new_set(
+                    facts
+                        .scopes
+                        .iter()
+                        .map(|s| RestrictedExpression::new_string((*s).to_owned())),
+                ),
+            ),
+            (
+                "follower".to_owned(),
+                RestrictedExpression::new_bool(facts.follower),
+            ),
+            (
+                "blocked".to_owned(),
+                RestrictedExpression::new_bool(facts.blocked),
+            ),
+        ])
+        .map_err(|e| e.to_string())?;
+        let request = Request::new(
+            principal,
+            uid("Action", action.as_str()),
+            resource,
+            context,
+            Some(&self.schema),
+        )
+        .map_err(|e| e.to_string())?;
+        let entities =
+            Entities::from_entities(entities, Some(&self.schema)).map_err(|e| e.to_string())?;
+        Ok((request, entities))
+    }
+}
+
+impl Default for Authorizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The role entities, each a member of the role it includes.
+fn roles() -> Vec<Entity> {
+    Role::ALL
+        .into_iter()
+        .map(|role| {
+            let parents = role
+                .includes()
+                .map(|below| uid("Role", below.as_str()))
+                .into_iter()
+                .collect();
+            Entity::new_no_attrs(uid("Role", role.as_str()), parents)
+        })
+        .collect()
+}
+
+/// Parses `text` and validates it strictly against `schema`.
+fn validated(schema: &Schema, text: &str) -> Result<PolicySet, PolicyError> {
+    let set = PolicySet::from_str(text).map_err(|e| PolicyError::Parse(e.to_string()))?;
+    let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
+    if !result.validation_passed() {
+        let problems: Vec<String> = result.validation_errors().map(|e| e.to_string()).collect();
+        return Err(PolicyError::Invalid(problems.join("; ")));
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests;
