@@ -146,9 +146,10 @@ pub struct Facts<'a> {
     pub blocked: bool,
 }
 
-/// A validated policy set with the schema it was validated against.
+/// A validated policy set and the text it came from.
 struct Policies {
     set: PolicySet,
+    text: String,
 }
 
 pub struct Authorizer {
@@ -180,7 +181,10 @@ impl Authorizer {
         let set = validated(&schema, policies)?;
         Ok(Self {
             schema,
-            policies: ArcSwap::from_pointee(Policies { set }),
+            policies: ArcSwap::from_pointee(Policies {
+                set,
+                text: policies.to_owned(),
+            }),
             engine: cedar_policy::Authorizer::new(),
         })
     }
@@ -189,8 +193,21 @@ impl Authorizer {
     /// ones stay and the error says why (RES-5).
     pub fn reload(&self, policies: &str) -> Result<(), PolicyError> {
         let set = validated(&self.schema, policies)?;
-        self.policies.store(Arc::new(Policies { set }));
+        self.policies.store(Arc::new(Policies {
+            set,
+            text: policies.to_owned(),
+        }));
         Ok(())
+    }
+
+    /// The policies in force, as text.
+    pub fn policies(&self) -> String {
+        self.policies.load().text.clone()
+    }
+
+    /// The schema policies are validated against, as text.
+    pub fn schema() -> &'static str {
+        SCHEMA
     }
 
     /// Whether `actor` may do `action` on `object` given `facts`.

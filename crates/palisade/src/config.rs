@@ -27,6 +27,15 @@ pub struct Config {
     pub witness: WitnessConfig,
     pub tokens: TokensConfig,
     pub oauth: OAuthSettings,
+    pub authz: AuthzConfig,
+}
+
+/// Authorization policies (RES-2, RES-5).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthzConfig {
+    /// A Cedar policy file replacing the built-in policies; reread on SIGHUP.
+    pub policy_file: Option<PathBuf>,
 }
 
 /// The OAuth 2.1 / OpenID Connect provider.
@@ -292,6 +301,7 @@ impl Default for Config {
             witness: WitnessConfig::default(),
             tokens: TokensConfig::default(),
             oauth: OAuthSettings::default(),
+            authz: AuthzConfig::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod clients_cli;
 mod config;
 mod keys_cli;
 mod logging;
+mod policies;
 mod serve;
 mod signing;
 mod state;

@@ -102,6 +102,15 @@ pub async fn run(config: Config) -> Result<()> {
     let admin_keys =
         ApiKeys::from_hex_digests(&config.admin.api_key_sha256).map_err(anyhow::Error::msg)?;
     let audit_admin = palisade_audit::admin::router(auditor.clone(), admin_keys.clone());
+    let authz = crate::policies::load(config.authz.policy_file.as_deref())?;
+    if let Some(path) = &config.authz.policy_file {
+        tasks.spawn(crate::policies::reload_on_hangup(
+            authz.clone(),
+            path.clone(),
+            auditor.clone(),
+            shutdown.clone(),
+        ));
+    }
     tasks.spawn(crate::signing::maintain(
         key_ring.clone(),
         auditor.clone(),
@@ -137,7 +146,11 @@ pub async fn run(config: Config) -> Result<()> {
         .route("/static/palisade.css", get(stylesheet))
         .merge(palisade_audit::routes::router(audit_log, ingest))
         .merge(audit_admin)
-        .merge(palisade_oauth::admin::router(oauth.clone(), admin_keys))
+        .merge(palisade_oauth::admin::router(
+            oauth.clone(),
+            admin_keys.clone(),
+        ))
+        .merge(crate::policies::router(authz, admin_keys, auditor.clone()))
         .merge(palisade_oauth::router(oauth))
         .merge(crate::signing::router(
             key_ring,
