@@ -15,6 +15,8 @@ pub struct User {
     pub totp_secret: Option<String>,
     pub totp_enabled: i64,
     pub totp_last_step: i64,
+    /// `member`, `moderator`, `tenant_admin` or `platform_admin`.
+    pub role: String,
 }
 
 impl std::fmt::Debug for User {
@@ -38,7 +40,7 @@ impl User {
     }
 }
 
-const COLUMNS: &str = "id, tenant_id, email, password_hash, locked, revocation_epoch, totp_secret, totp_enabled, totp_last_step";
+const COLUMNS: &str = "id, tenant_id, email, password_hash, locked, revocation_epoch, totp_secret, totp_enabled, totp_last_step, role";
 
 /// A syntactically plausible address, trimmed, with the form used for uniqueness (lowercase).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +139,17 @@ pub async fn raise_epoch(db: &Db, id: &str) -> Result<(), StoreError> {
     .execute(db.pool())
     .await?;
     Ok(())
+}
+
+/// Gives the user `role`; returns whether there is such a user.
+pub async fn set_role(db: &Db, id: &str, role: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE users SET role = $1, updated_at = $2 WHERE id = $3")
+        .bind(role)
+        .bind(now_ms())
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn set_locked(db: &Db, id: &str, locked: bool) -> Result<bool, StoreError> {

@@ -14,6 +14,7 @@ pub mod dpop;
 pub mod error;
 mod logout;
 mod once;
+pub mod principal;
 mod registration;
 pub mod resource;
 mod routes;

@@ -9,7 +9,7 @@ use palisade_crypto::Secret;
 use palisade_identity::users::{self, Email};
 use palisade_identity::{Identity, IdentityMetrics};
 
-/// The variants become the subcommands `create-user`, `lock-user`, `unlock-user`.
+/// The variants become the subcommands `create-user`, `lock-user`, `unlock-user`, `set-role`.
 #[allow(clippy::enum_variant_names)]
 #[derive(Subcommand)]
 pub enum AdminCommand {
@@ -27,6 +27,14 @@ pub enum AdminCommand {
     UnlockUser {
         #[arg(long)]
         email: String,
+    },
+    /// Give an account a role: member, moderator, tenant_admin or platform_admin. It applies
+    /// from the account's next request.
+    SetRole {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
     },
 }
 
@@ -80,8 +88,38 @@ pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
         AdminCommand::UnlockUser { email } => {
             set_locked(&identity, &auditor, &email, false).await?
         }
+        AdminCommand::SetRole { email, role } => {
+            set_role(&identity, &auditor, &email, &role).await?
+        }
     }
     db.close().await;
+    Ok(())
+}
+
+/// The account an address names, in the CLI's tenant.
+async fn account(identity: &Identity, email: &str) -> Result<users::User> {
+    let email = Email::parse(email).context("not a valid email address")?;
+    users::find_by_email(&identity.db, &identity.tenant, &email.normalized)
+        .await?
+        .context("no account with this address")
+}
+
+async fn set_role(identity: &Identity, auditor: &Auditor, email: &str, role: &str) -> Result<()> {
+    let Some(role) = palisade_authz::Role::parse(role) else {
+        bail!("--role must be member, moderator, tenant_admin or platform_admin");
+    };
+    let user = account(identity, email).await?;
+    users::set_role(&identity.db, &user.id, role.as_str()).await?;
+    auditor
+        .record(
+            SecurityEvent::new(Action::RoleChanged, Outcome::Success, &user.tenant_id)
+                .target(user.id.clone())
+                .detail("from", user.role.as_str())
+                .detail("to", role.as_str())
+                .detail("via", "admin_cli"),
+        )
+        .await?;
+    println!("{}", role.as_str());
     Ok(())
 }
 
@@ -91,10 +129,7 @@ async fn set_locked(
     email: &str,
     locked: bool,
 ) -> Result<()> {
-    let email = Email::parse(email).context("not a valid email address")?;
-    let user = users::find_by_email(&identity.db, &identity.tenant, &email.normalized)
-        .await?
-        .context("no account with this address")?;
+    let user = account(identity, email).await?;
     users::set_locked(&identity.db, &user.id, locked).await?;
     if locked {
         // Ended rather than merely refused: the applications signed in through them are told.

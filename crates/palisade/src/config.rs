@@ -71,7 +71,15 @@ impl Default for OAuthSettings {
         Self {
             issuer: None,
             resources: Vec::new(),
-            scopes: vec!["audit:write".into()],
+            scopes: [
+                "audit:write",
+                "social:read",
+                "social:write",
+                "messages",
+                "moderation",
+            ]
+            .map(String::from)
+            .to_vec(),
             clock_skew_seconds: 30,
             refresh_token_days: 30,
             refresh_grace_ms: 2000,

@@ -151,6 +151,7 @@ pub async fn run(config: Config) -> Result<()> {
             admin_keys.clone(),
         ))
         .merge(crate::policies::router(authz, admin_keys, auditor.clone()))
+        .merge(palisade_social::router(oauth.clone()))
         .merge(palisade_oauth::router(oauth))
         .merge(crate::signing::router(
             key_ring,

@@ -1,0 +1,98 @@
+//! The principal of a resource request (RES-1): who is asking, established once from a verified
+//! access token (Bearer, or DPoP with a proof of its key) and handed to handlers as one typed
+//! value — never a bare user id taken from a path or a header. A user's role and tenant come
+//! from the account on every request, so a demotion or a lock applies to the next one.
+
+use crate::OAuth;
+use crate::resource::{ResourceError, Scheme};
+use axum::extract::{FromRef, FromRequestParts};
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use palisade_authz::Role;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The user, or the client acting for itself (client credentials).
+    pub subject: String,
+    pub tenant: String,
+    pub scopes: Vec<String>,
+    pub client_id: String,
+    /// The browser session the grant came from (`sid`), for a user's token.
+    pub session: Option<String>,
+    /// A user's role; `None` for a client acting for itself.
+    pub role: Option<Role>,
+    /// The DPoP key the token is bound to (`cnf.jkt`).
+    pub key_binding: Option<String>,
+}
+
+impl Principal {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    async fn from_claims(oauth: &OAuth, claims: Map<String, Value>) -> Result<Self, Response> {
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        let scheme = if claims.contains_key("cnf") {
+            Scheme::DPoP
+        } else {
+            Scheme::Bearer
+        };
+        let (subject, client_id) = match (text("sub"), text("client_id")) {
+            (Some(s), Some(c)) => (s, c),
+            _ => return Err(ResourceError::invalid_token(scheme).into_response()),
+        };
+        // A user's token carries the revocation epoch; a client's own token does not.
+        let (tenant, role) = if claims.contains_key("rev") {
+            let user = palisade_identity::users::get(&oauth.0.db, &subject)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "principal not loaded");
+                    http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+                })?
+                .ok_or_else(|| ResourceError::invalid_token(scheme).into_response())?;
+            // An unknown role grants nothing beyond a member's.
+            let role = Role::parse(&user.role).unwrap_or(Role::Member);
+            (user.tenant_id, Some(role))
+        } else {
+            (text("tenant").unwrap_or_else(|| "default".into()), None)
+        };
+        Ok(Principal {
+            scopes: text("scope")
+                .map(|s| s.split(' ').map(str::to_owned).collect())
+                .unwrap_or_default(),
+            session: text("sid"),
+            key_binding: claims
+                .get("cnf")
+                .and_then(|c| c.get("jkt"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            subject,
+            client_id,
+            tenant,
+            role,
+        })
+    }
+}
+
+impl<S> FromRequestParts<S> for Principal
+where
+    OAuth: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let oauth = OAuth::from_ref(state);
+        let claims = oauth
+            .authenticate_resource(
+                &parts.headers,
+                parts.method.as_str(),
+                parts.uri.path(),
+                None,
+            )
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Principal::from_claims(&oauth, claims).await
+    }
+}

@@ -1,0 +1,53 @@
+//! The protected social API (SOC-*, RES-*). Every handler takes a [`Principal`]: a request
+//! without a valid access token never reaches one.
+//!
+//! So far: `GET /api/me`, the principal a token acts as.
+
+use axum::extract::FromRef;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use palisade_oauth::OAuth;
+use palisade_oauth::principal::Principal;
+use palisade_oauth::resource::{ResourceError, Scheme};
+use serde_json::json;
+
+#[derive(Clone)]
+struct Social {
+    oauth: OAuth,
+}
+
+impl FromRef<Social> for OAuth {
+    fn from_ref(social: &Social) -> OAuth {
+        social.oauth.clone()
+    }
+}
+
+pub fn router(oauth: OAuth) -> Router {
+    Router::new()
+        .route("/api/me", get(me))
+        .with_state(Social { oauth })
+}
+
+/// The principal the request's token acts as: subject, tenant, role, scopes, client, session
+/// and key binding. Needs `social:read`.
+async fn me(principal: Principal) -> Response {
+    if !principal.has_scope("social:read") {
+        let scheme = if principal.key_binding.is_some() {
+            Scheme::DPoP
+        } else {
+            Scheme::Bearer
+        };
+        return ResourceError::insufficient_scope(scheme).into_response();
+    }
+    Json(json!({
+        "subject": principal.subject,
+        "tenant": principal.tenant,
+        "role": principal.role.map(|r| r.as_str()),
+        "scopes": principal.scopes,
+        "client_id": principal.client_id,
+        "session": principal.session,
+        "key_binding": principal.key_binding,
+    }))
+    .into_response()
+}

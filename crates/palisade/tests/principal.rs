@@ -1,0 +1,151 @@
+//! The principal of resource requests (RES-1) on `GET /api/me`: one typed value from a
+//! verified token — the user, tenant, role, scopes, client and session — with the role read
+//! from the account on every request, so a promotion or demotion applies to the next request
+//! made with the same token; a token without the route's scope gets nothing.
+
+mod common;
+
+use common::flow::*;
+use common::*;
+
+async fn me(server: &Server, token: Option<&str>) -> (u16, serde_json::Value, String) {
+    let mut req = server
+        .http_client()
+        .get(format!("{}/api/me", server.base()));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default(), challenge)
+}
+
+async fn the_principal_comes_from_the_token_and_the_account(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let app = server.register_client(&[
+        "--name",
+        "Social app",
+        "--auth-method",
+        "none",
+        "--grant",
+        "authorization_code",
+        "--scope",
+        "openid",
+        "--scope",
+        "social:read",
+        "--redirect-uri",
+        REDIRECT,
+    ]);
+    let client_id = app["client_id"].as_str().unwrap().to_owned();
+    let mut user = server.agent();
+    let email = unique_email("principal");
+    user.sign_up(&email, PASSWORD).await;
+    user.log_in(&email, PASSWORD).await;
+    let token_for = async |user: &mut Agent, scope: &str| {
+        let flow = Flow::new(&client_id, scope);
+        let code = code_for(user, &flow).await;
+        let (status, tokens) = exchange(&server, &flow, &code, &flow.verifier).await;
+        assert_eq!(status, 200, "{tokens}");
+        tokens["access_token"].as_str().unwrap().to_owned()
+    };
+    let token = token_for(&mut user, "openid social:read").await;
+
+    let (status, _, challenge) = me(&server, None).await;
+    assert_eq!(status, 401);
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+    let (status, _, challenge) = me(&server, Some("not-a-token")).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("invalid_token"));
+
+    let (status, principal, _) = me(&server, Some(&token)).await;
+    assert_eq!(status, 200, "{principal}");
+    assert_eq!(principal["tenant"], "default");
+    assert_eq!(principal["role"], "member");
+    assert_eq!(principal["client_id"], client_id.as_str());
+    assert_eq!(
+        principal["scopes"],
+        serde_json::json!(["openid", "social:read"])
+    );
+    assert!(principal["session"].is_string());
+    assert!(principal["key_binding"].is_null());
+
+    // Promotion and demotion apply to the next request with the very same token.
+    let set_role = |role: &str| {
+        let out = server.cli(&["admin", "set-role", "--email", &email, "--role", role]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    set_role("moderator");
+    assert_eq!(me(&server, Some(&token)).await.1["role"], "moderator");
+    set_role("member");
+    assert_eq!(me(&server, Some(&token)).await.1["role"], "member");
+    assert!(
+        !server
+            .cli(&["admin", "set-role", "--email", &email, "--role", "root"])
+            .status
+            .success(),
+        "unknown roles are refused"
+    );
+    eventually(
+        std::time::Duration::from_secs(20),
+        "both role changes audited",
+        || async {
+            let events = server.events().await;
+            (events
+                .iter()
+                .filter(|e| e.0 == "authz.role.changed")
+                .count()
+                == 2)
+                .then_some(())
+        },
+    )
+    .await;
+
+    // A token without the route's scope gets nothing.
+    let narrow = token_for(&mut user, "openid").await;
+    let (status, _, challenge) = me(&server, Some(&narrow)).await;
+    assert_eq!(status, 403);
+    assert!(challenge.contains("insufficient_scope"));
+
+    // A client acting for itself has no role.
+    let service = server.register_client(&[
+        "--name",
+        "service",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "social:read",
+    ]);
+    let r = server
+        .http_client()
+        .post(format!("{}/oauth/token", server.base()))
+        .basic_auth(
+            service["client_id"].as_str().unwrap(),
+            service["client_secret"].as_str(),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    let tokens: serde_json::Value = r.json().await.unwrap();
+    let (status, principal, _) = me(&server, tokens["access_token"].as_str()).await;
+    assert_eq!(status, 200, "{principal}");
+    assert_eq!(principal["subject"], service["client_id"]);
+    assert!(principal["role"].is_null());
+
+    // A locked account's token stops working at once.
+    let out = server.cli(&["admin", "lock-user", "--email", &email]);
+    assert!(out.status.success());
+    assert_eq!(me(&server, Some(&token)).await.0, 401);
+}
+
+on_both_backends!(the_principal_comes_from_the_token_and_the_account);
