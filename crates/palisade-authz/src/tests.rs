@@ -129,6 +129,9 @@ fn objects_follow_owner_visibility_and_blocks() {
     assert!(!authz.allows(&alice, Action::ReadProfile, &profile("bob", true), &blocked));
     assert!(!authz.allows(&alice, Action::ReadPost, &p, &blocked));
     assert!(!authz.allows(&alice, Action::Follow, &profile("bob", true), &blocked));
+    // …but blocking or muting back is always possible.
+    assert!(authz.allows(&alice, Action::Block, &profile("bob", true), &blocked));
+    assert!(authz.allows(&alice, Action::Mute, &profile("bob", true), &blocked));
 }
 
 #[test]

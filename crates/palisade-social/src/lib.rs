@@ -1,20 +1,27 @@
 //! The protected social API (SOC-*, RES-*). Every handler takes a [`Principal`]: a request
 //! without a valid access token never reaches one.
 //!
-//! So far: `GET /api/me`, the principal a token acts as.
+//! So far: `GET /api/me`, the principal a token acts as; profiles, follows, blocks, mutes and
+//! friends (SOC-1), each decided by the Cedar policies.
+
+mod graph;
+mod profiles;
 
 use axum::extract::FromRef;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use palisade_oauth::OAuth;
 use palisade_oauth::principal::Principal;
 use palisade_oauth::resource::{ResourceError, Scheme};
 use serde_json::json;
+use std::sync::Arc;
 
 #[derive(Clone)]
 struct Social {
     oauth: OAuth,
+    db: palisade_store::Db,
+    authz: Arc<palisade_authz::Authorizer>,
 }
 
 impl FromRef<Social> for OAuth {
@@ -23,10 +30,20 @@ impl FromRef<Social> for OAuth {
     }
 }
 
-pub fn router(oauth: OAuth) -> Router {
+pub fn router(
+    oauth: OAuth,
+    db: palisade_store::Db,
+    authz: Arc<palisade_authz::Authorizer>,
+) -> Router {
+    use profiles::*;
     Router::new()
         .route("/api/me", get(me))
-        .with_state(Social { oauth })
+        .route("/api/profiles/{id}", get(read).put(update))
+        .route("/api/profiles/{id}/follow", put(follow).delete(unfollow))
+        .route("/api/profiles/{id}/block", put(block).delete(unblock))
+        .route("/api/profiles/{id}/mute", put(mute).delete(unmute))
+        .route("/api/profiles/{id}/friends", get(friends))
+        .with_state(Social { oauth, db, authz })
 }
 
 /// The principal the request's token acts as: subject, tenant, role, scopes, client, session

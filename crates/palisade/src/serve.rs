@@ -150,8 +150,16 @@ pub async fn run(config: Config) -> Result<()> {
             oauth.clone(),
             admin_keys.clone(),
         ))
-        .merge(crate::policies::router(authz, admin_keys, auditor.clone()))
-        .merge(palisade_social::router(oauth.clone()))
+        .merge(crate::policies::router(
+            authz.clone(),
+            admin_keys,
+            auditor.clone(),
+        ))
+        .merge(palisade_social::router(
+            oauth.clone(),
+            db.clone(),
+            authz.clone(),
+        ))
         .merge(palisade_oauth::router(oauth))
         .merge(crate::signing::router(
             key_ring,

@@ -1,0 +1,198 @@
+//! Profiles and the relations between accounts (SOC-1): read and change a profile, follow,
+//! block and mute, list friends. The account in the path is never trusted: every route loads
+//! it and asks the policies whether the principal may act on it (RES-3) — with the follow and
+//! block facts looked up for exactly these two accounts.
+
+use crate::Social;
+use crate::graph::{self, Edge, Profile};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use palisade_authz::{Action, Actor, Facts, Object};
+use palisade_http::AppError;
+use palisade_oauth::principal::Principal;
+use serde::Deserialize;
+use serde_json::json;
+
+const MAX_DISPLAY_NAME: usize = 64;
+const MAX_BIO: usize = 500;
+
+/// An account id from a path: what ids look like, or a 404 before anything is read.
+fn account_id(raw: &str) -> Result<&str, AppError> {
+    let plausible = (1..=64).contains(&raw.len())
+        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    plausible.then_some(raw).ok_or(AppError::NotFound)
+}
+
+impl Social {
+    /// The profile of the account `raw` names, if the principal may do `action` on it.
+    async fn authorized(
+        &self,
+        principal: &Principal,
+        action: Action,
+        raw: &str,
+    ) -> Result<Profile, AppError> {
+        let target = graph::profile(&self.db, account_id(raw)?)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let Some(role) = principal.role else {
+            return Err(AppError::forbidden(
+                "user_required",
+                "This action is taken by a user, not by a client on its own behalf.",
+            ));
+        };
+        let me = principal.subject.as_str();
+        let follower = graph::follows(&self.db, me, &target.user_id).await?;
+        let blocked = graph::blocked_between(&self.db, me, &target.user_id).await?;
+        let scopes: Vec<&str> = principal.scopes.iter().map(String::as_str).collect();
+        let allowed = self.authz.allows(
+            &Actor {
+                user_id: me,
+                tenant: &principal.tenant,
+                role,
+            },
+            action,
+            &Object::Profile {
+                owner: &target.user_id,
+                tenant: &target.tenant_id,
+                public: target.is_public == 1,
+            },
+            &Facts {
+                scopes: &scopes,
+                follower,
+                blocked,
+            },
+        );
+        if !allowed {
+            return Err(AppError::forbidden(
+                "forbidden",
+                "The policies do not allow this.",
+            ));
+        }
+        Ok(target)
+    }
+}
+
+fn shown(p: &Profile) -> Response {
+    Json(json!({
+        "user_id": p.user_id,
+        "display_name": p.display_name,
+        "bio": p.bio,
+        "public": p.is_public == 1,
+    }))
+    .into_response()
+}
+
+pub async fn read(
+    State(social): State<Social>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let profile = social
+        .authorized(&principal, Action::ReadProfile, &id)
+        .await?;
+    Ok(shown(&profile))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Update {
+    display_name: String,
+    bio: String,
+    public: bool,
+}
+
+pub async fn update(
+    State(social): State<Social>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(change): Json<Update>,
+) -> Result<Response, AppError> {
+    let text_ok =
+        |s: &str, max: usize| s.chars().count() <= max && !s.chars().any(char::is_control);
+    if !text_ok(&change.display_name, MAX_DISPLAY_NAME) || !text_ok(&change.bio, MAX_BIO) {
+        return Err(AppError::bad_request(
+            "invalid_profile",
+            format!(
+                "display_name is at most {MAX_DISPLAY_NAME} characters and bio at most {MAX_BIO}, without control characters."
+            ),
+        ));
+    }
+    let mut profile = social
+        .authorized(&principal, Action::UpdateProfile, &id)
+        .await?;
+    graph::save_profile(
+        &social.db,
+        &profile.user_id,
+        &change.display_name,
+        &change.bio,
+        change.public,
+    )
+    .await?;
+    profile.display_name = change.display_name;
+    profile.bio = change.bio;
+    profile.is_public = i64::from(change.public);
+    Ok(shown(&profile))
+}
+
+/// `PUT` adds the principal's edge to the account, `DELETE` removes it.
+async fn edge(
+    social: &Social,
+    principal: &Principal,
+    id: &str,
+    edge: Edge,
+    add: bool,
+) -> Result<Response, AppError> {
+    let action = match edge {
+        Edge::Follow => Action::Follow,
+        Edge::Block => Action::Block,
+        Edge::Mute => Action::Mute,
+    };
+    let target = social.authorized(principal, action, id).await?;
+    if add {
+        graph::add(&social.db, edge, &principal.subject, &target.user_id).await?;
+    } else {
+        graph::remove(&social.db, edge, &principal.subject, &target.user_id).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+macro_rules! edge_handlers {
+    ($($add:ident, $remove:ident => $edge:expr;)*) => {$(
+        pub async fn $add(
+            State(social): State<Social>,
+            principal: Principal,
+            Path(id): Path<String>,
+        ) -> Result<Response, AppError> {
+            edge(&social, &principal, &id, $edge, true).await
+        }
+
+        pub async fn $remove(
+            State(social): State<Social>,
+            principal: Principal,
+            Path(id): Path<String>,
+        ) -> Result<Response, AppError> {
+            edge(&social, &principal, &id, $edge, false).await
+        }
+    )*};
+}
+
+edge_handlers! {
+    follow, unfollow => Edge::Follow;
+    block, unblock => Edge::Block;
+    mute, unmute => Edge::Mute;
+}
+
+/// The account's friends (mutual follows), for whoever may read its profile.
+pub async fn friends(
+    State(social): State<Social>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let profile = social
+        .authorized(&principal, Action::ReadProfile, &id)
+        .await?;
+    let friends = graph::friends(&social.db, &profile.user_id).await?;
+    Ok(Json(json!({ "friends": friends })).into_response())
+}

@@ -1,0 +1,246 @@
+//! Profiles, follows, blocks, mutes and friends (SOC-1) decided by the Cedar policies (RES-2,
+//! RES-3), with real tokens from Palisade's own token endpoint: profiles are private until
+//! their owner opens them; only the owner changes a profile (editing the id in the path gets
+//! nothing); followers see private profiles; a block cuts everything both ways but blocking
+//! back; each action needs its scope.
+
+mod common;
+
+use common::flow::*;
+use common::*;
+use serde_json::{Value, json};
+
+struct Member {
+    id: String,
+    token: String,
+}
+
+async fn member(server: &Server, client_id: &str, tag: &str, scope: &str) -> Member {
+    let mut agent = server.agent();
+    let email = unique_email(tag);
+    agent.sign_up(&email, PASSWORD).await;
+    agent.log_in(&email, PASSWORD).await;
+    let flow = Flow::new(client_id, scope);
+    let code = code_for(&mut agent, &flow).await;
+    let (status, tokens) = exchange(server, &flow, &code, &flow.verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let me: Value = server
+        .http_client()
+        .get(format!("{}/api/me", server.base()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Member {
+        id: me["subject"].as_str().unwrap().to_owned(),
+        token,
+    }
+}
+
+/// `METHOD /api/profiles/{id}{suffix}` as `who`; the status and body.
+async fn call(
+    server: &Server,
+    who: &Member,
+    method: &str,
+    id: &str,
+    suffix: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = format!("{}/api/profiles/{id}{suffix}", server.base());
+    let http = server.http_client();
+    let mut req = match method {
+        "GET" => http.get(url),
+        "PUT" => http.put(url),
+        "DELETE" => http.delete(url),
+        other => panic!("{other}"),
+    }
+    .bearer_auth(&who.token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+fn profile(public: bool) -> Option<Value> {
+    Some(json!({"display_name": "Bob", "bio": "Hello", "public": public}))
+}
+
+async fn profiles_follows_and_blocks(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let app = server.register_client(&[
+        "--name",
+        "Social",
+        "--auth-method",
+        "none",
+        "--grant",
+        "authorization_code",
+        "--scope",
+        "social:read",
+        "--scope",
+        "social:write",
+        "--redirect-uri",
+        REDIRECT,
+    ]);
+    let client_id = app["client_id"].as_str().unwrap();
+    let rw = "social:read social:write";
+    let alice = member(&server, client_id, "alice", rw).await;
+    let bob = member(&server, client_id, "bob", rw).await;
+    let carol = member(&server, client_id, "carol", rw).await;
+
+    // Private until opened; the owner always sees theirs.
+    assert_eq!(call(&server, &alice, "GET", &bob.id, "", None).await.0, 403);
+    let (status, own) = call(&server, &bob, "GET", &bob.id, "", None).await;
+    assert_eq!((status, own["public"].as_bool()), (200, Some(false)));
+
+    // Editing the id in the path gets nothing: only the owner changes a profile.
+    assert_eq!(
+        call(&server, &alice, "PUT", &bob.id, "", profile(true))
+            .await
+            .0,
+        403
+    );
+    let (status, saved) = call(&server, &bob, "PUT", &bob.id, "", profile(true)).await;
+    assert_eq!((status, saved["display_name"].as_str()), (200, Some("Bob")));
+    let (status, seen) = call(&server, &alice, "GET", &bob.id, "", None).await;
+    assert_eq!((status, seen["bio"].as_str()), (200, Some("Hello")));
+
+    // Followers see a private profile; others do not; nobody follows themselves.
+    assert_eq!(
+        call(&server, &alice, "PUT", &bob.id, "/follow", None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        call(&server, &bob, "PUT", &bob.id, "/follow", None).await.0,
+        403
+    );
+    call(&server, &bob, "PUT", &bob.id, "", profile(false)).await;
+    assert_eq!(call(&server, &alice, "GET", &bob.id, "", None).await.0, 200);
+    assert_eq!(call(&server, &carol, "GET", &bob.id, "", None).await.0, 403);
+
+    // Friends are mutual follows.
+    assert_eq!(
+        call(&server, &bob, "PUT", &alice.id, "/follow", None)
+            .await
+            .0,
+        204
+    );
+    let (status, friends) = call(&server, &alice, "GET", &bob.id, "/friends", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(friends["friends"], json!([alice.id]));
+
+    // A block cuts everything both ways — follows included — except blocking back.
+    assert_eq!(
+        call(&server, &bob, "PUT", &alice.id, "/block", None)
+            .await
+            .0,
+        204
+    );
+    call(&server, &bob, "PUT", &bob.id, "", profile(true)).await;
+    assert_eq!(call(&server, &alice, "GET", &bob.id, "", None).await.0, 403);
+    assert_eq!(
+        call(&server, &alice, "PUT", &bob.id, "/follow", None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(call(&server, &bob, "GET", &alice.id, "", None).await.0, 403);
+    assert_eq!(
+        call(&server, &alice, "PUT", &bob.id, "/block", None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        call(&server, &alice, "PUT", &bob.id, "/mute", None).await.0,
+        204
+    );
+    let (_, friends) = call(&server, &carol, "GET", &bob.id, "/friends", None).await;
+    assert_eq!(
+        friends["friends"],
+        json!([]),
+        "the block removed the follows"
+    );
+    assert_eq!(
+        call(&server, &bob, "DELETE", &alice.id, "/block", None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        call(&server, &alice, "DELETE", &bob.id, "/block", None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(call(&server, &alice, "GET", &bob.id, "", None).await.0, 200);
+
+    // Unknown and malformed ids are not found; bad bodies are refused.
+    assert_eq!(
+        call(
+            &server,
+            &alice,
+            "GET",
+            "0195d7a1-0000-7000-8000-000000000000",
+            "",
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        call(&server, &alice, "GET", "..%2Fadmin", "", None).await.0,
+        404
+    );
+    for (bad, status) in [
+        (
+            json!({"display_name": "x".repeat(65), "bio": "", "public": true}),
+            400,
+        ),
+        (
+            json!({"display_name": "a\u{7}b", "bio": "", "public": true}),
+            400,
+        ),
+        // Fields the API does not have are refused, not ignored.
+        (
+            json!({"display_name": "a", "bio": "", "public": true, "role": "admin"}),
+            422,
+        ),
+    ] {
+        assert_eq!(
+            call(&server, &alice, "PUT", &alice.id, "", Some(bad))
+                .await
+                .0,
+            status
+        );
+    }
+
+    // Each action needs its scope: a read-only token reads but changes nothing.
+    let reader = member(&server, client_id, "reader", "social:read").await;
+    assert_eq!(
+        call(&server, &reader, "GET", &bob.id, "", None).await.0,
+        200
+    );
+    assert_eq!(
+        call(&server, &reader, "PUT", &reader.id, "", profile(true))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        call(&server, &reader, "PUT", &bob.id, "/follow", None)
+            .await
+            .0,
+        403
+    );
+}
+
+on_both_backends!(profiles_follows_and_blocks);
