@@ -15,7 +15,7 @@ use cedar_policy::{
 };
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 const SCHEMA: &str = include_str!("policy/schema.cedarschema");
 /// The policies Palisade runs with unless given others.
@@ -156,15 +156,35 @@ struct Policies {
 
 pub struct Authorizer {
     schema: Schema,
+    /// Whether each request and its entities are checked against the schema (in tests).
+    checked: bool,
     policies: ArcSwap<Policies>,
     engine: cedar_policy::Authorizer,
 }
 
+/// The schema's type names, parsed once: parsing one takes Cedar's full parser.
+static TYPES: LazyLock<HashMap<&'static str, EntityTypeName>> = LazyLock::new(|| {
+    [
+        "Action",
+        "Conversation",
+        "Post",
+        "Profile",
+        "Role",
+        "Tenant",
+        "User",
+    ]
+    .into_iter()
+    .map(|kind| {
+        (
+            kind,
+            EntityTypeName::from_str(kind).expect("a valid type name"),
+        )
+    })
+    .collect()
+});
+
 fn uid(kind: &str, id: &str) -> EntityUid {
-    EntityUid::from_type_name_and_id(
-        EntityTypeName::from_str(kind).expect("a valid type name"),
-        EntityId::new(id),
-    )
+    EntityUid::from_type_name_and_id(TYPES[kind].clone(), EntityId::new(id))
 }
 
 fn entity_ref(kind: &str, id: &str) -> RestrictedExpression {
@@ -183,6 +203,7 @@ impl Authorizer {
         let set = validated(&schema, policies)?;
         Ok(Self {
             schema,
+            checked: cfg!(test),
             policies: ArcSwap::from_pointee(Policies {
                 set,
                 text: policies.to_owned(),
@@ -319,16 +340,19 @@ impl Authorizer {
             ),
         ])
         .map_err(|e| e.to_string())?;
+        // Requests and entities are built here from typed values that match the schema by
+        // construction (the tests prove it with schema checks on); checking them again per
+        // request would more than double the cost of a decision.
         let request = Request::new(
             principal,
             uid("Action", action.as_str()),
             resource,
             context,
-            Some(&self.schema),
+            self.checked.then_some(&self.schema),
         )
         .map_err(|e| e.to_string())?;
-        let entities =
-            Entities::from_entities(entities, Some(&self.schema)).map_err(|e| e.to_string())?;
+        let entities = Entities::from_entities(entities, self.checked.then_some(&self.schema))
+            .map_err(|e| e.to_string())?;
         Ok((request, entities))
     }
 }
