@@ -36,7 +36,11 @@ pub enum ClientsCommand {
     /// List the registered clients (JSON).
     List,
     /// Delete a client.
-    Delete { client_id: String },
+    Delete {
+        /// Client ids are base64url and may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {

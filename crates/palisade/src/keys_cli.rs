@@ -21,7 +21,11 @@ pub enum KeysCommand {
         force: bool,
     },
     /// Withdraw a key at once: tokens it signed stop verifying.
-    Revoke { kid: String },
+    Revoke {
+        /// Key ids are base64url and may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 pub async fn run(config: Config, command: KeysCommand) -> Result<()> {

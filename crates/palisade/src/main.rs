@@ -159,3 +159,20 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Key and client ids are base64url: one in 64 begins with `-`, which must not be
+    /// taken for an option.
+    #[test]
+    fn ids_beginning_with_a_hyphen_are_arguments() {
+        for args in [
+            ["palisade", "keys", "revoke", "-Uf0_x"],
+            ["palisade", "clients", "delete", "-Uf0_x"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+    }
+}
