@@ -70,29 +70,13 @@ async fn ended_sessions_log_clients_out(backend: Backend) {
     let server = Server::start_with(Options::on(backend)).await;
     let issuer = format!("https://localhost:{}", server.https.port());
     let (receiver, logout_uri) = start_receiver().await;
-    let register = |name: &str, logout: Option<&str>| {
-        let mut args = vec![
-            "--name",
-            name,
-            "--auth-method",
-            "none",
-            "--grant",
-            "authorization_code",
-            "--scope",
-            "openid",
-            "--redirect-uri",
-            REDIRECT,
-        ];
-        if let Some(uri) = logout {
-            args.extend(["--backchannel-logout-uri", uri]);
-        }
-        server.register_client(&args)["client_id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let listening = register("Listening app", Some(&logout_uri));
-    let silent = register("Silent app", None);
+    let listening = public_app(
+        &server,
+        "Listening app",
+        &["openid"],
+        &["--backchannel-logout-uri", &logout_uri],
+    );
+    let silent = public_app(&server, "Silent app", &["openid"], &[]);
     let metadata = server.fetch_json("/.well-known/openid-configuration").await;
     assert_eq!(metadata["backchannel_logout_supported"], true);
 

@@ -137,23 +137,12 @@ async fn dpop_binds_tokens_to_the_clients_key(backend: Backend) {
     let issuer = format!("https://localhost:{}", server.https.port());
     let token_url = format!("{issuer}/oauth/token");
     let userinfo_url = format!("{issuer}/oauth/userinfo");
-    let app = server.register_client(&[
-        "--name",
+    let client_id = public_app(
+        &server,
         "Phone app",
-        "--auth-method",
-        "none",
-        "--grant",
-        "authorization_code",
-        "--grant",
-        "refresh_token",
-        "--scope",
-        "openid",
-        "--scope",
-        "email",
-        "--redirect-uri",
-        REDIRECT,
-    ]);
-    let client_id = app["client_id"].as_str().unwrap().to_owned();
+        &["openid", "email"],
+        &["--grant", "refresh_token"],
+    );
     let rs = server.register_client(&["--name", "resource", "--grant", "client_credentials"]);
     let rs_auth = (
         rs["client_id"].as_str().unwrap().to_owned(),

@@ -27,21 +27,7 @@ async fn me(server: &Server, token: Option<&str>) -> (u16, serde_json::Value, St
 
 async fn the_principal_comes_from_the_token_and_the_account(backend: Backend) {
     let server = Server::start_with(Options::on(backend)).await;
-    let app = server.register_client(&[
-        "--name",
-        "Social app",
-        "--auth-method",
-        "none",
-        "--grant",
-        "authorization_code",
-        "--scope",
-        "openid",
-        "--scope",
-        "social:read",
-        "--redirect-uri",
-        REDIRECT,
-    ]);
-    let client_id = app["client_id"].as_str().unwrap().to_owned();
+    let client_id = public_app(&server, "Social app", &["openid", "social:read"], &[]);
     let mut user = server.agent();
     let email = unique_email("principal");
     user.sign_up(&email, PASSWORD).await;

@@ -73,21 +73,7 @@ fn profile(public: bool) -> Option<Value> {
 
 async fn profiles_follows_and_blocks(backend: Backend) {
     let server = Server::start_with(Options::on(backend)).await;
-    let app = server.register_client(&[
-        "--name",
-        "Social",
-        "--auth-method",
-        "none",
-        "--grant",
-        "authorization_code",
-        "--scope",
-        "social:read",
-        "--scope",
-        "social:write",
-        "--redirect-uri",
-        REDIRECT,
-    ]);
-    let client_id = app["client_id"].as_str().unwrap();
+    let client_id = &public_app(&server, "Social", &["social:read", "social:write"], &[]);
     let rw = "social:read social:write";
     let alice = member(&server, client_id, "alice", rw).await;
     let bob = member(&server, client_id, "bob", rw).await;

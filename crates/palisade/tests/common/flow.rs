@@ -10,6 +10,29 @@ pub fn enc(s: &str) -> String {
     encode_form(&[("x", s)])[2..].to_owned()
 }
 
+/// Registers a public client (PKCE only) of the code flow for `scopes`, redirecting to
+/// [`REDIRECT`], with `extra` command-line options (more grants, a logout URI); its id.
+pub fn public_app(server: &Server, name: &str, scopes: &[&str], extra: &[&str]) -> String {
+    let mut args = vec![
+        "--name",
+        name,
+        "--auth-method",
+        "none",
+        "--grant",
+        "authorization_code",
+        "--redirect-uri",
+        REDIRECT,
+    ];
+    for scope in scopes {
+        args.extend(["--scope", scope]);
+    }
+    args.extend(extra);
+    server.register_client(&args)["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 pub struct Flow {
     pub client_id: String,
     pub verifier: String,
