@@ -2,14 +2,15 @@
 //! without a valid access token never reaches one.
 //!
 //! So far: `GET /api/me`, the principal a token acts as; profiles, follows, blocks, mutes and
-//! friends (SOC-1), each decided by the Cedar policies.
+//! friends (SOC-1); posts and the home timeline (SOC-2) — each decided by the Cedar policies.
 
 mod graph;
+mod posts;
 mod profiles;
 
 use axum::extract::FromRef;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use palisade_oauth::OAuth;
 use palisade_oauth::principal::Principal;
@@ -43,6 +44,10 @@ pub fn router(
         .route("/api/profiles/{id}/block", put(block).delete(unblock))
         .route("/api/profiles/{id}/mute", put(mute).delete(unmute))
         .route("/api/profiles/{id}/friends", get(friends))
+        .route("/api/posts", post(posts::create))
+        .route("/api/posts/{id}", get(posts::read).delete(posts::delete))
+        .route("/api/posts/{id}/hide", post(posts::hide))
+        .route("/api/timeline", get(posts::timeline))
         .with_state(Social { oauth, db, authz })
 }
 

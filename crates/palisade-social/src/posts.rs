@@ -1,0 +1,276 @@
+//! Posts and the home timeline (SOC-2): create, read, delete, hide (moderators), and the
+//! timeline of the accounts one follows and one's own, newest first, in pages. Every post shown
+//! passes the same policy decision as reading it alone; muted and blocked authors are left out.
+
+use crate::Social;
+use crate::graph;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use palisade_authz::{Action, Actor, Facts, Object};
+use palisade_http::AppError;
+use palisade_oauth::principal::Principal;
+use palisade_store::{new_id, now_ms};
+use serde::Deserialize;
+use serde_json::json;
+
+const MAX_BODY: usize = 5_000;
+const PAGE_DEFAULT: u32 = 20;
+const PAGE_MAX: u32 = 100;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Post {
+    id: String,
+    author_id: String,
+    tenant_id: String,
+    body: String,
+    visibility: String,
+    hidden: i64,
+    created_at: i64,
+}
+
+const COLUMNS: &str = "id, author_id, tenant_id, body, visibility, hidden, created_at";
+
+impl Post {
+    fn shown(&self) -> serde_json::Value {
+        json!({
+            "id": self.id,
+            "author": self.author_id,
+            "body": self.body,
+            "visibility": self.visibility,
+            "hidden": self.hidden == 1,
+            "created_at": self.created_at,
+        })
+    }
+}
+
+impl Social {
+    /// Whether the principal may do `action` on `post`.
+    async fn may(
+        &self,
+        principal: &Principal,
+        action: Action,
+        post: &Post,
+    ) -> Result<bool, AppError> {
+        let Some(role) = principal.role else {
+            return Ok(false);
+        };
+        let me = principal.subject.as_str();
+        let follower = graph::follows(&self.db, me, &post.author_id).await?;
+        let blocked = graph::blocked_between(&self.db, me, &post.author_id).await?;
+        let scopes: Vec<&str> = principal.scopes.iter().map(String::as_str).collect();
+        Ok(self.authz.allows(
+            &Actor {
+                user_id: me,
+                tenant: &principal.tenant,
+                role,
+            },
+            action,
+            &Object::Post {
+                id: &post.id,
+                author: &post.author_id,
+                tenant: &post.tenant_id,
+                visibility: &post.visibility,
+                hidden: post.hidden == 1,
+            },
+            &Facts {
+                scopes: &scopes,
+                follower,
+                blocked,
+            },
+        ))
+    }
+
+    /// The post the path names, if the principal may do `action` on it.
+    async fn authorized_post(
+        &self,
+        principal: &Principal,
+        action: Action,
+        id: &str,
+    ) -> Result<Post, AppError> {
+        let post: Post = sqlx::query_as(&format!("SELECT {COLUMNS} FROM posts WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(palisade_store::StoreError::from)?
+            .ok_or(AppError::NotFound)?;
+        if !self.may(principal, action, &post).await? {
+            return Err(AppError::forbidden(
+                "forbidden",
+                "The policies do not allow this.",
+            ));
+        }
+        Ok(post)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPost {
+    body: String,
+    visibility: String,
+}
+
+pub async fn create(
+    State(social): State<Social>,
+    principal: Principal,
+    Json(new): Json<NewPost>,
+) -> Result<Response, AppError> {
+    if new.body.trim().is_empty() || new.body.chars().count() > MAX_BODY {
+        return Err(AppError::bad_request(
+            "invalid_post",
+            format!("A post has 1 to {MAX_BODY} characters."),
+        ));
+    }
+    if !["public", "followers", "private"].contains(&new.visibility.as_str()) {
+        return Err(AppError::bad_request(
+            "invalid_post",
+            "visibility is public, followers or private.",
+        ));
+    }
+    let post = Post {
+        id: new_id(),
+        author_id: principal.subject.clone(),
+        tenant_id: principal.tenant.clone(),
+        body: new.body,
+        visibility: new.visibility,
+        hidden: 0,
+        created_at: now_ms(),
+    };
+    if !social.may(&principal, Action::CreatePost, &post).await? {
+        return Err(AppError::forbidden(
+            "forbidden",
+            "The policies do not allow this.",
+        ));
+    }
+    sqlx::query(&format!(
+        "INSERT INTO posts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ))
+    .bind(&post.id)
+    .bind(&post.author_id)
+    .bind(&post.tenant_id)
+    .bind(&post.body)
+    .bind(&post.visibility)
+    .bind(post.hidden)
+    .bind(post.created_at)
+    .execute(social.db.pool())
+    .await
+    .map_err(palisade_store::StoreError::from)?;
+    Ok((StatusCode::CREATED, Json(post.shown())).into_response())
+}
+
+pub async fn read(
+    State(social): State<Social>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let post = social
+        .authorized_post(&principal, Action::ReadPost, &id)
+        .await?;
+    Ok(Json(post.shown()).into_response())
+}
+
+pub async fn delete(
+    State(social): State<Social>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let post = social
+        .authorized_post(&principal, Action::DeletePost, &id)
+        .await?;
+    sqlx::query("DELETE FROM posts WHERE id = $1")
+        .bind(&post.id)
+        .execute(social.db.pool())
+        .await
+        .map_err(palisade_store::StoreError::from)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Moderators hide a post of their tenant: it leaves every timeline but its author's.
+pub async fn hide(
+    State(social): State<Social>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let post = social
+        .authorized_post(&principal, Action::HidePost, &id)
+        .await?;
+    sqlx::query("UPDATE posts SET hidden = 1 WHERE id = $1")
+        .bind(&post.id)
+        .execute(social.db.pool())
+        .await
+        .map_err(palisade_store::StoreError::from)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// The `next` of the previous page.
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// A position in the timeline: after the post with this time and id (newest first).
+fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
+    let (at, id) = cursor.split_once('.')?;
+    let plausible = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    Some((at.parse().ok()?, id.to_owned())).filter(|_| plausible)
+}
+
+/// The home timeline: posts of the accounts the principal follows and its own, newest first,
+/// each one the principal may read; muted and blocked authors left out. `next` continues it.
+pub async fn timeline(
+    State(social): State<Social>,
+    principal: Principal,
+    Query(page): Query<Page>,
+) -> Result<Response, AppError> {
+    let limit = page.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
+    let (before_at, before_id) = match page.cursor.as_deref() {
+        None => (i64::MAX, String::new()),
+        Some(c) => parse_cursor(c)
+            .ok_or_else(|| AppError::bad_request("invalid_cursor", "The cursor is not valid."))?,
+    };
+    let me = principal.subject.as_str();
+    // Read a little more than a page at a time: some rows may be filtered out by the policies.
+    let mut shown = Vec::new();
+    let mut position = (before_at, before_id);
+    let mut exhausted = false;
+    while shown.len() < limit as usize && !exhausted {
+        let rows: Vec<Post> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM posts p \
+             WHERE (p.author_id = $1 OR p.author_id IN \
+                    (SELECT followee_id FROM follows WHERE follower_id = $1)) \
+             AND p.author_id NOT IN (SELECT muted_id FROM mutes WHERE muter_id = $1) \
+             AND (p.created_at < $2 OR (p.created_at = $2 AND p.id < $3)) \
+             ORDER BY p.created_at DESC, p.id DESC LIMIT $4"
+        ))
+        .bind(me)
+        .bind(position.0)
+        .bind(&position.1)
+        .bind(i64::from(limit))
+        .fetch_all(social.db.pool())
+        .await
+        .map_err(palisade_store::StoreError::from)?;
+        exhausted = rows.len() < limit as usize;
+        for post in rows {
+            position = (post.created_at, post.id.clone());
+            let visible = post.author_id == me || post.hidden == 0;
+            if visible && social.may(&principal, Action::ReadPost, &post).await? {
+                shown.push(post);
+                if shown.len() == limit as usize {
+                    break;
+                }
+            }
+        }
+    }
+    let next = (shown.len() == limit as usize)
+        .then(|| shown.last().map(|p| format!("{}.{}", p.created_at, p.id)))
+        .flatten();
+    Ok(Json(json!({
+        "posts": shown.iter().map(Post::shown).collect::<Vec<_>>(),
+        "next": next,
+    }))
+    .into_response())
+}

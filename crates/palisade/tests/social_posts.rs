@@ -1,0 +1,252 @@
+//! Posts and the home timeline (SOC-2) under the policies (RES-2, RES-3): visibility public,
+//! followers or private; only the author deletes; moderators hide (members cannot); the
+//! timeline shows what one may read of the accounts one follows, newest first, page by page
+//! without gaps or repeats, and leaves muted authors out.
+
+mod common;
+
+use common::flow::*;
+use common::*;
+use serde_json::{Value, json};
+
+struct Member {
+    id: String,
+    email: String,
+    token: String,
+}
+
+async fn member(server: &Server, client_id: &str, tag: &str) -> Member {
+    let mut agent = server.agent();
+    let email = unique_email(tag);
+    agent.sign_up(&email, PASSWORD).await;
+    agent.log_in(&email, PASSWORD).await;
+    let flow = Flow::new(client_id, "social:read social:write moderation");
+    let code = code_for(&mut agent, &flow).await;
+    let (status, tokens) = exchange(server, &flow, &code, &flow.verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let (_, me) = call(server, &token, "GET", "/api/me", None).await;
+    Member {
+        id: me["subject"].as_str().unwrap().to_owned(),
+        email,
+        token,
+    }
+}
+
+async fn call(
+    server: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = format!("{}{path}", server.base());
+    let http = server.http_client();
+    let mut req = match method {
+        "GET" => http.get(url),
+        "POST" => http.post(url),
+        "PUT" => http.put(url),
+        "DELETE" => http.delete(url),
+        other => panic!("{other}"),
+    }
+    .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+/// Posts as `who`; the post's id and time (the timeline's order is time, then id).
+async fn post_at(server: &Server, who: &Member, body: &str, visibility: &str) -> (i64, String) {
+    let (status, created) = call(
+        server,
+        &who.token,
+        "POST",
+        "/api/posts",
+        Some(json!({"body": body, "visibility": visibility})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    (
+        created["created_at"].as_i64().unwrap(),
+        created["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn post(server: &Server, who: &Member, body: &str, visibility: &str) -> String {
+    post_at(server, who, body, visibility).await.1
+}
+
+/// Every post id of `who`'s timeline, following `next` with pages of `limit`.
+async fn whole_timeline(server: &Server, who: &Member, limit: u32) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut path = format!("/api/timeline?limit={limit}");
+    loop {
+        let (status, page) = call(server, &who.token, "GET", &path, None).await;
+        assert_eq!(status, 200, "{page}");
+        let posts = page["posts"].as_array().unwrap();
+        assert!(posts.len() <= limit as usize);
+        ids.extend(posts.iter().map(|p| p["id"].as_str().unwrap().to_owned()));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/timeline?limit={limit}&cursor={next}"),
+            None => return ids,
+        }
+    }
+}
+
+async fn posts_and_the_timeline(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let client_id = &public_app(
+        &server,
+        "Social",
+        &["social:read", "social:write", "moderation"],
+        &[],
+    );
+    let alice = member(&server, client_id, "alice").await;
+    let bob = member(&server, client_id, "bob").await;
+    let moderator = member(&server, client_id, "moderator").await;
+    let out = server.cli(&[
+        "admin",
+        "set-role",
+        "--email",
+        &moderator.email,
+        "--role",
+        "moderator",
+    ]);
+    assert!(out.status.success());
+
+    let public = post(&server, &bob, "hello world", "public").await;
+    let followers = post(&server, &bob, "for my followers", "followers").await;
+    let private = post(&server, &bob, "note to self", "private").await;
+    let read = |who: &Member, id: &str| {
+        let (token, path) = (who.token.clone(), format!("/api/posts/{id}"));
+        let server = &server;
+        async move { call(server, &token, "GET", &path, None).await.0 }
+    };
+    assert_eq!(read(&alice, &public).await, 200);
+    assert_eq!(read(&alice, &followers).await, 403);
+    assert_eq!(read(&alice, &private).await, 403);
+    assert_eq!(
+        call(
+            &server,
+            &alice.token,
+            "PUT",
+            &format!("/api/profiles/{}/follow", bob.id),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        read(&alice, &followers).await,
+        200,
+        "followers see followers-only posts"
+    );
+    assert_eq!(read(&alice, &private).await, 403);
+    for id in [&public, &followers, &private] {
+        assert_eq!(read(&bob, id).await, 200, "the author sees all");
+    }
+
+    // Only the author deletes; members do not hide, moderators do.
+    let path = |id: &str, suffix: &str| format!("/api/posts/{id}{suffix}");
+    assert_eq!(
+        call(&server, &alice.token, "DELETE", &path(&public, ""), None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        call(&server, &alice.token, "POST", &path(&public, "/hide"), None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &server,
+            &moderator.token,
+            "POST",
+            &path(&public, "/hide"),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(read(&alice, &public).await, 403, "hidden");
+    assert_eq!(read(&bob, &public).await, 200, "its author still sees it");
+    assert_eq!(
+        call(&server, &bob.token, "DELETE", &path(&private, ""), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(read(&bob, &private).await, 404);
+
+    // Bad posts are refused.
+    for bad in [
+        json!({"body": "", "visibility": "public"}),
+        json!({"body": "x", "visibility": "everyone"}),
+    ] {
+        assert_eq!(
+            call(&server, &bob.token, "POST", "/api/posts", Some(bad))
+                .await
+                .0,
+            400
+        );
+    }
+
+    // The timeline: pages without gaps or repeats, newest first, only what alice may read.
+    let (_, seen) = call(&server, &bob.token, "GET", &path(&followers, ""), None).await;
+    let mut expected = vec![(seen["created_at"].as_i64().unwrap(), followers.clone())];
+    for i in 0..23 {
+        let visibility = if i % 3 == 0 { "private" } else { "public" };
+        let made = post_at(&server, &bob, &format!("post {i}"), visibility).await;
+        if visibility == "public" {
+            expected.push(made);
+        }
+    }
+    let mine = post_at(&server, &alice, "mine", "private").await;
+    expected.push(mine.clone());
+    expected.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+    for limit in [1, 7, 100] {
+        assert_eq!(
+            whole_timeline(&server, &alice, limit).await,
+            expected,
+            "limit {limit}"
+        );
+    }
+    assert_eq!(
+        call(
+            &server,
+            &alice.token,
+            "GET",
+            "/api/timeline?cursor=nonsense",
+            None
+        )
+        .await
+        .0,
+        400
+    );
+
+    // Muting bob leaves only alice's own post.
+    assert_eq!(
+        call(
+            &server,
+            &alice.token,
+            "PUT",
+            &format!("/api/profiles/{}/mute", bob.id),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(whole_timeline(&server, &alice, 10).await, vec![mine.1]);
+}
+
+on_both_backends!(posts_and_the_timeline);
