@@ -2,9 +2,11 @@
 //! without a valid access token never reaches one.
 //!
 //! So far: `GET /api/me`, the principal a token acts as; profiles, follows, blocks, mutes and
-//! friends (SOC-1); posts and the home timeline (SOC-2) — each decided by the Cedar policies.
+//! friends (SOC-1); posts and the home timeline (SOC-2); direct messages (SOC-3) — each decided
+//! by the Cedar policies.
 
 mod graph;
+mod messages;
 mod posts;
 mod profiles;
 
@@ -48,6 +50,15 @@ pub fn router(
         .route("/api/posts/{id}", get(posts::read).delete(posts::delete))
         .route("/api/posts/{id}/hide", post(posts::hide))
         .route("/api/timeline", get(posts::timeline))
+        .route(
+            "/api/conversations",
+            get(messages::list).post(messages::start),
+        )
+        .route(
+            "/api/conversations/{id}/messages",
+            get(messages::history).post(messages::send),
+        )
+        .route("/api/conversations/{id}/read", put(messages::mark_read))
         .with_state(Social { oauth, db, authz })
 }
 

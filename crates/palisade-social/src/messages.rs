@@ -1,0 +1,346 @@
+//! Direct messages (SOC-3): conversations between accounts of one tenant, messages numbered
+//! per conversation, history newest first by that number, and a read marker per member. Only
+//! participants read or write, and a block between the sender and any other participant stops
+//! the conversation for them (the policies decide both).
+
+use crate::Social;
+use crate::graph;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use palisade_authz::{Action, Actor, Facts, Object};
+use palisade_http::AppError;
+use palisade_oauth::principal::Principal;
+use palisade_store::{StoreError, new_id, now_ms};
+use serde::Deserialize;
+use serde_json::json;
+
+const MAX_PARTICIPANTS: usize = 50;
+const MAX_MESSAGE: usize = 5_000;
+const PAGE_DEFAULT: i64 = 50;
+const PAGE_MAX: i64 = 200;
+
+struct Conversation {
+    id: String,
+    tenant_id: String,
+    participants: Vec<String>,
+}
+
+fn store(e: sqlx::Error) -> AppError {
+    StoreError::from(e).into()
+}
+
+impl Social {
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>, AppError> {
+        let tenant: Option<(String,)> =
+            sqlx::query_as("SELECT tenant_id FROM conversations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.db.pool())
+                .await
+                .map_err(store)?;
+        let Some((tenant_id,)) = tenant else {
+            return Ok(None);
+        };
+        let members: Vec<(String,)> = sqlx::query_as(
+            "SELECT user_id FROM conversation_members WHERE conversation_id = $1 ORDER BY user_id",
+        )
+        .bind(id)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(store)?;
+        Ok(Some(Conversation {
+            id: id.to_owned(),
+            tenant_id,
+            participants: members.into_iter().map(|(u,)| u).collect(),
+        }))
+    }
+
+    /// Whether the principal may do `action` in `conversation`: a block between the principal
+    /// and any other participant counts.
+    async fn may_converse(
+        &self,
+        principal: &Principal,
+        action: Action,
+        conversation: &Conversation,
+    ) -> Result<bool, AppError> {
+        let Some(role) = principal.role else {
+            return Ok(false);
+        };
+        let me = principal.subject.as_str();
+        let mut blocked = false;
+        for other in conversation.participants.iter().filter(|p| *p != me) {
+            blocked |= graph::blocked_between(&self.db, me, other).await?;
+        }
+        let participants: Vec<&str> = conversation
+            .participants
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let scopes: Vec<&str> = principal.scopes.iter().map(String::as_str).collect();
+        Ok(self.authz.allows(
+            &Actor {
+                user_id: me,
+                tenant: &principal.tenant,
+                role,
+            },
+            action,
+            &Object::Conversation {
+                id: &conversation.id,
+                participants: &participants,
+                tenant: &conversation.tenant_id,
+            },
+            &Facts {
+                scopes: &scopes,
+                follower: false,
+                blocked,
+            },
+        ))
+    }
+
+    async fn authorized_conversation(
+        &self,
+        principal: &Principal,
+        action: Action,
+        id: &str,
+    ) -> Result<Conversation, AppError> {
+        let conversation = self.conversation(id).await?.ok_or(AppError::NotFound)?;
+        if !self.may_converse(principal, action, &conversation).await? {
+            return Err(AppError::forbidden(
+                "forbidden",
+                "The policies do not allow this.",
+            ));
+        }
+        Ok(conversation)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewConversation {
+    /// The other participants.
+    with: Vec<String>,
+}
+
+/// Starts a conversation between the principal and `with`, all accounts of its tenant.
+pub async fn start(
+    State(social): State<Social>,
+    principal: Principal,
+    Json(new): Json<NewConversation>,
+) -> Result<Response, AppError> {
+    let mut participants = new.with;
+    participants.push(principal.subject.clone());
+    participants.sort();
+    participants.dedup();
+    if participants.len() < 2 || participants.len() > MAX_PARTICIPANTS {
+        return Err(AppError::bad_request(
+            "invalid_conversation",
+            format!("A conversation has 2 to {MAX_PARTICIPANTS} participants."),
+        ));
+    }
+    for p in &participants {
+        let same_tenant = graph::profile(&social.db, p)
+            .await?
+            .is_some_and(|profile| profile.tenant_id == principal.tenant);
+        if !same_tenant {
+            return Err(AppError::bad_request(
+                "invalid_conversation",
+                "Every participant must be an account of your organisation.",
+            ));
+        }
+    }
+    let conversation = Conversation {
+        id: new_id(),
+        tenant_id: principal.tenant.clone(),
+        participants,
+    };
+    if !social
+        .may_converse(&principal, Action::SendMessage, &conversation)
+        .await?
+    {
+        return Err(AppError::forbidden(
+            "forbidden",
+            "The policies do not allow this.",
+        ));
+    }
+    let mut tx = social.db.pool().begin().await.map_err(store)?;
+    sqlx::query("INSERT INTO conversations (id, tenant_id, created_at) VALUES ($1, $2, $3)")
+        .bind(&conversation.id)
+        .bind(&conversation.tenant_id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(store)?;
+    for p in &conversation.participants {
+        sqlx::query(
+            "INSERT INTO conversation_members (conversation_id, user_id, read_seq) VALUES ($1, $2, 0)",
+        )
+        .bind(&conversation.id)
+        .bind(p)
+        .execute(&mut *tx)
+        .await
+        .map_err(store)?;
+    }
+    tx.commit().await.map_err(store)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": conversation.id, "participants": conversation.participants })),
+    )
+        .into_response())
+}
+
+/// The principal's conversations with their unread counts.
+pub async fn list(
+    State(social): State<Social>,
+    principal: Principal,
+) -> Result<Response, AppError> {
+    if !principal.has_scope("messages") {
+        return Err(AppError::forbidden(
+            "insufficient_scope",
+            "Reading messages needs the messages scope.",
+        ));
+    }
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT m.conversation_id, m.read_seq, \
+         COALESCE((SELECT MAX(seq) FROM messages WHERE conversation_id = m.conversation_id), 0) \
+         FROM conversation_members m WHERE m.user_id = $1 ORDER BY m.conversation_id",
+    )
+    .bind(&principal.subject)
+    .fetch_all(social.db.pool())
+    .await
+    .map_err(store)?;
+    let conversations: Vec<_> = rows
+        .into_iter()
+        .map(|(id, read, last)| json!({ "id": id, "last_seq": last, "unread": last - read }))
+        .collect();
+    Ok(Json(json!({ "conversations": conversations })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    body: String,
+}
+
+pub async fn send(
+    State(social): State<Social>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(message): Json<NewMessage>,
+) -> Result<Response, AppError> {
+    if message.body.trim().is_empty() || message.body.chars().count() > MAX_MESSAGE {
+        return Err(AppError::bad_request(
+            "invalid_message",
+            format!("A message has 1 to {MAX_MESSAGE} characters."),
+        ));
+    }
+    let conversation = social
+        .authorized_conversation(&principal, Action::SendMessage, &id)
+        .await?;
+    // The next number in the conversation; of two concurrent senders the primary key lets one
+    // through, and the other takes the number after it.
+    for _ in 0..5 {
+        let (seq,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = $1",
+        )
+        .bind(&conversation.id)
+        .fetch_one(social.db.pool())
+        .await
+        .map_err(store)?;
+        let inserted = sqlx::query(
+            "INSERT INTO messages (conversation_id, seq, sender_id, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&conversation.id)
+        .bind(seq)
+        .bind(&principal.subject)
+        .bind(&message.body)
+        .bind(now_ms())
+        .execute(social.db.pool())
+        .await;
+        match inserted {
+            Ok(_) => return Ok((StatusCode::CREATED, Json(json!({ "seq": seq }))).into_response()),
+            Err(e) => {
+                let e = StoreError::from(e);
+                if !e.is_unique_violation() {
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+    Err(AppError::Conflict {
+        code: "busy",
+        message: "The conversation is busy; send again.".into(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct History {
+    /// Messages numbered below this (the previous page's `next`).
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The conversation's messages, newest first.
+pub async fn history(
+    State(social): State<Social>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(page): Query<History>,
+) -> Result<Response, AppError> {
+    let conversation = social
+        .authorized_conversation(&principal, Action::ReadConversation, &id)
+        .await?;
+    let limit = page.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
+    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+        "SELECT seq, sender_id, body, created_at FROM messages \
+         WHERE conversation_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+    )
+    .bind(&conversation.id)
+    .bind(page.before.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(social.db.pool())
+    .await
+    .map_err(store)?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.0))
+        .flatten();
+    let messages: Vec<_> = rows
+        .into_iter()
+        .map(|(seq, sender, body, at)| {
+            json!({ "seq": seq, "sender": sender, "body": body, "created_at": at })
+        })
+        .collect();
+    Ok(Json(json!({ "messages": messages, "next": next })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadMarker {
+    seq: i64,
+}
+
+/// Moves the principal's read marker forward to `seq` (never back, never past the last).
+pub async fn mark_read(
+    State(social): State<Social>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(marker): Json<ReadMarker>,
+) -> Result<Response, AppError> {
+    let conversation = social
+        .authorized_conversation(&principal, Action::ReadConversation, &id)
+        .await?;
+    sqlx::query(
+        "UPDATE conversation_members SET read_seq = $1 \
+         WHERE conversation_id = $2 AND user_id = $3 AND read_seq < $1 \
+         AND $1 <= (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = $2)",
+    )
+    .bind(marker.seq)
+    .bind(&conversation.id)
+    .bind(&principal.subject)
+    .execute(social.db.pool())
+    .await
+    .map_err(store)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,235 @@
+//! Direct messages (SOC-3) under the policies (RES-2, RES-3): only participants read or write
+//! a conversation (another account editing the id in the path gets nothing), messages are
+//! numbered, history pages newest first without gaps, read markers only move forward, and a
+//! block stops the conversation.
+
+mod common;
+
+use common::flow::*;
+use common::*;
+use serde_json::{Value, json};
+
+struct Member {
+    id: String,
+    token: String,
+}
+
+async fn member(server: &Server, client_id: &str, tag: &str) -> Member {
+    let mut agent = server.agent();
+    let email = unique_email(tag);
+    agent.sign_up(&email, PASSWORD).await;
+    agent.log_in(&email, PASSWORD).await;
+    let flow = Flow::new(client_id, "social:read social:write messages");
+    let code = code_for(&mut agent, &flow).await;
+    let (status, tokens) = exchange(server, &flow, &code, &flow.verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let (_, me) = call(server, &token, "GET", "/api/me", None).await;
+    Member {
+        id: me["subject"].as_str().unwrap().to_owned(),
+        token,
+    }
+}
+
+async fn call(
+    server: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = format!("{}{path}", server.base());
+    let http = server.http_client();
+    let mut req = match method {
+        "GET" => http.get(url),
+        "POST" => http.post(url),
+        "PUT" => http.put(url),
+        other => panic!("{other}"),
+    }
+    .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+async fn conversations_are_for_their_participants(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let client_id = &public_app(
+        &server,
+        "Chat",
+        &["social:read", "social:write", "messages"],
+        &[],
+    );
+    let alice = member(&server, client_id, "alice").await;
+    let bob = member(&server, client_id, "bob").await;
+    let eve = member(&server, client_id, "eve").await;
+
+    let (status, started) = call(
+        &server,
+        &alice.token,
+        "POST",
+        "/api/conversations",
+        Some(json!({"with": [bob.id]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let messages = format!("/api/conversations/{id}/messages");
+    for i in 1..=12 {
+        let (who, text) = if i % 2 == 1 {
+            (&alice, "ping")
+        } else {
+            (&bob, "pong")
+        };
+        let (status, sent) = call(
+            &server,
+            &who.token,
+            "POST",
+            &messages,
+            Some(json!({"body": format!("{text} {i}")})),
+        )
+        .await;
+        assert_eq!((status, sent["seq"].as_i64()), (201, Some(i)));
+    }
+
+    // History, newest first, in pages without gaps.
+    let mut seqs = Vec::new();
+    let mut path = format!("{messages}?limit=5");
+    loop {
+        let (status, page) = call(&server, &bob.token, "GET", &path, None).await;
+        assert_eq!(status, 200, "{page}");
+        seqs.extend(
+            page["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["seq"].as_i64().unwrap()),
+        );
+        match page["next"].as_i64() {
+            Some(next) => path = format!("{messages}?limit=5&before={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seqs, (1..=12).rev().collect::<Vec<_>>());
+
+    // Read markers move forward only, and not past the last message.
+    let unread = |who: &Member| {
+        let token = who.token.clone();
+        let server = &server;
+        let id = id.clone();
+        async move {
+            let (_, list) = call(server, &token, "GET", "/api/conversations", None).await;
+            list["conversations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == id.as_str())
+                .map(|c| c["unread"].as_i64().unwrap())
+        }
+    };
+    assert_eq!(unread(&bob).await, Some(12));
+    let read = format!("/api/conversations/{id}/read");
+    for (seq, left) in [(10, 2), (4, 2), (99, 2), (12, 0)] {
+        assert_eq!(
+            call(&server, &bob.token, "PUT", &read, Some(json!({"seq": seq})))
+                .await
+                .0,
+            204
+        );
+        assert_eq!(unread(&bob).await, Some(left), "after marking {seq}");
+    }
+
+    // Someone else: not in the list, and the id in the path gets nothing.
+    assert_eq!(unread(&eve).await, None);
+    assert_eq!(
+        call(&server, &eve.token, "GET", &messages, None).await.0,
+        403
+    );
+    assert_eq!(
+        call(
+            &server,
+            &eve.token,
+            "POST",
+            &messages,
+            Some(json!({"body": "hi"}))
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        call(&server, &eve.token, "PUT", &read, Some(json!({"seq": 1})))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &server,
+            &eve.token,
+            "GET",
+            "/api/conversations/no-such/messages",
+            None
+        )
+        .await
+        .0,
+        404
+    );
+
+    // A block stops the conversation, both ways.
+    assert_eq!(
+        call(
+            &server,
+            &bob.token,
+            "PUT",
+            &format!("/api/profiles/{}/block", alice.id),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        call(
+            &server,
+            &alice.token,
+            "POST",
+            &messages,
+            Some(json!({"body": "hello?"}))
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        call(&server, &bob.token, "GET", &messages, None).await.0,
+        403
+    );
+    let (status, _) = call(
+        &server,
+        &alice.token,
+        "POST",
+        "/api/conversations",
+        Some(json!({"with": [bob.id]})),
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "no new conversation with someone who blocked you"
+    );
+
+    // Bad requests.
+    for bad in [json!({"with": []}), json!({"with": ["no-such-account"]})] {
+        assert_eq!(
+            call(&server, &eve.token, "POST", "/api/conversations", Some(bad))
+                .await
+                .0,
+            400
+        );
+    }
+}
+
+on_both_backends!(conversations_are_for_their_participants);
