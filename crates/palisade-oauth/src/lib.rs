@@ -57,6 +57,8 @@ pub struct OAuthConfig {
     pub registration: RegistrationPolicy,
     /// The key DPoP nonces are made with; `None` turns server nonces off (RFC 9449 §8).
     pub dpop_nonce_key: Option<[u8; 32]>,
+    /// Requests each principal may make to protected resources per minute (RES-7).
+    pub api_requests_per_minute: u32,
 }
 
 /// Who may register clients dynamically (OAU-9).
@@ -92,6 +94,8 @@ struct Inner {
     clients: clients::ClientCache,
     /// Dynamic registrations per client network (OAU-9).
     registrations: palisade_http::rate_limit::RateLimiter,
+    /// Protected-resource requests per principal (RES-7).
+    principals: palisade_http::rate_limit::RateLimiter,
     config: OAuthConfig,
 }
 
@@ -118,6 +122,9 @@ impl OAuth {
             clients: clients::ClientCache::default(),
             registrations: palisade_http::rate_limit::RateLimiter::per_minute(
                 config.registration.per_minute,
+            ),
+            principals: palisade_http::rate_limit::RateLimiter::per_minute(
+                config.api_requests_per_minute,
             ),
             config,
         }))

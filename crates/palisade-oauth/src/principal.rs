@@ -1,7 +1,8 @@
 //! The principal of a resource request (RES-1): who is asking, established once from a verified
 //! access token (Bearer, or DPoP with a proof of its key) and handed to handlers as one typed
 //! value — never a bare user id taken from a path or a header. A user's role and tenant come
-//! from the account on every request, so a demotion or a lock applies to the next one.
+//! from the account on every request, so a demotion or a lock applies to the next one. Each
+//! principal's requests are rate limited (RES-7).
 
 use crate::OAuth;
 use crate::resource::{ResourceError, Scheme};
@@ -93,6 +94,11 @@ where
             )
             .await
             .map_err(IntoResponse::into_response)?;
-        Principal::from_claims(&oauth, claims).await
+        let principal = Principal::from_claims(&oauth, claims).await?;
+        // RES-7: each principal has its own allowance; one flooding leaves the others alone.
+        if let Err(retry_after) = oauth.0.principals.check(&principal.subject) {
+            return Err(palisade_http::AppError::TooManyRequests { retry_after }.into_response());
+        }
+        Ok(principal)
     }
 }

@@ -28,6 +28,23 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub oauth: OAuthSettings,
     pub authz: AuthzConfig,
+    pub api: ApiConfig,
+}
+
+/// The protected API (RES-7).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Requests each principal (user or client) may make per minute, in bursts of as many.
+    pub requests_per_minute: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: 600,
+        }
+    }
 }
 
 /// Authorization policies (RES-2, RES-5).
@@ -310,6 +327,7 @@ impl Default for Config {
             tokens: TokensConfig::default(),
             oauth: OAuthSettings::default(),
             authz: AuthzConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -411,6 +429,9 @@ impl Config {
                 "oauth.issuer must be an https URL without query, fragment or trailing slash"
                     .into(),
             );
+        }
+        if self.api.requests_per_minute == 0 {
+            return Err("api.requests_per_minute must be positive".into());
         }
         if self.oauth.registration_per_minute == 0 {
             return Err("oauth.registration_per_minute must be positive".into());

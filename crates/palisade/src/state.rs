@@ -156,6 +156,7 @@ pub fn oauth_config(config: &Config, https_port: u16) -> Result<palisade_oauth::
             per_minute: o.registration_per_minute,
         },
         dpop_nonce_key,
+        api_requests_per_minute: config.api.requests_per_minute,
     })
 }
 

@@ -135,3 +135,46 @@ async fn the_principal_comes_from_the_token_and_the_account(backend: Backend) {
 }
 
 on_both_backends!(the_principal_comes_from_the_token_and_the_account);
+
+/// RES-7: a principal flooding the API gets `429` with `Retry-After`; others are unaffected.
+async fn each_principal_has_its_own_allowance(backend: Backend) {
+    let server =
+        Server::start_with(Options::on(backend).env("PALISADE_API__REQUESTS_PER_MINUTE", "5"))
+            .await;
+    let client_id = public_app(&server, "Social app", &["social:read"], &[]);
+    let mut tokens = Vec::new();
+    for tag in ["flooder", "bystander"] {
+        let mut user = server.agent();
+        let email = unique_email(tag);
+        user.sign_up(&email, PASSWORD).await;
+        user.log_in(&email, PASSWORD).await;
+        let flow = Flow::new(&client_id, "social:read");
+        let code = code_for(&mut user, &flow).await;
+        let (_, issued) = exchange(&server, &flow, &code, &flow.verifier).await;
+        tokens.push(issued["access_token"].as_str().unwrap().to_owned());
+    }
+    for i in 0..5 {
+        assert_eq!(me(&server, Some(&tokens[0])).await.0, 200, "request {i}");
+    }
+    let r = server
+        .http_client()
+        .get(format!("{}/api/me", server.base()))
+        .bearer_auth(&tokens[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        me(&server, Some(&tokens[1])).await.0,
+        200,
+        "another user is not limited"
+    );
+}
+
+on_both_backends!(each_principal_has_its_own_allowance);
