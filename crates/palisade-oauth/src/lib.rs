@@ -99,6 +99,13 @@ struct Inner {
     config: OAuthConfig,
 }
 
+/// An access token that verified: its claims, and for a user's token the account it was
+/// checked against.
+pub struct Verified {
+    pub claims: Map<String, Value>,
+    pub user: Option<palisade_identity::users::User>,
+}
+
 /// An access token as issued.
 pub struct AccessToken {
     pub token: String,
@@ -189,6 +196,16 @@ impl OAuth {
         token: &str,
         audience: Option<&str>,
     ) -> Result<Map<String, Value>, TokenError> {
+        Ok(self.verify_access_token_of(token, audience).await?.claims)
+    }
+
+    /// [`OAuth::verify_access_token`], also handing back the account a user's token was checked
+    /// against, so that callers needing it (the principal, userinfo) do not read it again.
+    pub(crate) async fn verify_access_token_of(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+    ) -> Result<Verified, TokenError> {
         let claims = self.verify_signed(token, audience)?;
         if let Some(grant) = claims.get("gid").and_then(Value::as_str)
             && !codes::grant_is_live(&self.0.db, grant)
@@ -205,12 +222,15 @@ impl OAuth {
             let user = palisade_identity::users::get(&self.0.db, subject)
                 .await
                 .ok()
-                .flatten();
-            if !user.is_some_and(|u| u.revocation_epoch == epoch && u.locked == 0) {
-                return Err(TokenError::Claim("rev"));
-            }
+                .flatten()
+                .filter(|u| u.revocation_epoch == epoch && u.locked == 0)
+                .ok_or(TokenError::Claim("rev"))?;
+            return Ok(Verified {
+                claims,
+                user: Some(user),
+            });
         }
-        Ok(claims)
+        Ok(Verified { claims, user: None })
     }
 
     fn verify_signed(

@@ -10,7 +10,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use palisade_authz::Role;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -32,7 +32,8 @@ impl Principal {
         self.scopes.iter().any(|s| s == scope)
     }
 
-    async fn from_claims(oauth: &OAuth, claims: Map<String, Value>) -> Result<Self, Response> {
+    fn from_verified(verified: crate::Verified) -> Result<Self, ResourceError> {
+        let crate::Verified { claims, user } = verified;
         let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
         let scheme = if claims.contains_key("cnf") {
             Scheme::DPoP
@@ -41,22 +42,17 @@ impl Principal {
         };
         let (subject, client_id) = match (text("sub"), text("client_id")) {
             (Some(s), Some(c)) => (s, c),
-            _ => return Err(ResourceError::invalid_token(scheme).into_response()),
+            _ => return Err(ResourceError::invalid_token(scheme)),
         };
-        // A user's token carries the revocation epoch; a client's own token does not.
-        let (tenant, role) = if claims.contains_key("rev") {
-            let user = palisade_identity::users::get(&oauth.0.db, &subject)
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "principal not loaded");
-                    http::StatusCode::SERVICE_UNAVAILABLE.into_response()
-                })?
-                .ok_or_else(|| ResourceError::invalid_token(scheme).into_response())?;
+        // A user's token was checked against the account, which gives the role and tenant; a
+        // client's own token has neither account nor role.
+        let (tenant, role) = match user {
             // An unknown role grants nothing beyond a member's.
-            let role = Role::parse(&user.role).unwrap_or(Role::Member);
-            (user.tenant_id, Some(role))
-        } else {
-            (text("tenant").unwrap_or_else(|| "default".into()), None)
+            Some(user) => (
+                user.tenant_id,
+                Some(Role::parse(&user.role).unwrap_or(Role::Member)),
+            ),
+            None => (text("tenant").unwrap_or_else(|| "default".into()), None),
         };
         Ok(Principal {
             scopes: text("scope")
@@ -85,7 +81,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         let oauth = OAuth::from_ref(state);
-        let claims = oauth
+        let verified = oauth
             .authenticate_resource(
                 &parts.headers,
                 parts.method.as_str(),
@@ -94,7 +90,7 @@ where
             )
             .await
             .map_err(IntoResponse::into_response)?;
-        let principal = Principal::from_claims(&oauth, claims).await?;
+        let principal = Principal::from_verified(verified).map_err(IntoResponse::into_response)?;
         // RES-7: each principal has its own allowance; one flooding leaves the others alone.
         if let Err(retry_after) = oauth.0.principals.check(&principal.subject) {
             return Err(palisade_http::AppError::TooManyRequests { retry_after }.into_response());

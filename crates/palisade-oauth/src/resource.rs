@@ -8,7 +8,7 @@ use crate::OAuth;
 use crate::dpop::{DpopError, NONCE_HEADER};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -100,14 +100,15 @@ impl IntoResponse for ResourceError {
 impl OAuth {
     /// Authenticates a resource request for `method` on `path` (this server's path, as the
     /// client addressed it under the issuer): the token from the `Authorization` header, or
-    /// `form_token` (RFC 6750 §2.2) where the endpoint allows one. Returns the verified claims.
+    /// `form_token` (RFC 6750 §2.2) where the endpoint allows one. Returns the verified claims and,
+    /// for a user's token, the account.
     pub async fn authenticate_resource(
         &self,
         headers: &HeaderMap,
         method: &str,
         path: &str,
         form_token: Option<&str>,
-    ) -> Result<Map<String, Value>, ResourceError> {
+    ) -> Result<crate::Verified, ResourceError> {
         use Scheme::{Bearer, DPoP};
         let mut authorization = headers.get_all(http::header::AUTHORIZATION).iter();
         let header = authorization.next();
@@ -172,17 +173,18 @@ impl OAuth {
             None
         };
         let invalid = || ResourceError::invalid_token(scheme);
-        let claims = self
-            .verify_access_token(token, None)
+        let verified = self
+            .verify_access_token_of(token, None)
             .await
             .map_err(|_| invalid())?;
-        let bound_to = claims
+        let bound_to = verified
+            .claims
             .get("cnf")
             .and_then(|c| c.get("jkt"))
             .and_then(Value::as_str);
         match (bound_to, &proof) {
-            (None, None) => Ok(claims),
-            (Some(jkt), Some(proof)) if jkt == proof.jkt => Ok(claims),
+            (None, None) => Ok(verified),
+            (Some(jkt), Some(proof)) if jkt == proof.jkt => Ok(verified),
             _ => Err(invalid()),
         }
     }

@@ -298,7 +298,7 @@ async fn userinfo(
             }
         }
     };
-    let claims = match oauth
+    let crate::Verified { claims, user } = match oauth
         .authenticate_resource(
             &headers,
             method.as_str(),
@@ -324,16 +324,10 @@ async fn userinfo(
         };
         return crate::resource::ResourceError::insufficient_scope(scheme).into_response();
     }
-    let subject = claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let user = match palisade_identity::users::get(&oauth.0.db, subject).await {
-        Ok(Some(u)) => u,
-        _ => {
-            return crate::resource::ResourceError::invalid_token(crate::resource::Scheme::Bearer)
-                .into_response();
-        }
+    // Only a user's token has an account to describe.
+    let Some(user) = user else {
+        return crate::resource::ResourceError::invalid_token(crate::resource::Scheme::Bearer)
+            .into_response();
     };
     let mut body = json!({ "sub": user.id });
     if scopes.contains(&"email") {

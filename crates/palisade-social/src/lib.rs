@@ -5,6 +5,7 @@
 //! friends (SOC-1); posts and the home timeline (SOC-2); direct messages (SOC-3) — each decided
 //! by the Cedar policies.
 
+mod decide;
 mod graph;
 mod messages;
 mod posts;

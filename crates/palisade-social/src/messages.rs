@@ -4,12 +4,13 @@
 //! the conversation for them (the policies decide both).
 
 use crate::Social;
+use crate::decide::{refused, store};
 use crate::graph;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use palisade_authz::{Action, Actor, Facts, Object};
+use palisade_authz::{Action, Object};
 use palisade_http::AppError;
 use palisade_oauth::principal::Principal;
 use palisade_store::{StoreError, new_id, now_ms};
@@ -25,10 +26,6 @@ struct Conversation {
     id: String,
     tenant_id: String,
     participants: Vec<String>,
-}
-
-fn store(e: sqlx::Error) -> AppError {
-    StoreError::from(e).into()
 }
 
 impl Social {
@@ -64,38 +61,18 @@ impl Social {
         action: Action,
         conversation: &Conversation,
     ) -> Result<bool, AppError> {
-        let Some(role) = principal.role else {
-            return Ok(false);
-        };
-        let me = principal.subject.as_str();
-        let mut blocked = false;
-        for other in conversation.participants.iter().filter(|p| *p != me) {
-            blocked |= graph::blocked_between(&self.db, me, other).await?;
-        }
         let participants: Vec<&str> = conversation
             .participants
             .iter()
             .map(String::as_str)
             .collect();
-        let scopes: Vec<&str> = principal.scopes.iter().map(String::as_str).collect();
-        Ok(self.authz.allows(
-            &Actor {
-                user_id: me,
-                tenant: &principal.tenant,
-                role,
-            },
-            action,
-            &Object::Conversation {
-                id: &conversation.id,
-                participants: &participants,
-                tenant: &conversation.tenant_id,
-            },
-            &Facts {
-                scopes: &scopes,
-                follower: false,
-                blocked,
-            },
-        ))
+        let object = Object::Conversation {
+            id: &conversation.id,
+            participants: &participants,
+            tenant: &conversation.tenant_id,
+        };
+        self.allows(principal, action, &object, None, &participants)
+            .await
     }
 
     async fn authorized_conversation(
@@ -106,10 +83,7 @@ impl Social {
     ) -> Result<Conversation, AppError> {
         let conversation = self.conversation(id).await?.ok_or(AppError::NotFound)?;
         if !self.may_converse(principal, action, &conversation).await? {
-            return Err(AppError::forbidden(
-                "forbidden",
-                "The policies do not allow this.",
-            ));
+            return Err(refused());
         }
         Ok(conversation)
     }
@@ -158,10 +132,7 @@ pub async fn start(
         .may_converse(&principal, Action::SendMessage, &conversation)
         .await?
     {
-        return Err(AppError::forbidden(
-            "forbidden",
-            "The policies do not allow this.",
-        ));
+        return Err(refused());
     }
     let mut tx = social.db.pool().begin().await.map_err(store)?;
     sqlx::query("INSERT INTO conversations (id, tenant_id, created_at) VALUES ($1, $2, $3)")

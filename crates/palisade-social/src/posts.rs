@@ -3,12 +3,12 @@
 //! passes the same policy decision as reading it alone; muted and blocked authors are left out.
 
 use crate::Social;
-use crate::graph;
+use crate::decide::{refused, store};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use palisade_authz::{Action, Actor, Facts, Object};
+use palisade_authz::{Action, Object};
 use palisade_http::AppError;
 use palisade_oauth::principal::Principal;
 use palisade_store::{new_id, now_ms};
@@ -53,33 +53,16 @@ impl Social {
         action: Action,
         post: &Post,
     ) -> Result<bool, AppError> {
-        let Some(role) = principal.role else {
-            return Ok(false);
+        let author = post.author_id.as_str();
+        let object = Object::Post {
+            id: &post.id,
+            author,
+            tenant: &post.tenant_id,
+            visibility: &post.visibility,
+            hidden: post.hidden == 1,
         };
-        let me = principal.subject.as_str();
-        let follower = graph::follows(&self.db, me, &post.author_id).await?;
-        let blocked = graph::blocked_between(&self.db, me, &post.author_id).await?;
-        let scopes: Vec<&str> = principal.scopes.iter().map(String::as_str).collect();
-        Ok(self.authz.allows(
-            &Actor {
-                user_id: me,
-                tenant: &principal.tenant,
-                role,
-            },
-            action,
-            &Object::Post {
-                id: &post.id,
-                author: &post.author_id,
-                tenant: &post.tenant_id,
-                visibility: &post.visibility,
-                hidden: post.hidden == 1,
-            },
-            &Facts {
-                scopes: &scopes,
-                follower,
-                blocked,
-            },
-        ))
+        self.allows(principal, action, &object, Some(author), &[author])
+            .await
     }
 
     /// The post the path names, if the principal may do `action` on it.
@@ -93,13 +76,10 @@ impl Social {
             .bind(id)
             .fetch_optional(self.db.pool())
             .await
-            .map_err(palisade_store::StoreError::from)?
+            .map_err(store)?
             .ok_or(AppError::NotFound)?;
         if !self.may(principal, action, &post).await? {
-            return Err(AppError::forbidden(
-                "forbidden",
-                "The policies do not allow this.",
-            ));
+            return Err(refused());
         }
         Ok(post)
     }
@@ -139,10 +119,7 @@ pub async fn create(
         created_at: now_ms(),
     };
     if !social.may(&principal, Action::CreatePost, &post).await? {
-        return Err(AppError::forbidden(
-            "forbidden",
-            "The policies do not allow this.",
-        ));
+        return Err(refused());
     }
     sqlx::query(&format!(
         "INSERT INTO posts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
@@ -156,7 +133,7 @@ pub async fn create(
     .bind(post.created_at)
     .execute(social.db.pool())
     .await
-    .map_err(palisade_store::StoreError::from)?;
+    .map_err(store)?;
     Ok((StatusCode::CREATED, Json(post.shown())).into_response())
 }
 
@@ -183,7 +160,7 @@ pub async fn delete(
         .bind(&post.id)
         .execute(social.db.pool())
         .await
-        .map_err(palisade_store::StoreError::from)?;
+        .map_err(store)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -200,7 +177,7 @@ pub async fn hide(
         .bind(&post.id)
         .execute(social.db.pool())
         .await
-        .map_err(palisade_store::StoreError::from)?;
+        .map_err(store)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -252,7 +229,7 @@ pub async fn timeline(
         .bind(i64::from(limit))
         .fetch_all(social.db.pool())
         .await
-        .map_err(palisade_store::StoreError::from)?;
+        .map_err(store)?;
         exhausted = rows.len() < limit as usize;
         for post in rows {
             position = (post.created_at, post.id.clone());

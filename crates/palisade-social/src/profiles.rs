@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use palisade_authz::{Action, Actor, Facts, Object};
+use palisade_authz::{Action, Object};
 use palisade_http::AppError;
 use palisade_oauth::principal::Principal;
 use serde::Deserialize;
@@ -36,40 +36,20 @@ impl Social {
         let target = graph::profile(&self.db, account_id(raw)?)
             .await?
             .ok_or(AppError::NotFound)?;
-        let Some(role) = principal.role else {
+        if principal.role.is_none() {
             return Err(AppError::forbidden(
                 "user_required",
                 "This action is taken by a user, not by a client on its own behalf.",
             ));
-        };
-        let me = principal.subject.as_str();
-        let follower = graph::follows(&self.db, me, &target.user_id).await?;
-        let blocked = graph::blocked_between(&self.db, me, &target.user_id).await?;
-        let scopes: Vec<&str> = principal.scopes.iter().map(String::as_str).collect();
-        let allowed = self.authz.allows(
-            &Actor {
-                user_id: me,
-                tenant: &principal.tenant,
-                role,
-            },
-            action,
-            &Object::Profile {
-                owner: &target.user_id,
-                tenant: &target.tenant_id,
-                public: target.is_public == 1,
-            },
-            &Facts {
-                scopes: &scopes,
-                follower,
-                blocked,
-            },
-        );
-        if !allowed {
-            return Err(AppError::forbidden(
-                "forbidden",
-                "The policies do not allow this.",
-            ));
         }
+        let owner = target.user_id.as_str();
+        let object = Object::Profile {
+            owner,
+            tenant: &target.tenant_id,
+            public: target.is_public == 1,
+        };
+        self.require(principal, action, &object, Some(owner), &[owner])
+            .await?;
         Ok(target)
     }
 }

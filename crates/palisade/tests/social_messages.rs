@@ -6,54 +6,11 @@
 mod common;
 
 use common::flow::*;
+use common::social::*;
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
-struct Member {
-    id: String,
-    token: String,
-}
-
-async fn member(server: &Server, client_id: &str, tag: &str) -> Member {
-    let mut agent = server.agent();
-    let email = unique_email(tag);
-    agent.sign_up(&email, PASSWORD).await;
-    agent.log_in(&email, PASSWORD).await;
-    let flow = Flow::new(client_id, "social:read social:write messages");
-    let code = code_for(&mut agent, &flow).await;
-    let (status, tokens) = exchange(server, &flow, &code, &flow.verifier).await;
-    assert_eq!(status, 200, "{tokens}");
-    let token = tokens["access_token"].as_str().unwrap().to_owned();
-    let (_, me) = call(server, &token, "GET", "/api/me", None).await;
-    Member {
-        id: me["subject"].as_str().unwrap().to_owned(),
-        token,
-    }
-}
-
-async fn call(
-    server: &Server,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let url = format!("{}{path}", server.base());
-    let http = server.http_client();
-    let mut req = match method {
-        "GET" => http.get(url),
-        "POST" => http.post(url),
-        "PUT" => http.put(url),
-        other => panic!("{other}"),
-    }
-    .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or_default())
-}
+const SCOPES: &str = "social:read social:write messages";
 
 async fn conversations_are_for_their_participants(backend: Backend) {
     let server = Server::start_with(Options::on(backend)).await;
@@ -63,9 +20,9 @@ async fn conversations_are_for_their_participants(backend: Backend) {
         &["social:read", "social:write", "messages"],
         &[],
     );
-    let alice = member(&server, client_id, "alice").await;
-    let bob = member(&server, client_id, "bob").await;
-    let eve = member(&server, client_id, "eve").await;
+    let alice = member(&server, client_id, "alice", SCOPES).await;
+    let bob = member(&server, client_id, "bob", SCOPES).await;
+    let eve = member(&server, client_id, "eve", SCOPES).await;
 
     let (status, started) = call(
         &server,

@@ -6,57 +6,11 @@
 mod common;
 
 use common::flow::*;
+use common::social::*;
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
-struct Member {
-    id: String,
-    email: String,
-    token: String,
-}
-
-async fn member(server: &Server, client_id: &str, tag: &str) -> Member {
-    let mut agent = server.agent();
-    let email = unique_email(tag);
-    agent.sign_up(&email, PASSWORD).await;
-    agent.log_in(&email, PASSWORD).await;
-    let flow = Flow::new(client_id, "social:read social:write moderation");
-    let code = code_for(&mut agent, &flow).await;
-    let (status, tokens) = exchange(server, &flow, &code, &flow.verifier).await;
-    assert_eq!(status, 200, "{tokens}");
-    let token = tokens["access_token"].as_str().unwrap().to_owned();
-    let (_, me) = call(server, &token, "GET", "/api/me", None).await;
-    Member {
-        id: me["subject"].as_str().unwrap().to_owned(),
-        email,
-        token,
-    }
-}
-
-async fn call(
-    server: &Server,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let url = format!("{}{path}", server.base());
-    let http = server.http_client();
-    let mut req = match method {
-        "GET" => http.get(url),
-        "POST" => http.post(url),
-        "PUT" => http.put(url),
-        "DELETE" => http.delete(url),
-        other => panic!("{other}"),
-    }
-    .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or_default())
-}
+const SCOPES: &str = "social:read social:write moderation";
 
 /// Posts as `who`; the post's id and time (the timeline's order is time, then id).
 async fn post_at(server: &Server, who: &Member, body: &str, visibility: &str) -> (i64, String) {
@@ -104,9 +58,9 @@ async fn posts_and_the_timeline(backend: Backend) {
         &["social:read", "social:write", "moderation"],
         &[],
     );
-    let alice = member(&server, client_id, "alice").await;
-    let bob = member(&server, client_id, "bob").await;
-    let moderator = member(&server, client_id, "moderator").await;
+    let alice = member(&server, client_id, "alice", SCOPES).await;
+    let bob = member(&server, client_id, "bob", SCOPES).await;
+    let moderator = member(&server, client_id, "moderator", SCOPES).await;
     let out = server.cli(&[
         "admin",
         "set-role",

@@ -7,39 +7,10 @@
 mod common;
 
 use common::flow::*;
+use common::social::Member;
+use common::social::member;
 use common::*;
 use serde_json::{Value, json};
-
-struct Member {
-    id: String,
-    token: String,
-}
-
-async fn member(server: &Server, client_id: &str, tag: &str, scope: &str) -> Member {
-    let mut agent = server.agent();
-    let email = unique_email(tag);
-    agent.sign_up(&email, PASSWORD).await;
-    agent.log_in(&email, PASSWORD).await;
-    let flow = Flow::new(client_id, scope);
-    let code = code_for(&mut agent, &flow).await;
-    let (status, tokens) = exchange(server, &flow, &code, &flow.verifier).await;
-    assert_eq!(status, 200, "{tokens}");
-    let token = tokens["access_token"].as_str().unwrap().to_owned();
-    let me: Value = server
-        .http_client()
-        .get(format!("{}/api/me", server.base()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    Member {
-        id: me["subject"].as_str().unwrap().to_owned(),
-        token,
-    }
-}
 
 /// `METHOD /api/profiles/{id}{suffix}` as `who`; the status and body.
 async fn call(
@@ -50,21 +21,8 @@ async fn call(
     suffix: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let url = format!("{}/api/profiles/{id}{suffix}", server.base());
-    let http = server.http_client();
-    let mut req = match method {
-        "GET" => http.get(url),
-        "PUT" => http.put(url),
-        "DELETE" => http.delete(url),
-        other => panic!("{other}"),
-    }
-    .bearer_auth(&who.token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or_default())
+    let path = format!("/api/profiles/{id}{suffix}");
+    common::social::call(server, &who.token, method, &path, body).await
 }
 
 fn profile(public: bool) -> Option<Value> {

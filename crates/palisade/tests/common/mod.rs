@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod flow;
+pub mod social;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,79 @@
+//! The one way this API asks the policies: the principal as the Cedar actor, the scopes of its
+//! token, and the follow and block facts between it and the accounts the object belongs to.
+
+use crate::{Social, graph};
+use palisade_authz::{Action, Actor, Facts, Object};
+use palisade_http::AppError;
+use palisade_oauth::principal::Principal;
+
+/// The answer when the policies say no.
+pub(crate) fn refused() -> AppError {
+    AppError::forbidden("forbidden", "The policies do not allow this.")
+}
+
+/// A store failure as the one error type.
+pub(crate) fn store(e: sqlx::Error) -> AppError {
+    palisade_store::StoreError::from(e).into()
+}
+
+impl Social {
+    /// Whether the principal may do `action` on `object`. `follows` is the account whose
+    /// followers count (a profile's owner, a post's author); a block between the principal and
+    /// any account of `blocks` counts. A client acting for itself, without a user, may do
+    /// nothing here.
+    pub(crate) async fn allows(
+        &self,
+        principal: &Principal,
+        action: Action,
+        object: &Object<'_>,
+        follows: Option<&str>,
+        blocks: &[&str],
+    ) -> Result<bool, AppError> {
+        let Some(role) = principal.role else {
+            return Ok(false);
+        };
+        let me = principal.subject.as_str();
+        let follower = match follows {
+            Some(owner) => graph::follows(&self.db, me, owner).await?,
+            None => false,
+        };
+        let mut blocked = false;
+        for other in blocks.iter().filter(|other| **other != me) {
+            blocked |= graph::blocked_between(&self.db, me, other).await?;
+        }
+        let scopes: Vec<&str> = principal.scopes.iter().map(String::as_str).collect();
+        Ok(self.authz.allows(
+            &Actor {
+                user_id: me,
+                tenant: &principal.tenant,
+                role,
+            },
+            action,
+            object,
+            &Facts {
+                scopes: &scopes,
+                follower,
+                blocked,
+            },
+        ))
+    }
+
+    /// [`Social::allows`], refusing with the one error when the answer is no.
+    pub(crate) async fn require(
+        &self,
+        principal: &Principal,
+        action: Action,
+        object: &Object<'_>,
+        follows: Option<&str>,
+        blocks: &[&str],
+    ) -> Result<(), AppError> {
+        if self
+            .allows(principal, action, object, follows, blocks)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(refused())
+        }
+    }
+}

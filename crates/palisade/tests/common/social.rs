@@ -1,0 +1,57 @@
+//! Members of the social API as its tests play them: an account signed in through a public
+//! client, holding an access token for some scopes, and JSON calls made with it.
+
+use super::flow::{Flow, code_for, exchange};
+use super::*;
+use serde_json::Value;
+
+pub struct Member {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+}
+
+/// A new account, signed in, with a token for `scope` from `client_id`; its id from `/api/me`.
+pub async fn member(server: &Server, client_id: &str, tag: &str, scope: &str) -> Member {
+    let mut agent = server.agent();
+    let email = unique_email(tag);
+    agent.sign_up(&email, PASSWORD).await;
+    agent.log_in(&email, PASSWORD).await;
+    let flow = Flow::new(client_id, scope);
+    let code = code_for(&mut agent, &flow).await;
+    let (status, tokens) = exchange(server, &flow, &code, &flow.verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let (_, me) = call(server, &token, "GET", "/api/me", None).await;
+    Member {
+        id: me["subject"].as_str().unwrap().to_owned(),
+        email,
+        token,
+    }
+}
+
+/// `METHOD path` with `token` and an optional JSON body; the status and the JSON answer.
+pub async fn call(
+    server: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = format!("{}{path}", server.base());
+    let http = server.http_client();
+    let mut req = match method {
+        "GET" => http.get(url),
+        "POST" => http.post(url),
+        "PUT" => http.put(url),
+        "DELETE" => http.delete(url),
+        other => panic!("{other}"),
+    }
+    .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
