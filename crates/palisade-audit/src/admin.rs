@@ -3,12 +3,11 @@
 
 use crate::Auditor;
 use crate::search::{Search, search};
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use palisade_http::{ApiKeys, AppError};
+use palisade_http::{Access, ApiKeys, AppError, Routes};
 use serde_json::json;
 
 #[derive(Clone)]
@@ -17,10 +16,10 @@ struct Admin {
     keys: ApiKeys,
 }
 
-pub fn router(auditor: Auditor, keys: ApiKeys) -> Router {
-    Router::new()
-        .route("/admin/audit/events", get(events))
-        .route("/admin/audit/entries/{index}", get(entry))
+pub fn router(auditor: Auditor, keys: ApiKeys) -> Routes {
+    Routes::new()
+        .route(Access::AdminKey, "GET /admin/audit/events", events)
+        .route(Access::AdminKey, "GET /admin/audit/entries/{index}", entry)
         .with_state(Admin { auditor, keys })
 }
 

@@ -7,26 +7,30 @@ use crate::bundle::ProofBundle;
 use crate::ingest::Ingest;
 use crate::log::AuditLog;
 use crate::merkle::{Hash, ProofError};
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use data_encoding::BASE64;
-use palisade_http::AppError;
+use palisade_http::{Access, AppError, Routes};
 use serde::Deserialize;
 use serde_json::json;
 
-pub fn router(log: AuditLog, ingest: Ingest) -> Router {
-    Router::new()
-        .route("/audit/checkpoint", get(checkpoint))
-        .route("/audit/checkpoint/cosigned", get(cosigned))
-        .route("/audit/proof/inclusion", get(inclusion))
-        .route("/audit/proof/consistency", get(consistency))
-        .route("/audit/proof/bundle", get(bundle))
+pub fn router(log: AuditLog, ingest: Ingest) -> Routes {
+    use Access::Public;
+    Routes::new()
+        .route(Public, "GET /audit/checkpoint", checkpoint)
+        .route(Public, "GET /audit/checkpoint/cosigned", cosigned)
+        .route(Public, "GET /audit/proof/inclusion", inclusion)
+        .route(Public, "GET /audit/proof/consistency", consistency)
+        .route(Public, "GET /audit/proof/bundle", bundle)
         .with_state(log)
         .merge(
-            Router::new()
-                .route("/audit/events", post(crate::ingest::ingest))
+            Routes::new()
+                .route(
+                    Access::ServiceKey,
+                    "POST /audit/events",
+                    crate::ingest::ingest,
+                )
                 .with_state(ingest),
         )
 }

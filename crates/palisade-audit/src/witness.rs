@@ -11,12 +11,11 @@
 
 use crate::merkle::{self, Hash};
 use crate::note::{Checkpoint, KeyKind, Signer, Verifier, open};
-use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use data_encoding::BASE64;
 use http::StatusCode;
+use palisade_http::{Access, Routes};
 use palisade_store::{Db, StoreError, now_ms};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -223,9 +222,9 @@ impl Witness {
     }
 }
 
-pub fn router(witness: Arc<Witness>) -> Router {
-    Router::new()
-        .route("/add-checkpoint", post(add_checkpoint))
+pub fn router(witness: Arc<Witness>) -> Routes {
+    Routes::new()
+        .route(Access::SignedBody, "POST /add-checkpoint", add_checkpoint)
         .with_state(witness)
 }
 

@@ -2,8 +2,6 @@
 //! server, without the middleware stack, so the stack's share of the per-request cost can be
 //! measured. Usage: `bare_healthz CERT_PEM KEY_PEM` — prints the bound address.
 
-use axum::Router;
-use axum::routing::get;
 use palisade_http::server::{ConnectionLimits, serve_tls};
 use palisade_tls::{CertMetrics, SwappableResolver};
 use std::sync::Arc;
@@ -16,10 +14,11 @@ async fn main() {
         palisade_tls::load_pair(args[1].as_ref(), args[2].as_ref()).expect("certificate pair");
     let resolver = Arc::new(SwappableResolver::new(loaded, CertMetrics::default()));
     let tls = Arc::new(palisade_tls::server_config(resolver).expect("server config"));
-    let router = Router::new().route(
-        "/healthz",
-        get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
-    );
+    let (router, _) = palisade_http::Routes::new()
+        .route(palisade_http::Access::Public, "GET /healthz", || async {
+            axum::Json(serde_json::json!({ "status": "ok" }))
+        })
+        .finish();
     // STACK=1 adds the production middleware stack, for a side-by-side measurement.
     let router = if std::env::var_os("STACK").is_some() {
         let mut registry = prometheus_client::registry::Registry::default();

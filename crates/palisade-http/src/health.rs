@@ -2,10 +2,10 @@
 //! request depends on: the database answers and the served certificate is still valid.
 
 use crate::error::PassThrough;
+use crate::routes::{Access, Routes};
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use http::StatusCode;
 use palisade_store::Db;
 use palisade_tls::SwappableResolver;
@@ -18,10 +18,10 @@ pub struct Readiness {
     pub cert: Arc<SwappableResolver>,
 }
 
-pub fn router(readiness: Readiness) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub fn router(readiness: Readiness) -> Routes {
+    Routes::new()
+        .route(Access::Public, "GET /healthz", healthz)
+        .route(Access::Public, "GET /readyz", readyz)
         .with_state(readiness)
 }
 

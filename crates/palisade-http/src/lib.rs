@@ -11,6 +11,7 @@ pub mod health;
 pub mod metrics;
 pub mod otlp;
 pub mod rate_limit;
+pub mod routes;
 pub mod server;
 pub mod stack;
 pub mod trace;
@@ -18,6 +19,7 @@ pub mod trace;
 pub use api_key::ApiKeys;
 pub use client_ip::ClientIp;
 pub use error::{AppError, ErrorInfo};
+pub use routes::{Access, Routes};
 pub use trace::TraceId;
 
 /// The stylesheet every page links to: one small file, served from `/static/palisade.css`.

@@ -1,40 +1,56 @@
 use crate::{Identity, account, login, passkeys};
-use axum::Router;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use palisade_http::{Access, Routes};
 
-pub fn router(identity: Identity) -> Router {
-    Router::new()
-        .route("/", get(home))
-        .route("/signup", get(login::signup_page).post(login::signup))
-        .route("/login", get(login::login_page).post(login::login))
-        .route("/login/mfa", get(login::mfa_page).post(login::mfa_submit))
-        .route("/login/passkey/options", post(passkeys::login_options))
-        .route("/login/passkey", post(passkeys::login))
-        .route("/logout", post(login::logout))
-        .route("/account", get(account::account_page))
-        .route("/account/password", post(account::change_password))
-        .route("/account/sessions/revoke", post(account::revoke_session))
+pub fn router(identity: Identity) -> Routes {
+    use Access::{Public, Session};
+    Routes::new()
+        .route(Public, "GET /", home)
+        .route(Public, "GET /signup", login::signup_page)
+        .route(Public, "POST /signup", login::signup)
+        .route(Public, "GET /login", login::login_page)
+        .route(Public, "POST /login", login::login)
+        .route(Public, "GET /login/mfa", login::mfa_page)
+        .route(Public, "POST /login/mfa", login::mfa_submit)
         .route(
-            "/account/sessions/revoke-others",
-            post(account::revoke_other_sessions),
+            Public,
+            "POST /login/passkey/options",
+            passkeys::login_options,
+        )
+        .route(Public, "POST /login/passkey", passkeys::login)
+        .route(Session, "POST /logout", login::logout)
+        .route(Session, "GET /account", account::account_page)
+        .route(Session, "POST /account/password", account::change_password)
+        .route(
+            Session,
+            "POST /account/sessions/revoke",
+            account::revoke_session,
         )
         .route(
-            "/account/mfa/totp",
-            get(account::totp_page).post(account::totp_enable),
+            Session,
+            "POST /account/sessions/revoke-others",
+            account::revoke_other_sessions,
         )
-        .route("/account/mfa/totp/disable", post(account::totp_disable))
+        .route(Session, "GET /account/mfa/totp", account::totp_page)
+        .route(Session, "POST /account/mfa/totp", account::totp_enable)
         .route(
-            "/account/recovery-codes",
-            post(account::regenerate_recovery_codes),
+            Session,
+            "POST /account/mfa/totp/disable",
+            account::totp_disable,
         )
         .route(
-            "/account/passkeys/options",
-            post(passkeys::registration_options),
+            Session,
+            "POST /account/recovery-codes",
+            account::regenerate_recovery_codes,
         )
-        .route("/account/passkeys", post(passkeys::register))
-        .route("/account/passkeys/remove", post(passkeys::remove))
-        .route("/static/passkey.js", get(passkeys::script))
+        .route(
+            Session,
+            "POST /account/passkeys/options",
+            passkeys::registration_options,
+        )
+        .route(Session, "POST /account/passkeys", passkeys::register)
+        .route(Session, "POST /account/passkeys/remove", passkeys::remove)
+        .route(Public, "GET /static/passkey.js", passkeys::script)
         .with_state(identity)
 }
 

@@ -4,14 +4,13 @@
 use crate::OAuth;
 use crate::clients::{self, AuthMethod};
 use crate::registration::Metadata;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use http::StatusCode;
 use palisade_audit::{Action, Outcome};
-use palisade_http::{ApiKeys, AppError};
+use palisade_http::{Access, ApiKeys, AppError, Routes};
 use palisade_identity::RequestContext;
 
 #[derive(Clone)]
@@ -20,10 +19,15 @@ struct Admin {
     keys: ApiKeys,
 }
 
-pub fn router(oauth: OAuth, keys: ApiKeys) -> Router {
-    Router::new()
-        .route("/admin/oauth/clients", get(list).post(create))
-        .route("/admin/oauth/clients/{client_id}", delete(remove))
+pub fn router(oauth: OAuth, keys: ApiKeys) -> Routes {
+    Routes::new()
+        .route(Access::AdminKey, "GET /admin/oauth/clients", list)
+        .route(Access::AdminKey, "POST /admin/oauth/clients", create)
+        .route(
+            Access::AdminKey,
+            "DELETE /admin/oauth/clients/{client_id}",
+            remove,
+        )
         .with_state(Admin { oauth, keys })
 }
 

@@ -89,10 +89,14 @@ impl IntoResponse for ResourceError {
         if let Some(nonce) = self.nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
             headers.insert(NONCE_HEADER, nonce);
         }
-        // The challenge is the answer: the outer error renderer leaves it as it is.
+        // The challenge is in the header; the body is the usual JSON error, with the same code.
         response
             .extensions_mut()
-            .insert(palisade_http::error::PassThrough);
+            .insert(palisade_http::error::ErrorInfo {
+                code: self.error.unwrap_or("unauthenticated"),
+                message: self.description.to_owned(),
+                internal_detail: None,
+            });
         response
     }
 }

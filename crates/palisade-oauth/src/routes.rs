@@ -8,47 +8,64 @@ use crate::OAuth;
 use crate::clients::{self, AuthMethod, Presented};
 use crate::codes;
 use crate::error::OAuthError;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use palisade_audit::{Action, Outcome};
+use palisade_http::{Access, Routes};
 use palisade_identity::RequestContext;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-pub fn router(oauth: OAuth) -> Router {
-    Router::new()
-        .route("/.well-known/oauth-authorization-server", get(metadata))
-        .route("/.well-known/openid-configuration", get(metadata))
+pub fn router(oauth: OAuth) -> Routes {
+    use crate::{apps, authorize, logout, registration};
+    use Access::{AccessToken, Client, Public, RegistrationToken, Session};
+    let userinfo_access = AccessToken { scope: "openid" };
+    Routes::new()
         .route(
-            "/oauth/authorize",
-            get(crate::authorize::get).post(crate::authorize::post),
+            Public,
+            "GET /.well-known/oauth-authorization-server",
+            metadata,
+        )
+        .route(Public, "GET /.well-known/openid-configuration", metadata)
+        // Sends anyone not signed in to the sign-in page first.
+        .route(Public, "GET /oauth/authorize", authorize::get)
+        .route(Public, "POST /oauth/authorize", authorize::post)
+        .route(
+            Session,
+            "POST /oauth/authorize/decision",
+            authorize::decision,
+        )
+        .route(Client, "POST /oauth/par", authorize::par)
+        .route(Client, "POST /oauth/token", crate::token::token)
+        .route(Client, "POST /oauth/introspect", introspect)
+        .route(Client, "POST /oauth/revoke", revoke)
+        // Open registration (RFC 7591), rate limited per network.
+        .route(Public, "POST /oauth/register", registration::register)
+        .route(
+            RegistrationToken,
+            "GET /oauth/register/{client_id}",
+            registration::read,
         )
         .route(
-            "/oauth/authorize/decision",
-            post(crate::authorize::decision),
-        )
-        .route("/oauth/par", post(crate::authorize::par))
-        .route("/oauth/token", post(crate::token::token))
-        .route("/oauth/introspect", post(introspect))
-        .route("/oauth/revoke", post(revoke))
-        .route("/oauth/register", post(crate::registration::register))
-        .route(
-            "/oauth/register/{client_id}",
-            get(crate::registration::read)
-                .put(crate::registration::update)
-                .delete(crate::registration::delete),
+            RegistrationToken,
+            "PUT /oauth/register/{client_id}",
+            registration::update,
         )
         .route(
-            "/oauth/logout",
-            get(crate::logout::page).post(crate::logout::confirm),
+            RegistrationToken,
+            "DELETE /oauth/register/{client_id}",
+            registration::delete,
         )
-        .route("/account/apps", get(crate::apps::page))
-        .route("/account/apps/revoke", post(crate::apps::revoke))
-        .route("/oauth/userinfo", get(userinfo).post(userinfo))
+        // RP-initiated logout asks the signed-in user to confirm; without a session it says so.
+        .route(Public, "GET /oauth/logout", logout::page)
+        .route(Public, "POST /oauth/logout", logout::confirm)
+        .route(Session, "GET /account/apps", apps::page)
+        .route(Session, "POST /account/apps/revoke", apps::revoke)
+        .route(userinfo_access, "GET /oauth/userinfo", userinfo)
+        .route(userinfo_access, "POST /oauth/userinfo", userinfo)
         .with_state(oauth)
 }
 

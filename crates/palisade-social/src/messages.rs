@@ -12,10 +12,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use palisade_authz::{Action, Object};
 use palisade_http::AppError;
+use palisade_http::routes::ErrorBody;
 use palisade_oauth::principal::Principal;
 use palisade_store::{StoreError, new_id, now_ms};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 const MAX_PARTICIPANTS: usize = 50;
 const MAX_MESSAGE: usize = 5_000;
@@ -89,14 +90,26 @@ impl Social {
     }
 }
 
-#[derive(Deserialize)]
+/// A new conversation.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConversation {
-    /// The other participants.
+    /// The other participants' account ids.
+    #[schema(min_items = 1, max_items = 49)]
     with: Vec<String>,
 }
 
+/// A conversation just started.
+#[derive(Serialize, ToSchema)]
+pub struct Started {
+    id: String,
+    /// Every participant's account id, the principal's included.
+    participants: Vec<String>,
+}
+
 /// Starts a conversation between the principal and `with`, all accounts of its tenant.
+#[utoipa::path(post, path = "/api/conversations", tag = "messages", request_body = NewConversation,
+    responses((status = 201, description = "The conversation", body = Started)))]
 pub async fn start(
     State(social): State<Social>,
     principal: Principal,
@@ -155,12 +168,33 @@ pub async fn start(
     tx.commit().await.map_err(store)?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": conversation.id, "participants": conversation.participants })),
+        Json(Started {
+            id: conversation.id,
+            participants: conversation.participants,
+        }),
     )
         .into_response())
 }
 
+/// One of the principal's conversations.
+#[derive(Serialize, ToSchema)]
+pub struct Summary {
+    id: String,
+    /// The number of its last message; 0 when it has none.
+    last_seq: i64,
+    /// Messages after the principal's read marker.
+    unread: i64,
+}
+
+/// The principal's conversations.
+#[derive(Serialize, ToSchema)]
+pub struct Conversations {
+    conversations: Vec<Summary>,
+}
+
 /// The principal's conversations with their unread counts.
+#[utoipa::path(get, path = "/api/conversations", tag = "messages",
+    responses((status = 200, description = "The conversations", body = Conversations)))]
 pub async fn list(
     State(social): State<Social>,
     principal: Principal,
@@ -180,19 +214,39 @@ pub async fn list(
     .fetch_all(social.db.pool())
     .await
     .map_err(store)?;
-    let conversations: Vec<_> = rows
+    let conversations = rows
         .into_iter()
-        .map(|(id, read, last)| json!({ "id": id, "last_seq": last, "unread": last - read }))
+        .map(|(id, read, last)| Summary {
+            id,
+            last_seq: last,
+            unread: last - read,
+        })
         .collect();
-    Ok(Json(json!({ "conversations": conversations })).into_response())
+    Ok(Json(Conversations { conversations }).into_response())
 }
 
-#[derive(Deserialize)]
+/// A new message.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
+    /// Not blank.
+    #[schema(min_length = 1, max_length = 5000)]
     body: String,
 }
 
+/// A message just sent.
+#[derive(Serialize, ToSchema)]
+pub struct Sent {
+    /// Its number in the conversation.
+    seq: i64,
+}
+
+/// Sends a message to a conversation the principal takes part in.
+#[utoipa::path(post, path = "/api/conversations/{id}/messages", tag = "messages",
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body = NewMessage,
+    responses((status = 201, description = "Sent", body = Sent),
+              (status = 409, description = "Too many concurrent senders; send again", body = ErrorBody)))]
 pub async fn send(
     State(social): State<Social>,
     principal: Principal,
@@ -230,7 +284,7 @@ pub async fn send(
         .execute(social.db.pool())
         .await;
         match inserted {
-            Ok(_) => return Ok((StatusCode::CREATED, Json(json!({ "seq": seq }))).into_response()),
+            Ok(_) => return Ok((StatusCode::CREATED, Json(Sent { seq })).into_response()),
             Err(e) => {
                 let e = StoreError::from(e);
                 if !e.is_unique_violation() {
@@ -245,25 +299,50 @@ pub async fn send(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct History {
+#[into_params(parameter_in = Query)]
+pub struct HistoryPage {
     /// Messages numbered below this (the previous page's `next`).
     before: Option<i64>,
+    /// Messages per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
+/// A message.
+#[derive(Serialize, ToSchema)]
+pub struct MessageView {
+    seq: i64,
+    /// The sender's account id.
+    sender: String,
+    body: String,
+    /// Unix milliseconds.
+    created_at: i64,
+}
+
+/// A page of a conversation's history.
+#[derive(Serialize, ToSchema)]
+pub struct History {
+    messages: Vec<MessageView>,
+    /// The `before` of the next page; null at the end.
+    next: Option<i64>,
+}
+
 /// The conversation's messages, newest first.
+#[utoipa::path(get, path = "/api/conversations/{id}/messages", tag = "messages",
+    params(("id" = String, Path, description = "The conversation's id"), HistoryPage),
+    responses((status = 200, description = "A page of messages", body = History)))]
 pub async fn history(
     State(social): State<Social>,
     principal: Principal,
     Path(id): Path<String>,
-    Query(page): Query<History>,
+    Query(page): Query<HistoryPage>,
 ) -> Result<Response, AppError> {
     let conversation = social
         .authorized_conversation(&principal, Action::ReadConversation, &id)
         .await?;
-    let limit = page.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
+    let limit = crate::page_size(page.limit, PAGE_DEFAULT, PAGE_MAX)?;
     let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
         "SELECT seq, sender_id, body, created_at FROM messages \
          WHERE conversation_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
@@ -277,22 +356,31 @@ pub async fn history(
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.0))
         .flatten();
-    let messages: Vec<_> = rows
+    let messages = rows
         .into_iter()
-        .map(|(seq, sender, body, at)| {
-            json!({ "seq": seq, "sender": sender, "body": body, "created_at": at })
+        .map(|(seq, sender, body, created_at)| MessageView {
+            seq,
+            sender,
+            body,
+            created_at,
         })
         .collect();
-    Ok(Json(json!({ "messages": messages, "next": next })).into_response())
+    Ok(Json(History { messages, next }).into_response())
 }
 
-#[derive(Deserialize)]
+/// How far the principal has read.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadMarker {
+    /// The number of the last message read.
     seq: i64,
 }
 
 /// Moves the principal's read marker forward to `seq` (never back, never past the last).
+#[utoipa::path(put, path = "/api/conversations/{id}/read", tag = "messages",
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body = ReadMarker,
+    responses((status = 204, description = "Marked")))]
 pub async fn mark_read(
     State(social): State<Social>,
     principal: Principal,

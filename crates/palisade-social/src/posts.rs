@@ -12,12 +12,12 @@ use palisade_authz::{Action, Object};
 use palisade_http::AppError;
 use palisade_oauth::principal::Principal;
 use palisade_store::{new_id, now_ms};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 const MAX_BODY: usize = 5_000;
-const PAGE_DEFAULT: u32 = 20;
-const PAGE_MAX: u32 = 100;
+const PAGE_DEFAULT: i64 = 20;
+const PAGE_MAX: i64 = 100;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct Post {
@@ -32,16 +32,53 @@ struct Post {
 
 const COLUMNS: &str = "id, author_id, tenant_id, body, visibility, hidden, created_at";
 
+/// Who may read a post besides its author.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Everyone in the organisation.
+    Public,
+    /// The author's followers.
+    Followers,
+    /// The author alone.
+    Private,
+}
+
+impl Visibility {
+    fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Followers => "followers",
+            Visibility::Private => "private",
+        }
+    }
+}
+
+/// A post as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct PostView {
+    id: String,
+    /// The author's account id.
+    author: String,
+    body: String,
+    /// `public`, `followers` or `private`.
+    visibility: String,
+    /// Hidden by a moderator: shown to its author alone.
+    hidden: bool,
+    /// Unix milliseconds.
+    created_at: i64,
+}
+
 impl Post {
-    fn shown(&self) -> serde_json::Value {
-        json!({
-            "id": self.id,
-            "author": self.author_id,
-            "body": self.body,
-            "visibility": self.visibility,
-            "hidden": self.hidden == 1,
-            "created_at": self.created_at,
-        })
+    fn shown(&self) -> PostView {
+        PostView {
+            id: self.id.clone(),
+            author: self.author_id.clone(),
+            body: self.body.clone(),
+            visibility: self.visibility.clone(),
+            hidden: self.hidden == 1,
+            created_at: self.created_at,
+        }
     }
 }
 
@@ -85,13 +122,19 @@ impl Social {
     }
 }
 
-#[derive(Deserialize)]
+/// A new post.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPost {
+    /// Not blank.
+    #[schema(min_length = 1, max_length = 5000)]
     body: String,
-    visibility: String,
+    visibility: Visibility,
 }
 
+/// Publishes a post by the principal.
+#[utoipa::path(post, path = "/api/posts", tag = "posts", request_body = NewPost,
+    responses((status = 201, description = "The post", body = PostView)))]
 pub async fn create(
     State(social): State<Social>,
     principal: Principal,
@@ -103,18 +146,12 @@ pub async fn create(
             format!("A post has 1 to {MAX_BODY} characters."),
         ));
     }
-    if !["public", "followers", "private"].contains(&new.visibility.as_str()) {
-        return Err(AppError::bad_request(
-            "invalid_post",
-            "visibility is public, followers or private.",
-        ));
-    }
     let post = Post {
         id: new_id(),
         author_id: principal.subject.clone(),
         tenant_id: principal.tenant.clone(),
         body: new.body,
-        visibility: new.visibility,
+        visibility: new.visibility.as_str().to_owned(),
         hidden: 0,
         created_at: now_ms(),
     };
@@ -137,6 +174,10 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(post.shown())).into_response())
 }
 
+/// A post, for whoever may read it.
+#[utoipa::path(get, path = "/api/posts/{id}", tag = "posts",
+    params(("id" = String, Path, description = "The post's id")),
+    responses((status = 200, description = "The post", body = PostView)))]
 pub async fn read(
     State(social): State<Social>,
     principal: Principal,
@@ -148,6 +189,10 @@ pub async fn read(
     Ok(Json(post.shown()).into_response())
 }
 
+/// Deletes one's own post.
+#[utoipa::path(delete, path = "/api/posts/{id}", tag = "posts",
+    params(("id" = String, Path, description = "The post's id")),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(
     State(social): State<Social>,
     principal: Principal,
@@ -165,6 +210,9 @@ pub async fn delete(
 }
 
 /// Moderators hide a post of their tenant: it leaves every timeline but its author's.
+#[utoipa::path(post, path = "/api/posts/{id}/hide", tag = "posts",
+    params(("id" = String, Path, description = "The post's id")),
+    responses((status = 204, description = "Hidden")))]
 pub async fn hide(
     State(social): State<Social>,
     principal: Principal,
@@ -181,12 +229,23 @@ pub async fn hide(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// The `next` of the previous page.
     cursor: Option<String>,
-    limit: Option<u32>,
+    /// Posts per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<i64>,
+}
+
+/// A page of the timeline.
+#[derive(Serialize, ToSchema)]
+pub struct Timeline {
+    posts: Vec<PostView>,
+    /// The cursor of the next page; null at the end.
+    next: Option<String>,
 }
 
 /// A position in the timeline: after the post with this time and id (newest first).
@@ -198,12 +257,14 @@ fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
 
 /// The home timeline: posts of the accounts the principal follows and its own, newest first,
 /// each one the principal may read; muted and blocked authors left out. `next` continues it.
+#[utoipa::path(get, path = "/api/timeline", tag = "posts", params(Page),
+    responses((status = 200, description = "A page of the timeline", body = Timeline)))]
 pub async fn timeline(
     State(social): State<Social>,
     principal: Principal,
     Query(page): Query<Page>,
 ) -> Result<Response, AppError> {
-    let limit = page.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
+    let limit = crate::page_size(page.limit, PAGE_DEFAULT, PAGE_MAX)?;
     let (before_at, before_id) = match page.cursor.as_deref() {
         None => (i64::MAX, String::new()),
         Some(c) => parse_cursor(c)
@@ -226,7 +287,7 @@ pub async fn timeline(
         .bind(me)
         .bind(position.0)
         .bind(&position.1)
-        .bind(i64::from(limit))
+        .bind(limit)
         .fetch_all(social.db.pool())
         .await
         .map_err(store)?;
@@ -245,9 +306,9 @@ pub async fn timeline(
     let next = (shown.len() == limit as usize)
         .then(|| shown.last().map(|p| format!("{}.{}", p.created_at, p.id)))
         .flatten();
-    Ok(Json(json!({
-        "posts": shown.iter().map(Post::shown).collect::<Vec<_>>(),
-        "next": next,
-    }))
+    Ok(Json(Timeline {
+        posts: shown.iter().map(Post::shown).collect(),
+        next,
+    })
     .into_response())
 }

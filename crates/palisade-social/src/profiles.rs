@@ -7,13 +7,13 @@ use crate::Social;
 use crate::graph::{self, Edge, Profile};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use palisade_authz::{Action, Object};
 use palisade_http::AppError;
 use palisade_oauth::principal::Principal;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 const MAX_DISPLAY_NAME: usize = 64;
 const MAX_BIO: usize = 500;
@@ -54,16 +54,31 @@ impl Social {
     }
 }
 
+/// A profile as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct ProfileView {
+    user_id: String,
+    display_name: String,
+    bio: String,
+    /// Whether everyone in the organisation sees it, or only followers.
+    public: bool,
+}
+
 fn shown(p: &Profile) -> Response {
-    Json(json!({
-        "user_id": p.user_id,
-        "display_name": p.display_name,
-        "bio": p.bio,
-        "public": p.is_public == 1,
-    }))
+    Json(ProfileView {
+        user_id: p.user_id.clone(),
+        display_name: p.display_name.clone(),
+        bio: p.bio.clone(),
+        public: p.is_public == 1,
+    })
     .into_response()
 }
 
+/// A profile, for whoever may see it: its owner, everyone in the organisation if it is public,
+/// followers if it is not; never someone blocked.
+#[utoipa::path(get, path = "/api/profiles/{id}", tag = "profiles",
+    params(("id" = String, Path, description = "The account's id")),
+    responses((status = 200, description = "The profile", body = ProfileView)))]
 pub async fn read(
     State(social): State<Social>,
     principal: Principal,
@@ -75,14 +90,22 @@ pub async fn read(
     Ok(shown(&profile))
 }
 
-#[derive(Deserialize)]
+/// A profile's new content.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Update {
+    #[schema(max_length = 64)]
     display_name: String,
+    #[schema(max_length = 500)]
     bio: String,
     public: bool,
 }
 
+/// Changes one's own profile.
+#[utoipa::path(put, path = "/api/profiles/{id}", tag = "profiles",
+    params(("id" = String, Path, description = "The account's id: one's own")),
+    request_body = Update,
+    responses((status = 200, description = "The profile as changed", body = ProfileView)))]
 pub async fn update(
     State(social): State<Social>,
     principal: Principal,
@@ -139,32 +162,39 @@ async fn edge(
 }
 
 macro_rules! edge_handlers {
-    ($($add:ident, $remove:ident => $edge:expr;)*) => {$(
-        pub async fn $add(
+    ($($name:ident => $edge:expr, $path:literal, $what:literal;)*) => {$(
+        #[doc = concat!("`PUT` ", $what, " the account, `DELETE` undoes it.")]
+        #[utoipa::path(method(put, delete), path = $path, tag = "relations",
+            params(("id" = String, Path, description = "The other account's id")),
+            responses((status = 204, description = "Done")))]
+        pub async fn $name(
             State(social): State<Social>,
             principal: Principal,
+            method: Method,
             Path(id): Path<String>,
         ) -> Result<Response, AppError> {
-            edge(&social, &principal, &id, $edge, true).await
-        }
-
-        pub async fn $remove(
-            State(social): State<Social>,
-            principal: Principal,
-            Path(id): Path<String>,
-        ) -> Result<Response, AppError> {
-            edge(&social, &principal, &id, $edge, false).await
+            edge(&social, &principal, &id, $edge, method == Method::PUT).await
         }
     )*};
 }
 
 edge_handlers! {
-    follow, unfollow => Edge::Follow;
-    block, unblock => Edge::Block;
-    mute, unmute => Edge::Mute;
+    follow => Edge::Follow, "/api/profiles/{id}/follow", "follows";
+    block => Edge::Block, "/api/profiles/{id}/block", "blocks";
+    mute => Edge::Mute, "/api/profiles/{id}/mute", "mutes";
+}
+
+/// An account's friends.
+#[derive(Serialize, ToSchema)]
+pub struct Friends {
+    /// Ids of the accounts that follow it and that it follows.
+    friends: Vec<String>,
 }
 
 /// The account's friends (mutual follows), for whoever may read its profile.
+#[utoipa::path(get, path = "/api/profiles/{id}/friends", tag = "relations",
+    params(("id" = String, Path, description = "The account's id")),
+    responses((status = 200, description = "Its friends", body = Friends)))]
 pub async fn friends(
     State(social): State<Social>,
     principal: Principal,
@@ -174,5 +204,5 @@ pub async fn friends(
         .authorized(&principal, Action::ReadProfile, &id)
         .await?;
     let friends = graph::friends(&social.db, &profile.user_id).await?;
-    Ok(Json(json!({ "friends": friends })).into_response())
+    Ok(Json(Friends { friends }).into_response())
 }

@@ -4,6 +4,7 @@ mod admin;
 mod audit_cli;
 mod clients_cli;
 mod config;
+mod inventory;
 mod keys_cli;
 mod logging;
 mod policies;

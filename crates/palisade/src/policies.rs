@@ -4,14 +4,13 @@
 //! invalid one is refused and the policies in force stay — and every replacement is audited.
 
 use anyhow::{Context, Result};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Router, body::Bytes};
 use palisade_audit::{Action, Auditor, Outcome, SecurityEvent};
 use palisade_authz::Authorizer;
-use palisade_http::{ApiKeys, AppError};
+use palisade_http::{Access, ApiKeys, AppError, Routes};
 use palisade_identity::RequestContext;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,9 +37,10 @@ struct Admin {
 
 /// `GET /admin/authz/policies` (the policies in force, as Cedar text) and `PUT` (replace them),
 /// behind the admin API key.
-pub fn router(authz: Arc<Authorizer>, keys: ApiKeys, auditor: Auditor) -> Router {
-    Router::new()
-        .route("/admin/authz/policies", get(current).put(replace))
+pub fn router(authz: Arc<Authorizer>, keys: ApiKeys, auditor: Auditor) -> Routes {
+    Routes::new()
+        .route(Access::AdminKey, "GET /admin/authz/policies", current)
+        .route(Access::AdminKey, "PUT /admin/authz/policies", replace)
         .with_state(Admin {
             authz,
             keys,

@@ -4,16 +4,15 @@
 use crate::config::Config;
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::routing::get;
 use palisade_audit::Auditor;
 use palisade_audit::ingest::Ingest;
 use palisade_audit::log::AuditLog;
-use palisade_http::ApiKeys;
 use palisade_http::health::{self, Readiness};
 use palisade_http::metrics::HttpMetrics;
 use palisade_http::otlp::OtlpExporter;
 use palisade_http::server::{self, ConnectionLimits};
 use palisade_http::stack::{self, Limits, Observer};
+use palisade_http::{Access, ApiKeys, Routes};
 use palisade_identity::{Identity, IdentityMetrics};
 use palisade_tls::{CertFiles, CertMetrics, SwappableResolver};
 use prometheus_client::registry::Registry;
@@ -140,10 +139,12 @@ pub async fn run(config: Config) -> Result<()> {
         cert: resolver.clone(),
     };
 
-    let app = Router::new()
+    let issuer = oauth.config().issuer.clone();
+    let published = crate::inventory::Published::default();
+    let routes = Routes::new()
         .merge(palisade_identity::router(identity))
         .merge(health::router(readiness.clone()))
-        .route("/static/palisade.css", get(stylesheet))
+        .route(Access::Public, "GET /static/palisade.css", stylesheet)
         .merge(palisade_audit::routes::router(audit_log, ingest))
         .merge(audit_admin)
         .merge(palisade_oauth::admin::router(
@@ -152,9 +153,10 @@ pub async fn run(config: Config) -> Result<()> {
         ))
         .merge(crate::policies::router(
             authz.clone(),
-            admin_keys,
+            admin_keys.clone(),
             auditor.clone(),
         ))
+        .merge(crate::inventory::router(published.clone(), admin_keys))
         .merge(palisade_social::router(
             oauth.clone(),
             db.clone(),
@@ -165,6 +167,8 @@ pub async fn run(config: Config) -> Result<()> {
             key_ring,
             config.tokens.jwks_cache_seconds,
         ));
+    let (app, inventory) = routes.finish();
+    published.publish(&inventory, &issuer);
     let limits = Limits {
         body_bytes: config.server.body_limit_bytes,
         timeout: Duration::from_secs(config.server.request_timeout_seconds),
@@ -294,24 +298,25 @@ fn otlp_exporter(
     Ok(Some(exporter))
 }
 
+/// The operator listener (`server.admin_listen`): metrics and health, for the machine's own
+/// monitoring.
 fn admin_router(registry: Arc<Registry>, readiness: Readiness) -> Router {
-    Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let registry = registry.clone();
-                async move {
-                    (
-                        [(
-                            "content-type",
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        palisade_http::metrics::render(&registry),
-                    )
-                }
-            }),
-        )
+    let (router, _) = Routes::new()
+        .route(Access::Public, "GET /metrics", move || {
+            let registry = registry.clone();
+            async move {
+                (
+                    [(
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    palisade_http::metrics::render(&registry),
+                )
+            }
+        })
         .merge(health::router(readiness))
+        .finish();
+    router
 }
 
 async fn stylesheet() -> impl axum::response::IntoResponse {

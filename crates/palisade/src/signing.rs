@@ -1,10 +1,9 @@
 //! The server's side of the signing keys: the JWKS endpoint, and a task that picks up changes
 //! made by the CLI or another node within seconds and performs scheduled rotation (TOK-3).
 
-use axum::Router;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use palisade_audit::{Action, Auditor, Outcome, SecurityEvent};
+use palisade_http::{Access, Routes};
 use palisade_jose::keyring::KeyRing;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -16,23 +15,20 @@ const ROTATION_CHECK_EVERY: u32 = 30;
 
 /// `GET /.well-known/jwks.json`. Clients may cache it as long as a key is published before it
 /// signs, never longer.
-pub fn router(ring: KeyRing, cache_seconds: u32) -> Router {
-    Router::new().route(
-        "/.well-known/jwks.json",
-        get(move || {
-            let ring = ring.clone();
-            async move {
-                (
-                    [
-                        ("content-type", "application/jwk-set+json".to_owned()),
-                        ("cache-control", format!("public, max-age={cache_seconds}")),
-                    ],
-                    ring.jwks().to_string(),
-                )
-                    .into_response()
-            }
-        }),
-    )
+pub fn router(ring: KeyRing, cache_seconds: u32) -> Routes {
+    Routes::new().route(Access::Public, "GET /.well-known/jwks.json", move || {
+        let ring = ring.clone();
+        async move {
+            (
+                [
+                    ("content-type", "application/jwk-set+json".to_owned()),
+                    ("cache-control", format!("public, max-age={cache_seconds}")),
+                ],
+                ring.jwks().to_string(),
+            )
+                .into_response()
+        }
+    })
 }
 
 pub async fn maintain(ring: KeyRing, auditor: Auditor, shutdown: CancellationToken) {

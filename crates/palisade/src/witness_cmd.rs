@@ -46,7 +46,7 @@ pub async fn run(config: Config) -> Result<()> {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(palisade_http::server::serve_plain(
         listener,
-        palisade_audit::witness::router(witness),
+        palisade_audit::witness::router(witness).finish().0,
         shutdown.clone(),
     ));
     crate::serve::wait_for_signal().await;

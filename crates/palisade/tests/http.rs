@@ -187,6 +187,7 @@ async fn trace_context_is_propagated() {
 /// PLT-5: with a collector configured, each request's server span is exported over OTLP/HTTP
 /// with the trace id the client sent and the client's span as parent.
 #[tokio::test]
+#[allow(clippy::disallowed_methods)] // the collector is not a Palisade route
 async fn request_spans_are_exported_over_otlp() {
     // A stand-in collector: accepts OTLP/HTTP JSON posts and hands the bodies to the test.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();

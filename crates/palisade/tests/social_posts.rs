@@ -140,16 +140,16 @@ async fn posts_and_the_timeline(backend: Backend) {
     );
     assert_eq!(read(&bob, &private).await, 404);
 
-    // Bad posts are refused.
-    for bad in [
-        json!({"body": "", "visibility": "public"}),
-        json!({"body": "x", "visibility": "everyone"}),
+    // Bad posts are refused: a blank body as invalid, an unknown visibility by the type.
+    for (bad, status) in [
+        (json!({"body": "", "visibility": "public"}), 400),
+        (json!({"body": "x", "visibility": "everyone"}), 422),
     ] {
         assert_eq!(
             call(&server, &bob.token, "POST", "/api/posts", Some(bad))
                 .await
                 .0,
-            400
+            status
         );
     }
 

@@ -1,0 +1,62 @@
+//! What the server publishes about its own routes: the OpenAPI 3.1 description of the social
+//! API at `/openapi.json` (SOC-4), generated from the same declarations that route the
+//! requests, and for administrators the inventory of every route with who may call it at
+//! `/admin/routes` (RES-6).
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use palisade_http::routes::Inventory;
+use palisade_http::{Access, ApiKeys, Routes};
+use std::sync::{Arc, OnceLock};
+
+/// The two documents, rendered once the whole router is built (they describe it, these two
+/// routes included).
+#[derive(Clone, Default)]
+pub struct Published(Arc<OnceLock<(String, String)>>);
+
+impl Published {
+    pub fn publish(&self, inventory: &Inventory, issuer: &str) {
+        let openapi = inventory.openapi(palisade_social::description(issuer));
+        let openapi = openapi
+            .to_pretty_json()
+            .expect("an OpenAPI document serializes");
+        let routes =
+            serde_json::to_string_pretty(&serde_json::json!({ "routes": inventory.routes }))
+                .expect("routes serialize");
+        let _ = self.0.set((openapi, routes));
+    }
+
+    fn documents(&self) -> &(String, String) {
+        self.0.get().expect("published before the server listens")
+    }
+}
+
+pub fn router(published: Published, keys: ApiKeys) -> Routes {
+    Routes::new()
+        .route(Access::Public, "GET /openapi.json", openapi)
+        .route(Access::AdminKey, "GET /admin/routes", routes)
+        .with_state((published, keys))
+}
+
+async fn openapi(State((published, _)): State<(Published, ApiKeys)>) -> Response {
+    (
+        [("content-type", "application/json")],
+        published.documents().0.clone(),
+    )
+        .into_response()
+}
+
+async fn routes(
+    State((published, keys)): State<(Published, ApiKeys)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = keys.check(&headers) {
+        return refused;
+    }
+    (
+        [("content-type", "application/json")],
+        published.documents().1.clone(),
+    )
+        .into_response()
+}
