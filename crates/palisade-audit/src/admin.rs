@@ -43,11 +43,13 @@ async fn events(
 async fn entry(
     State(admin): State<Admin>,
     headers: HeaderMap,
-    Path(index): Path<u64>,
+    Path(index): Path<String>,
 ) -> Result<Response, AppError> {
+    // The key first: an anonymous caller learns nothing, not even how indexes are parsed.
     if let Err(refused) = admin.keys.check(&headers) {
         return Ok(refused);
     }
+    let index: u64 = index.parse().map_err(|_| AppError::NotFound)?;
     let entry = admin
         .auditor
         .read_entry(index)

@@ -107,8 +107,9 @@ pub async fn ingest(
     State(ingest): State<Ingest>,
     headers: HeaderMap,
     trace: Option<axum::Extension<TraceId>>,
-    Json(body): Json<serde_json::Value>,
+    body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
+    // Credentials before the body: an anonymous caller learns nothing about the format.
     if let Err(refused) = ingest.keys.check(&headers) {
         let token = headers
             .get(http::header::AUTHORIZATION)
@@ -122,6 +123,8 @@ pub async fn ingest(
             return Ok(refused);
         }
     }
+    let Json(body) = Json::<serde_json::Value>::from_bytes(&body)
+        .map_err(|_| AppError::bad_request("invalid_json", "The body is not a JSON value."))?;
     let trace = trace.as_ref().map(|t| &t.0);
     let parse = |value: serde_json::Value| {
         serde_json::from_value::<IngestEvent>(value)

@@ -6,7 +6,8 @@
 
 use crate::OAuth;
 use crate::resource::{ResourceError, Scheme};
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use palisade_authz::Role;
@@ -80,6 +81,10 @@ where
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        // Established already by `require_scope` for this request.
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
         let oauth = OAuth::from_ref(state);
         let verified = oauth
             .authenticate_resource(
@@ -97,4 +102,29 @@ where
         }
         Ok(principal)
     }
+}
+
+/// Middleware for a route declared to need `scope` (RES-2, RES-6): establishes the principal
+/// once, refuses a token without the scope before the handler reads anything, and hands the
+/// principal to the handler's extractor through the request's extensions.
+pub async fn require_scope(
+    State((oauth, scope)): State<(OAuth, &'static str)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let principal = match Principal::from_request_parts(&mut parts, &oauth).await {
+        Ok(principal) => principal,
+        Err(refused) => return refused,
+    };
+    if !principal.has_scope(scope) {
+        let scheme = if principal.key_binding.is_some() {
+            Scheme::DPoP
+        } else {
+            Scheme::Bearer
+        };
+        return ResourceError::insufficient_scope(scheme).into_response();
+    }
+    parts.extensions.insert(principal);
+    next.run(Request::from_parts(parts, body)).await
 }

@@ -224,10 +224,14 @@ pub async fn update(
     ctx: RequestContext,
     headers: HeaderMap,
     Path(client_id): Path<String>,
-    Json(metadata): Json<Metadata>,
+    body: axum::body::Bytes,
 ) -> Response {
     let result = async {
+        // The registration token before the body: an anonymous caller learns nothing more.
         let client = own(&oauth, &headers, &client_id).await?;
+        let Json(metadata) = Json::<Metadata>::from_bytes(&body).map_err(|e| {
+            OAuthError::InvalidClientMetadata(format!("The body is not client metadata: {e}"))
+        })?;
         if metadata.client_id.as_deref() != Some(client_id.as_str()) {
             return Err(OAuthError::InvalidRequest(
                 "The body must name the client being updated.".into(),

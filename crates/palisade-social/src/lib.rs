@@ -13,11 +13,10 @@ mod profiles;
 
 use axum::Json;
 use axum::extract::FromRef;
-use axum::response::{IntoResponse, Response};
+use palisade_http::routes::Documented;
 use palisade_http::{Access, AppError, Routes};
 use palisade_oauth::OAuth;
-use palisade_oauth::principal::Principal;
-use palisade_oauth::resource::{ResourceError, Scheme};
+use palisade_oauth::principal::{Principal, require_scope};
 use serde::Serialize;
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -37,40 +36,42 @@ impl FromRef<Social> for OAuth {
 }
 
 /// The social API's routes, each with its OpenAPI operation and the scope its token needs.
+/// The scope is enforced before the handler runs; the policies decide the rest.
 pub fn router(
     oauth: OAuth,
     db: palisade_store::Db,
     authz: Arc<palisade_authz::Authorizer>,
 ) -> Routes {
-    let read = Access::AccessToken {
-        scope: "social:read",
+    let scoped = |scope: &'static str, (schemas, paths, methods): Documented<Social>| {
+        let methods = methods.route_layer(axum::middleware::from_fn_with_state(
+            (oauth.clone(), scope),
+            require_scope,
+        ));
+        (Access::AccessToken { scope }, (schemas, paths, methods))
     };
-    let write = Access::AccessToken {
-        scope: "social:write",
-    };
-    let messages = Access::AccessToken { scope: "messages" };
-    Routes::new()
-        .documented(read, routes!(me))
-        .documented(read, routes!(profiles::read))
-        .documented(write, routes!(profiles::update))
-        .documented(write, routes!(profiles::follow))
-        .documented(write, routes!(profiles::block))
-        .documented(write, routes!(profiles::mute))
-        .documented(read, routes!(profiles::friends))
-        .documented(write, routes!(posts::create))
-        .documented(read, routes!(posts::read))
-        .documented(write, routes!(posts::delete))
-        .documented(
-            Access::AccessToken {
-                scope: "moderation",
-            },
-            routes!(posts::hide),
-        )
-        .documented(read, routes!(posts::timeline))
-        .documented(messages, routes!(messages::list, messages::start))
-        .documented(messages, routes!(messages::history, messages::send))
-        .documented(messages, routes!(messages::mark_read))
-        .with_state(Social { oauth, db, authz })
+    let (read, write, messages) = ("social:read", "social:write", "messages");
+    [
+        scoped(read, routes!(me)),
+        scoped(read, routes!(profiles::read)),
+        scoped(write, routes!(profiles::update)),
+        scoped(write, routes!(profiles::follow)),
+        scoped(write, routes!(profiles::block)),
+        scoped(write, routes!(profiles::mute)),
+        scoped(read, routes!(profiles::friends)),
+        scoped(write, routes!(posts::create)),
+        scoped(read, routes!(posts::read)),
+        scoped(write, routes!(posts::delete)),
+        scoped("moderation", routes!(posts::hide)),
+        scoped(read, routes!(posts::timeline)),
+        scoped(messages, routes!(messages::list, messages::start)),
+        scoped(messages, routes!(messages::history, messages::send)),
+        scoped(messages, routes!(messages::mark_read)),
+    ]
+    .into_iter()
+    .fold(Routes::new(), |routes, (access, documented)| {
+        routes.documented(access, documented)
+    })
+    .with_state(Social { oauth, db, authz })
 }
 
 /// The frame of the API's OpenAPI 3.1 description: what it is and how to get a token for it.
@@ -145,18 +146,10 @@ struct Me {
 }
 
 /// The principal the request's token acts as: subject, tenant, role, scopes, client, session
-/// and key binding. Needs `social:read`.
+/// and key binding.
 #[utoipa::path(get, path = "/api/me", tag = "account",
     responses((status = 200, description = "Who the token acts for", body = Me)))]
-async fn me(principal: Principal) -> Response {
-    if !principal.has_scope("social:read") {
-        let scheme = if principal.key_binding.is_some() {
-            Scheme::DPoP
-        } else {
-            Scheme::Bearer
-        };
-        return ResourceError::insufficient_scope(scheme).into_response();
-    }
+async fn me(principal: Principal) -> Json<Me> {
     Json(Me {
         role: principal.role.map(|r| r.as_str()),
         subject: principal.subject,
@@ -166,5 +159,4 @@ async fn me(principal: Principal) -> Response {
         session: principal.session,
         key_binding: principal.key_binding,
     })
-    .into_response()
 }

@@ -13,21 +13,37 @@ pub struct Member {
 
 /// A new account, signed in, with a token for `scope` from `client_id`; its id from `/api/me`.
 pub async fn member(server: &Server, client_id: &str, tag: &str, scope: &str) -> Member {
+    member_signed_in(server, client_id, tag, scope).await.0
+}
+
+/// [`member`], with the browser that signed in, to ask for more tokens with [`token_for`].
+pub async fn member_signed_in(
+    server: &Server,
+    client_id: &str,
+    tag: &str,
+    scope: &str,
+) -> (Member, Agent) {
     let mut agent = server.agent();
     let email = unique_email(tag);
     agent.sign_up(&email, PASSWORD).await;
     agent.log_in(&email, PASSWORD).await;
-    let flow = Flow::new(client_id, scope);
-    let code = code_for(&mut agent, &flow).await;
-    let (status, tokens) = exchange(server, &flow, &code, &flow.verifier).await;
-    assert_eq!(status, 200, "{tokens}");
-    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let token = token_for(server, &mut agent, client_id, scope).await;
     let (_, me) = call(server, &token, "GET", "/api/me", None).await;
-    Member {
+    let member = Member {
         id: me["subject"].as_str().unwrap().to_owned(),
         email,
         token,
-    }
+    };
+    (member, agent)
+}
+
+/// An access token for `scope` from `client_id`, for the account signed in on `agent`.
+pub async fn token_for(server: &Server, agent: &mut Agent, client_id: &str, scope: &str) -> String {
+    let flow = Flow::new(client_id, scope);
+    let code = code_for(agent, &flow).await;
+    let (status, tokens) = exchange(server, &flow, &code, &flow.verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens["access_token"].as_str().unwrap().to_owned()
 }
 
 /// `METHOD path` with `token` and an optional JSON body; the status and the JSON answer.
