@@ -10,6 +10,7 @@ pub mod passkeys;
 pub mod password;
 pub mod recovery;
 pub mod sessions;
+pub mod tenants;
 pub mod throttle;
 pub mod totp;
 pub mod users;
@@ -75,7 +76,7 @@ pub struct Inner {
     pub sealing: SealingKey,
     pub config: IdentityConfig,
     pub metrics: IdentityMetrics,
-    /// The tenant accounts are created in until multi-tenancy arrives (IDN-8).
+    /// The tenant of open sign-up, and of sign-in when no organisation is named (IDN-8).
     pub tenant: String,
 }
 
@@ -113,7 +114,7 @@ impl Identity {
             sealing,
             config,
             metrics,
-            tenant: "default".into(),
+            tenant: palisade_store::DEFAULT_TENANT.into(),
         })))
     }
 }

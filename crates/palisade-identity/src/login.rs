@@ -159,6 +159,9 @@ pub async fn login_page(
 pub struct LoginForm {
     email: String,
     password: Secret<String>,
+    /// The tenant's id; blank for the default tenant (IDN-8).
+    #[serde(default)]
+    organisation: String,
     #[serde(default)]
     return_to: String,
 }
@@ -175,7 +178,19 @@ pub async fn login(
         .map(|e| e.normalized)
         .unwrap_or_else(|| form.email.trim().to_lowercase());
     let return_to = safe_return_to(&form.return_to).to_owned();
-    let user = users::find_by_email(&id.db, &id.tenant, &account).await?;
+    // An account is looked up in the tenant named, so an address may belong to accounts of
+    // several organisations. An unknown organisation fails exactly like a wrong password.
+    let organisation = form.organisation.trim().to_lowercase();
+    let tenant = if organisation.is_empty() {
+        id.tenant.as_str()
+    } else {
+        organisation.as_str()
+    };
+    let user = users::find_by_email(&id.db, tenant, &account).await?;
+    // Events name a tenant that exists, never whatever was typed.
+    let event_tenant = user
+        .as_ref()
+        .map_or_else(|| id.tenant.clone(), |u| u.tenant_id.clone());
 
     if let Some(retry_after) = id.throttle.wait(&account, ctx.ip) {
         id.metrics
@@ -184,7 +199,7 @@ pub async fn login(
                 outcome: "throttled",
             })
             .inc();
-        let mut event = ctx.event(Action::LoginThrottled, Outcome::Failure, &id.tenant);
+        let mut event = ctx.event(Action::LoginThrottled, Outcome::Failure, &event_tenant);
         if let Some(u) = &user {
             event = event.actor(u.id.clone());
         }
@@ -200,7 +215,7 @@ pub async fn login(
             .get_or_create(&OutcomeLabel { outcome: "failure" })
             .inc();
         let mut event = ctx
-            .event(Action::LoginFailed, Outcome::Failure, &id.tenant)
+            .event(Action::LoginFailed, Outcome::Failure, &event_tenant)
             .detail("reason", "bad_credentials");
         if let Some(u) = &user {
             event = event.actor(u.id.clone());

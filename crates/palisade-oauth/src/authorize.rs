@@ -508,7 +508,10 @@ async fn authorize(
         }
         None => false,
     };
-    if request.prompt.iter().any(|p| p == "login") || too_old || someone_else {
+    // A client signs in accounts of its own organisation only (IDN-8): anyone else must sign
+    // in as one of them.
+    let other_tenant = signed_in.user.tenant_id != request.known.client.tenant_id;
+    if request.prompt.iter().any(|p| p == "login") || too_old || someone_else || other_tenant {
         if none {
             return Ok(request.known.error(
                 issuer,
@@ -647,6 +650,13 @@ async fn issue_code(
     request: &Request,
     signed_in: &SignedIn,
 ) -> Result<Response, AppError> {
+    if signed_in.user.tenant_id != request.known.client.tenant_id {
+        return Ok(request.known.error(
+            &oauth.config().issuer,
+            "access_denied",
+            "This application belongs to another organisation.",
+        ));
+    }
     let now = now_ms();
     let grant = CodeGrant {
         grant_id: palisade_store::new_id(),

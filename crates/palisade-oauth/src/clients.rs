@@ -45,6 +45,8 @@ impl AuthMethod {
 #[derive(Debug, Clone, Serialize)]
 pub struct Client {
     pub client_id: String,
+    /// The organisation the client belongs to: it acts for that tenant's accounts only.
+    pub tenant_id: String,
     pub name: String,
     pub auth_method: AuthMethod,
     #[serde(skip)]
@@ -68,6 +70,7 @@ impl Client {
 }
 
 pub struct NewClient {
+    pub tenant_id: String,
     pub name: String,
     pub auth_method: AuthMethod,
     pub redirect_uris: Vec<String>,
@@ -176,6 +179,7 @@ struct Row {
     created_at: i64,
     jwks: Option<String>,
     backchannel_logout_uri: Option<String>,
+    tenant_id: String,
 }
 
 fn from_row(row: Row) -> Result<Client, StoreError> {
@@ -196,6 +200,7 @@ fn from_row(row: Row) -> Result<Client, StoreError> {
             None => Vec::new(),
         },
         backchannel_logout_uri: row.backchannel_logout_uri,
+        tenant_id: row.tenant_id,
         client_id: row.client_id,
         name: row.name,
         secret_sha256: row.secret_sha256,
@@ -204,7 +209,7 @@ fn from_row(row: Row) -> Result<Client, StoreError> {
 }
 
 const COLUMNS: &str = "client_id, name, auth_method, secret_sha256, redirect_uris, grant_types, \
-                       scopes, created_at, jwks, backchannel_logout_uri";
+                       scopes, created_at, jwks, backchannel_logout_uri, tenant_id";
 
 /// Stores a new client; returns it and, for a confidential client, its secret (shown once).
 pub async fn create(db: &Db, new: NewClient) -> Result<(Client, Option<String>), StoreError> {
@@ -218,7 +223,7 @@ pub async fn create(db: &Db, new: NewClient) -> Result<(Client, Option<String>),
         .as_deref()
         .map(|s| palisade_crypto::sha256_hex(s.as_bytes()));
     sqlx::query(&format!(
-        "INSERT INTO oauth_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        "INSERT INTO oauth_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     ))
     .bind(&client_id)
     .bind(&new.name)
@@ -230,6 +235,7 @@ pub async fn create(db: &Db, new: NewClient) -> Result<(Client, Option<String>),
     .bind(now_ms())
     .bind((!new.jwks.is_empty()).then(|| serde_json::to_string(&new.jwks).expect("JWKs serialize")))
     .bind(&new.backchannel_logout_uri)
+    .bind(&new.tenant_id)
     .execute(db.pool())
     .await?;
     let client = find(db, &client_id).await?.expect("just inserted");
@@ -532,6 +538,7 @@ mod tests {
         let (client, secret) = create(
             &db,
             NewClient {
+                tenant_id: palisade_store::DEFAULT_TENANT.into(),
                 name: "billing".into(),
                 auth_method: AuthMethod::ClientSecretBasic,
                 redirect_uris: vec![],

@@ -141,11 +141,12 @@ impl OAuth {
         &self.0.config
     }
 
-    /// Signs an RFC 9068 access token for `subject`, obtained through `client_id`; `extra`
-    /// claims (session, grant, revocation epoch) are added as given.
+    /// Signs an RFC 9068 access token for `subject` of `tenant`, obtained through
+    /// `client_id`; `extra` claims (session, grant, revocation epoch) are added as given.
     pub fn issue_access_token(
         &self,
         subject: &str,
+        tenant: &str,
         client_id: &str,
         scope: &str,
         audience: &str,
@@ -162,7 +163,7 @@ impl OAuth {
             "jti": palisade_crypto::random_token(),
             "iat": now,
             "exp": now + lifetime,
-            "tenant": "default",
+            "tenant": tenant,
         });
         let Value::Object(mut claims) = claims else {
             unreachable!("a JSON object literal")

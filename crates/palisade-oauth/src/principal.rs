@@ -1,7 +1,8 @@
 //! The principal of a resource request (RES-1): who is asking, established once from a verified
 //! access token (Bearer, or DPoP with a proof of its key) and handed to handlers as one typed
-//! value — never a bare user id taken from a path or a header. A user's role and tenant come
-//! from the account on every request, so a demotion or a lock applies to the next one. Each
+//! value — never a bare user id taken from a path or a header. A user's role comes from the
+//! account on every request, so a demotion or a lock applies to the next one; the tenant comes
+//! from the signed token and must still be the account's (RES-4). Each
 //! principal's requests are rate limited (RES-7).
 
 use crate::OAuth;
@@ -45,15 +46,20 @@ impl Principal {
             (Some(s), Some(c)) => (s, c),
             _ => return Err(ResourceError::invalid_token(scheme)),
         };
-        // A user's token was checked against the account, which gives the role and tenant; a
-        // client's own token has neither account nor role.
-        let (tenant, role) = match user {
+        // RES-4: the tenant comes from the signed token only, and for a user's token it must
+        // still be the account's; a token without one is not ours.
+        let Some(tenant) = text("tenant") else {
+            return Err(ResourceError::invalid_token(scheme));
+        };
+        // A user's token was checked against the account, which gives the role; a client's own
+        // token has neither account nor role.
+        let role = match user {
+            Some(user) if user.tenant_id != tenant => {
+                return Err(ResourceError::invalid_token(scheme));
+            }
             // An unknown role grants nothing beyond a member's.
-            Some(user) => (
-                user.tenant_id,
-                Some(Role::parse(&user.role).unwrap_or(Role::Member)),
-            ),
-            None => (text("tenant").unwrap_or_else(|| "default".into()), None),
+            Some(user) => Some(Role::parse(&user.role).unwrap_or(Role::Member)),
+            None => None,
         };
         Ok(Principal {
             scopes: text("scope")

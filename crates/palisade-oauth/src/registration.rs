@@ -76,6 +76,7 @@ impl Metadata {
 
     fn into_new(self, auth_method: AuthMethod) -> NewClient {
         NewClient {
+            tenant_id: palisade_store::DEFAULT_TENANT.into(),
             name: self
                 .client_name
                 .unwrap_or_else(|| "Unnamed application".into()),

@@ -109,6 +109,7 @@ async fn client_credentials(
     let token_type = bind(&mut extra, proof.as_ref());
     let issued = oauth.issue_access_token(
         &client.client_id,
+        &client.tenant_id,
         &client.client_id,
         &scope,
         &audience,
@@ -118,7 +119,7 @@ async fn client_credentials(
         .0
         .auditor
         .record(
-            ctx.event(Action::TokenIssued, Outcome::Success, "default")
+            ctx.event(Action::TokenIssued, Outcome::Success, &client.tenant_id)
                 .client(client.client_id.clone())
                 .detail("grant_type", grant)
                 .detail("scope", scope.as_str())
@@ -301,14 +302,21 @@ async fn user_tokens(
     refresh: &codes::Refresh,
     proof: Option<&Proof>,
 ) -> Result<Value, OAuthError> {
+    // Accounts and clients of different tenants never meet (IDN-8); the authorization endpoint
+    // already refuses, this holds for every grant whatever happened since.
+    if user.tenant_id != client.tenant_id {
+        return Err(OAuthError::InvalidGrant(
+            "The account and the client belong to different organisations.".into(),
+        ));
+    }
     let mut extra = Map::new();
     let token_type = bind(&mut extra, proof);
     extra.insert("sid".into(), session_handle(&refresh.session_id).into());
     extra.insert("gid".into(), refresh.grant_id.clone().into());
     extra.insert("rev".into(), user.revocation_epoch.into());
-    extra.insert("tenant".into(), user.tenant_id.clone().into());
     let access = oauth.issue_access_token(
         &user.id,
+        &user.tenant_id,
         &client.client_id,
         &refresh.scope,
         &refresh.resource,

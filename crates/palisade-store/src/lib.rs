@@ -123,6 +123,10 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The tenant of open sign-up, dynamic registration, and everything made before tenants could
+/// be created (IDN-8).
+pub const DEFAULT_TENANT: &str = "default";
+
 /// A new time-ordered identifier (UUID v7) as text.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()

@@ -6,17 +6,31 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use palisade_audit::{Action, Auditor, Outcome, SecurityEvent};
 use palisade_crypto::Secret;
+use palisade_identity::tenants;
 use palisade_identity::users::{self, Email};
 use palisade_identity::{Identity, IdentityMetrics};
 
-/// The variants become the subcommands `create-user`, `lock-user`, `unlock-user`, `set-role`.
+/// The variants become the subcommands `create-tenant`, `create-user`, `lock-user`,
+/// `unlock-user`, `set-role`.
 #[allow(clippy::enum_variant_names)]
 #[derive(Subcommand)]
 pub enum AdminCommand {
+    /// Create a tenant (an organisation): its accounts sign in naming it, and see nothing of
+    /// other tenants.
+    CreateTenant {
+        /// 2 to 40 of a-z, 0-9 and -, starting with a letter.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+    },
     /// Create an account; the password is read from standard input.
     CreateUser {
         #[arg(long)]
         email: String,
+        /// The account's tenant; the default tenant when not given.
+        #[arg(long, default_value = palisade_store::DEFAULT_TENANT)]
+        tenant: String,
     },
     /// Lock an account: it cannot sign in and its sessions stop working.
     LockUser {
@@ -51,7 +65,24 @@ pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
     match command {
-        AdminCommand::CreateUser { email } => {
+        AdminCommand::CreateTenant { id, name } => {
+            let id = tenants::parse_id(&id)
+                .context("a tenant id is 2 to 40 of a-z, 0-9 and -, starting with a letter")?;
+            if !tenants::create(&db, id, &name).await? {
+                bail!("tenant {id} already exists");
+            }
+            auditor
+                .record(
+                    SecurityEvent::new(Action::TenantCreated, Outcome::Success, id)
+                        .detail("via", "admin_cli"),
+                )
+                .await?;
+            println!("{id}");
+        }
+        AdminCommand::CreateUser { email, tenant } => {
+            if !tenants::exists(&db, &tenant).await? {
+                bail!("no tenant {tenant}");
+            }
             let email = Email::parse(&email).context("not a valid email address")?;
             let mut password = String::new();
             std::io::stdin()
@@ -68,7 +99,7 @@ pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
                 .hash(Secret::new(password))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            let id = match users::create(&db, &identity.tenant, &email, &hash).await {
+            let id = match users::create(&db, &tenant, &email, &hash).await {
                 Ok(id) => id,
                 Err(e) if e.is_unique_violation() => {
                     bail!("an account with this address already exists")
@@ -77,7 +108,7 @@ pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
             };
             auditor
                 .record(
-                    SecurityEvent::new(Action::SignUp, Outcome::Success, &identity.tenant)
+                    SecurityEvent::new(Action::SignUp, Outcome::Success, &tenant)
                         .actor(id.clone())
                         .detail("via", "admin_cli"),
                 )

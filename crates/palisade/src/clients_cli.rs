@@ -32,6 +32,9 @@ pub enum ClientsCommand {
         /// Where to deliver OpenID Connect back-channel logout tokens.
         #[arg(long)]
         backchannel_logout_uri: Option<String>,
+        /// The tenant the client belongs to; it signs in that tenant's accounts only.
+        #[arg(long, default_value = palisade_store::DEFAULT_TENANT)]
+        tenant: String,
     },
     /// List the registered clients (JSON).
     List,
@@ -55,7 +58,11 @@ pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
             redirect_uris,
             jwks_file,
             backchannel_logout_uri,
+            tenant,
         } => {
+            if !palisade_identity::tenants::exists(&db, &tenant).await? {
+                bail!("no tenant {tenant}");
+            }
             let Some(auth_method) = AuthMethod::parse(&auth_method) else {
                 bail!(
                     "--auth-method must be client_secret_basic, client_secret_post, private_key_jwt or none"
@@ -75,6 +82,7 @@ pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
                 .transpose()?
                 .unwrap_or_default();
             let new = NewClient {
+                tenant_id: tenant,
                 name,
                 auth_method,
                 redirect_uris,
@@ -89,9 +97,13 @@ pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
             let (client, secret) = clients::create(&db, new).await?;
             auditor
                 .record(
-                    SecurityEvent::new(Action::ClientRegistered, Outcome::Success, "default")
-                        .client(client.client_id.clone())
-                        .detail("by", "cli"),
+                    SecurityEvent::new(
+                        Action::ClientRegistered,
+                        Outcome::Success,
+                        &client.tenant_id,
+                    )
+                    .client(client.client_id.clone())
+                    .detail("by", "cli"),
                 )
                 .await?;
             let mut out = serde_json::to_value(&client)?;

@@ -455,26 +455,7 @@ async fn password_change_ends_other_sessions(backend: Backend) {
 async fn admin_cli_creates_and_locks_accounts(backend: Backend) {
     let server = Server::start_with(Options::on(backend)).await;
     let email = unique_email("frank");
-    let run = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = std::process::Command::new(binary())
-            .args(args)
-            .current_dir(server.dir.path())
-            .env("PALISADE_DATA_DIR", server.data_dir())
-            .env("PALISADE_DATABASE__URL", server.database_url())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let run = |args: &[&str], stdin: &str| server.cli_with_input(args, stdin);
     let out = run(
         &["admin", "create-user", "--email", &email],
         &format!("{PASSWORD}\n"),

@@ -677,25 +677,8 @@ async fn forged_and_misdirected_tokens_are_refused(backend: Backend) {
     );
     let rs_auth = (rs.id.clone(), rs.secret.clone().unwrap());
 
-    // The server's signing key, as an insider with the sealing key could load it: tokens it
-    // signs pass the signature check and reach the claim checks.
-    let sealing = std::fs::read_to_string(server.data_dir().join("sealing.key")).unwrap();
-    let sealing = data_encoding::BASE64
-        .decode(sealing.trim().as_bytes())
-        .unwrap();
-    let ring = palisade_jose::keyring::KeyRing::open(
-        server.db().await,
-        palisade_crypto::SealingKey::from_bytes(&sealing).unwrap(),
-        palisade_jose::keyring::KeyPolicy {
-            algorithm: Algorithm::EdDSA,
-            rotation_interval_ms: i64::MAX / 4,
-            publish_ahead_ms: 3_600_000,
-            retire_after_ms: 3_600_000,
-        },
-    )
-    .await
-    .unwrap();
-    let key = ring.signing_key();
+    // The server's own signing key: tokens it signs reach the claim checks.
+    let key = server.signing_key().await;
     let now = palisade_store::now_ms() / 1000;
     let claims = |edit: Value| {
         let mut c = json!({

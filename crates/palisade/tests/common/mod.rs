@@ -239,6 +239,48 @@ impl Server {
             .unwrap()
     }
 
+    /// `palisade ARGS` with `input` on standard input (passwords are read from there).
+    pub fn cli_with_input(&self, args: &[&str], input: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = Command::new(binary())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("PALISADE_DATA_DIR", self.data_dir())
+            .env("PALISADE_DATABASE__URL", self.database_url())
+            .env("PALISADE_LOG__LEVEL", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
+
+    /// The server's signing key, as an insider holding the sealing key could load it: what it
+    /// signs passes the signature check and reaches the claim checks.
+    pub async fn signing_key(&self) -> Arc<palisade_jose::keys::SigningKey> {
+        let sealing = std::fs::read_to_string(self.data_dir().join("sealing.key")).unwrap();
+        let sealing = data_encoding::BASE64
+            .decode(sealing.trim().as_bytes())
+            .unwrap();
+        let ring = palisade_jose::keyring::KeyRing::open(
+            self.db().await,
+            palisade_crypto::SealingKey::from_bytes(&sealing).unwrap(),
+            palisade_jose::keyring::KeyPolicy {
+                algorithm: palisade_jose::keys::Algorithm::EdDSA,
+                rotation_interval_ms: i64::MAX / 4,
+                publish_ahead_ms: 3_600_000,
+                retire_after_ms: 3_600_000,
+            },
+        )
+        .await
+        .unwrap();
+        ring.signing_key()
+    }
+
     /// Registers an OAuth client with `palisade clients create ARGS`; returns its JSON.
     pub fn register_client(&self, args: &[&str]) -> serde_json::Value {
         let out = self.cli(&[&["clients", "create"], args].concat());
