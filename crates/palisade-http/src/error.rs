@@ -60,13 +60,23 @@ impl AppError {
 
 impl From<palisade_store::StoreError> for AppError {
     fn from(e: palisade_store::StoreError) -> Self {
-        AppError::Internal(format!("store: {e}"))
+        match e {
+            palisade_store::StoreError::Database(e) => e.into(),
+            e => AppError::Internal(format!("store: {e}")),
+        }
     }
 }
 
 impl From<palisade_store::sqlx::Error> for AppError {
     fn from(e: palisade_store::sqlx::Error) -> Self {
-        AppError::Internal(format!("database: {e}"))
+        match e {
+            // Every connection stayed busy: the database is overloaded, not broken. The client
+            // is told to come back (RES-7) rather than shown an error.
+            palisade_store::sqlx::Error::PoolTimedOut => AppError::Unavailable {
+                retry_after: Duration::from_secs(1),
+            },
+            e => AppError::Internal(format!("database: {e}")),
+        }
     }
 }
 
@@ -237,5 +247,17 @@ mod tests {
             escape_html("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn an_exhausted_pool_is_unavailable_for_a_moment_not_an_error() {
+        let e = AppError::from(palisade_store::StoreError::from(
+            palisade_store::sqlx::Error::PoolTimedOut,
+        ));
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let other = AppError::from(palisade_store::sqlx::Error::RowNotFound).into_response();
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -13,6 +13,7 @@ pub mod otlp;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;
+pub mod shed;
 pub mod stack;
 pub mod trace;
 

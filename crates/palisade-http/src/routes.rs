@@ -223,6 +223,7 @@ fn describe(operation: &mut Operation, access: Access) {
     if let Access::AccessToken { scope } = access {
         operation.security = Some(vec![SecurityRequirement::new("oauth2", [scope])]);
         errors.push(("403", "The token lacks the scope, or the policies refuse."));
+        errors.push(("503", "Overloaded: the request was shed; see Retry-After."));
     }
     let has_input = operation.request_body.is_some()
         || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());

@@ -57,8 +57,8 @@ pub struct OAuthConfig {
     pub registration: RegistrationPolicy,
     /// The key DPoP nonces are made with; `None` turns server nonces off (RFC 9449 §8).
     pub dpop_nonce_key: Option<[u8; 32]>,
-    /// Requests each principal may make to protected resources per minute (RES-7).
-    pub api_requests_per_minute: u32,
+    /// Requests to protected resources per minute (RES-7).
+    pub api: principal::Allowance,
 }
 
 /// Who may register clients dynamically (OAU-9).
@@ -94,8 +94,8 @@ struct Inner {
     clients: clients::ClientCache,
     /// Dynamic registrations per client network (OAU-9).
     registrations: palisade_http::rate_limit::RateLimiter,
-    /// Protected-resource requests per principal (RES-7).
-    principals: palisade_http::rate_limit::RateLimiter,
+    /// Protected-resource requests per network, user and client (RES-7).
+    api_limits: principal::Limits,
     config: OAuthConfig,
 }
 
@@ -130,9 +130,7 @@ impl OAuth {
             registrations: palisade_http::rate_limit::RateLimiter::per_minute(
                 config.registration.per_minute,
             ),
-            principals: palisade_http::rate_limit::RateLimiter::per_minute(
-                config.api_requests_per_minute,
-            ),
+            api_limits: principal::Limits::new(config.api),
             config,
         }))
     }

@@ -12,6 +12,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use palisade_authz::Role;
+use palisade_http::AppError;
+use palisade_http::client_ip::PeerAddr;
+use palisade_http::rate_limit::{RateLimiter, network_key};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -79,6 +82,35 @@ impl Principal {
     }
 }
 
+/// Requests per minute to protected resources (RES-7), each in bursts of as many.
+#[derive(Debug, Clone, Copy)]
+pub struct Allowance {
+    pub per_user: u32,
+    pub per_client: u32,
+    pub per_network: u32,
+}
+
+/// The counters of an [`Allowance`].
+pub(crate) struct Limits {
+    network: RateLimiter,
+    user: RateLimiter,
+    client: RateLimiter,
+}
+
+impl Limits {
+    pub(crate) fn new(allowance: Allowance) -> Self {
+        Self {
+            network: RateLimiter::per_minute(allowance.per_network),
+            user: RateLimiter::per_minute(allowance.per_user),
+            client: RateLimiter::per_minute(allowance.per_client),
+        }
+    }
+}
+
+fn limited(check: Result<(), std::time::Duration>) -> Result<(), Response> {
+    check.map_err(|retry_after| AppError::TooManyRequests { retry_after }.into_response())
+}
+
 impl<S> FromRequestParts<S> for Principal
 where
     OAuth: FromRef<S>,
@@ -92,6 +124,11 @@ where
             return Ok(principal.clone());
         }
         let oauth = OAuth::from_ref(state);
+        let limits = &oauth.0.api_limits;
+        // Per network first: a flood of made-up tokens costs no signature check.
+        if let Some(peer) = parts.extensions.get::<PeerAddr>() {
+            limited(limits.network.check(&network_key(peer.0.ip())))?;
+        }
         let verified = oauth
             .authenticate_resource(
                 &parts.headers,
@@ -102,10 +139,10 @@ where
             .await
             .map_err(IntoResponse::into_response)?;
         let principal = Principal::from_verified(verified).map_err(IntoResponse::into_response)?;
-        // RES-7: each principal has its own allowance; one flooding leaves the others alone.
-        if let Err(retry_after) = oauth.0.principals.check(&principal.subject) {
-            return Err(palisade_http::AppError::TooManyRequests { retry_after }.into_response());
-        }
+        // RES-7: each principal has its own allowance, and each client one for all its users;
+        // one flooding leaves the others alone.
+        limited(limits.user.check(&principal.subject))?;
+        limited(limits.client.check(&principal.client_id))?;
         Ok(principal)
     }
 }

@@ -14,6 +14,7 @@ mod profiles;
 use axum::Json;
 use axum::extract::FromRef;
 use palisade_http::routes::Documented;
+use palisade_http::shed::{Shedder, shed};
 use palisade_http::{Access, AppError, Routes};
 use palisade_oauth::OAuth;
 use palisade_oauth::principal::{Principal, require_scope};
@@ -36,17 +37,21 @@ impl FromRef<Social> for OAuth {
 }
 
 /// The social API's routes, each with its OpenAPI operation and the scope its token needs.
-/// The scope is enforced before the handler runs; the policies decide the rest.
+/// Past `shedder`'s bound requests are shed (RES-7); then the scope is enforced before the
+/// handler runs, and the policies decide the rest.
 pub fn router(
     oauth: OAuth,
     db: palisade_store::Db,
     authz: Arc<palisade_authz::Authorizer>,
+    shedder: Shedder,
 ) -> Routes {
     let scoped = |scope: &'static str, (schemas, paths, methods): Documented<Social>| {
-        let methods = methods.route_layer(axum::middleware::from_fn_with_state(
-            (oauth.clone(), scope),
-            require_scope,
-        ));
+        let methods = methods
+            .route_layer(axum::middleware::from_fn_with_state(
+                (oauth.clone(), scope),
+                require_scope,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(shedder.clone(), shed));
         (Access::AccessToken { scope }, (schemas, paths, methods))
     };
     let (read, write, messages) = ("social:read", "social:write", "messages");

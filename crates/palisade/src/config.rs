@@ -37,12 +37,23 @@ pub struct Config {
 pub struct ApiConfig {
     /// Requests each principal (user or client) may make per minute, in bursts of as many.
     pub requests_per_minute: u32,
+    /// Requests per minute of all the users of one OAuth client together.
+    pub client_requests_per_minute: u32,
+    /// Requests per minute from one network (an IPv4 address, an IPv6 /64), counted before any
+    /// token is checked.
+    pub network_requests_per_minute: u32,
+    /// Requests the API serves at once; more are shed at once with `503` and `Retry-After`
+    /// rather than queued on the database.
+    pub max_in_flight: usize,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             requests_per_minute: 600,
+            client_requests_per_minute: 60_000,
+            network_requests_per_minute: 3_000,
+            max_in_flight: 256,
         }
     }
 }
@@ -430,8 +441,23 @@ impl Config {
                     .into(),
             );
         }
-        if self.api.requests_per_minute == 0 {
-            return Err("api.requests_per_minute must be positive".into());
+        for (key, value) in [
+            ("api.requests_per_minute", self.api.requests_per_minute),
+            (
+                "api.client_requests_per_minute",
+                self.api.client_requests_per_minute,
+            ),
+            (
+                "api.network_requests_per_minute",
+                self.api.network_requests_per_minute,
+            ),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be positive"));
+            }
+        }
+        if self.api.max_in_flight == 0 {
+            return Err("api.max_in_flight must be positive".into());
         }
         if self.oauth.registration_per_minute == 0 {
             return Err("oauth.registration_per_minute must be positive".into());

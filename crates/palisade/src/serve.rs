@@ -161,6 +161,7 @@ pub async fn run(config: Config) -> Result<()> {
             oauth.clone(),
             db.clone(),
             authz.clone(),
+            palisade_http::shed::Shedder::new(config.api.max_in_flight),
         ))
         .merge(palisade_oauth::router(oauth))
         .merge(crate::signing::router(

@@ -156,7 +156,11 @@ pub fn oauth_config(config: &Config, https_port: u16) -> Result<palisade_oauth::
             per_minute: o.registration_per_minute,
         },
         dpop_nonce_key,
-        api_requests_per_minute: config.api.requests_per_minute,
+        api: palisade_oauth::principal::Allowance {
+            per_user: config.api.requests_per_minute,
+            per_client: config.api.client_requests_per_minute,
+            per_network: config.api.network_requests_per_minute,
+        },
     })
 }
 

@@ -178,3 +178,62 @@ async fn each_principal_has_its_own_allowance(backend: Backend) {
 }
 
 on_both_backends!(each_principal_has_its_own_allowance);
+
+/// The status and `Retry-After` of `GET /api/me` with `token`, from `http`.
+async fn me_from(server: &Server, http: &reqwest::Client, token: &str) -> (u16, Option<u64>) {
+    let r = http
+        .get(format!("{}/api/me", server.base()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (r.status().as_u16(), retry_after)
+}
+
+/// RES-7: one network flooding with made-up tokens is stopped before any token is checked;
+/// another network is not.
+#[tokio::test]
+async fn each_network_has_its_own_allowance() {
+    let server = Server::start_with(
+        Options::default().env("PALISADE_API__NETWORK_REQUESTS_PER_MINUTE", "3"),
+    )
+    .await;
+    let flooder = server.http_client();
+    for _ in 0..3 {
+        assert_eq!(me_from(&server, &flooder, "made-up").await.0, 401);
+    }
+    let (status, retry_after) = me_from(&server, &flooder, "made-up").await;
+    assert_eq!(status, 429);
+    assert!(retry_after.is_some_and(|s| (1..=20).contains(&s)));
+    let elsewhere = server.http_client_from(Some("127.0.0.2".parse().unwrap()));
+    assert_eq!(me_from(&server, &elsewhere, "made-up").await.0, 401);
+}
+
+/// RES-7: the users of one client share its allowance; another client's users do not.
+#[tokio::test]
+async fn each_client_has_its_own_allowance() {
+    let server =
+        Server::start_with(Options::default().env("PALISADE_API__CLIENT_REQUESTS_PER_MINUTE", "4"))
+            .await;
+    let busy_app = public_app(&server, "Busy app", &["social:read"], &[]);
+    let quiet_app = public_app(&server, "Quiet app", &["social:read"], &[]);
+    // Each member's setup makes one request to /api/me.
+    let first = common::social::member(&server, &busy_app, "first", "social:read").await;
+    let second = common::social::member(&server, &busy_app, "second", "social:read").await;
+    let other = common::social::member(&server, &quiet_app, "other", "social:read").await;
+    let http = server.http_client();
+    for _ in 0..2 {
+        assert_eq!(me_from(&server, &http, &first.token).await.0, 200);
+    }
+    let (status, retry_after) = me_from(&server, &http, &second.token).await;
+    assert_eq!(
+        status, 429,
+        "the client's allowance is spent, whoever its user"
+    );
+    assert!(retry_after.is_some());
+    assert_eq!(me_from(&server, &http, &other.token).await.0, 200);
+}
