@@ -126,3 +126,95 @@ fn an_invalid_policy_file_stops_the_start() {
     );
     assert!(said.contains("authz.policy_file"), "{said}");
 }
+
+/// RES-5: policies replaced 100 times on the admin API while requests keep coming — each
+/// replacement a different but equivalent set — and every one of thousands of decisions is the
+/// expected one: a follower reads a followers-only post, a stranger never does.
+async fn decisions_hold_while_policies_reload(backend: Backend) {
+    use common::flow::public_app;
+    use common::social::{call, member};
+    let server = Server::start_with(
+        Options::on(backend)
+            .accepting_key("PALISADE_ADMIN__API_KEY_SHA256", ADMIN_KEY)
+            .env("PALISADE_API__REQUESTS_PER_MINUTE", "1000000")
+            .env("PALISADE_API__NETWORK_REQUESTS_PER_MINUTE", "1000000"),
+    )
+    .await;
+    let scopes = ["social:read", "social:write"];
+    let app = public_app(&server, "Reload", &scopes, &[]);
+    let author = member(&server, &app, "author", &scopes.join(" ")).await;
+    let follower = member(&server, &app, "follower", &scopes.join(" ")).await;
+    let stranger = member(&server, &app, "stranger", &scopes.join(" ")).await;
+    let follow = format!("/api/profiles/{}/follow", author.id);
+    assert_eq!(
+        call(&server, &follower.token, "PUT", &follow, None).await.0,
+        204
+    );
+    let (status, post) = call(
+        &server,
+        &author.token,
+        "POST",
+        "/api/posts",
+        Some(serde_json::json!({"body": "for followers", "visibility": "followers"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let path = format!("/api/posts/{}", post["id"].as_str().unwrap());
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = |token: String, expected: u16| {
+        let (server_base, http, path, done) = (
+            server.base(),
+            server.http_client(),
+            path.clone(),
+            done.clone(),
+        );
+        tokio::spawn(async move {
+            let mut decisions = 0u32;
+            // At least 1000 decisions each, and on until the last reload is in.
+            while decisions < 1000 || !done.load(std::sync::atomic::Ordering::Acquire) {
+                let r = http
+                    .get(format!("{server_base}{path}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), expected, "decision {decisions}");
+                decisions += 1;
+            }
+            decisions
+        })
+    };
+    let readers = [
+        reader(follower.token.clone(), 200),
+        reader(stranger.token.clone(), 403),
+        reader(follower.token.clone(), 200),
+        reader(stranger.token.clone(), 403),
+    ];
+
+    let http = server.http_client();
+    let url = format!("{}/admin/authz/policies", server.base());
+    for n in 0..100 {
+        // The defaults plus a rule that never applies, numbered: a new set every time.
+        let text = format!(
+            "{}\n@id(\"reload-{n}\")\nforbid (principal, action == Action::\"ModerateUser\", resource) when {{ false }};\n",
+            palisade_authz::DEFAULT_POLICIES
+        );
+        let r = http
+            .put(&url)
+            .bearer_auth(ADMIN_KEY)
+            .body(text)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "reload {n}");
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let mut total = 0;
+    for reader in readers {
+        total += reader.await.unwrap();
+    }
+    assert!(total >= 4000, "{total} decisions");
+}
+
+on_both_backends!(decisions_hold_while_policies_reload);
