@@ -10,8 +10,8 @@
 
 use arc_swap::ArcSwap;
 use cedar_policy::{
-    Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
-    RestrictedExpression, Schema, ValidationMode, Validator,
+    ActionConstraint, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
+    PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -88,6 +88,21 @@ pub enum Action {
 }
 
 impl Action {
+    pub const ALL: [Action; 12] = [
+        Action::ReadProfile,
+        Action::UpdateProfile,
+        Action::Follow,
+        Action::Block,
+        Action::Mute,
+        Action::CreatePost,
+        Action::ReadPost,
+        Action::DeletePost,
+        Action::HidePost,
+        Action::ReadConversation,
+        Action::SendMessage,
+        Action::ModerateUser,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::ReadProfile => "ReadProfile",
@@ -138,7 +153,7 @@ pub enum Object<'a> {
 }
 
 /// The facts of the request the handler established.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts<'a> {
     /// The access token's scopes.
     pub scopes: &'a [&'a str],
@@ -148,10 +163,46 @@ pub struct Facts<'a> {
     pub blocked: bool,
 }
 
-/// A validated policy set and the text it came from.
+/// A validated policy set, the text it came from, and for each action the policies that can
+/// apply to it.
 struct Policies {
-    set: PolicySet,
     text: String,
+    /// Indexed like [`Action::ALL`].
+    by_action: Vec<PolicySet>,
+}
+
+impl Policies {
+    fn new(set: &PolicySet, text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            by_action: Action::ALL
+                .into_iter()
+                .map(|action| for_action(set, &uid("Action", action.as_str())))
+                .collect(),
+        }
+    }
+
+    fn for_action(&self, action: Action) -> &PolicySet {
+        let i = Action::ALL.iter().position(|a| *a == action);
+        &self.by_action[i.expect("every action is listed")]
+    }
+}
+
+/// The policies whose action scope admits `action`. Cedar evaluates every policy it is given,
+/// and a policy whose scope excludes the action can neither permit nor forbid it, so the slice
+/// decides exactly as the whole set — the schema declares no action groups, so `action in [..]`
+/// is plain membership. A decision evaluates a few policies instead of all of them.
+fn for_action(set: &PolicySet, action: &EntityUid) -> PolicySet {
+    PolicySet::from_policies(
+        set.policies()
+            .filter(|policy| match policy.action_constraint() {
+                ActionConstraint::Any => true,
+                ActionConstraint::Eq(a) => a == *action,
+                ActionConstraint::In(actions) => actions.contains(action),
+            })
+            .cloned(),
+    )
+    .expect("a subset of a valid set is valid")
 }
 
 pub struct Authorizer {
@@ -204,10 +255,7 @@ impl Authorizer {
         Ok(Self {
             schema,
             checked: cfg!(test),
-            policies: ArcSwap::from_pointee(Policies {
-                set,
-                text: policies.to_owned(),
-            }),
+            policies: ArcSwap::from_pointee(Policies::new(&set, policies)),
             engine: cedar_policy::Authorizer::new(),
         })
     }
@@ -216,10 +264,7 @@ impl Authorizer {
     /// ones stay and the error says why (RES-5).
     pub fn reload(&self, policies: &str) -> Result<(), PolicyError> {
         let set = validated(&self.schema, policies)?;
-        self.policies.store(Arc::new(Policies {
-            set,
-            text: policies.to_owned(),
-        }));
+        self.policies.store(Arc::new(Policies::new(&set, policies)));
         Ok(())
     }
 
@@ -235,92 +280,91 @@ impl Authorizer {
 
     /// Whether `actor` may do `action` on `object` given `facts`.
     pub fn allows(&self, actor: &Actor, action: Action, object: &Object, facts: &Facts) -> bool {
-        let policies = self.policies.load();
-        match self.request(actor, action, object, facts) {
-            Ok((request, entities)) => {
-                let answer = self
-                    .engine
-                    .is_authorized(&request, &policies.set, &entities);
-                for error in answer.diagnostics().errors() {
-                    tracing::warn!(%error, action = action.as_str(), "policy evaluation error");
-                }
-                answer.decision() == Decision::Allow
-            }
-            Err(error) => {
-                tracing::error!(%error, action = action.as_str(), "authorization request refused");
-                false
-            }
-        }
+        self.allows_each(actor, action, &[(object.clone(), facts.clone())])[0]
     }
 
-    fn request(
+    /// [`Authorizer::allows`] for each of many objects (a page of a timeline), in order. The
+    /// entities are built once for all of them; each is then decided on its own request.
+    pub fn allows_each(
         &self,
         actor: &Actor,
         action: Action,
-        object: &Object,
-        facts: &Facts,
-    ) -> Result<(Request, Entities), String> {
-        let principal = uid("User", actor.user_id);
-        let mut entities = roles();
+        asks: &[(Object, Facts)],
+    ) -> Vec<bool> {
+        let policies = self.policies.load();
+        let set = policies.for_action(action);
+        let entities = match self.entities(actor, asks.iter().map(|(object, _)| object)) {
+            Ok(entities) => entities,
+            Err(error) => {
+                tracing::error!(%error, action = action.as_str(), "authorization entities refused");
+                return vec![false; asks.len()];
+            }
+        };
+        // A page's asks share a handful of distinct facts: each context is built once.
+        let mut contexts: Vec<(&Facts, Context)> = Vec::new();
+        asks.iter()
+            .map(|(object, facts)| {
+                let context = match contexts.iter().find(|(f, _)| *f == facts) {
+                    Some((_, context)) => context.clone(),
+                    None => {
+                        let context = Self::context(facts);
+                        if let Ok(context) = &context {
+                            contexts.push((facts, context.clone()));
+                        }
+                        context?
+                    }
+                };
+                self.request(actor, action, object, context)
+            })
+            .map(|request| match request {
+                Ok(request) => {
+                    let answer = self.engine.is_authorized(&request, set, &entities);
+                    for error in answer.diagnostics().errors() {
+                        tracing::warn!(%error, action = action.as_str(), "policy evaluation error");
+                    }
+                    answer.decision() == Decision::Allow
+                }
+                Err(error) => {
+                    tracing::error!(%error, action = action.as_str(), "authorization request refused");
+                    false
+                }
+            })
+            .collect()
+    }
+
+    /// The roles, the actor, and each object with its attributes. Objects named alike are one
+    /// entity (the same profile asked about twice).
+    fn entities<'a>(
+        &self,
+        actor: &Actor,
+        objects: impl Iterator<Item = &'a Object<'a>>,
+    ) -> Result<Entities, String> {
+        let mut entities = ROLES.clone();
         entities.push(
             Entity::new(
-                principal.clone(),
+                uid("User", actor.user_id),
                 HashMap::from([("tenant".to_owned(), entity_ref("Tenant", actor.tenant))]),
                 HashSet::from([uid("Role", actor.role.as_str())]),
             )
             .map_err(|e| e.to_string())?,
         );
-        let (resource, attrs) = match object {
-            Object::Profile {
-                owner,
-                tenant,
-                public,
-            } => (
-                uid("Profile", owner),
-                HashMap::from([
-                    ("owner".to_owned(), entity_ref("User", owner)),
-                    ("tenant".to_owned(), entity_ref("Tenant", tenant)),
-                    ("public".to_owned(), RestrictedExpression::new_bool(*public)),
-                ]),
-            ),
-            Object::Post {
-                id,
-                author,
-                tenant,
-                visibility,
-                hidden,
-            } => (
-                uid("Post", id),
-                HashMap::from([
-                    ("author".to_owned(), entity_ref("User", author)),
-                    ("tenant".to_owned(), entity_ref("Tenant", tenant)),
-                    (
-                        "visibility".to_owned(),
-                        RestrictedExpression::new_string((*visibility).to_owned()),
-                    ),
-                    ("hidden".to_owned(), RestrictedExpression::new_bool(*hidden)),
-                ]),
-            ),
-            Object::Conversation {
-                id,
-                participants,
-                tenant,
-            } => (
-                uid("Conversation", id),
-                HashMap::from([
-                    (
-                        "participants".to_owned(),
-                        RestrictedExpression::new_set(
-                            participants.iter().map(|p| entity_ref("User", p)),
-                        ),
-                    ),
-                    ("tenant".to_owned(), entity_ref("Tenant", tenant)),
-                ]),
-            ),
-        };
-        entities
-            .push(Entity::new(resource.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?);
-        let context = Context::from_pairs([
+        let mut seen = HashSet::new();
+        for object in objects {
+            let (resource, attrs) = resource(object);
+            if seen.insert(resource.clone()) {
+                entities
+                    .push(Entity::new(resource, attrs, HashSet::new()).map_err(|e| e.to_string())?);
+            }
+        }
+        // Entities are built here from typed values that match the schema by construction (the
+        // tests prove it with schema checks on); checking them again per request would more than
+        // double the cost of a decision.
+        Entities::from_entities(entities, self.checked.then_some(&self.schema))
+            .map_err(|e| e.to_string())
+    }
+
+    fn context(facts: &Facts) -> Result<Context, String> {
+        Context::from_pairs([
             (
                 "scopes".to_owned(),
                 RestrictedExpression::new_set(
@@ -339,21 +383,24 @@ impl Authorizer {
                 RestrictedExpression::new_bool(facts.blocked),
             ),
         ])
-        .map_err(|e| e.to_string())?;
-        // Requests and entities are built here from typed values that match the schema by
-        // construction (the tests prove it with schema checks on); checking them again per
-        // request would more than double the cost of a decision.
-        let request = Request::new(
-            principal,
+        .map_err(|e| e.to_string())
+    }
+
+    fn request(
+        &self,
+        actor: &Actor,
+        action: Action,
+        object: &Object,
+        context: Context,
+    ) -> Result<Request, String> {
+        Request::new(
+            uid("User", actor.user_id),
             uid("Action", action.as_str()),
-            resource,
+            resource_uid(object),
             context,
             self.checked.then_some(&self.schema),
         )
-        .map_err(|e| e.to_string())?;
-        let entities = Entities::from_entities(entities, self.checked.then_some(&self.schema))
-            .map_err(|e| e.to_string())?;
-        Ok((request, entities))
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -363,8 +410,69 @@ impl Default for Authorizer {
     }
 }
 
-/// The role entities, each a member of the role it includes.
-fn roles() -> Vec<Entity> {
+/// An object's entity id.
+fn resource_uid(object: &Object) -> EntityUid {
+    match object {
+        Object::Profile { owner, .. } => uid("Profile", owner),
+        Object::Post { id, .. } => uid("Post", id),
+        Object::Conversation { id, .. } => uid("Conversation", id),
+    }
+}
+
+/// An object's entity id and attributes.
+fn resource(object: &Object) -> (EntityUid, HashMap<String, RestrictedExpression>) {
+    match object {
+        Object::Profile {
+            owner,
+            tenant,
+            public,
+        } => (
+            resource_uid(object),
+            HashMap::from([
+                ("owner".to_owned(), entity_ref("User", owner)),
+                ("tenant".to_owned(), entity_ref("Tenant", tenant)),
+                ("public".to_owned(), RestrictedExpression::new_bool(*public)),
+            ]),
+        ),
+        Object::Post {
+            id: _,
+            author,
+            tenant,
+            visibility,
+            hidden,
+        } => (
+            resource_uid(object),
+            HashMap::from([
+                ("author".to_owned(), entity_ref("User", author)),
+                ("tenant".to_owned(), entity_ref("Tenant", tenant)),
+                (
+                    "visibility".to_owned(),
+                    RestrictedExpression::new_string((*visibility).to_owned()),
+                ),
+                ("hidden".to_owned(), RestrictedExpression::new_bool(*hidden)),
+            ]),
+        ),
+        Object::Conversation {
+            id: _,
+            participants,
+            tenant,
+        } => (
+            resource_uid(object),
+            HashMap::from([
+                (
+                    "participants".to_owned(),
+                    RestrictedExpression::new_set(
+                        participants.iter().map(|p| entity_ref("User", p)),
+                    ),
+                ),
+                ("tenant".to_owned(), entity_ref("Tenant", tenant)),
+            ]),
+        ),
+    }
+}
+
+/// The role entities, each a member of the role it includes; built once.
+static ROLES: LazyLock<Vec<Entity>> = LazyLock::new(|| {
     Role::ALL
         .into_iter()
         .map(|role| {
@@ -376,7 +484,7 @@ fn roles() -> Vec<Entity> {
             Entity::new_no_attrs(uid("Role", role.as_str()), parents)
         })
         .collect()
-}
+});
 
 /// Parses `text` and validates it strictly against `schema`.
 fn validated(schema: &Schema, text: &str) -> Result<PolicySet, PolicyError> {

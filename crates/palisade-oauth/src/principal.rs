@@ -107,8 +107,8 @@ impl Limits {
     }
 }
 
-fn limited(check: Result<(), std::time::Duration>) -> Result<(), Response> {
-    check.map_err(|retry_after| AppError::TooManyRequests { retry_after }.into_response())
+fn limited(check: Result<(), std::time::Duration>) -> Result<(), AppError> {
+    check.map_err(|retry_after| AppError::TooManyRequests { retry_after })
 }
 
 impl<S> FromRequestParts<S> for Principal
@@ -127,7 +127,8 @@ where
         let limits = &oauth.0.api_limits;
         // Per network first: a flood of made-up tokens costs no signature check.
         if let Some(peer) = parts.extensions.get::<PeerAddr>() {
-            limited(limits.network.check(&network_key(peer.0.ip())))?;
+            limited(limits.network.check(&network_key(peer.0.ip())))
+                .map_err(IntoResponse::into_response)?;
         }
         let verified = oauth
             .authenticate_resource(
@@ -141,8 +142,9 @@ where
         let principal = Principal::from_verified(verified).map_err(IntoResponse::into_response)?;
         // RES-7: each principal has its own allowance, and each client one for all its users;
         // one flooding leaves the others alone.
-        limited(limits.user.check(&principal.subject))?;
-        limited(limits.client.check(&principal.client_id))?;
+        limited(limits.user.check(&principal.subject))
+            .and_then(|()| limited(limits.client.check(&principal.client_id)))
+            .map_err(IntoResponse::into_response)?;
         Ok(principal)
     }
 }

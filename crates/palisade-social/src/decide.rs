@@ -29,9 +29,6 @@ impl Social {
         follows: Option<&str>,
         blocks: &[&str],
     ) -> Result<bool, AppError> {
-        let Some(role) = principal.role else {
-            return Ok(false);
-        };
         let me = principal.subject.as_str();
         let follower = match follows {
             Some(owner) => graph::follows(&self.db, me, owner).await?,
@@ -41,21 +38,53 @@ impl Social {
         for other in blocks.iter().filter(|other| **other != me) {
             blocked |= graph::blocked_between(&self.db, me, other).await?;
         }
+        Ok(self.decide(principal, action, object, follower, blocked))
+    }
+
+    /// The policies' answer for facts already looked up: whether the principal follows the
+    /// object's owner, and whether a block stands between them.
+    pub(crate) fn decide(
+        &self,
+        principal: &Principal,
+        action: Action,
+        object: &Object<'_>,
+        follower: bool,
+        blocked: bool,
+    ) -> bool {
+        self.decide_each(principal, action, &[(object.clone(), follower, blocked)])[0]
+    }
+
+    /// [`Social::decide`] for each of many objects, in order, with the entities built once.
+    pub(crate) fn decide_each(
+        &self,
+        principal: &Principal,
+        action: Action,
+        asks: &[(Object<'_>, bool, bool)],
+    ) -> Vec<bool> {
+        let Some(role) = principal.role else {
+            return vec![false; asks.len()];
+        };
         let scopes: Vec<&str> = principal.scopes.iter().map(String::as_str).collect();
-        Ok(self.authz.allows(
+        let asks: Vec<(Object, Facts)> = asks
+            .iter()
+            .map(|(object, follower, blocked)| {
+                let facts = Facts {
+                    scopes: &scopes,
+                    follower: *follower,
+                    blocked: *blocked,
+                };
+                (object.clone(), facts)
+            })
+            .collect();
+        self.authz.allows_each(
             &Actor {
-                user_id: me,
+                user_id: &principal.subject,
                 tenant: &principal.tenant,
                 role,
             },
             action,
-            object,
-            &Facts {
-                scopes: &scopes,
-                follower,
-                blocked,
-            },
-        ))
+            &asks,
+        )
     }
 
     /// [`Social::allows`], refusing with the one error when the answer is no.

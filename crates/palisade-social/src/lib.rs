@@ -165,3 +165,32 @@ async fn me(principal: Principal) -> Json<Me> {
         key_binding: principal.key_binding,
     })
 }
+
+/// The timeline handler with authentication and authorization taken out, so that
+/// `benches/timeline.rs` can measure what protecting it costs. Only the `bench-unprotected`
+/// feature builds it, and the server never enables that feature.
+#[cfg(feature = "bench-unprotected")]
+pub mod unprotected {
+    use axum::Json;
+    use axum::extract::{Path, Query, State};
+    use palisade_http::{Access, AppError, Routes};
+
+    /// `GET /timeline/{viewer}`: the viewer's timeline, everything on it shown.
+    pub fn router(db: palisade_store::Db) -> axum::Router {
+        async fn timeline(
+            State(db): State<palisade_store::Db>,
+            Path(viewer): Path<String>,
+            Query(page): Query<crate::posts::Page>,
+        ) -> Result<Json<crate::posts::Timeline>, AppError> {
+            Ok(Json(
+                crate::posts::timeline_page(&db, &viewer, page, |posts| vec![true; posts.len()])
+                    .await?,
+            ))
+        }
+        Routes::new()
+            .route(Access::Public, "GET /timeline/{viewer}", timeline)
+            .with_state(db)
+            .finish()
+            .0
+    }
+}

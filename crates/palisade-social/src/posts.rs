@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use palisade_authz::{Action, Object};
 use palisade_http::AppError;
 use palisade_oauth::principal::Principal;
-use palisade_store::{new_id, now_ms};
+use palisade_store::{Db, new_id, now_ms};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -20,7 +20,7 @@ const PAGE_DEFAULT: i64 = 20;
 const PAGE_MAX: i64 = 100;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct Post {
+pub(crate) struct Post {
     id: String,
     author_id: String,
     tenant_id: String,
@@ -70,6 +70,17 @@ pub struct PostView {
 }
 
 impl Post {
+    /// The post as the policies see it.
+    fn object(&self) -> Object<'_> {
+        Object::Post {
+            id: &self.id,
+            author: &self.author_id,
+            tenant: &self.tenant_id,
+            visibility: &self.visibility,
+            hidden: self.hidden == 1,
+        }
+    }
+
     fn shown(&self) -> PostView {
         PostView {
             id: self.id.clone(),
@@ -91,14 +102,7 @@ impl Social {
         post: &Post,
     ) -> Result<bool, AppError> {
         let author = post.author_id.as_str();
-        let object = Object::Post {
-            id: &post.id,
-            author,
-            tenant: &post.tenant_id,
-            visibility: &post.visibility,
-            hidden: post.hidden == 1,
-        };
-        self.allows(principal, action, &object, Some(author), &[author])
+        self.allows(principal, action, &post.object(), Some(author), &[author])
             .await
     }
 
@@ -264,13 +268,33 @@ pub async fn timeline(
     principal: Principal,
     Query(page): Query<Page>,
 ) -> Result<Response, AppError> {
+    let me = principal.subject.as_str();
+    // The facts of every decision come with the page: it holds only the principal's own posts
+    // and those of accounts it follows, none from an account with a block between them.
+    let readable = |posts: &[Post]| {
+        let asks: Vec<_> = posts
+            .iter()
+            .map(|post| (post.object(), post.author_id != me, false))
+            .collect();
+        social.decide_each(&principal, Action::ReadPost, &asks)
+    };
+    Ok(Json(timeline_page(&social.db, me, page, readable).await?).into_response())
+}
+
+/// A page of `me`'s timeline: the posts `readable` lets through (it answers for a batch of
+/// posts at once, in order), newest first; hidden posts only to their author.
+pub(crate) async fn timeline_page(
+    db: &Db,
+    me: &str,
+    page: Page,
+    readable: impl Fn(&[Post]) -> Vec<bool>,
+) -> Result<Timeline, AppError> {
     let limit = crate::page_size(page.limit, PAGE_DEFAULT, PAGE_MAX)?;
     let (before_at, before_id) = match page.cursor.as_deref() {
         None => (i64::MAX, String::new()),
         Some(c) => parse_cursor(c)
             .ok_or_else(|| AppError::bad_request("invalid_cursor", "The cursor is not valid."))?,
     };
-    let me = principal.subject.as_str();
     // Read a little more than a page at a time: some rows may be filtered out by the policies.
     let mut shown = Vec::new();
     let mut position = (before_at, before_id);
@@ -281,6 +305,8 @@ pub async fn timeline(
              WHERE (p.author_id = $1 OR p.author_id IN \
                     (SELECT followee_id FROM follows WHERE follower_id = $1)) \
              AND p.author_id NOT IN (SELECT muted_id FROM mutes WHERE muter_id = $1) \
+             AND p.author_id NOT IN (SELECT blocked_id FROM blocks WHERE blocker_id = $1) \
+             AND p.author_id NOT IN (SELECT blocker_id FROM blocks WHERE blocked_id = $1) \
              AND (p.created_at < $2 OR (p.created_at = $2 AND p.id < $3)) \
              ORDER BY p.created_at DESC, p.id DESC LIMIT $4"
         ))
@@ -288,14 +314,20 @@ pub async fn timeline(
         .bind(position.0)
         .bind(&position.1)
         .bind(limit)
-        .fetch_all(social.db.pool())
+        .fetch_all(db.pool())
         .await
         .map_err(store)?;
         exhausted = rows.len() < limit as usize;
-        for post in rows {
-            position = (post.created_at, post.id.clone());
-            let visible = post.author_id == me || post.hidden == 0;
-            if visible && social.may(&principal, Action::ReadPost, &post).await? {
+        if let Some(last) = rows.last() {
+            position = (last.created_at, last.id.clone());
+        }
+        let candidates: Vec<Post> = rows
+            .into_iter()
+            .filter(|post| post.author_id == me || post.hidden == 0)
+            .collect();
+        let answers = readable(&candidates);
+        for (post, allowed) in candidates.into_iter().zip(answers) {
+            if allowed {
                 shown.push(post);
                 if shown.len() == limit as usize {
                     break;
@@ -306,9 +338,8 @@ pub async fn timeline(
     let next = (shown.len() == limit as usize)
         .then(|| shown.last().map(|p| format!("{}.{}", p.created_at, p.id)))
         .flatten();
-    Ok(Json(Timeline {
+    Ok(Timeline {
         posts: shown.iter().map(Post::shown).collect(),
         next,
     })
-    .into_response())
 }
