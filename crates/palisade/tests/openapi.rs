@@ -12,10 +12,10 @@ use common::*;
 use serde_json::json;
 use std::path::PathBuf;
 
-/// The schemathesis command line: `PALISADE_SCHEMATHESIS`, or where the test command installs
+/// The schemathesis command line: `PALISADE_TEST_SCHEMATHESIS`, or where the test command installs
 /// it.
 fn schemathesis() -> PathBuf {
-    let path = std::env::var_os("PALISADE_SCHEMATHESIS")
+    let path = std::env::var_os("PALISADE_TEST_SCHEMATHESIS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/opt/schemathesis/bin/st"));
     assert!(

@@ -132,6 +132,30 @@ async fn posts_and_the_timeline(backend: Backend) {
     );
     assert_eq!(read(&alice, &public).await, 403, "hidden");
     assert_eq!(read(&bob, &public).await, 200, "its author still sees it");
+    // Roles above moderator include it; a demotion applies to the next request, same token.
+    let hide = |who: &Member, id: &str| {
+        let path = path(id, "/hide");
+        let token = who.token.clone();
+        let server = &server;
+        async move { call(server, &token, "POST", &path, None).await.0 }
+    };
+    let another = post(&server, &bob, "another", "public").await;
+    for (role, expected) in [
+        ("tenant_admin", 204),
+        ("member", 403),
+        ("platform_admin", 204),
+    ] {
+        let out = server.cli(&[
+            "admin",
+            "set-role",
+            "--email",
+            &moderator.email,
+            "--role",
+            role,
+        ]);
+        assert!(out.status.success());
+        assert_eq!(hide(&moderator, &another).await, expected, "as {role}");
+    }
     assert_eq!(
         call(&server, &bob.token, "DELETE", &path(&private, ""), None)
             .await
