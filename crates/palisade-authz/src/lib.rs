@@ -130,7 +130,7 @@ pub struct Actor<'a> {
 }
 
 /// The object an action is on, with the attributes policies look at.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Object<'a> {
     Profile {
         owner: &'a str,
@@ -251,6 +251,12 @@ impl Authorizer {
     /// An authorizer with `policies` (Cedar text), validated against the schema.
     pub fn with_policies(policies: &str) -> Result<Self, PolicyError> {
         let (schema, _) = Schema::from_cedarschema_str(SCHEMA).expect("the schema is valid");
+        // Slicing the policies by action (`for_action`) reads `action in [..]` as membership,
+        // which holds only while no action is a group of others.
+        assert!(
+            schema.action_groups().next().is_none(),
+            "the schema declares action groups; slice the policies by group membership"
+        );
         let set = validated(&schema, policies)?;
         Ok(Self {
             schema,
@@ -332,8 +338,8 @@ impl Authorizer {
             .collect()
     }
 
-    /// The roles, the actor, and each object with its attributes. Objects named alike are one
-    /// entity (the same profile asked about twice).
+    /// The roles, the actor, and each object with its attributes. The same object asked about
+    /// twice is one entity; two different objects under one name are refused.
     fn entities<'a>(
         &self,
         actor: &Actor,
@@ -348,10 +354,15 @@ impl Authorizer {
             )
             .map_err(|e| e.to_string())?,
         );
-        let mut seen = HashSet::new();
+        let mut seen: HashMap<EntityUid, &Object> = HashMap::new();
         for object in objects {
             let (resource, attrs) = resource(object);
-            if seen.insert(resource.clone()) {
+            if let Some(earlier) = seen.get(&resource) {
+                if *earlier != object {
+                    return Err(format!("two different objects named {resource}"));
+                }
+            } else {
+                seen.insert(resource.clone(), object);
                 entities
                     .push(Entity::new(resource, attrs, HashSet::new()).map_err(|e| e.to_string())?);
             }

@@ -436,3 +436,55 @@ fn a_page_is_decided_as_each_post_alone() {
     assert_eq!(page, alone);
     assert_eq!(page, [false, true, true, true]);
 }
+
+/// `Action::ALL` lists exactly the schema's actions, so every action has its slice.
+#[test]
+fn every_action_of_the_schema_is_known() {
+    let authz = Authorizer::new();
+    let mut in_schema: Vec<String> = authz
+        .schema
+        .actions()
+        .map(|uid| uid.id().unescaped().to_owned())
+        .collect();
+    in_schema.sort();
+    let mut known: Vec<String> = Action::ALL.iter().map(|a| a.as_str().to_owned()).collect();
+    known.sort();
+    assert_eq!(in_schema, known);
+}
+
+/// A reload rebuilds the slices: a rule added for one action changes that action's answer.
+#[test]
+fn a_reload_rebuilds_each_actions_policies() {
+    let authz = Authorizer::new();
+    let me = actor("alice", Role::Member);
+    let public = post("bob", "public", false);
+    assert!(authz.allows(&me, Action::ReadPost, &public, &facts(READ)));
+    let frozen = format!(
+        "{DEFAULT_POLICIES}\n@id(\"no-reading\")\nforbid (principal, action == Action::\"ReadPost\", resource);\n"
+    );
+    authz.reload(&frozen).unwrap();
+    assert!(!authz.allows(&me, Action::ReadPost, &public, &facts(READ)));
+    assert!(authz.allows(
+        &me,
+        Action::ReadProfile,
+        &profile("bob", true),
+        &facts(READ)
+    ));
+    authz.reload(DEFAULT_POLICIES).unwrap();
+    assert!(authz.allows(&me, Action::ReadPost, &public, &facts(READ)));
+}
+
+/// One name for two different objects in a batch is refused rather than decided on either.
+#[test]
+fn two_objects_under_one_name_are_refused() {
+    let authz = Authorizer::new();
+    let me = actor("alice", Role::Member);
+    let asks = [
+        (post("bob", "public", false), facts(READ)),
+        (post("bob", "private", false), facts(READ)),
+    ];
+    assert_eq!(
+        authz.allows_each(&me, Action::ReadPost, &asks),
+        [false, false]
+    );
+}

@@ -170,7 +170,10 @@ async fn check_current_password(
     csrf: &Csrf,
     password: Secret<String>,
 ) -> Result<Option<Response>, AppError> {
-    let account = signed_in.user.email.to_lowercase();
+    let account = crate::throttle::account_key(
+        &signed_in.user.tenant_id,
+        &signed_in.user.email.to_lowercase(),
+    );
     if let Some(retry_after) = id.throttle.wait(&account, ctx.ip) {
         return Err(AppError::TooManyRequests { retry_after });
     }

@@ -187,12 +187,13 @@ pub async fn login(
         organisation.as_str()
     };
     let user = users::find_by_email(&id.db, tenant, &account).await?;
+    let throttle_key = crate::throttle::account_key(tenant, &account);
     // Events name a tenant that exists, never whatever was typed.
     let event_tenant = user
         .as_ref()
         .map_or_else(|| id.tenant.clone(), |u| u.tenant_id.clone());
 
-    if let Some(retry_after) = id.throttle.wait(&account, ctx.ip) {
+    if let Some(retry_after) = id.throttle.wait(&throttle_key, ctx.ip) {
         id.metrics
             .logins
             .get_or_create(&OutcomeLabel {
@@ -209,7 +210,7 @@ pub async fn login(
 
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     if !id.hasher.verify(form.password, stored).await? {
-        id.throttle.record_failure(&account, ctx.ip);
+        id.throttle.record_failure(&throttle_key, ctx.ip);
         id.metrics
             .logins
             .get_or_create(&OutcomeLabel { outcome: "failure" })
@@ -233,7 +234,7 @@ pub async fn login(
         return Ok(for_return_to(rendered, &return_to));
     }
     let user = user.expect("a verified password implies an account");
-    id.throttle.record_success(&account);
+    id.throttle.record_success(&throttle_key);
     if user.is_locked() {
         id.auditor
             .record(

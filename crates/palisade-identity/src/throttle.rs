@@ -112,6 +112,12 @@ impl LoginThrottle {
     }
 }
 
+/// The key an account's password attempts count under: its address within its tenant, so that
+/// failures against one organisation's account neither lock out nor are reset by another's.
+pub(crate) fn account_key(tenant: &str, normalized_email: &str) -> String {
+    format!("{tenant}\u{0}{normalized_email}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

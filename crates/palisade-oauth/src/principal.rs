@@ -125,11 +125,15 @@ where
         }
         let oauth = OAuth::from_ref(state);
         let limits = &oauth.0.api_limits;
-        // Per network first: a flood of made-up tokens costs no signature check.
-        if let Some(peer) = parts.extensions.get::<PeerAddr>() {
-            limited(limits.network.check(&network_key(peer.0.ip())))
-                .map_err(IntoResponse::into_response)?;
-        }
+        // Per network first: a flood of made-up tokens costs no signature check. The listener
+        // gives every request its peer; without one, nothing is served.
+        let peer = parts
+            .extensions
+            .get::<PeerAddr>()
+            .ok_or_else(|| AppError::internal("request served without a peer address"))
+            .map_err(IntoResponse::into_response)?;
+        limited(limits.network.check(&network_key(peer.0.ip())))
+            .map_err(IntoResponse::into_response)?;
         let verified = oauth
             .authenticate_resource(
                 &parts.headers,

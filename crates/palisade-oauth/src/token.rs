@@ -205,9 +205,11 @@ async fn authorization_code(
             "The code is bound to another DPoP key.".into(),
         ));
     }
+    // Accounts and clients of different tenants never meet (IDN-8): the authorization endpoint
+    // already refuses, and each grant checks again before anything is written.
     let user = palisade_identity::users::get(db, &grant.user_id)
         .await?
-        .filter(|u| u.locked == 0)
+        .filter(|u| u.locked == 0 && u.tenant_id == client.tenant_id)
         .ok_or_else(|| OAuthError::InvalidGrant("The account is not available.".into()))?;
     codes::record_grant(db, &grant).await?;
     let sid = session_handle(&grant.session_id);
@@ -302,13 +304,6 @@ async fn user_tokens(
     refresh: &codes::Refresh,
     proof: Option<&Proof>,
 ) -> Result<Value, OAuthError> {
-    // Accounts and clients of different tenants never meet (IDN-8); the authorization endpoint
-    // already refuses, this holds for every grant whatever happened since.
-    if user.tenant_id != client.tenant_id {
-        return Err(OAuthError::InvalidGrant(
-            "The account and the client belong to different organisations.".into(),
-        ));
-    }
     let mut extra = Map::new();
     let token_type = bind(&mut extra, proof);
     extra.insert("sid".into(), session_handle(&refresh.session_id).into());
@@ -392,7 +387,9 @@ async fn refresh(
     }
     let user = palisade_identity::users::get(db, &refresh.user_id)
         .await?
-        .filter(|u| u.locked == 0 && u.revocation_epoch == refresh.epoch)
+        .filter(|u| {
+            u.locked == 0 && u.revocation_epoch == refresh.epoch && u.tenant_id == client.tenant_id
+        })
         .ok_or_else(invalid)?;
     // A client may narrow the scope of a refresh, never widen it.
     if let Some(asked) = params.get("scope") {

@@ -2,13 +2,24 @@
 //! token, and the follow and block facts between it and the accounts the object belongs to.
 
 use crate::{Social, graph};
-use palisade_authz::{Action, Actor, Facts, Object};
+use palisade_authz::{Action, Actor, Facts, Object, Role};
 use palisade_http::AppError;
 use palisade_oauth::principal::Principal;
 
 /// The answer when the policies say no.
 pub(crate) fn refused() -> AppError {
     AppError::forbidden("forbidden", "The policies do not allow this.")
+}
+
+/// An object of another tenant is not found (RES-4): answering that it exists but is refused
+/// would tell an outsider which ids are in use. Platform admins reach every tenant; within the
+/// tenant, the policies decide.
+pub(crate) fn within_reach(principal: &Principal, tenant: &str) -> Result<(), AppError> {
+    if principal.tenant == tenant || principal.role == Some(Role::PlatformAdmin) {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
 }
 
 /// A store failure as the one error type.

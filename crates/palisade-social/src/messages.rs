@@ -4,7 +4,7 @@
 //! the conversation for them (the policies decide both).
 
 use crate::Social;
-use crate::decide::{refused, store};
+use crate::decide::{refused, store, within_reach};
 use crate::graph;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -83,6 +83,7 @@ impl Social {
         id: &str,
     ) -> Result<Conversation, AppError> {
         let conversation = self.conversation(id).await?.ok_or(AppError::NotFound)?;
+        within_reach(principal, &conversation.tenant_id)?;
         if !self.may_converse(principal, action, &conversation).await? {
             return Err(refused());
         }

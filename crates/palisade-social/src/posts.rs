@@ -3,7 +3,7 @@
 //! passes the same policy decision as reading it alone; muted and blocked authors are left out.
 
 use crate::Social;
-use crate::decide::{refused, store};
+use crate::decide::{refused, store, within_reach};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -119,6 +119,7 @@ impl Social {
             .await
             .map_err(store)?
             .ok_or(AppError::NotFound)?;
+        within_reach(principal, &post.tenant_id)?;
         if !self.may(principal, action, &post).await? {
             return Err(refused());
         }
@@ -295,7 +296,7 @@ pub(crate) async fn timeline_page(
         Some(c) => parse_cursor(c)
             .ok_or_else(|| AppError::bad_request("invalid_cursor", "The cursor is not valid."))?,
     };
-    // Read a little more than a page at a time: some rows may be filtered out by the policies.
+    // Read a page's worth of rows at a time, and more while the policies filter some out.
     let mut shown = Vec::new();
     let mut position = (before_at, before_id);
     let mut exhausted = false;

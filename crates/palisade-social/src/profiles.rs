@@ -36,6 +36,7 @@ impl Social {
         let target = graph::profile(&self.db, account_id(raw)?)
             .await?
             .ok_or(AppError::NotFound)?;
+        crate::decide::within_reach(principal, &target.tenant_id)?;
         if principal.role.is_none() {
             return Err(AppError::forbidden(
                 "user_required",

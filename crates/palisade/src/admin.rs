@@ -26,30 +26,37 @@ pub enum AdminCommand {
     },
     /// Create an account; the password is read from standard input.
     CreateUser {
-        #[arg(long)]
-        email: String,
-        /// The account's tenant; the default tenant when not given.
-        #[arg(long, default_value = palisade_store::DEFAULT_TENANT)]
-        tenant: String,
+        #[command(flatten)]
+        who: Who,
     },
     /// Lock an account: it cannot sign in and its sessions stop working.
     LockUser {
-        #[arg(long)]
-        email: String,
+        #[command(flatten)]
+        who: Who,
     },
     /// Unlock a locked account.
     UnlockUser {
-        #[arg(long)]
-        email: String,
+        #[command(flatten)]
+        who: Who,
     },
     /// Give an account a role: member, moderator, tenant_admin or platform_admin. It applies
     /// from the account's next request.
     SetRole {
-        #[arg(long)]
-        email: String,
+        #[command(flatten)]
+        who: Who,
         #[arg(long)]
         role: String,
     },
+}
+
+/// An account: its address within its tenant (the same address may exist in several).
+#[derive(clap::Args)]
+pub struct Who {
+    #[arg(long)]
+    email: String,
+    /// The account's tenant; the default tenant when not given.
+    #[arg(long, default_value = palisade_store::DEFAULT_TENANT)]
+    tenant: String,
 }
 
 pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
@@ -79,7 +86,9 @@ pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
                 .await?;
             println!("{id}");
         }
-        AdminCommand::CreateUser { email, tenant } => {
+        AdminCommand::CreateUser {
+            who: Who { email, tenant },
+        } => {
             if !tenants::exists(&db, &tenant).await? {
                 bail!("no tenant {tenant}");
             }
@@ -115,31 +124,27 @@ pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
                 .await?;
             println!("{id}");
         }
-        AdminCommand::LockUser { email } => set_locked(&identity, &auditor, &email, true).await?,
-        AdminCommand::UnlockUser { email } => {
-            set_locked(&identity, &auditor, &email, false).await?
-        }
-        AdminCommand::SetRole { email, role } => {
-            set_role(&identity, &auditor, &email, &role).await?
-        }
+        AdminCommand::LockUser { who } => set_locked(&identity, &auditor, &who, true).await?,
+        AdminCommand::UnlockUser { who } => set_locked(&identity, &auditor, &who, false).await?,
+        AdminCommand::SetRole { who, role } => set_role(&identity, &auditor, &who, &role).await?,
     }
     db.close().await;
     Ok(())
 }
 
-/// The account an address names, in the CLI's tenant.
-async fn account(identity: &Identity, email: &str) -> Result<users::User> {
-    let email = Email::parse(email).context("not a valid email address")?;
-    users::find_by_email(&identity.db, &identity.tenant, &email.normalized)
+/// The account `who` names.
+async fn account(identity: &Identity, who: &Who) -> Result<users::User> {
+    let email = Email::parse(&who.email).context("not a valid email address")?;
+    users::find_by_email(&identity.db, &who.tenant, &email.normalized)
         .await?
-        .context("no account with this address")
+        .with_context(|| format!("no account with this address in tenant {}", who.tenant))
 }
 
-async fn set_role(identity: &Identity, auditor: &Auditor, email: &str, role: &str) -> Result<()> {
+async fn set_role(identity: &Identity, auditor: &Auditor, who: &Who, role: &str) -> Result<()> {
     let Some(role) = palisade_authz::Role::parse(role) else {
         bail!("--role must be member, moderator, tenant_admin or platform_admin");
     };
-    let user = account(identity, email).await?;
+    let user = account(identity, who).await?;
     users::set_role(&identity.db, &user.id, role.as_str()).await?;
     auditor
         .record(
@@ -154,13 +159,8 @@ async fn set_role(identity: &Identity, auditor: &Auditor, email: &str, role: &st
     Ok(())
 }
 
-async fn set_locked(
-    identity: &Identity,
-    auditor: &Auditor,
-    email: &str,
-    locked: bool,
-) -> Result<()> {
-    let user = account(identity, email).await?;
+async fn set_locked(identity: &Identity, auditor: &Auditor, who: &Who, locked: bool) -> Result<()> {
+    let user = account(identity, who).await?;
     users::set_locked(&identity.db, &user.id, locked).await?;
     if locked {
         // Ended rather than merely refused: the applications signed in through them are told.

@@ -333,6 +333,8 @@ async fn a_token_without_the_scope_gets_nothing(backend: Backend) {
         let token = token_for(&server, &mut agent, client_id, &scope.join(" ")).await;
         let (status, body) = call_route(&server, &openapi, &token, route, &objects).await;
         assert_eq!(status, 403, "{} without {missing}: {body}", route.spec());
+        // Refused for the scope itself, before any policy or handler ran.
+        assert_eq!(body["error"], "insufficient_scope", "{}", route.spec());
         checked += 1;
     }
     assert!(checked >= 20, "{checked} routes checked");
