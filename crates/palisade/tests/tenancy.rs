@@ -69,8 +69,13 @@ fn with_claims(token: &str, edit: impl FnOnce(&mut Value)) -> String {
     format!("{}.{payload}.{}", parts[0], parts[2])
 }
 
+const ADMIN_KEY: &str = "admin-key-for-the-tenancy-tests-0123456789";
+
 async fn tenants_are_isolated(backend: Backend) {
-    let server = Server::start_with(Options::on(backend)).await;
+    let server = Server::start_with(
+        Options::on(backend).accepting_key("PALISADE_ADMIN__API_KEY_SHA256", ADMIN_KEY),
+    )
+    .await;
     let out = server.cli(&["admin", "create-tenant", "--id", "acme", "--name", "Acme"]);
     assert!(
         out.status.success(),
@@ -96,6 +101,28 @@ async fn tenants_are_isolated(backend: Backend) {
         !out.status.success(),
         "accounts belong to an existing tenant"
     );
+
+    // The admin API registers clients in a tenant too, and only in one that exists.
+    let register = |tenant: &str| {
+        server
+            .http_client()
+            .post(format!(
+                "{}/admin/oauth/clients?tenant={tenant}",
+                server.base()
+            ))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({
+                "client_name": "Acme service", "grant_types": ["client_credentials"],
+                "token_endpoint_auth_method": "client_secret_basic", "scope": "social:read"
+            }))
+            .send()
+    };
+    let r = register("acme").await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<Value>().await.unwrap()["tenant_id"], "acme");
+    let r = register("nowhere").await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unknown_tenant");
 
     let default_app = public_app(&server, "Default app", &SCOPES, &[]);
     let acme_app = public_app(&server, "Acme app", &SCOPES, &["--tenant", "acme"]);
