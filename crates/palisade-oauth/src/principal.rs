@@ -40,11 +40,7 @@ impl Principal {
     fn from_verified(verified: crate::Verified) -> Result<Self, ResourceError> {
         let crate::Verified { claims, user } = verified;
         let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-        let scheme = if claims.contains_key("cnf") {
-            Scheme::DPoP
-        } else {
-            Scheme::Bearer
-        };
+        let scheme = Scheme::of(&claims);
         let (subject, client_id) = match (text("sub"), text("client_id")) {
             (Some(s), Some(c)) => (s, c),
             _ => return Err(ResourceError::invalid_token(scheme)),
@@ -167,10 +163,9 @@ pub async fn require_scope(
         Err(refused) => return refused,
     };
     if !principal.has_scope(scope) {
-        let scheme = if principal.key_binding.is_some() {
-            Scheme::DPoP
-        } else {
-            Scheme::Bearer
+        let scheme = match principal.key_binding {
+            Some(_) => Scheme::DPoP,
+            None => Scheme::Bearer,
         };
         return ResourceError::insufficient_scope(scheme).into_response();
     }

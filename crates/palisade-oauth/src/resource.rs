@@ -16,6 +16,17 @@ pub enum Scheme {
     DPoP,
 }
 
+impl Scheme {
+    /// The scheme a verified token is presented with: DPoP when it is bound to a key (`cnf`).
+    pub fn of(claims: &serde_json::Map<String, Value>) -> Self {
+        if claims.contains_key("cnf") {
+            Scheme::DPoP
+        } else {
+            Scheme::Bearer
+        }
+    }
+}
+
 /// A refused resource request.
 #[derive(Debug)]
 pub struct ResourceError {

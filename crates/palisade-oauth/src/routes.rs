@@ -334,11 +334,7 @@ async fn userinfo(
         .split(' ')
         .collect();
     if !scopes.contains(&"openid") {
-        let scheme = if claims.contains_key("cnf") {
-            crate::resource::Scheme::DPoP
-        } else {
-            crate::resource::Scheme::Bearer
-        };
+        let scheme = crate::resource::Scheme::of(&claims);
         return crate::resource::ResourceError::insufficient_scope(scheme).into_response();
     }
     // Only a user's token has an account to describe.

@@ -49,23 +49,12 @@ impl Social {
         for other in blocks.iter().filter(|other| **other != me) {
             blocked |= graph::blocked_between(&self.db, me, other).await?;
         }
-        Ok(self.decide(principal, action, object, follower, blocked))
+        Ok(self.decide_each(principal, action, &[(object.clone(), follower, blocked)])[0])
     }
 
-    /// The policies' answer for facts already looked up: whether the principal follows the
-    /// object's owner, and whether a block stands between them.
-    pub(crate) fn decide(
-        &self,
-        principal: &Principal,
-        action: Action,
-        object: &Object<'_>,
-        follower: bool,
-        blocked: bool,
-    ) -> bool {
-        self.decide_each(principal, action, &[(object.clone(), follower, blocked)])[0]
-    }
-
-    /// [`Social::decide`] for each of many objects, in order, with the entities built once.
+    /// The policies' answer for each of many objects, in order, with the entities built once;
+    /// each ask carries its facts: whether the principal follows the object's owner, and
+    /// whether a block stands between them.
     pub(crate) fn decide_each(
         &self,
         principal: &Principal,

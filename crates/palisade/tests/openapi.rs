@@ -40,15 +40,7 @@ async fn the_api_matches_its_description(backend: Backend) {
     let fuzzer = member(&server, client_id, "fuzzer", &scopes.join(" ")).await;
     let friend = member(&server, client_id, "friend", &scopes.join(" ")).await;
     // A moderator, so that hiding a post can succeed too.
-    let set_role = server.cli(&[
-        "admin",
-        "set-role",
-        "--email",
-        &fuzzer.email,
-        "--role",
-        "moderator",
-    ]);
-    assert!(set_role.status.success());
+    server.set_role(&fuzzer.email, "moderator");
     // Objects to find: the ids of the paths are fixed to them, the rest is generated.
     let (status, post) = call(
         &server,

@@ -61,14 +61,7 @@ async fn the_principal_comes_from_the_token_and_the_account(backend: Backend) {
     assert!(principal["key_binding"].is_null());
 
     // Promotion and demotion apply to the next request with the very same token.
-    let set_role = |role: &str| {
-        let out = server.cli(&["admin", "set-role", "--email", &email, "--role", role]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let set_role = |role: &str| server.set_role(&email, role);
     set_role("moderator");
     assert_eq!(me(&server, Some(&token)).await.1["role"], "moderator");
     set_role("member");

@@ -61,15 +61,7 @@ async fn posts_and_the_timeline(backend: Backend) {
     let alice = member(&server, client_id, "alice", SCOPES).await;
     let bob = member(&server, client_id, "bob", SCOPES).await;
     let moderator = member(&server, client_id, "moderator", SCOPES).await;
-    let out = server.cli(&[
-        "admin",
-        "set-role",
-        "--email",
-        &moderator.email,
-        "--role",
-        "moderator",
-    ]);
-    assert!(out.status.success());
+    server.set_role(&moderator.email, "moderator");
 
     let public = post(&server, &bob, "hello world", "public").await;
     let followers = post(&server, &bob, "for my followers", "followers").await;
@@ -145,15 +137,7 @@ async fn posts_and_the_timeline(backend: Backend) {
         ("member", 403),
         ("platform_admin", 204),
     ] {
-        let out = server.cli(&[
-            "admin",
-            "set-role",
-            "--email",
-            &moderator.email,
-            "--role",
-            role,
-        ]);
-        assert!(out.status.success());
+        server.set_role(&moderator.email, role);
         assert_eq!(hide(&moderator, &another).await, expected, "as {role}");
     }
     assert_eq!(

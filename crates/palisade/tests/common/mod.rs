@@ -239,6 +239,16 @@ impl Server {
             .unwrap()
     }
 
+    /// Gives the default tenant's account of `email` the role `role` with the CLI.
+    pub fn set_role(&self, email: &str, role: &str) {
+        let out = self.cli(&["admin", "set-role", "--email", email, "--role", role]);
+        assert!(
+            out.status.success(),
+            "set-role {role}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `palisade ARGS` with `input` on standard input (passwords are read from there).
     pub fn cli_with_input(&self, args: &[&str], input: &str) -> std::process::Output {
         use std::io::Write;
