@@ -7,33 +7,37 @@
 use crate::log::AuditLog;
 use crate::note::{Verifier, open};
 use data_encoding::BASE64;
-use http::{StatusCode, Uri};
-use palisade_http::client::{PlainHttp, http_endpoint};
-use std::time::Duration;
+use http::StatusCode;
+use palisade_http::egress::Egress;
 use tokio_util::sync::CancellationToken;
 
-const TIMEOUT: Duration = Duration::from_secs(10);
-
 pub struct WitnessEndpoint {
-    uri: Uri,
+    url: String,
     verifier: Verifier,
     /// The size this witness last cosigned, once known.
     size: Option<u64>,
 }
 
 impl WitnessEndpoint {
-    /// `url` is the witness's base URL (`http://…`); `vkey` its cosignature key.
+    /// `url` is the witness's base URL (`http://…` or `https://…`); `vkey` its cosignature key.
     pub fn new(url: &str, vkey: &str) -> Result<Self, String> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("{url}: must be an http(s) URL"));
+        }
         Ok(Self {
-            uri: http_endpoint(url, "/add-checkpoint")?,
+            url: format!("{}/add-checkpoint", url.trim_end_matches('/')),
             verifier: Verifier::from_vkey(vkey).map_err(|e| format!("{vkey}: {e}"))?,
             size: None,
         })
     }
 }
 
-pub async fn run(log: AuditLog, mut witnesses: Vec<WitnessEndpoint>, shutdown: CancellationToken) {
-    let client = PlainHttp::default();
+pub async fn run(
+    log: AuditLog,
+    mut witnesses: Vec<WitnessEndpoint>,
+    egress: Egress,
+    shutdown: CancellationToken,
+) {
     let mut published = log.subscribe();
     published.mark_changed();
     loop {
@@ -47,13 +51,13 @@ pub async fn run(log: AuditLog, mut witnesses: Vec<WitnessEndpoint>, shutdown: C
         let mut lines = String::new();
         let mut count = 0;
         for w in &mut witnesses {
-            match cosign(&client, &log, w, &note, size).await {
+            match cosign(&egress, &log, w, &note, size).await {
                 Ok(line) => {
                     lines.push_str(&line);
                     count += 1;
                 }
                 Err(e) => {
-                    tracing::warn!(witness = %w.uri, size, error = %e, "witness did not cosign")
+                    tracing::warn!(witness = %w.url, size, error = %e, "witness did not cosign")
                 }
             }
         }
@@ -69,7 +73,7 @@ pub async fn run(log: AuditLog, mut witnesses: Vec<WitnessEndpoint>, shutdown: C
 
 /// Asks one witness to cosign; returns its verified cosignature line.
 async fn cosign(
-    client: &PlainHttp,
+    egress: &Egress,
     log: &AuditLog,
     w: &mut WitnessEndpoint,
     note: &str,
@@ -96,9 +100,12 @@ async fn cosign(
         }
         body.push('\n');
         body.push_str(note);
-        let (status, answer) = client.post(&w.uri, "text/plain", body, TIMEOUT).await?;
-        let answer = String::from_utf8_lossy(&answer);
-        match status {
+        let answered = egress
+            .post(&w.url, "text/plain", body)
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer = String::from_utf8_lossy(&answered.body);
+        match answered.status {
             StatusCode::OK => {
                 let cosigned = format!("{note}{answer}");
                 let (_, names) = open(&cosigned, std::slice::from_ref(&w.verifier))

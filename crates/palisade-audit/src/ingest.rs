@@ -1,33 +1,34 @@
 //! `POST /audit/events` (AUD-1 for other services): an authenticated service appends an event
 //! and gets back, once it is durable, its index, the signed checkpoint that includes it and the
-//! inclusion proof against that checkpoint. Callers authenticate with an API key
-//! ([`ApiKeys`]) or an OAuth access token granting `audit:write`; with neither, every request
-//! is refused.
+//! inclusion proof against that checkpoint. The route's guard admits an ingest API key or a
+//! service client's own access token granting `audit:write`, and names the writer: its
+//! [`Origin`] goes into every leaf it writes. Palisade's own families of actions are refused, so
+//! no service can write an event that passes for Palisade's (a forged sign-in, say).
 
-use crate::{Auditor, Outcome, SecurityEvent};
+use crate::{Auditor, Origin, Outcome, SecurityEvent};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, http::HeaderMap};
+use axum::{Extension, Json};
 use data_encoding::BASE64;
 use http::StatusCode;
-use palisade_http::{ApiKeys, AppError, TraceId};
+use palisade_http::{AppError, TraceId};
 use serde::Deserialize;
 use serde_json::json;
 
-#[derive(Clone)]
-pub struct Ingest {
-    pub auditor: Auditor,
-    pub keys: ApiKeys,
-    /// Accepts a bearer access token (one granting `audit:write`), when OAuth is on.
-    pub bearer: Option<BearerCheck>,
-}
-
-/// Whether a bearer token is accepted (asynchronous: checking it may read revocation state).
-pub type BearerCheck = std::sync::Arc<
-    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
-        + Send
-        + Sync,
->;
+/// The families of actions Palisade itself records: a service may not write any of them.
+pub const RESERVED_FAMILIES: &[&str] = &[
+    "identity.",
+    "oauth.",
+    "admin.",
+    "audit.",
+    "authz.",
+    "privacy.",
+    "keys.",
+    "tenant.",
+    "tls.",
+    "realtime.",
+    "palisade.",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +65,11 @@ fn parse_event(e: IngestEvent, trace: Option<&TraceId>) -> Result<SecurityEvent,
         return Err(
             "`action` must be 1-128 characters of a-z, 0-9, '.', '_' and '-', starting with a letter.".into(),
         );
+    }
+    if let Some(family) = RESERVED_FAMILIES.iter().find(|f| e.action.starts_with(**f)) {
+        return Err(format!(
+            "`action` may not be in Palisade's own family `{family}`: name your service's actions under a prefix of its own."
+        ));
     }
     let outcome = match e.outcome.as_str() {
         "success" => Outcome::Success,
@@ -104,25 +110,11 @@ const MAX_EVENTS: usize = 1_000;
 /// One event (a JSON object) or up to [`MAX_EVENTS`] in order (a JSON array). Validation is all
 /// or nothing; the answer comes once every event is durable.
 pub async fn ingest(
-    State(ingest): State<Ingest>,
-    headers: HeaderMap,
+    State(auditor): State<Auditor>,
+    Extension(origin): Extension<Origin>,
     trace: Option<axum::Extension<TraceId>>,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    // Credentials before the body: an anonymous caller learns nothing about the format.
-    if let Err(refused) = ingest.keys.check(&headers) {
-        let token = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let granted = match (&ingest.bearer, token) {
-            (Some(check), Some(t)) => check(t.to_owned()).await,
-            _ => false,
-        };
-        if !granted {
-            return Ok(refused);
-        }
-    }
     let Json(body) = Json::<serde_json::Value>::from_bytes(&body)
         .map_err(|_| AppError::bad_request("invalid_json", "The body is not a JSON value."))?;
     let trace = trace.as_ref().map(|t| &t.0);
@@ -130,6 +122,7 @@ pub async fn ingest(
         serde_json::from_value::<IngestEvent>(value)
             .map_err(|e| e.to_string())
             .and_then(|e| parse_event(e, trace))
+            .map(|e| e.origin(origin.clone()))
     };
     let (events, bulk) = match body {
         serde_json::Value::Array(items) => {
@@ -146,9 +139,8 @@ pub async fn ingest(
         single => (vec![parse(single).map_err(|e| invalid(&e))?], false),
     };
 
-    let indexes = ingest.auditor.record_many(events).await?;
-    let log = ingest
-        .auditor
+    let indexes = auditor.record_many(events).await?;
+    let log = auditor
         .log()
         .ok_or_else(|| AppError::internal("ingest without a Merkle log"))?;
     let (note, size) = log

@@ -17,9 +17,66 @@ pub mod subject_keys;
 pub mod verify;
 pub mod witness;
 
+use palisade_crypto::Secret;
 use palisade_store::{Backend, Db, StoreError, now_ms};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+
+/// `[audit]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// The first line of every checkpoint: names this log (conventionally a URL without scheme).
+    pub origin: String,
+    /// The checkpoint signer (`PRIVATE+KEY+…`); generated into `data_dir` when absent. Every
+    /// node of a deployment must have the same.
+    pub signing_key: Option<Secret<String>>,
+    /// Base64 of 32 bytes keying the pseudonyms of accounts in the log; generated when absent.
+    pub pseudonym_key: Option<Secret<String>>,
+    /// Hex SHA-256 digests of the API keys allowed to `POST /audit/events`; empty refuses all.
+    pub ingest_key_sha256: Vec<String>,
+    /// Witnesses asked to cosign each new checkpoint (AUD-4).
+    pub witnesses: Vec<LogWitness>,
+}
+
+/// A witness the audit log asks to cosign its checkpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogWitness {
+    /// The witness's base URL (`http://…`); `add-checkpoint` is appended.
+    pub url: String,
+    /// The witness's cosignature key (`name+hash+key`).
+    pub vkey: String,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            origin: "localhost/palisade/audit".into(),
+            signing_key: None,
+            pseudonym_key: None,
+            ingest_key_sha256: Vec::new(),
+            witnesses: Vec::new(),
+        }
+    }
+}
+
+impl AuditSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.origin.is_empty() || self.origin.contains(['+', ' ', '\n']) {
+            return Err(
+                "audit.origin must be a non-empty name without '+', spaces or newlines".into(),
+            );
+        }
+        palisade_http::ApiKeys::from_hex_digests(&self.ingest_key_sha256)
+            .map_err(|e| format!("audit.ingest_key_sha256: {e}"))?;
+        for w in &self.witnesses {
+            cosign::WitnessEndpoint::new(&w.url, &w.vkey)
+                .map_err(|e| format!("audit.witnesses: {e}"))?;
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Action {
@@ -100,6 +157,26 @@ impl Action {
     }
 }
 
+/// Who wrote an event into the log: Palisade itself, or a service through the ingest API — a
+/// service client holding `audit:write`, or an ingest API key (by its digest's prefix). The
+/// origin is part of the leaf, so a service's events can never pass for Palisade's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Palisade,
+    Client(String),
+    Key(String),
+}
+
+impl Origin {
+    pub fn as_leaf_value(&self) -> String {
+        match self {
+            Origin::Palisade => "palisade".to_owned(),
+            Origin::Client(id) => format!("client:{id}"),
+            Origin::Key(id) => format!("key:{id}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Success,
@@ -134,6 +211,8 @@ pub struct SecurityEvent {
     /// A hash of the device's user agent: enough to tell devices apart, not to identify one.
     pub device: Option<String>,
     pub details: serde_json::Value,
+    /// Who wrote it: Palisade, or the service that ingested it.
+    pub origin: Origin,
 }
 
 impl SecurityEvent {
@@ -163,7 +242,14 @@ impl SecurityEvent {
             client: None,
             device: None,
             details: serde_json::Value::Object(Default::default()),
+            origin: Origin::Palisade,
         }
+    }
+
+    /// The writer of an ingested event.
+    pub fn origin(mut self, origin: Origin) -> Self {
+        self.origin = origin;
+        self
     }
 
     pub fn actor(mut self, actor: impl Into<String>) -> Self {
@@ -465,6 +551,7 @@ impl Chain {
             "tenant": e.tenant_id,
             "client": e.client,
             "trace_id": e.trace_id,
+            "origin": e.origin.as_leaf_value(),
             "at": now_ms(),
             "payload": { "key": key.id, "sealed": key.seal(private.to_string().as_bytes()) },
         })

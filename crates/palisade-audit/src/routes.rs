@@ -3,8 +3,8 @@
 //! hashes only, so this reveals nothing about accounts. Other services append through
 //! `POST /audit/events` ([`crate::ingest`]).
 
+use crate::Auditor;
 use crate::bundle::ProofBundle;
-use crate::ingest::Ingest;
 use crate::log::AuditLog;
 use crate::merkle::{Hash, ProofError};
 use axum::Json;
@@ -15,7 +15,7 @@ use palisade_http::{Access, AppError, Routes};
 use serde::Deserialize;
 use serde_json::json;
 
-pub fn router(log: AuditLog, ingest: Ingest) -> Routes {
+pub fn router(log: AuditLog, auditor: Auditor) -> Routes {
     use Access::Public;
     Routes::new()
         .route(Public, "GET /audit/checkpoint", checkpoint)
@@ -31,7 +31,7 @@ pub fn router(log: AuditLog, ingest: Ingest) -> Routes {
                     "POST /audit/events",
                     crate::ingest::ingest,
                 )
-                .with_state(ingest),
+                .with_state(auditor),
         )
 }
 

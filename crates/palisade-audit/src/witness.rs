@@ -129,18 +129,23 @@ impl Witness {
         }))
     }
 
+    /// Whether `body` is a request signed by a log this witness knows: its checkpoint text.
+    fn signed<'a>(&self, request: &Request<'a>) -> Result<(&'a str, &'a str), Refusal> {
+        let origin = request.note.split('\n').next().unwrap_or_default();
+        let keys = self.logs.get(origin).ok_or(Refusal::UnknownLog)?;
+        let (text, _) = open(request.note, keys).map_err(|_| Refusal::NotSigned)?;
+        Ok((text, origin))
+    }
+
     /// Handles one add-checkpoint request body: the cosignature line, or why not.
     pub async fn add_checkpoint(&self, body: &str) -> Result<Result<String, Refusal>, StoreError> {
         let request = match parse_request(body) {
             Ok(r) => r,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let origin = request.note.split('\n').next().unwrap_or_default();
-        let Some(keys) = self.logs.get(origin) else {
-            return Ok(Err(Refusal::UnknownLog));
-        };
-        let Ok((text, _)) = open(request.note, keys) else {
-            return Ok(Err(Refusal::NotSigned));
+        let (text, origin) = match self.signed(&request) {
+            Ok(signed) => signed,
+            Err(refusal) => return Ok(Err(refusal)),
         };
         let Ok(checkpoint) = Checkpoint::parse(text) else {
             return Ok(Err(Refusal::Malformed("not a checkpoint")));
@@ -226,6 +231,38 @@ pub fn router(witness: Arc<Witness>) -> Routes {
     Routes::new()
         .route(Access::SignedBody, "POST /add-checkpoint", add_checkpoint)
         .with_state(witness)
+}
+
+/// Requests are small: a checkpoint and at most 63 proof lines.
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// The guard of `Access::SignedBody`: the body must be a checkpoint signed by a log this
+/// witness knows, before anything else is looked at.
+pub struct SignedByKnownLog(pub Arc<Witness>);
+
+impl palisade_http::Guard for SignedByKnownLog {
+    fn admit<'a>(
+        &'a self,
+        _: Access,
+        request: axum::extract::Request,
+    ) -> futures_util::future::BoxFuture<'a, Result<axum::extract::Request, Response>> {
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+                .await
+                .map_err(|_| Refusal::Malformed("the request is too large").into_response())?;
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| Refusal::Malformed("the request is not UTF-8").into_response())?;
+            let request = parse_request(text).map_err(IntoResponse::into_response)?;
+            self.0
+                .signed(&request)
+                .map_err(IntoResponse::into_response)?;
+            Ok(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+        })
+    }
 }
 
 async fn add_checkpoint(State(witness): State<Arc<Witness>>, body: String) -> Response {

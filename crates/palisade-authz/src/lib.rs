@@ -21,6 +21,15 @@ const SCHEMA: &str = include_str!("policy/schema.cedarschema");
 /// The policies Palisade runs with unless given others.
 pub const DEFAULT_POLICIES: &str = include_str!("policy/default.cedar");
 
+/// `[authz]` settings.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthzSettings {
+    /// A Cedar policy file the policies start from until a replacement is stored; rereading it
+    /// on SIGHUP stores it as the replacement for every node.
+    pub policy_file: Option<std::path::PathBuf>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("the policies do not parse: {0}")]
@@ -29,8 +38,10 @@ pub enum PolicyError {
     Invalid(String),
 }
 
-/// Roles, each including the ones below it: platform admin ⊇ tenant admin ⊇ moderator ⊇ member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Account roles (RES-2), each including the ones below it: platform admin ⊇ tenant admin ⊇
+/// moderator ⊇ member. The one definition: accounts store it, the principal carries it, the
+/// policies see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     Member,
     Moderator,
@@ -39,7 +50,7 @@ pub enum Role {
 }
 
 impl Role {
-    const ALL: [Role; 4] = [
+    pub const ALL: [Role; 4] = [
         Role::Member,
         Role::Moderator,
         Role::TenantAdmin,

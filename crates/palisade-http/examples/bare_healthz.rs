@@ -26,7 +26,12 @@ async fn main() {
             metrics: palisade_http::metrics::HttpMetrics::register(&mut registry),
             otlp: None,
         };
-        palisade_http::stack::wrap(router, observer, palisade_http::stack::Limits::default())
+        palisade_http::stack::wrap(
+            router,
+            palisade_http::Guards::new(),
+            observer,
+            palisade_http::stack::Limits::default(),
+        )
     } else {
         router
     };

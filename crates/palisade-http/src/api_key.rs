@@ -26,25 +26,25 @@ impl ApiKeys {
             .map(|d| Self(Arc::new(d)))
     }
 
-    fn accepts(&self, headers: &HeaderMap) -> bool {
-        let Some(key) = headers
+    /// The configured key the request presents, named by the first 16 hex digits of its
+    /// digest (what the configuration shows, never the key).
+    pub fn presented(&self, headers: &HeaderMap) -> Option<String> {
+        let key = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        else {
-            return false;
-        };
+            .and_then(|v| v.strip_prefix("Bearer "))?;
         let digest = palisade_crypto::sha256(key.as_bytes());
         // Every digest is compared, so timing does not tell which key came close.
-        self.0.iter().fold(false, |found, d| {
+        let found = self.0.iter().fold(false, |found, d| {
             palisade_crypto::constant_time_eq(d, &digest) | found
-        })
+        });
+        found.then(|| data_encoding::HEXLOWER.encode(&digest[..8]))
     }
 
     /// `Ok` for a configured key; otherwise the 401 answer with its Bearer challenge.
     #[allow(clippy::result_large_err)]
     pub fn check(&self, headers: &HeaderMap) -> Result<(), Response> {
-        if self.accepts(headers) {
+        if self.presented(headers).is_some() {
             return Ok(());
         }
         let mut response = AppError::Unauthenticated.into_response();

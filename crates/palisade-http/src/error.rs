@@ -60,23 +60,22 @@ impl AppError {
 
 impl From<palisade_store::StoreError> for AppError {
     fn from(e: palisade_store::StoreError) -> Self {
-        match e {
-            palisade_store::StoreError::Database(e) => e.into(),
-            e => AppError::Internal(format!("store: {e}")),
+        // Every connection stayed busy, or the database is restarting: it is overloaded or away
+        // for a moment, not broken. The client is told to come back (RES-7, SCL-2) rather than
+        // shown an error.
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database unavailable; asking the client to retry");
+            return AppError::Unavailable {
+                retry_after: Duration::from_secs(1),
+            };
         }
+        AppError::Internal(format!("store: {e}"))
     }
 }
 
 impl From<palisade_store::sqlx::Error> for AppError {
     fn from(e: palisade_store::sqlx::Error) -> Self {
-        match e {
-            // Every connection stayed busy: the database is overloaded, not broken. The client
-            // is told to come back (RES-7) rather than shown an error.
-            palisade_store::sqlx::Error::PoolTimedOut => AppError::Unavailable {
-                retry_after: Duration::from_secs(1),
-            },
-            e => AppError::Internal(format!("database: {e}")),
-        }
+        palisade_store::StoreError::from(e).into()
     }
 }
 
@@ -92,9 +91,36 @@ pub struct ErrorInfo {
     pub message: String,
     /// Logged with the trace id when present; never rendered.
     pub internal_detail: Option<String>,
+    pub style: ErrorStyle,
+}
+
+/// The shape of a JSON error body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorStyle {
+    /// `{"error", "message", "trace_id"}`.
+    App,
+    /// RFC 6749 §5.2: `{"error", "error_description", "trace_id"}`, for OAuth endpoints.
+    OAuth,
 }
 
 impl ErrorInfo {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            internal_detail: None,
+            style: ErrorStyle::App,
+        }
+    }
+
+    /// An OAuth error (RFC 6749 §5.2), rendered with `error_description`.
+    pub fn oauth(code: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            style: ErrorStyle::OAuth,
+            ..Self::new(code, description)
+        }
+    }
+
     /// The description of a bare status code, for errors that did not come from an `AppError`
     /// (axum's extractor rejections, unknown routes, wrong methods, oversized bodies).
     pub fn for_status(status: StatusCode) -> Self {
@@ -125,11 +151,7 @@ impl ErrorInfo {
             s if s.is_client_error() => ("invalid_request", "The request was refused."),
             _ => ("internal_error", "Something went wrong on our side."),
         };
-        Self {
-            code,
-            message: message.to_owned(),
-            internal_detail: None,
-        }
+        Self::new(code, message)
     }
 }
 
@@ -137,38 +159,23 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let mut retry = None;
         let (status, info) = match self {
-            AppError::BadRequest { code, message } => (
-                StatusCode::BAD_REQUEST,
-                ErrorInfo {
-                    code,
-                    message,
-                    internal_detail: None,
-                },
-            ),
+            AppError::BadRequest { code, message } => {
+                (StatusCode::BAD_REQUEST, ErrorInfo::new(code, message))
+            }
             AppError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
                 ErrorInfo::for_status(StatusCode::UNAUTHORIZED),
             ),
-            AppError::Forbidden { code, message } => (
-                StatusCode::FORBIDDEN,
-                ErrorInfo {
-                    code,
-                    message,
-                    internal_detail: None,
-                },
-            ),
+            AppError::Forbidden { code, message } => {
+                (StatusCode::FORBIDDEN, ErrorInfo::new(code, message))
+            }
             AppError::NotFound => (
                 StatusCode::NOT_FOUND,
                 ErrorInfo::for_status(StatusCode::NOT_FOUND),
             ),
-            AppError::Conflict { code, message } => (
-                StatusCode::CONFLICT,
-                ErrorInfo {
-                    code,
-                    message,
-                    internal_detail: None,
-                },
-            ),
+            AppError::Conflict { code, message } => {
+                (StatusCode::CONFLICT, ErrorInfo::new(code, message))
+            }
             AppError::TooManyRequests { retry_after } => {
                 retry = Some(retry_after);
                 (

@@ -3,8 +3,7 @@
 //! JSON encoding). Spans are batched by a background task; when the collector is slow or down,
 //! the bounded queue drops spans (counted in a metric) rather than slowing requests.
 
-use crate::client::{PlainHttp, http_endpoint};
-use http::Uri;
+use crate::egress::Egress;
 use prometheus_client::metrics::counter::Counter;
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,6 +13,36 @@ use tokio_util::sync::CancellationToken;
 const QUEUE: usize = 8192;
 const BATCH: usize = 512;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// `[telemetry]` settings.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// An OTLP/HTTP collector, e.g. `http://127.0.0.1:4318`; request spans are exported to
+    /// `{otlp_endpoint}/v1/traces` when set.
+    pub otlp_endpoint: Option<String>,
+    pub service_name: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "palisade".into(),
+        }
+    }
+}
+
+impl TelemetrySettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !endpoint.starts_with("http://")
+        {
+            return Err("telemetry.otlp_endpoint must be an http:// URL".into());
+        }
+        Ok(())
+    }
+}
 
 /// One finished server span.
 #[derive(Debug, Clone)]
@@ -34,18 +63,33 @@ pub struct OtlpExporter {
     dropped: Counter,
 }
 
+/// The exporter's sending side, to run for as long as the server does.
+pub struct OtlpTask {
+    url: String,
+    service: String,
+    rx: mpsc::Receiver<ServerSpan>,
+    egress: Egress,
+}
+
 impl OtlpExporter {
-    /// Starts the exporter. `endpoint` is the collector's base URL (`http://host:4318`).
-    pub fn spawn(
+    /// The exporter and its task. `endpoint` is the collector's base URL (`http://host:4318`).
+    pub fn new(
         endpoint: &str,
         service_name: &str,
         dropped: Counter,
-        shutdown: CancellationToken,
-    ) -> Result<(Self, tokio::task::JoinHandle<()>), String> {
-        let uri = http_endpoint(endpoint, "/v1/traces")
-            .map_err(|e| format!("telemetry.otlp_endpoint (a local collector or sidecar): {e}"))?;
+        egress: Egress,
+    ) -> Result<(Self, OtlpTask), String> {
+        if !endpoint.starts_with("http://") {
+            return Err("telemetry.otlp_endpoint must be an http:// URL".into());
+        }
+        let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(uri, service_name.to_owned(), rx, shutdown));
+        let task = OtlpTask {
+            url,
+            service: service_name.to_owned(),
+            rx,
+            egress,
+        };
         Ok((Self { tx, dropped }, task))
     }
 
@@ -56,13 +100,26 @@ impl OtlpExporter {
     }
 }
 
+impl OtlpTask {
+    /// Sends batches until `shutdown`, then what is queued.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let OtlpTask {
+            url,
+            service,
+            mut rx,
+            egress,
+        } = self;
+        run(&url, &service, &mut rx, &egress, shutdown).await;
+    }
+}
+
 async fn run(
-    uri: Uri,
-    service: String,
-    mut rx: mpsc::Receiver<ServerSpan>,
+    url: &str,
+    service: &str,
+    rx: &mut mpsc::Receiver<ServerSpan>,
+    egress: &Egress,
     shutdown: CancellationToken,
 ) {
-    let client = PlainHttp::default();
     let mut batch = Vec::with_capacity(BATCH);
     let mut ticker = tokio::time::interval(FLUSH_EVERY);
     loop {
@@ -86,9 +143,9 @@ async fn run(
             }
         }
         if !batch.is_empty() {
-            let body = encode(&service, &batch).to_string();
+            let body = encode(service, &batch).to_string();
             batch.clear();
-            send(&client, &uri, body).await;
+            send(egress, url, body).await;
         }
         if stop {
             return;
@@ -96,13 +153,15 @@ async fn run(
     }
 }
 
-async fn send(client: &PlainHttp, uri: &Uri, body: String) {
-    match client
-        .post(uri, "application/json", body, Duration::from_secs(10))
-        .await
-    {
-        Ok((status, _)) if status.is_success() => {}
-        Ok((status, _)) => tracing::warn!(status = status.as_u16(), "OTLP collector refused spans"),
+async fn send(egress: &Egress, url: &str, body: String) {
+    match egress.post(url, "application/json", body).await {
+        Ok(answer) if answer.status.is_success() => {}
+        Ok(answer) => {
+            tracing::warn!(
+                status = answer.status.as_u16(),
+                "OTLP collector refused spans"
+            )
+        }
         Err(e) => tracing::warn!(error = %e, "OTLP export failed"),
     }
 }

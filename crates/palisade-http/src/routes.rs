@@ -1,8 +1,9 @@
 //! Every route the server answers, declared with who may call it (RES-6). Routes are added only
 //! through [`Routes`], which records the method, the path and the [`Access`] in the same call
-//! that hands the handler to axum, so the inventory cannot drift from the router. `clippy.toml`
-//! forbids `Router::route` everywhere else, and the inventory test probes every protected route
-//! without credentials.
+//! that hands the handler to axum — with the guard of that access kind in front of it
+//! ([`crate::guard`]) — so the inventory cannot drift from the router and the declaration is
+//! what is enforced. `clippy.toml` forbids `Router::route` (and `nest`, `fallback`) everywhere
+//! else, and the inventory test probes every protected route without credentials.
 //!
 //! Routes of the public JSON API are registered with their OpenAPI operation (`utoipa`'s
 //! `routes!`), so `/openapi.json` is generated from the same declarations: the security
@@ -39,6 +40,38 @@ pub enum Access {
     AccessToken { scope: &'static str },
     /// A request whose body is signed by a party the server already knows (a witness's logs).
     SignedBody,
+}
+
+impl Access {
+    /// The name of the kind, as the inventory shows it; `None` for public routes, which have
+    /// no guard.
+    pub fn kind(self) -> Option<&'static str> {
+        Some(match self {
+            Access::Public => return None,
+            Access::Session => "session",
+            Access::Client => "client",
+            Access::RegistrationToken => "registration_token",
+            Access::AdminKey => "admin_key",
+            Access::ServiceKey => "service_key",
+            Access::AccessToken { .. } => "access_token",
+            Access::SignedBody => "signed_body",
+        })
+    }
+}
+
+/// `handler` behind the guard of `access`.
+fn guarded<S: Clone + Send + Sync + 'static>(
+    access: Access,
+    handler: MethodRouter<S>,
+) -> MethodRouter<S> {
+    if access == Access::Public {
+        return handler;
+    }
+    handler.route_layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            crate::guard::enforce(access, request, next)
+        },
+    ))
 }
 
 /// One declared route.
@@ -102,7 +135,7 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
             }
             #[allow(clippy::disallowed_methods)] // the one place routes are handed to axum
             {
-                self.router = self.router.route(path, methods.clone());
+                self.router = self.router.route(path, guarded(access, methods.clone()));
             }
         }
         self.paths.merge(paths);
@@ -118,8 +151,24 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         });
         #[allow(clippy::disallowed_methods)] // the one place routes are handed to axum
         {
-            self.router = std::mem::take(&mut self.router).route(path, handler);
+            self.router = std::mem::take(&mut self.router).route(path, guarded(access, handler));
         }
+    }
+
+    /// Wraps every route added so far, outside its guard: what must happen before anything
+    /// else (load shedding).
+    pub fn route_layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Response:
+            axum::response::IntoResponse + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Error:
+            Into<std::convert::Infallible> + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.router = self.router.route_layer(layer);
+        self
     }
 
     pub fn merge(mut self, other: Routes<S>) -> Self {

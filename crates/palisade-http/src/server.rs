@@ -7,10 +7,11 @@ use crate::client_ip::PeerAddr;
 use axum::Router;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Redirect, Response};
-use http::{StatusCode, Uri, header};
+use http::{StatusCode, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -18,6 +19,47 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+
+/// `[server]` settings: the listeners and the limits every request is held to.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    pub https_listen: SocketAddr,
+    /// Plain HTTP that only redirects to HTTPS; empty to disable.
+    pub http_listen: Option<SocketAddr>,
+    /// Metrics and health for operators; keep it on loopback or a private network.
+    pub admin_listen: Option<SocketAddr>,
+    pub max_connections: usize,
+    pub body_limit_bytes: usize,
+    pub request_timeout_seconds: u64,
+    pub drain_timeout_seconds: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            https_listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            max_connections: 10_000,
+            body_limit_bytes: 64 * 1024,
+            request_timeout_seconds: 30,
+            drain_timeout_seconds: 20,
+        }
+    }
+}
+
+impl ServerSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 || self.max_connections > 18_000 {
+            return Err("server.max_connections must be between 1 and 18000 (the process may hold 20000 files)".into());
+        }
+        if self.body_limit_bytes < 1024 {
+            return Err("server.body_limit_bytes must be at least 1024".into());
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -130,64 +172,47 @@ pub async fn serve_plain(listener: TcpListener, router: Router, shutdown: Cancel
 }
 
 /// A router that answers every plain-HTTP request with a permanent redirect to the same path
-/// over HTTPS. The host comes from the request only after it is checked to be a plain host name
-/// or address, so the redirect can never point at a URL an attacker shaped.
-pub fn redirect_to_https(https_port: u16) -> Router {
-    Router::new().fallback(move |req: Request| async move { redirect(req, https_port) })
+/// on the server's public HTTPS URL — never to a host the request named, so the redirect cannot
+/// be pointed at a URL an attacker shaped.
+pub fn redirect_to_https(public_url: &str) -> Router {
+    let base = public_url.trim_end_matches('/').to_owned();
+    #[allow(clippy::disallowed_methods)] // every path of the plain listener redirects
+    Router::new().fallback(move |req: Request| {
+        let base = base.clone();
+        async move { redirect(req, &base) }
+    })
 }
 
-fn redirect(req: Request, https_port: u16) -> Response {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(host_without_port);
-    let Some(host) = host else {
-        return (StatusCode::BAD_REQUEST, "missing or invalid Host header").into_response();
-    };
+fn redirect(req: Request, base: &str) -> Response {
     let path = req
         .uri()
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let authority = if https_port == 443 {
-        host.to_owned()
-    } else {
-        format!("{host}:{https_port}")
-    };
-    match format!("https://{authority}{path}").parse::<Uri>() {
+    match format!("{base}{path}").parse::<Uri>() {
         Ok(uri) => Redirect::permanent(&uri.to_string()).into_response(),
-        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+        Err(_) => (StatusCode::BAD_REQUEST, "invalid path").into_response(),
     }
-}
-
-fn host_without_port(value: &str) -> Option<&str> {
-    let host = if let Some(rest) = value.strip_prefix('[') {
-        let end = rest.find(']')?;
-        &value[..end + 2]
-    } else {
-        value.split(':').next()?
-    };
-    let inner = host.trim_start_matches('[').trim_end_matches(']');
-    let ok = !inner.is_empty()
-        && inner.len() <= 253
-        && inner
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
-    ok.then_some(host)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header;
 
-    #[test]
-    fn only_plain_hosts_are_accepted() {
-        assert_eq!(host_without_port("localhost:8080"), Some("localhost"));
-        assert_eq!(host_without_port("[::1]:8080"), Some("[::1]"));
-        assert_eq!(host_without_port("127.0.0.1"), Some("127.0.0.1"));
-        assert_eq!(host_without_port("evil.com/x"), None);
-        assert_eq!(host_without_port("a@b"), None);
-        assert_eq!(host_without_port(""), None);
+    #[tokio::test]
+    async fn plain_http_redirects_to_the_public_url_whatever_the_host_header() {
+        let router = redirect_to_https("https://id.example:8443");
+        let request = Request::builder()
+            .uri("/account?x=1")
+            .header(header::HOST, "evil.example")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(
+            response.headers()[header::LOCATION],
+            "https://id.example:8443/account?x=1"
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! observation (logs, metrics, error rendering, security headers), panic catching, a timeout
 //! and a body limit.
 
-use crate::error::{ErrorInfo, escape_html};
+use crate::Guards;
+use crate::error::{ErrorInfo, ErrorStyle, escape_html};
 use crate::metrics::{HttpMetrics, RequestLabels, RouteLabels};
 use crate::otlp::{OtlpExporter, ServerSpan};
 use crate::trace::TraceContext;
@@ -40,8 +41,10 @@ pub struct Observer {
     pub otlp: Option<OtlpExporter>,
 }
 
-pub fn wrap(router: Router, observer: Observer, limits: Limits) -> Router {
+/// `router` inside the stack; `guards` check the routes that declared an access kind.
+pub fn wrap(router: Router, guards: Guards, observer: Observer, limits: Limits) -> Router {
     router
+        .layer(axum::Extension(guards))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -154,8 +157,15 @@ fn render_error(response: Response, trace_id: &str, wants_html: bool) -> Respons
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        serde_json::json!({ "error": info.code, "message": info.message, "trace_id": trace_id })
-            .to_string()
+        let message = match info.style {
+            ErrorStyle::App => "message",
+            ErrorStyle::OAuth => "error_description",
+        };
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), info.code.into());
+        body.insert(message.into(), info.message.into());
+        body.insert("trace_id".into(), trace_id.into());
+        serde_json::Value::Object(body).to_string()
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))

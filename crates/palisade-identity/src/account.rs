@@ -121,7 +121,8 @@ pub async fn change_password(
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<Response, AppError> {
     let user = &signed_in.user;
-    if let Err(message) = check_password_rules(&id, form.new_password.expose(), &user.email) {
+    if let Err(message) = check_password_rules(&id.config, form.new_password.expose(), &user.email)
+    {
         return render_account(
             &id,
             &signed_in,
@@ -139,6 +140,7 @@ pub async fn change_password(
     }
     let hash = id.hasher.hash(form.new_password).await?;
     users::set_password(&id.db, &user.id, &hash).await?;
+    id.revocations.account_changed(&user.id).await;
     let ended = sessions::revoke_others(&id.db, &user.id, &signed_in.session.id_hash).await?;
     record_then_redirect(
         &id,
@@ -174,15 +176,15 @@ async fn check_current_password(
         &signed_in.user.tenant_id,
         &signed_in.user.email.to_lowercase(),
     );
-    if let Some(retry_after) = id.throttle.wait(&account, ctx.ip) {
+    if let Some(retry_after) = id.throttle.wait(&account, ctx.ip).await {
         return Err(AppError::TooManyRequests { retry_after });
     }
     let stored = Some(signed_in.user.password_hash.clone());
     if id.hasher.verify(password, stored).await? {
-        id.throttle.record_success(&account);
+        id.throttle.record_success(&account).await;
         return Ok(None);
     }
-    id.throttle.record_failure(&account, ctx.ip);
+    id.throttle.record_failure(&account, ctx.ip).await;
     let page = render_account(
         id,
         signed_in,
@@ -232,6 +234,7 @@ pub async fn revoke_other_sessions(
         sessions::revoke_others(&id.db, &signed_in.user.id, &signed_in.session.id_hash).await?;
     // "Log out everywhere" also ends every access token issued to the account's apps (TOK-4).
     users::raise_epoch(&id.db, &signed_in.user.id).await?;
+    id.revocations.account_changed(&signed_in.user.id).await;
     record_then_redirect(
         &id,
         signed_in

@@ -24,11 +24,6 @@ pub struct IdentityConfig {
     pub throttle_max_delay_seconds: u64,
     pub min_password_length: usize,
     pub totp_issuer: String,
-    /// The WebAuthn relying-party ID: the site's host name (never an IP address).
-    pub webauthn_rp_id: String,
-    /// The one origin passkeys are accepted from, e.g. `https://id.example.com`. May be left
-    /// out only with RP ID `localhost`, where any `https://localhost` port is accepted.
-    pub webauthn_origin: Option<String>,
 }
 
 impl Default for IdentityConfig {
@@ -47,8 +42,6 @@ impl Default for IdentityConfig {
             throttle_max_delay_seconds: 900,
             min_password_length: 10,
             totp_issuer: "Palisade".into(),
-            webauthn_rp_id: "localhost".into(),
-            webauthn_origin: None,
         }
     }
 }
@@ -74,30 +67,7 @@ impl IdentityConfig {
         if self.throttle_account_free_attempts == 0 || self.throttle_ip_free_attempts == 0 {
             return Err("identity.throttle_*_free_attempts must be positive".into());
         }
-        if self.webauthn_rp_id.parse::<std::net::IpAddr>().is_ok() || self.webauthn_rp_id.is_empty()
-        {
-            return Err("identity.webauthn_rp_id must be a host name, not an IP address".into());
-        }
-        match &self.webauthn_origin {
-            None if self.webauthn_rp_id != "localhost" => {
-                return Err(
-                    "identity.webauthn_origin is required when webauthn_rp_id is not localhost"
-                        .into(),
-                );
-            }
-            Some(origin) if !origin.starts_with("https://") => {
-                return Err("identity.webauthn_origin must be an https:// origin".into());
-            }
-            _ => {}
-        }
         Ok(())
-    }
-
-    pub fn relying_party(&self) -> crate::webauthn::RelyingParty {
-        crate::webauthn::RelyingParty {
-            id: self.webauthn_rp_id.clone(),
-            origin: self.webauthn_origin.clone(),
-        }
     }
 
     pub fn session_idle(&self) -> Duration {

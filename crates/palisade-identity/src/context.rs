@@ -87,30 +87,53 @@ impl SignedIn {
     }
 }
 
-impl FromRequestParts<Identity> for SignedIn {
-    type Rejection = Response;
+/// The guard of `Access::Session` routes: a live session of an unlocked account, established
+/// once and handed to the handler (its [`SignedIn`] extractor) through the request's extensions.
+/// Pages send everyone else to the login page and back afterwards; other methods get a 401.
+pub struct SessionGuard(pub Identity);
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        identity: &Identity,
-    ) -> Result<Self, Self::Rejection> {
-        match SignedIn::from_headers(identity, &parts.headers).await {
-            Ok(Some(signed_in)) => Ok(signed_in),
-            Ok(None) if parts.method == Method::GET => {
-                let here = parts
-                    .uri
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/account");
-                let target = format!(
-                    "/login?return_to={}",
-                    percent_encoding::utf8_percent_encode(here, percent_encoding::NON_ALPHANUMERIC)
-                );
-                Err(Redirect::to(&target).into_response())
+impl palisade_http::Guard for SessionGuard {
+    fn admit<'a>(
+        &'a self,
+        _: palisade_http::Access,
+        mut request: axum::extract::Request,
+    ) -> futures_util::future::BoxFuture<'a, Result<axum::extract::Request, Response>> {
+        Box::pin(async move {
+            match SignedIn::from_headers(&self.0, request.headers()).await {
+                Ok(Some(signed_in)) => {
+                    request.extensions_mut().insert(signed_in);
+                    Ok(request)
+                }
+                Ok(None) if request.method() == Method::GET => {
+                    let here = request
+                        .uri()
+                        .path_and_query()
+                        .map(|p| p.as_str())
+                        .unwrap_or("/account");
+                    let target = format!(
+                        "/login?return_to={}",
+                        percent_encoding::utf8_percent_encode(
+                            here,
+                            percent_encoding::NON_ALPHANUMERIC
+                        )
+                    );
+                    Err(Redirect::to(&target).into_response())
+                }
+                Ok(None) => Err(AppError::Unauthenticated.into_response()),
+                Err(e) => Err(e.into_response()),
             }
-            Ok(None) => Err(AppError::Unauthenticated.into_response()),
-            Err(e) => Err(e.into_response()),
-        }
+        })
+    }
+}
+
+/// Handlers of session routes take the session their guard established.
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        parts.extensions.get::<SignedIn>().cloned().ok_or_else(|| {
+            AppError::internal("a handler asked for a session its route's guard did not establish")
+        })
     }
 }
 

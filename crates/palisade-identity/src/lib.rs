@@ -22,19 +22,21 @@ mod login;
 mod routes;
 
 pub use config::IdentityConfig;
-pub use context::{RequestContext, SignedIn};
+pub use context::{RequestContext, SessionGuard, SignedIn};
 pub use login::{check_password_rules, end_session};
 pub use routes::router;
 
 use palisade_audit::Auditor;
+use palisade_cluster::{Backoff, BackoffPolicy};
 use palisade_crypto::SealingKey;
+use palisade_principal::Revocations;
 use palisade_store::Db;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
-use throttle::{LoginThrottle, ThrottlePolicy};
+use throttle::LoginThrottle;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
@@ -64,6 +66,17 @@ impl IdentityMetrics {
     }
 }
 
+/// What identity works with.
+pub struct Parts {
+    pub db: Db,
+    pub auditor: Auditor,
+    pub sealing: SealingKey,
+    pub metrics: IdentityMetrics,
+    pub backoff: Backoff,
+    pub revocations: Revocations,
+    pub relying_party: webauthn::RelyingParty,
+}
+
 /// Everything the identity handlers share.
 #[derive(Clone)]
 pub struct Identity(Arc<Inner>);
@@ -76,6 +89,10 @@ pub struct Inner {
     pub sealing: SealingKey,
     pub config: IdentityConfig,
     pub metrics: IdentityMetrics,
+    /// Tells every node's resources when an account's revocation state changes (TOK-4).
+    pub revocations: Revocations,
+    /// Passkeys are for this site (from the public URL).
+    pub relying_party: webauthn::RelyingParty,
     /// The tenant of open sign-up, and of sign-in when no organisation is named (IDN-8).
     pub tenant: String,
 }
@@ -88,21 +105,25 @@ impl std::ops::Deref for Identity {
 }
 
 impl Identity {
-    pub fn new(
-        db: Db,
-        auditor: Auditor,
-        sealing: SealingKey,
-        config: IdentityConfig,
-        metrics: IdentityMetrics,
-    ) -> Result<Self, String> {
+    pub fn new(parts: Parts, config: IdentityConfig) -> Result<Self, String> {
+        let Parts {
+            db,
+            auditor,
+            sealing,
+            metrics,
+            backoff,
+            revocations,
+            relying_party,
+        } = parts;
         config.validate()?;
         let hasher = password::PasswordHasher::new(&config, metrics.hashes_in_flight.clone())?;
-        let policy = |free| ThrottlePolicy {
+        let policy = |free| BackoffPolicy {
             free_attempts: free,
             base_delay: Duration::from_millis(config.throttle_base_delay_ms),
             max_delay: Duration::from_secs(config.throttle_max_delay_seconds),
         };
         let throttle = LoginThrottle::new(
+            backoff,
             policy(config.throttle_account_free_attempts),
             policy(config.throttle_ip_free_attempts),
         );
@@ -114,6 +135,8 @@ impl Identity {
             sealing,
             config,
             metrics,
+            revocations,
+            relying_party,
             tenant: palisade_store::DEFAULT_TENANT.into(),
         })))
     }

@@ -58,7 +58,9 @@ pub async fn signup(
     let Some(email) = Email::parse(&form.email) else {
         return Ok(invalid("Enter a valid email address."));
     };
-    if let Err(message) = check_password_rules(&id, form.password.expose(), &email.normalized) {
+    if let Err(message) =
+        check_password_rules(&id.config, form.password.expose(), &email.normalized)
+    {
         return Ok(invalid(&message));
     }
     let hash = id.hasher.hash(form.password).await?;
@@ -84,12 +86,16 @@ pub async fn signup(
     Ok(Redirect::to("/login?notice=signed_up").into_response())
 }
 
-pub fn check_password_rules(id: &Identity, password: &str, email: &str) -> Result<(), String> {
+pub fn check_password_rules(
+    config: &crate::IdentityConfig,
+    password: &str,
+    email: &str,
+) -> Result<(), String> {
     let len = password.chars().count();
-    if len < id.config.min_password_length {
+    if len < config.min_password_length {
         return Err(format!(
             "Use at least {} characters.",
-            id.config.min_password_length
+            config.min_password_length
         ));
     }
     if len > 256 {
@@ -127,7 +133,7 @@ fn login_notice(key: &str) -> Option<&'static str> {
 fn for_return_to(mut page: Response, return_to: &str) -> Response {
     let target = return_to
         .strip_prefix("/oauth/authorize?")
-        .and_then(|query| crate::csrf::parse_pairs(query.as_bytes()).ok())
+        .and_then(|query| palisade_http::forms::parse_pairs(query.as_bytes()).ok())
         .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "redirect_uri"));
     if let Some((_, uri)) = target {
         palisade_http::headers::allow_form_target(&mut page, &uri);
@@ -193,7 +199,7 @@ pub async fn login(
         .as_ref()
         .map_or_else(|| id.tenant.clone(), |u| u.tenant_id.clone());
 
-    if let Some(retry_after) = id.throttle.wait(&throttle_key, ctx.ip) {
+    if let Some(retry_after) = id.throttle.wait(&throttle_key, ctx.ip).await {
         id.metrics
             .logins
             .get_or_create(&OutcomeLabel {
@@ -210,7 +216,7 @@ pub async fn login(
 
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     if !id.hasher.verify(form.password, stored).await? {
-        id.throttle.record_failure(&throttle_key, ctx.ip);
+        id.throttle.record_failure(&throttle_key, ctx.ip).await;
         id.metrics
             .logins
             .get_or_create(&OutcomeLabel { outcome: "failure" })
@@ -234,7 +240,7 @@ pub async fn login(
         return Ok(for_return_to(rendered, &return_to));
     }
     let user = user.expect("a verified password implies an account");
-    id.throttle.record_success(&throttle_key);
+    id.throttle.record_success(&throttle_key).await;
     if user.is_locked() {
         id.auditor
             .record(
@@ -373,7 +379,7 @@ pub async fn mfa_submit(
         return Ok(Redirect::to("/login?notice=mfa_expired").into_response());
     };
     let throttle_key = format!("mfa:{}", user.id);
-    if let Some(retry_after) = id.throttle.wait(&throttle_key, ctx.ip) {
+    if let Some(retry_after) = id.throttle.wait(&throttle_key, ctx.ip).await {
         return Err(AppError::TooManyRequests { retry_after });
     }
 
@@ -384,7 +390,7 @@ pub async fn mfa_submit(
         (verify_totp(&id, &user, code, now).await?, "pwd otp")
     };
     if !accepted {
-        id.throttle.record_failure(&throttle_key, ctx.ip);
+        id.throttle.record_failure(&throttle_key, ctx.ip).await;
         id.auditor
             .record(
                 ctx.event(Action::MfaFailed, Outcome::Failure, &user.tenant_id)
@@ -400,7 +406,7 @@ pub async fn mfa_submit(
         let rendered = pages::render(StatusCode::UNAUTHORIZED, &page);
         return Ok(for_return_to(rendered, &return_to));
     }
-    id.throttle.record_success(&throttle_key);
+    id.throttle.record_success(&throttle_key).await;
     sessions::finish_challenge(&id.db, challenge).await?;
     if amr == "pwd mfa" {
         let remaining = recovery::remaining(&id.db, &user.id).await?;

@@ -128,7 +128,7 @@ pub async fn registration_options(
         .collect();
     let body = json!({ "publicKey": {
         "challenge": BASE64URL_NOPAD.encode(&challenge),
-        "rp": { "id": id.config.webauthn_rp_id, "name": "Palisade" },
+        "rp": { "id": id.relying_party.id, "name": "Palisade" },
         "user": { "id": BASE64URL_NOPAD.encode(user.id.as_bytes()), "name": user.email, "displayName": user.email },
         "pubKeyCredParams": [ { "type": "public-key", "alg": webauthn::ALG_EDDSA }, { "type": "public-key", "alg": webauthn::ALG_ES256 } ],
         "timeout": CEREMONY_TIMEOUT_MS,
@@ -180,8 +180,8 @@ pub async fn register(
             )));
         }
     }
-    let rp = id.config.relying_party();
-    let credential = webauthn::verify_registration(&rp, &challenge, &client_data, &attestation)
+    let rp = &id.relying_party;
+    let credential = webauthn::verify_registration(rp, &challenge, &client_data, &attestation)
         .map_err(|e| refused(&e))?;
     let credential_id = BASE64URL_NOPAD.encode(&credential.id);
     let name: String = match body.name.trim() {
@@ -261,7 +261,7 @@ pub async fn login_options(
     let challenge = new_challenge(&id.db, PURPOSE_LOGIN, None).await?;
     let body = json!({ "publicKey": {
         "challenge": BASE64URL_NOPAD.encode(&challenge),
-        "rpId": id.config.webauthn_rp_id,
+        "rpId": id.relying_party.id,
         "timeout": CEREMONY_TIMEOUT_MS,
         "userVerification": "required",
         "allowCredentials": [],
@@ -302,14 +302,14 @@ pub async fn login(
     CsrfJson(body): CsrfJson<LoginBody>,
 ) -> Result<Response, AppError> {
     let throttle_key = format!("passkey:{}", body.credential.id);
-    if let Some(retry_after) = id.throttle.wait(&throttle_key, ctx.ip) {
+    if let Some(retry_after) = id.throttle.wait(&throttle_key, ctx.ip).await {
         return Err(AppError::TooManyRequests { retry_after });
     }
     let user = match verify_login(&id, &body.credential).await {
         Ok(user) => user,
         Err(LoginError::Store(e)) => return Err(e.into()),
         Err(LoginError::Refused(e)) => {
-            id.throttle.record_failure(&throttle_key, ctx.ip);
+            id.throttle.record_failure(&throttle_key, ctx.ip).await;
             id.auditor
                 .record(
                     ctx.event(Action::LoginFailed, Outcome::Failure, &id.tenant)
@@ -389,9 +389,9 @@ async fn verify_login(
         return Err(E("credential belongs to another user").into());
     }
     let key = passkey.key().map_err(|_| E("stored key unreadable"))?;
-    let rp = id.config.relying_party();
+    let rp = &id.relying_party;
     let count = webauthn::verify_assertion(
-        &rp,
+        rp,
         &challenge,
         &client_data,
         &auth_data,

@@ -127,8 +127,20 @@ pub async fn revoke_all(db: &Db, user_id: &str) -> Result<u64, StoreError> {
     end_where(db, "user_id = $1", user_id, None).await
 }
 
-/// Deletes the sessions `filter` selects and, in the same transaction, notes each as ended so
-/// that the applications signed in through it are told (back-channel logout).
+/// The job of telling the applications signed in through an ended session (back-channel
+/// logout, OAU-8); the provider handles it.
+pub const SESSION_ENDED: &str = "identity.session_ended";
+
+/// The payload of a [`SESSION_ENDED`] job.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SessionEnded {
+    /// The session's id (the digest of its cookie).
+    pub session_id: String,
+    pub user_id: String,
+}
+
+/// Deletes the sessions `filter` selects and, in the same transaction, enqueues for each the
+/// job that tells the applications signed in through it: both happen, or neither.
 async fn end_where(
     db: &Db,
     filter: &str,
@@ -136,22 +148,22 @@ async fn end_where(
     id_hash: Option<&str>,
 ) -> Result<u64, StoreError> {
     let mut tx = db.pool().begin().await?;
-    // The time is the placeholder after the filter's.
-    let now_at = if id_hash.is_some() { 3 } else { 2 };
-    let note_sql = format!(
-        "INSERT INTO session_endings (session_id, user_id, ended_at) \
-         SELECT id_hash, user_id, ${now_at} FROM sessions WHERE {filter} ON CONFLICT DO NOTHING"
-    );
+    let select_sql = format!("SELECT id_hash FROM sessions WHERE {filter}");
     let delete_sql = format!("DELETE FROM sessions WHERE {filter}");
-    let mut note = sqlx::query(&note_sql).bind(user_id);
+    let mut select = sqlx::query_as::<_, (String,)>(&select_sql).bind(user_id);
     let mut delete = sqlx::query(&delete_sql).bind(user_id);
     if let Some(id_hash) = id_hash {
-        note = note.bind(id_hash);
+        select = select.bind(id_hash);
         delete = delete.bind(id_hash);
     }
-    note.bind(palisade_store::now_ms())
-        .execute(&mut *tx)
-        .await?;
+    for (session_id,) in select.fetch_all(&mut *tx).await? {
+        let ended = SessionEnded {
+            session_id: session_id.clone(),
+            user_id: user_id.to_owned(),
+        };
+        let job = palisade_jobs::NewJob::new(SESSION_ENDED, &ended).key(session_id);
+        palisade_jobs::enqueue(&mut *tx, &job).await?;
+    }
     let ended = delete.execute(&mut *tx).await?.rows_affected();
     tx.commit().await?;
     Ok(ended)

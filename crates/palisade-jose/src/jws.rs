@@ -2,15 +2,18 @@
 
 use crate::keys::SigningKey;
 use data_encoding::BASE64URL_NOPAD;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::json;
 
-/// Signs `claims` with `key`; the header names the key's algorithm and id and the token type.
-pub fn sign(key: &SigningKey, typ: &str, claims: &Map<String, Value>) -> String {
+/// Signs `claims` (a JSON object) with `key`; the header names the key's algorithm and id and
+/// the token type.
+pub fn sign(key: &SigningKey, typ: &str, claims: &impl Serialize) -> String {
     let header = json!({ "alg": key.alg.as_str(), "kid": key.kid, "typ": typ });
+    let payload = serde_json::to_vec(claims).expect("claims serialize");
     let signing_input = format!(
         "{}.{}",
         BASE64URL_NOPAD.encode(header.to_string().as_bytes()),
-        BASE64URL_NOPAD.encode(Value::Object(claims.clone()).to_string().as_bytes())
+        BASE64URL_NOPAD.encode(&payload)
     );
     let signature = key.sign(signing_input.as_bytes());
     format!("{signing_input}.{}", BASE64URL_NOPAD.encode(&signature))

@@ -3,26 +3,20 @@
 //! `?tenant=` names, the default one otherwise) and delete.
 
 use crate::OAuth;
-use crate::clients::{self, AuthMethod, NewClient};
+use crate::clients::{self, AuthMethod, NewClient, Registrar};
 use crate::error::OAuthError;
 use crate::registration::Metadata;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use palisade_audit::{Action, Outcome};
-use palisade_http::{Access, ApiKeys, AppError, Routes};
+use palisade_http::{Access, AppError, Routes};
 use palisade_identity::RequestContext;
 
-#[derive(Clone)]
-struct Admin {
-    oauth: OAuth,
-    keys: ApiKeys,
-}
-
-pub fn router(oauth: OAuth, keys: ApiKeys) -> Routes {
+pub fn router(oauth: OAuth) -> Routes {
     Routes::new()
         .route(Access::AdminKey, "GET /admin/oauth/clients", list)
         .route(Access::AdminKey, "POST /admin/oauth/clients", create)
@@ -31,39 +25,32 @@ pub fn router(oauth: OAuth, keys: ApiKeys) -> Routes {
             "DELETE /admin/oauth/clients/{client_id}",
             remove,
         )
-        .with_state(Admin { oauth, keys })
+        .with_state(oauth)
 }
 
-async fn list(State(admin): State<Admin>, headers: HeaderMap) -> Result<Response, AppError> {
-    if let Err(refused) = admin.keys.check(&headers) {
-        return Ok(refused);
-    }
-    Ok(Json(clients::list(&admin.oauth.0.db).await?).into_response())
+async fn list(State(oauth): State<OAuth>) -> Result<Response, AppError> {
+    Ok(Json(clients::list(&oauth.0.db).await?).into_response())
 }
 
-/// Where a client is registered.
+/// Where a client is registered, and for a resource server the resource it serves.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Target {
     tenant: Option<String>,
+    resource: Option<String>,
 }
 
 async fn create(
-    State(admin): State<Admin>,
+    State(oauth): State<OAuth>,
     ctx: RequestContext,
-    headers: HeaderMap,
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    // The key before anything is parsed: an anonymous caller learns nothing about the format.
-    if let Err(refused) = admin.keys.check(&headers) {
-        return Ok(refused);
-    }
-    let db = &admin.oauth.0.db;
+    let db = &oauth.0.db;
     let Ok(Query(target)) = Query::<Target>::try_from_uri(&uri) else {
         return Err(AppError::bad_request(
             "invalid_request",
-            "The only parameter is tenant.",
+            "The parameters are tenant and resource.",
         ));
     };
     let tenant = target
@@ -75,29 +62,12 @@ async fn create(
             "There is no such tenant.",
         ));
     }
-    let metadata = match Json::<Metadata>::from_bytes(&body) {
-        Ok(Json(metadata)) => metadata,
-        Err(e) => {
-            return Ok(OAuthError::InvalidClientMetadata(format!(
-                "The body is not client metadata: {e}"
-            ))
-            .respond(Some(&ctx.trace_id)));
-        }
-    };
-    let method = match metadata.auth_method() {
-        Ok(m) => m.unwrap_or(AuthMethod::ClientSecretBasic),
-        Err(e) => return Ok(e.respond(Some(&ctx.trace_id))),
-    };
-    let new = match metadata.into_checked(&admin.oauth, method) {
-        Ok(new) => NewClient {
-            tenant_id: tenant,
-            ..new
-        },
-        Err(e) => return Ok(e.respond(Some(&ctx.trace_id))),
+    let new = match checked_metadata(&oauth, &body, tenant, target.resource) {
+        Ok(new) => new,
+        Err(e) => return Ok(e.into_response()),
     };
     let (client, secret) = clients::create(db, new).await?;
-    admin
-        .oauth
+    oauth
         .0
         .auditor
         .record(
@@ -115,22 +85,40 @@ async fn create(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// The client the admin API's body describes, in `tenant`, checked as dynamic registration
+/// is — except that an administrator may create service clients and resource servers.
+fn checked_metadata(
+    oauth: &OAuth,
+    body: &[u8],
+    tenant: String,
+    resource: Option<String>,
+) -> Result<NewClient, OAuthError> {
+    let Json(metadata) = Json::<Metadata>::from_bytes(body).map_err(|e| {
+        OAuthError::InvalidClientMetadata(format!("The body is not client metadata: {e}"))
+    })?;
+    let method = metadata
+        .auth_method()?
+        .unwrap_or(AuthMethod::ClientSecretBasic);
+    let new = NewClient {
+        tenant_id: tenant,
+        resource,
+        ..metadata.into_checked(oauth, method, Registrar::Admin)?
+    };
+    crate::registration::checked(oauth, &new)?;
+    Ok(new)
+}
+
 async fn remove(
-    State(admin): State<Admin>,
+    State(oauth): State<OAuth>,
     ctx: RequestContext,
-    headers: HeaderMap,
     Path(client_id): Path<String>,
 ) -> Result<Response, AppError> {
-    if let Err(refused) = admin.keys.check(&headers) {
-        return Ok(refused);
-    }
-    let deleted = clients::delete(&admin.oauth.0.db, &client_id).await?;
-    admin.oauth.0.clients.evict(&client_id);
+    let deleted = clients::delete(&oauth.0.db, &client_id).await?;
+    oauth.0.clients.changed(&client_id).await;
     if !deleted {
         return Err(AppError::NotFound);
     }
-    admin
-        .oauth
+    oauth
         .0
         .auditor
         .record(

@@ -105,7 +105,8 @@ pub async fn record_grant(db: &Db, grant: &CodeGrant) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Revokes a grant: every token issued under it stops being accepted.
+/// Revokes a grant: every token issued under it stops being accepted (once the caller told
+/// the resources, `Revocations::grant_revoked`).
 pub async fn revoke_grant(db: &Db, grant_id: &str) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE oauth_grants SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
@@ -132,15 +133,6 @@ pub async fn authentication(db: &Db, grant_id: &str) -> Result<Option<Authentica
     .bind(grant_id)
     .fetch_optional(db.pool())
     .await?)
-}
-
-pub async fn grant_is_live(db: &Db, grant_id: &str) -> Result<bool, StoreError> {
-    let row: Option<(Option<i64>,)> =
-        sqlx::query_as("SELECT revoked_at FROM oauth_grants WHERE grant_id = $1")
-            .bind(grant_id)
-            .fetch_optional(db.pool())
-            .await?;
-    Ok(matches!(row, Some((None,))))
 }
 
 /// The scopes the user has already granted this client.
@@ -208,9 +200,17 @@ pub struct Refresh {
     pub dpop_jkt: Option<String>,
 }
 
-/// Stores a new refresh token of `refresh`'s family; returns the token.
+/// Stores the first refresh token of a grant's family; returns the token.
 pub async fn issue_refresh(db: &Db, refresh: &Refresh) -> Result<String, StoreError> {
     let token = palisade_crypto::random_token();
+    store_refresh(db.pool(), &token, refresh).await?;
+    Ok(token)
+}
+
+async fn store_refresh<'e, E>(executor: E, token: &str, refresh: &Refresh) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     sqlx::query(
         "INSERT INTO oauth_refresh_tokens (token_sha256, grant_id, client_id, user_id, session_id, \
          scope, resource, epoch, expires_at, created_at, dpop_jkt) \
@@ -227,16 +227,24 @@ pub async fn issue_refresh(db: &Db, refresh: &Refresh) -> Result<String, StoreEr
     .bind(refresh.expires_at)
     .bind(now_ms())
     .bind(&refresh.dpop_jkt)
-    .execute(db.pool())
+    .execute(executor)
     .await?;
-    Ok(token)
+    Ok(())
+}
+
+/// The one successor of a refresh token: derived from it under a server key, so that every
+/// refresh of one token — on any node, at any moment of the grace window — answers the same
+/// successor, and no token is ever stored in clear.
+pub fn successor(key: &[u8; 32], token: &str) -> String {
+    let mac = palisade_crypto::hmac_sha256(key, format!("refresh successor\n{token}").as_bytes());
+    data_encoding::BASE64URL_NOPAD.encode(&mac)
 }
 
 pub enum Rotated {
-    /// First use of this token.
-    Fresh(Box<Refresh>),
-    /// Used before, within the grace window: a concurrent legitimate refresh.
-    Concurrent(Box<Refresh>),
+    /// The token's binding and its successor, to hand out: its first use, or a concurrent
+    /// refresh within the grace window (which gets the same successor, or the newest
+    /// descendant if that was refreshed meanwhile).
+    Successor(Box<Refresh>, String),
     /// Used before, after the grace window: reuse. The grant id is returned.
     Reused(String),
     /// Bound to a DPoP key the request did not prove: left as it was, so whoever stole it
@@ -245,23 +253,22 @@ pub enum Rotated {
     Unknown,
 }
 
-/// Marks a refresh token used, atomically; tells first use, concurrent use and reuse apart. A
-/// token bound to a DPoP key other than `proved_jkt` is not touched.
+/// Descendants followed at most when a concurrent refresh looks for the live one.
+const MAX_DESCENDANTS: usize = 16;
+
+/// Rotates a refresh token (OAU-5): the first use marks it used and stores its successor in
+/// one transaction; a use within `grace_ms` of that is a concurrent refresh and gets the same
+/// successor; a later one is reuse. A token bound to a DPoP key other than `proved_jkt` is not
+/// touched. However many refreshes race, one refresh token of the family stays live.
 pub async fn rotate_refresh(
     db: &Db,
+    key: &[u8; 32],
     token: &str,
     proved_jkt: Option<&str>,
     grace_ms: i64,
 ) -> Result<Rotated, StoreError> {
     let digest = palisade_crypto::sha256_hex(token.as_bytes());
-    let refresh: Option<Refresh> = sqlx::query_as(
-        "SELECT grant_id, client_id, user_id, session_id, scope, resource, epoch, expires_at, \
-         dpop_jkt FROM oauth_refresh_tokens WHERE token_sha256 = $1",
-    )
-    .bind(&digest)
-    .fetch_optional(db.pool())
-    .await?;
-    let Some(refresh) = refresh.map(Box::new) else {
+    let Some((refresh, _)) = refresh_row(db, &digest).await? else {
         return Ok(Rotated::Unknown);
     };
     if refresh
@@ -272,26 +279,52 @@ pub async fn rotate_refresh(
         return Ok(Rotated::WrongKey);
     }
     let now = now_ms();
+    let next = successor(key, token);
+    let mut tx = db.pool().begin().await?;
     let first = sqlx::query(
         "UPDATE oauth_refresh_tokens SET rotated_at = $1 WHERE token_sha256 = $2 AND rotated_at IS NULL",
     )
     .bind(now)
     .bind(&digest)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
     if first.rows_affected() == 1 {
-        return Ok(Rotated::Fresh(refresh));
+        store_refresh(&mut *tx, &next, &refresh).await?;
+        tx.commit().await?;
+        return Ok(Rotated::Successor(Box::new(refresh), next));
     }
-    let (rotated_at,): (Option<i64>,) =
-        sqlx::query_as("SELECT rotated_at FROM oauth_refresh_tokens WHERE token_sha256 = $1")
-            .bind(&digest)
-            .fetch_one(db.pool())
-            .await?;
-    Ok(if rotated_at.is_some_and(|at| now - at <= grace_ms) {
-        Rotated::Concurrent(refresh)
-    } else {
-        Rotated::Reused(refresh.grant_id.clone())
-    })
+    tx.rollback().await?;
+    let rotated_at = refresh_row(db, &digest).await?.and_then(|(_, at)| at);
+    if rotated_at.is_none_or(|at| now - at > grace_ms) {
+        return Ok(Rotated::Reused(refresh.grant_id.clone()));
+    }
+    // A concurrent refresh: the live descendant (the successor, unless it was refreshed too).
+    let mut live = next;
+    for _ in 0..MAX_DESCENDANTS {
+        let digest = palisade_crypto::sha256_hex(live.as_bytes());
+        match refresh_row(db, &digest).await? {
+            Some((_, Some(_))) => live = successor(key, &live),
+            _ => break,
+        }
+    }
+    Ok(Rotated::Successor(Box::new(refresh), live))
+}
+
+async fn refresh_row(db: &Db, digest: &str) -> Result<Option<(Refresh, Option<i64>)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        refresh: Refresh,
+        rotated_at: Option<i64>,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT grant_id, client_id, user_id, session_id, scope, resource, epoch, expires_at, \
+         dpop_jkt, rotated_at FROM oauth_refresh_tokens WHERE token_sha256 = $1",
+    )
+    .bind(digest)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.map(|r| (r.refresh, r.rotated_at)))
 }
 
 /// The grant a refresh token belongs to, without using it (revocation).
@@ -316,14 +349,27 @@ pub async fn consents_of(db: &Db, user_id: &str) -> Result<Vec<(String, String, 
 }
 
 /// Withdraws a user's consent to a client and revokes every grant it has from that user, so
-/// all its tokens stop working (OAU-6). Returns whether there was a consent.
-pub async fn withdraw_consent(db: &Db, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+/// all its tokens stop working (OAU-6). Returns whether there was a consent, and the grants
+/// revoked (to tell the resources).
+pub async fn withdraw_consent(
+    db: &Db,
+    user_id: &str,
+    client_id: &str,
+) -> Result<(bool, Vec<String>), StoreError> {
     let mut tx = db.pool().begin().await?;
     let removed = sqlx::query("DELETE FROM oauth_consents WHERE user_id = $1 AND client_id = $2")
         .bind(user_id)
         .bind(client_id)
         .execute(&mut *tx)
         .await?;
+    let grants: Vec<(String,)> = sqlx::query_as(
+        "SELECT grant_id FROM oauth_grants \
+         WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(client_id)
+    .fetch_all(&mut *tx)
+    .await?;
     sqlx::query(
         "UPDATE oauth_grants SET revoked_at = $1 \
          WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
@@ -334,5 +380,8 @@ pub async fn withdraw_consent(db: &Db, user_id: &str, client_id: &str) -> Result
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(removed.rows_affected() == 1)
+    Ok((
+        removed.rows_affected() == 1,
+        grants.into_iter().map(|(g,)| g).collect(),
+    ))
 }

@@ -1,13 +1,13 @@
-//! OAuth errors as RFC 6749 §5.2 defines them: a JSON body with `error` and
-//! `error_description`, plus the request's `trace_id`, never cached. A failed client
-//! authentication answers 401, with a `WWW-Authenticate` challenge for the scheme the client
-//! used (RFC 6749 §5.2: required when it used Basic).
+//! OAuth errors as RFC 6749 §5.2 defines them, mapped to a status once, here: the outer error
+//! renderer writes the body (`error`, `error_description`, the request's `trace_id`), never
+//! cached. A failed client authentication answers 401 with a `WWW-Authenticate` challenge for
+//! the scheme the client used (RFC 6749 §5.2: required when it used Basic).
 
-use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
+use palisade_http::ErrorInfo;
 use palisade_store::StoreError;
-use serde_json::json;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
@@ -39,7 +39,10 @@ pub enum OAuthError {
     UseDpopNonce,
     /// A rate limit was reached; retry after this long.
     #[error("too many requests")]
-    TooManyRequests(std::time::Duration),
+    TooManyRequests(Duration),
+    /// The database is away for a moment: retry shortly.
+    #[error("temporarily_unavailable")]
+    Unavailable,
     #[error("server_error")]
     Server(String),
 }
@@ -52,45 +55,49 @@ impl From<sqlx::Error> for OAuthError {
 
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database unavailable; asking the client to retry");
+            return OAuthError::Unavailable;
+        }
         OAuthError::Server(e.to_string())
+    }
+}
+
+impl From<palisade_principal::DpopError> for OAuthError {
+    fn from(e: palisade_principal::DpopError) -> Self {
+        use palisade_principal::DpopError;
+        match e {
+            DpopError::Invalid(d) => OAuthError::InvalidDpopProof(d),
+            DpopError::UseNonce => OAuthError::UseDpopNonce,
+            DpopError::Store(e) => e.into(),
+        }
     }
 }
 
 impl OAuthError {
     fn parts(&self) -> (StatusCode, &'static str, String) {
+        let bad = StatusCode::BAD_REQUEST;
         match self {
-            OAuthError::InvalidRequest(d) => {
-                (StatusCode::BAD_REQUEST, "invalid_request", d.clone())
-            }
+            OAuthError::InvalidRequest(d) => (bad, "invalid_request", d.clone()),
             OAuthError::InvalidClient { .. } => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 "Client authentication failed.".into(),
             ),
-            OAuthError::InvalidGrant(d) => (StatusCode::BAD_REQUEST, "invalid_grant", d.clone()),
-            OAuthError::UnauthorizedClient(d) => {
-                (StatusCode::BAD_REQUEST, "unauthorized_client", d.clone())
-            }
+            OAuthError::InvalidGrant(d) => (bad, "invalid_grant", d.clone()),
+            OAuthError::UnauthorizedClient(d) => (bad, "unauthorized_client", d.clone()),
             OAuthError::UnsupportedGrantType => (
-                StatusCode::BAD_REQUEST,
+                bad,
                 "unsupported_grant_type",
                 "This grant type is not supported.".into(),
             ),
-            OAuthError::InvalidScope(d) => (StatusCode::BAD_REQUEST, "invalid_scope", d.clone()),
-            OAuthError::InvalidTarget(d) => (StatusCode::BAD_REQUEST, "invalid_target", d.clone()),
-            OAuthError::InvalidRedirectUri(d) => {
-                (StatusCode::BAD_REQUEST, "invalid_redirect_uri", d.clone())
-            }
-            OAuthError::InvalidClientMetadata(d) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_client_metadata",
-                d.clone(),
-            ),
-            OAuthError::InvalidDpopProof(d) => {
-                (StatusCode::BAD_REQUEST, "invalid_dpop_proof", d.clone())
-            }
+            OAuthError::InvalidScope(d) => (bad, "invalid_scope", d.clone()),
+            OAuthError::InvalidTarget(d) => (bad, "invalid_target", d.clone()),
+            OAuthError::InvalidRedirectUri(d) => (bad, "invalid_redirect_uri", d.clone()),
+            OAuthError::InvalidClientMetadata(d) => (bad, "invalid_client_metadata", d.clone()),
+            OAuthError::InvalidDpopProof(d) => (bad, "invalid_dpop_proof", d.clone()),
             OAuthError::UseDpopNonce => (
-                StatusCode::BAD_REQUEST,
+                bad,
                 "use_dpop_nonce",
                 "The DPoP proof must carry the server's nonce.".into(),
             ),
@@ -99,6 +106,11 @@ impl OAuthError {
                 "too_many_requests",
                 "Too many requests; retry later.".into(),
             ),
+            OAuthError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The server is busy for a moment; retry shortly.".into(),
+            ),
             OAuthError::Server(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -106,32 +118,27 @@ impl OAuthError {
             ),
         }
     }
+}
 
-    /// The answer for a request with `trace_id`.
-    pub fn respond(self, trace_id: Option<&str>) -> Response {
-        if let OAuthError::Server(detail) = &self {
-            tracing::error!(error = %detail, "oauth server error");
-        }
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
         let (status, code, description) = self.parts();
-        let mut response = (
-            status,
-            Json(json!({
-                "error": code,
-                "error_description": description,
-                "trace_id": trace_id,
-            })),
-        )
-            .into_response();
-        // The body is the protocol's own: the outer error renderer must leave it as it is.
-        response
-            .extensions_mut()
-            .insert(palisade_http::error::PassThrough);
+        let mut info = ErrorInfo::oauth(code, description);
+        if let OAuthError::Server(detail) = &self {
+            info.internal_detail = Some(detail.clone());
+        }
+        let mut response = status.into_response();
         let headers = response.headers_mut();
         headers.insert(
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         );
-        if let OAuthError::TooManyRequests(wait) = self {
+        let retry = match self {
+            OAuthError::TooManyRequests(wait) => Some(wait),
+            OAuthError::Unavailable => Some(Duration::from_secs(1)),
+            _ => None,
+        };
+        if let Some(wait) = retry {
             // Whole seconds, rounded up: retrying at the announced time must succeed.
             let seconds = wait.as_millis().div_ceil(1000).max(1);
             headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds as u64));
@@ -147,6 +154,7 @@ impl OAuthError {
                 HeaderValue::from_static(challenge),
             );
         }
+        response.extensions_mut().insert(info);
         response
     }
 }

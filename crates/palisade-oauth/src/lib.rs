@@ -1,35 +1,49 @@
 //! The OAuth 2.1 / OpenID Connect provider (OAU-*, TOK-1, TOK-4, TOK-5): the client registry and
 //! client authentication; the authorization endpoint with PKCE, consent and session-bound codes;
-//! the token endpoint (`authorization_code`, `client_credentials`) issuing RFC 9068 access tokens
-//! and ID tokens; userinfo; RFC 7662 introspection; discovery; and the one access-token
-//! verification function resources use.
+//! the token endpoint (`authorization_code`, `refresh_token`, `client_credentials`) issuing
+//! RFC 9068 access tokens and ID tokens; userinfo; RFC 7662 introspection; RFC 7009 revocation;
+//! discovery; dynamic registration; RP-initiated and back-channel logout.
+//!
+//! What resources accept is not decided here: they ask `palisade-principal`'s authenticator,
+//! which this provider also uses for userinfo and introspection.
 
 pub mod admin;
 mod apps;
 mod authorize;
 mod backchannel;
+mod client_auth;
 pub mod clients;
 pub mod codes;
-pub mod dpop;
+mod discovery;
+mod endpoint;
 pub mod error;
+mod introspection;
 mod logout;
-mod once;
-pub mod principal;
+mod redirect_uri;
 mod registration;
-pub mod resource;
+mod revocation;
 mod routes;
+mod settings;
 mod token;
+mod userinfo;
+
+pub use backchannel::jobs as backchannel_jobs;
+pub use endpoint::{ClientGuard, RegistrationGuard};
+pub use redirect_uri::RedirectUri;
+pub use routes::router;
+pub use settings::{OAuthSettings, TokenSettings};
 
 use palisade_audit::Auditor;
+use palisade_cluster::Cluster;
+use palisade_http::egress::Egress;
 use palisade_identity::Identity;
 use palisade_jose::jws;
 use palisade_jose::keyring::KeyRing;
-use palisade_jose::verify::{Expectations, TokenError, verify};
+use palisade_jose::verify::{Expectations, verify};
+use palisade_principal::{AccessClaims, Audience, Authenticator, Confirmation, Scopes, TenantId};
 use palisade_store::{Db, now_ms};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::sync::Arc;
-
-pub use routes::router;
 
 /// Percent-encoding for query values sent back to clients: everything but RFC 3986's
 /// unreserved characters.
@@ -39,26 +53,26 @@ pub(crate) const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::N
     .remove(b'_')
     .remove(b'~');
 
+/// The provider's configuration, as the binary derives it from [`OAuthSettings`],
+/// [`TokenSettings`] and the public URL.
 #[derive(Debug, Clone)]
 pub struct OAuthConfig {
     /// The issuer identifier: an https URL without query or fragment, matched exactly.
     pub issuer: String,
-    /// Resource indicators (RFC 8707) tokens may be issued for; the first is the default.
+    /// Resource indicators (RFC 8707) tokens may be issued for; the first is this server's own
+    /// API (and userinfo).
     pub resources: Vec<String>,
     /// Scopes clients may be registered for, beyond OpenID Connect's.
     pub scopes: Vec<String>,
     pub access_token_minutes: u32,
     pub id_token_minutes: u32,
     pub refresh_token_days: u32,
-    /// A rotated refresh token presented again within this window is a concurrent legitimate
-    /// refresh, not a reuse (OAU-5).
+    /// Refreshes of one token within this window all get its one successor (OAU-5).
     pub refresh_grace_ms: i64,
+    /// The key successors of refresh tokens are derived with (so none is stored in clear).
+    pub refresh_key: [u8; 32],
     pub skew_seconds: i64,
     pub registration: RegistrationPolicy,
-    /// The key DPoP nonces are made with; `None` turns server nonces off (RFC 9449 §8).
-    pub dpop_nonce_key: Option<[u8; 32]>,
-    /// Requests to protected resources per minute (RES-7).
-    pub api: principal::Allowance,
 }
 
 /// Who may register clients dynamically (OAU-9).
@@ -83,6 +97,19 @@ impl std::fmt::Debug for RegistrationPolicy {
     }
 }
 
+/// What the provider works with.
+pub struct Parts {
+    pub db: Db,
+    pub keys: KeyRing,
+    pub auditor: Auditor,
+    pub identity: Identity,
+    /// The authenticator of this server's own resource (userinfo, introspection).
+    pub authenticator: Authenticator,
+    pub cluster: Cluster,
+    pub jobs: palisade_jobs::Jobs,
+    pub egress: Egress,
+}
+
 #[derive(Clone)]
 pub struct OAuth(Arc<Inner>);
 
@@ -91,19 +118,12 @@ struct Inner {
     keys: KeyRing,
     auditor: Auditor,
     identity: Identity,
+    auth: Authenticator,
+    cluster: Cluster,
     clients: clients::ClientCache,
-    /// Dynamic registrations per client network (OAU-9).
-    registrations: palisade_http::rate_limit::RateLimiter,
-    /// Protected-resource requests per network, user and client (RES-7).
-    api_limits: principal::Limits,
+    jobs: palisade_jobs::Jobs,
+    egress: Egress,
     config: OAuthConfig,
-}
-
-/// An access token that verified: its claims, and for a user's token the account it was
-/// checked against.
-pub struct Verified {
-    pub claims: Map<String, Value>,
-    pub user: Option<palisade_identity::users::User>,
 }
 
 /// An access token as issued.
@@ -113,24 +133,37 @@ pub struct AccessToken {
     pub scope: String,
 }
 
+/// What an access token is issued for.
+pub struct TokenFor<'a> {
+    pub subject: &'a str,
+    pub tenant: &'a str,
+    pub client_id: &'a str,
+    pub scope: &'a str,
+    pub audience: &'a str,
+    /// For a user's token: the session handle, the grant and the account's revocation epoch.
+    pub user: Option<UserBinding<'a>>,
+    /// The DPoP key the token is bound to.
+    pub jkt: Option<&'a str>,
+}
+
+pub struct UserBinding<'a> {
+    pub sid: &'a str,
+    pub grant: &'a str,
+    pub epoch: i64,
+}
+
 impl OAuth {
-    pub fn new(
-        db: Db,
-        keys: KeyRing,
-        auditor: Auditor,
-        identity: Identity,
-        config: OAuthConfig,
-    ) -> Self {
+    pub fn new(parts: Parts, config: OAuthConfig) -> Self {
         Self(Arc::new(Inner {
-            db,
-            keys,
-            auditor,
-            identity,
-            clients: clients::ClientCache::default(),
-            registrations: palisade_http::rate_limit::RateLimiter::per_minute(
-                config.registration.per_minute,
-            ),
-            api_limits: principal::Limits::new(config.api),
+            clients: clients::ClientCache::new(parts.cluster.bus.clone()),
+            db: parts.db,
+            keys: parts.keys,
+            auditor: parts.auditor,
+            identity: parts.identity,
+            auth: parts.authenticator,
+            cluster: parts.cluster,
+            jobs: parts.jobs,
+            egress: parts.egress,
             config,
         }))
     }
@@ -139,38 +172,36 @@ impl OAuth {
         &self.0.config
     }
 
-    /// Signs an RFC 9068 access token for `subject` of `tenant`, obtained through
-    /// `client_id`; `extra` claims (session, grant, revocation epoch) are added as given.
-    pub fn issue_access_token(
-        &self,
-        subject: &str,
-        tenant: &str,
-        client_id: &str,
-        scope: &str,
-        audience: &str,
-        extra: Map<String, Value>,
-    ) -> AccessToken {
+    /// The client cache, whose `follow` task applies other nodes' changes.
+    pub fn client_cache(&self) -> clients::ClientCache {
+        self.0.clients.clone()
+    }
+
+    /// Signs an RFC 9068 access token.
+    pub fn issue_access_token(&self, t: TokenFor<'_>) -> AccessToken {
         let now = now_ms() / 1000;
         let lifetime = i64::from(self.0.config.access_token_minutes) * 60;
-        let claims = json!({
-            "iss": self.0.config.issuer,
-            "sub": subject,
-            "aud": audience,
-            "client_id": client_id,
-            "scope": scope,
-            "jti": palisade_crypto::random_token(),
-            "iat": now,
-            "exp": now + lifetime,
-            "tenant": tenant,
-        });
-        let Value::Object(mut claims) = claims else {
-            unreachable!("a JSON object literal")
+        let claims = AccessClaims {
+            iss: self.0.config.issuer.clone(),
+            sub: t.subject.to_owned(),
+            aud: Audience::One(t.audience.to_owned()),
+            client_id: t.client_id.to_owned(),
+            scope: Scopes::parse(t.scope),
+            jti: palisade_crypto::random_token(),
+            iat: now,
+            exp: now + lifetime,
+            tenant: TenantId::new(t.tenant),
+            sid: t.user.as_ref().map(|u| u.sid.to_owned()),
+            gid: t.user.as_ref().map(|u| u.grant.to_owned()),
+            rev: t.user.as_ref().map(|u| u.epoch),
+            cnf: t.jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
-        claims.extend(extra);
         AccessToken {
             token: jws::sign(&self.0.keys.signing_key(), "at+jwt", &claims),
             expires_in: lifetime,
-            scope: scope.to_owned(),
+            scope: claims.scope.to_string(),
         }
     }
 
@@ -184,94 +215,6 @@ impl OAuth {
             (now + i64::from(self.0.config.id_token_minutes) * 60).into(),
         );
         jws::sign(&self.0.keys.signing_key(), "JWT", &claims)
-    }
-
-    /// The verification every resource applies to an access token (TOK-5, TOK-4): signed by a
-    /// published key under its own algorithm, `typ` `at+jwt`, this issuer, an audience among
-    /// this server's resources (or exactly `audience` when given), within its lifetime; and for
-    /// a user's token, its grant not revoked and the user's revocation epoch not raised since.
-    pub async fn verify_access_token(
-        &self,
-        token: &str,
-        audience: Option<&str>,
-    ) -> Result<Map<String, Value>, TokenError> {
-        Ok(self.verify_access_token_of(token, audience).await?.claims)
-    }
-
-    /// [`OAuth::verify_access_token`], also handing back the account a user's token was checked
-    /// against, so that callers needing it (the principal, userinfo) do not read it again.
-    pub(crate) async fn verify_access_token_of(
-        &self,
-        token: &str,
-        audience: Option<&str>,
-    ) -> Result<Verified, TokenError> {
-        let claims = self.verify_signed(token, audience)?;
-        let db = &self.0.db;
-        // The grant and the account are read at once: each is a round trip to the database.
-        let grant_live = async {
-            match claims.get("gid").and_then(Value::as_str) {
-                Some(grant) => codes::grant_is_live(db, grant).await.unwrap_or(false),
-                None => true,
-            }
-        };
-        let account = async {
-            let epoch = claims.get("rev").and_then(Value::as_i64)?;
-            let subject = claims
-                .get("sub")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let user = palisade_identity::users::get(db, subject)
-                .await
-                .ok()
-                .flatten();
-            Some(user.filter(|u| u.revocation_epoch == epoch && u.locked == 0))
-        };
-        let (grant_live, account) = tokio::join!(grant_live, account);
-        if !grant_live {
-            return Err(TokenError::Claim("gid"));
-        }
-        match account {
-            // A user's token: the account must exist, be unlocked and have the same epoch.
-            Some(user) => {
-                let user = user.ok_or(TokenError::Claim("rev"))?;
-                Ok(Verified {
-                    claims,
-                    user: Some(user),
-                })
-            }
-            None => Ok(Verified { claims, user: None }),
-        }
-    }
-
-    fn verify_signed(
-        &self,
-        token: &str,
-        audience: Option<&str>,
-    ) -> Result<Map<String, Value>, TokenError> {
-        let config = &self.0.config;
-        let claims = verify(
-            token,
-            &self.0.keys.published(),
-            &Expectations {
-                typ: "at+jwt",
-                issuer: &config.issuer,
-                audience,
-                now: now_ms() / 1000,
-                skew_seconds: config.skew_seconds,
-            },
-        )?;
-        let ours = match claims.get("aud") {
-            Some(Value::String(a)) => config.resources.contains(a),
-            Some(Value::Array(list)) => list.iter().any(|a| {
-                a.as_str()
-                    .is_some_and(|a| config.resources.iter().any(|r| r == a))
-            }),
-            _ => false,
-        };
-        if !ours {
-            return Err(TokenError::Claim("aud"));
-        }
-        Ok(claims)
     }
 
     /// The claims of an ID token of ours, for hints (`aud` is the client it was issued to,
@@ -294,19 +237,5 @@ impl OAuth {
             },
         )
         .ok()
-    }
-
-    /// Whether `token`, presented as a bearer token, is a valid access token granting `scope`.
-    /// A DPoP-bound token is not: it is only good with a proof of its key.
-    pub async fn token_grants(&self, token: &str, scope: &str) -> bool {
-        self.verify_access_token(token, None)
-            .await
-            .is_ok_and(|claims| {
-                !claims.contains_key("cnf")
-                    && claims
-                        .get("scope")
-                        .and_then(Value::as_str)
-                        .is_some_and(|s| s.split(' ').any(|s| s == scope))
-            })
     }
 }

@@ -6,15 +6,25 @@
 use crate::OAuth;
 use crate::QUERY_VALUE;
 use crate::clients;
+use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use http::StatusCode;
 use palisade_http::AppError;
-use palisade_http::error::escape_html;
 use palisade_identity::csrf::{Csrf, CsrfForm};
 use palisade_identity::{RequestContext, SignedIn};
 use percent_encoding::utf8_percent_encode;
 use serde::Deserialize;
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage<'a> {
+    csrf: &'a str,
+    signed_in: bool,
+    /// The request's parameters, carried to the confirmation.
+    hidden: Vec<(&'static str, &'a str)>,
+}
 
 /// Other parameters (`ui_locales`, …) are accepted and ignored.
 #[derive(Debug, Deserialize)]
@@ -52,7 +62,7 @@ async fn destination(oauth: &OAuth, p: &LogoutParams) -> Result<Option<String>, 
         Some(id) => clients::find(&oauth.0.db, id).await?,
         None => None,
     };
-    let registered = client.is_some_and(|c| c.redirect_uris.iter().any(|r| r == uri));
+    let registered = client.is_some_and(|c| c.redirect_uris.iter().any(|r| r.as_str() == uri));
     if !registered {
         return Err(refuse(
             "The post_logout_redirect_uri is not registered for this application.",
@@ -89,33 +99,24 @@ pub async fn page(
     {
         return Ok(signed_out(target));
     }
-    let hidden: String = [
+    let hidden = [
         ("id_token_hint", &p.id_token_hint),
         ("client_id", &p.client_id),
         ("post_logout_redirect_uri", &p.post_logout_redirect_uri),
         ("state", &p.state),
     ]
-    .iter()
-    .filter_map(|(k, v)| {
-        v.as_ref().map(|v| {
-            format!(
-                r#"<input type="hidden" name="{k}" value="{}">"#,
-                escape_html(v)
-            )
-        })
-    })
+    .into_iter()
+    .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
     .collect();
-    let html = format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign out?</title><link rel="stylesheet" href="/static/palisade.css"></head>
-<body><main class="card"><h1>Sign out?</h1><p>An application asks to end your session here.</p>
-<form method="post" action="/oauth/logout"><input type="hidden" name="csrf" value="{}">{hidden}
-<button type="submit" id="logout">Sign out</button></form>
-<p><a href="/account">Stay signed in</a></p></main></body></html>"#,
-        escape_html(&csrf.token)
+    let rendered = palisade_identity::pages::render(
+        StatusCode::OK,
+        &LogoutPage {
+            csrf: &csrf.token,
+            signed_in: true,
+            hidden,
+        },
     );
-    let mut page = (csrf, Html(html)).into_response();
+    let mut page = (csrf, rendered).into_response();
     if let Some(target) = &target {
         palisade_http::headers::allow_form_target(&mut page, target);
     }

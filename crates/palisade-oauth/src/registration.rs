@@ -5,7 +5,8 @@
 //! redirect URIs, optionally on allowed hosts only).
 
 use crate::OAuth;
-use crate::clients::{self, AuthMethod, Client, NewClient};
+use crate::clients::{self, AuthMethod, Client, NewClient, Registrar};
+use crate::endpoint::{Registered, no_store};
 use crate::error::OAuthError;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -53,13 +54,14 @@ impl Metadata {
             .transpose()
     }
 
-    /// The client to create (or the new metadata of one), under the registration policy.
-    /// Asking for ID tokens signed otherwise than the server signs them — unsigned ones in
-    /// particular — is refused.
+    /// The client to create (or the new metadata of one), registered by `registrar`, under the
+    /// registration policy. Asking for ID tokens signed otherwise than the server signs them —
+    /// unsigned ones in particular — is refused.
     pub(crate) fn into_checked(
         self,
         oauth: &OAuth,
         auth_method: AuthMethod,
+        registrar: Registrar,
     ) -> Result<NewClient, OAuthError> {
         let ours = oauth.0.keys.signing_key().alg.as_str();
         if let Some(alg) = self.id_token_signed_response_alg.as_deref()
@@ -69,12 +71,12 @@ impl Metadata {
                 "id_token_signed_response_alg must be {ours}"
             )));
         }
-        let new = self.into_new(auth_method);
+        let new = self.into_new(auth_method, registrar);
         checked(oauth, &new)?;
         Ok(new)
     }
 
-    fn into_new(self, auth_method: AuthMethod) -> NewClient {
+    fn into_new(self, auth_method: AuthMethod, registered_by: Registrar) -> NewClient {
         NewClient {
             tenant_id: palisade_store::DEFAULT_TENANT.into(),
             name: self
@@ -94,20 +96,26 @@ impl Metadata {
                 .collect(),
             jwks: self.jwks.map(|j| j.keys).unwrap_or_default(),
             backchannel_logout_uri: self.backchannel_logout_uri,
+            registered_by,
+            resource: None,
         }
     }
 }
 
-fn checked(oauth: &OAuth, new: &NewClient) -> Result<(), OAuthError> {
-    let policy = &oauth.config().registration;
-    new.check(&oauth.config().scopes, &policy.allowed_hosts)
-        .map_err(|problem| {
-            if problem.contains("redirect URI") {
-                OAuthError::InvalidRedirectUri(problem)
-            } else {
-                OAuthError::InvalidClientMetadata(problem)
-            }
-        })
+pub(crate) fn checked(oauth: &OAuth, new: &NewClient) -> Result<(), OAuthError> {
+    let config = oauth.config();
+    let policy = clients::Policy {
+        api_scopes: &config.scopes,
+        allowed_hosts: &config.registration.allowed_hosts,
+        resources: &config.resources,
+    };
+    new.check(&policy).map_err(|problem| {
+        if problem.contains("redirect URI") {
+            OAuthError::InvalidRedirectUri(problem)
+        } else {
+            OAuthError::InvalidClientMetadata(problem)
+        }
+    })
 }
 
 /// The registration as RFC 7591 §3.2.1 returns it (without secrets).
@@ -122,32 +130,16 @@ fn describe(oauth: &OAuth, client: &Client) -> Value {
         "response_types": if client.allows_grant("authorization_code") { vec!["code"] } else { vec![] },
         "token_endpoint_auth_method": client.auth_method.as_str(),
         "scope": client.scopes.join(" "),
-        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "backchannel_logout_uri": client.backchannel_logout_uri.as_ref().map(|u| u.as_str()),
         "backchannel_logout_session_required": client.backchannel_logout_uri.is_some(),
         "registration_client_uri": format!("{issuer}/oauth/register/{}", client.client_id),
     })
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-}
-
-fn answered(
-    ctx: &RequestContext,
-    status: StatusCode,
-    result: Result<Value, OAuthError>,
-) -> Response {
-    match result {
-        Ok(body) => {
-            let mut r = crate::routes::no_store(body);
-            *r.status_mut() = status;
-            r
-        }
-        Err(e) => e.respond(Some(&ctx.trace_id)),
-    }
+fn answered(status: StatusCode, body: Value) -> Response {
+    let mut r = no_store(body);
+    *r.status_mut() = status;
+    r
 }
 
 /// Records a change to a registration, made through the registration endpoints.
@@ -169,111 +161,94 @@ async fn recorded(
     Ok(())
 }
 
-pub async fn register(
+pub(crate) async fn register(
     State(oauth): State<OAuth>,
     ctx: RequestContext,
     headers: HeaderMap,
-    Json(metadata): Json<Metadata>,
-) -> Response {
-    let result = async {
-        let policy = &oauth.config().registration;
-        if !policy.open && policy.initial_tokens.check(&headers).is_err() {
-            return Err(OAuthError::InvalidClient { basic: false });
-        }
-        let network = palisade_http::rate_limit::network_key(ctx.ip);
-        if let Err(wait) = oauth.0.registrations.check(&network) {
-            return Err(OAuthError::TooManyRequests(wait));
-        }
-        let method = metadata
-            .auth_method()?
-            .unwrap_or(AuthMethod::ClientSecretBasic);
-        let new = metadata.into_checked(&oauth, method)?;
-        let (client, secret) = clients::create(&oauth.0.db, new).await?;
-        let token = clients::issue_registration_token(&oauth.0.db, &client.client_id).await?;
-        recorded(&oauth, &ctx, Action::ClientRegistered, &client.client_id).await?;
-        let mut body = describe(&oauth, &client);
-        body["registration_access_token"] = token.into();
-        if let Some(secret) = secret {
-            body["client_secret"] = secret.into();
-            body["client_secret_expires_at"] = 0.into();
-        }
-        Ok(body)
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    let policy = &oauth.config().registration;
+    // The initial access token before the body: an anonymous caller learns nothing more.
+    if !policy.open && policy.initial_tokens.presented(&headers).is_none() {
+        return Err(OAuthError::InvalidClient { basic: false });
+    }
+    let network = palisade_http::client_ip::network_key(ctx.ip);
+    let rate = palisade_cluster::Rate {
+        per_minute: policy.per_minute,
     };
-    answered(&ctx, StatusCode::CREATED, result.await)
+    if let Err(wait) = oauth
+        .0
+        .cluster
+        .counter
+        .check("oauth.registration", &network, rate)
+        .await
+    {
+        return Err(OAuthError::TooManyRequests(wait));
+    }
+    let Json(metadata) = Json::<Metadata>::from_bytes(&body).map_err(|e| {
+        OAuthError::InvalidClientMetadata(format!("The body is not client metadata: {e}"))
+    })?;
+    let method = metadata
+        .auth_method()?
+        .unwrap_or(AuthMethod::ClientSecretBasic);
+    let new = metadata.into_checked(&oauth, method, Registrar::Registration)?;
+    let (client, secret) = clients::create(&oauth.0.db, new).await?;
+    let token = clients::issue_registration_token(&oauth.0.db, &client.client_id).await?;
+    recorded(&oauth, &ctx, Action::ClientRegistered, &client.client_id).await?;
+    let mut body = describe(&oauth, &client);
+    body["registration_access_token"] = token.into();
+    if let Some(secret) = secret {
+        body["client_secret"] = secret.into();
+        body["client_secret_expires_at"] = 0.into();
+    }
+    Ok(answered(StatusCode::CREATED, body))
 }
 
-/// The client the registration access token of the request belongs to (RFC 7592 §3).
-async fn own(oauth: &OAuth, headers: &HeaderMap, client_id: &str) -> Result<Client, OAuthError> {
-    let token = bearer(headers).ok_or(OAuthError::InvalidClient { basic: false })?;
-    clients::by_registration_token(&oauth.0.db, client_id, token)
-        .await?
-        .ok_or(OAuthError::InvalidClient { basic: false })
+pub(crate) async fn read(State(oauth): State<OAuth>, Registered(client): Registered) -> Response {
+    answered(StatusCode::OK, describe(&oauth, &client))
 }
 
-pub async fn read(
+pub(crate) async fn update(
     State(oauth): State<OAuth>,
     ctx: RequestContext,
-    headers: HeaderMap,
-    Path(client_id): Path<String>,
-) -> Response {
-    let result = async { Ok(describe(&oauth, &own(&oauth, &headers, &client_id).await?)) };
-    answered(&ctx, StatusCode::OK, result.await)
-}
-
-pub async fn update(
-    State(oauth): State<OAuth>,
-    ctx: RequestContext,
-    headers: HeaderMap,
+    Registered(client): Registered,
     Path(client_id): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
-    let result = async {
-        // The registration token before the body: an anonymous caller learns nothing more.
-        let client = own(&oauth, &headers, &client_id).await?;
-        let Json(metadata) = Json::<Metadata>::from_bytes(&body).map_err(|e| {
-            OAuthError::InvalidClientMetadata(format!("The body is not client metadata: {e}"))
-        })?;
-        if metadata.client_id.as_deref() != Some(client_id.as_str()) {
-            return Err(OAuthError::InvalidRequest(
-                "The body must name the client being updated.".into(),
-            ));
-        }
-        if metadata
-            .token_endpoint_auth_method
-            .as_deref()
-            .is_some_and(|m| m != client.auth_method.as_str())
-        {
-            return Err(OAuthError::InvalidClientMetadata(
-                "token_endpoint_auth_method cannot change; register a new client".into(),
-            ));
-        }
-        let new = metadata.into_checked(&oauth, client.auth_method)?;
-        clients::update(&oauth.0.db, &client_id, &new).await?;
-        oauth.0.clients.evict(&client_id);
-        recorded(&oauth, &ctx, Action::ClientUpdated, &client_id).await?;
-        let updated = clients::find(&oauth.0.db, &client_id)
-            .await?
-            .ok_or(OAuthError::InvalidClient { basic: false })?;
-        Ok(describe(&oauth, &updated))
-    };
-    answered(&ctx, StatusCode::OK, result.await)
+) -> Result<Response, OAuthError> {
+    let Json(metadata) = Json::<Metadata>::from_bytes(&body).map_err(|e| {
+        OAuthError::InvalidClientMetadata(format!("The body is not client metadata: {e}"))
+    })?;
+    if metadata.client_id.as_deref() != Some(client_id.as_str()) {
+        return Err(OAuthError::InvalidRequest(
+            "The body must name the client being updated.".into(),
+        ));
+    }
+    if metadata
+        .token_endpoint_auth_method
+        .as_deref()
+        .is_some_and(|m| m != client.auth_method.as_str())
+    {
+        return Err(OAuthError::InvalidClientMetadata(
+            "token_endpoint_auth_method cannot change; register a new client".into(),
+        ));
+    }
+    let new = metadata.into_checked(&oauth, client.auth_method, client.registered_by)?;
+    clients::update(&oauth.0.db, &client_id, &new).await?;
+    oauth.0.clients.changed(&client_id).await;
+    recorded(&oauth, &ctx, Action::ClientUpdated, &client_id).await?;
+    let updated = clients::find(&oauth.0.db, &client_id)
+        .await?
+        .ok_or(OAuthError::InvalidClient { basic: false })?;
+    Ok(answered(StatusCode::OK, describe(&oauth, &updated)))
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(oauth): State<OAuth>,
     ctx: RequestContext,
-    headers: HeaderMap,
-    Path(client_id): Path<String>,
-) -> Response {
-    let result = async {
-        own(&oauth, &headers, &client_id).await?;
-        clients::delete(&oauth.0.db, &client_id).await?;
-        oauth.0.clients.evict(&client_id);
-        recorded(&oauth, &ctx, Action::ClientDeleted, &client_id).await?;
-        Ok::<_, OAuthError>(StatusCode::NO_CONTENT.into_response())
-    };
-    match result.await {
-        Ok(r) => r,
-        Err(e) => e.respond(Some(&ctx.trace_id)),
-    }
+    Registered(client): Registered,
+) -> Result<Response, OAuthError> {
+    clients::delete(&oauth.0.db, &client.client_id).await?;
+    oauth.0.clients.changed(&client.client_id).await;
+    recorded(&oauth, &ctx, Action::ClientDeleted, &client.client_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

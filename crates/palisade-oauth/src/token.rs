@@ -3,11 +3,11 @@
 //! ID token, a rotated refresh token), DPoP binding of what is issued (RFC 9449), and the
 //! revocation of a grant whose code or refresh token is presented again.
 
-use crate::OAuth;
-use crate::clients::{self, AuthMethod};
+use crate::clients::{AuthMethod, Client, Registrar, SERVICE_SCOPES};
 use crate::codes;
+use crate::endpoint::{Authenticated, no_store};
 use crate::error::OAuthError;
-use crate::routes::{Authenticated, answer, no_store};
+use crate::{OAuth, TokenFor, UserBinding};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -18,53 +18,159 @@ use palisade_store::now_ms;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
+/// The grants this endpoint knows (implicit and password grants do not exist, OAU-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "authorization_code" => Some(GrantType::AuthorizationCode),
+            "refresh_token" => Some(GrantType::RefreshToken),
+            "client_credentials" => Some(GrantType::ClientCredentials),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+/// A token request, parsed from the form: exactly the parameters its grant takes.
+enum TokenRequest {
+    AuthorizationCode {
+        code: String,
+        redirect_uri: String,
+        verifier: String,
+    },
+    RefreshToken {
+        token: String,
+        scope: Option<String>,
+    },
+    ClientCredentials {
+        scope: Option<String>,
+        resource: Option<String>,
+    },
+}
+
+impl TokenRequest {
+    fn parse(params: &HashMap<String, String>) -> Result<Self, OAuthError> {
+        let required = |name: &str| {
+            params
+                .get(name)
+                .cloned()
+                .ok_or_else(|| OAuthError::InvalidRequest(format!("{name} is required.")))
+        };
+        let grant = required("grant_type")?;
+        Ok(
+            match GrantType::parse(&grant).ok_or(OAuthError::UnsupportedGrantType)? {
+                GrantType::AuthorizationCode => TokenRequest::AuthorizationCode {
+                    code: required("code")?,
+                    redirect_uri: required("redirect_uri")?,
+                    verifier: required("code_verifier")?,
+                },
+                GrantType::RefreshToken => TokenRequest::RefreshToken {
+                    token: required("refresh_token")?,
+                    scope: params.get("scope").cloned(),
+                },
+                GrantType::ClientCredentials => TokenRequest::ClientCredentials {
+                    scope: params.get("scope").cloned(),
+                    resource: params.get("resource").cloned(),
+                },
+            },
+        )
+    }
+
+    fn grant(&self) -> GrantType {
+        match self {
+            TokenRequest::AuthorizationCode { .. } => GrantType::AuthorizationCode,
+            TokenRequest::RefreshToken { .. } => GrantType::RefreshToken,
+            TokenRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
+        }
+    }
+}
+
 pub(crate) async fn token(
     State(oauth): State<OAuth>,
     ctx: RequestContext,
     headers: HeaderMap,
     Authenticated { params, client }: Authenticated,
 ) -> Response {
-    let answered = answer(&ctx, issue(&oauth, &ctx, &headers, params, client).await);
-    crate::dpop::with_nonce(&oauth, answered)
+    let answer = issue(&oauth, &ctx, &headers, &params, client).await;
+    // Every answer carries a fresh nonce, so clients always hold one (RFC 9449 §8).
+    let mut answer = match answer {
+        Ok(r) => r,
+        Err(e) => axum::response::IntoResponse::into_response(e),
+    };
+    if let Some(nonce) = oauth.0.auth.dpop().nonce() {
+        answer.headers_mut().insert(
+            palisade_principal::dpop::NONCE_HEADER,
+            http::HeaderValue::from_str(&nonce).expect("base64url is a valid header value"),
+        );
+    }
+    answer
 }
 
 async fn issue(
     oauth: &OAuth,
     ctx: &RequestContext,
     headers: &HeaderMap,
-    params: HashMap<String, String>,
-    client: clients::Client,
+    params: &HashMap<String, String>,
+    client: Client,
 ) -> Result<Response, OAuthError> {
-    let grant = params
-        .get("grant_type")
-        .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required.".into()))?;
+    let request = TokenRequest::parse(params)?;
+    if !client.allows_grant(request.grant().as_str()) {
+        return Err(OAuthError::UnauthorizedClient(format!(
+            "This client may not use the {} grant.",
+            request.grant().as_str()
+        )));
+    }
     // RFC 9449: with a proof, the tokens issued are bound to its key.
     let proof = oauth
-        .dpop_proof(headers, "POST", "/oauth/token", None)
+        .0
+        .auth
+        .dpop()
+        .proof_of(headers, "POST", "/oauth/token")
         .await?;
-    match grant.as_str() {
-        "client_credentials" => client_credentials(oauth, ctx, &params, client, proof).await,
-        "authorization_code" => authorization_code(oauth, ctx, &params, client, proof).await,
-        "refresh_token" => refresh(oauth, ctx, &params, client, proof).await,
-        _ => Err(OAuthError::UnsupportedGrantType),
-    }
-}
-
-/// Binds an access token to a DPoP key (RFC 9449 §6: `cnf.jkt`); its `token_type`.
-fn bind(extra: &mut Map<String, Value>, proof: Option<&Proof>) -> &'static str {
-    match proof {
-        Some(proof) => {
-            extra.insert("cnf".into(), json!({ "jkt": proof.jkt }));
-            "DPoP"
+    match request {
+        TokenRequest::ClientCredentials { scope, resource } => {
+            client_credentials(oauth, ctx, scope, resource, client, proof).await
         }
-        None => "Bearer",
+        TokenRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            verifier,
+        } => {
+            let presented = Presented {
+                code: &code,
+                redirect_uri: &redirect_uri,
+                verifier: &verifier,
+            };
+            authorization_code(oauth, ctx, presented, client, proof).await
+        }
+        TokenRequest::RefreshToken { token, scope } => {
+            refresh(oauth, ctx, &token, scope, client, proof).await
+        }
     }
 }
 
-fn audience(oauth: &OAuth, params: &HashMap<String, String>) -> Result<String, OAuthError> {
+fn token_type(proof: Option<&Proof>) -> &'static str {
+    if proof.is_some() { "DPoP" } else { "Bearer" }
+}
+
+fn audience(oauth: &OAuth, resource: Option<&str>) -> Result<String, OAuthError> {
     let config = oauth.config();
-    match params.get("resource") {
-        Some(r) if config.resources.contains(r) => Ok(r.clone()),
+    match resource {
+        Some(r) if config.resources.iter().any(|c| c == r) => Ok(r.to_owned()),
         Some(_) => Err(OAuthError::InvalidTarget(
             "The resource is not served by this authorization server.".into(),
         )),
@@ -75,19 +181,19 @@ fn audience(oauth: &OAuth, params: &HashMap<String, String>) -> Result<String, O
 async fn client_credentials(
     oauth: &OAuth,
     ctx: &RequestContext,
-    params: &HashMap<String, String>,
-    client: clients::Client,
+    scope: Option<String>,
+    resource: Option<String>,
+    client: Client,
     proof: Option<Proof>,
 ) -> Result<Response, OAuthError> {
-    let grant = "client_credentials";
-    if client.auth_method == AuthMethod::None || !client.allows_grant(grant) {
+    if client.auth_method == AuthMethod::None {
         return Err(OAuthError::UnauthorizedClient(
-            "This client may not use the client_credentials grant.".into(),
+            "A public client may not use the client_credentials grant.".into(),
         ));
     }
     // Scope minimisation: exactly what was asked, all of it registered for the client; with
     // no scope asked, the client's registered scopes.
-    let scope = match params.get("scope") {
+    let scope = match scope {
         Some(asked) => {
             let mut granted: Vec<&str> = Vec::new();
             for s in asked.split(' ').filter(|s| !s.is_empty()) {
@@ -104,34 +210,49 @@ async fn client_credentials(
         }
         None => client.scopes.join(" "),
     };
-    let audience = audience(oauth, params)?;
-    let mut extra = Map::new();
-    let token_type = bind(&mut extra, proof.as_ref());
-    let issued = oauth.issue_access_token(
-        &client.client_id,
-        &client.tenant_id,
-        &client.client_id,
-        &scope,
-        &audience,
-        extra,
-    );
+    // Service scopes are an administrator's to give (a client registered before this rule
+    // keeps its registration, not the scope).
+    if client.registered_by != Registrar::Admin
+        && let Some(s) = scope.split(' ').find(|s| SERVICE_SCOPES.contains(s))
+    {
+        return Err(OAuthError::InvalidScope(format!(
+            "The scope `{s}` is for service clients an administrator created."
+        )));
+    }
+    let audience = audience(oauth, resource.as_deref())?;
+    let issued = oauth.issue_access_token(TokenFor {
+        subject: &client.client_id,
+        tenant: &client.tenant_id,
+        client_id: &client.client_id,
+        scope: &scope,
+        audience: &audience,
+        user: None,
+        jkt: proof.as_ref().map(|p| p.jkt.as_str()),
+    });
     oauth
         .0
         .auditor
         .record(
             ctx.event(Action::TokenIssued, Outcome::Success, &client.tenant_id)
                 .client(client.client_id.clone())
-                .detail("grant_type", grant)
+                .detail("grant_type", GrantType::ClientCredentials.as_str())
                 .detail("scope", scope.as_str())
                 .detail("audience", audience.as_str()),
         )
         .await?;
     Ok(no_store(json!({
         "access_token": issued.token,
-        "token_type": token_type,
+        "token_type": token_type(proof.as_ref()),
         "expires_in": issued.expires_in,
         "scope": issued.scope,
     })))
+}
+
+/// What an `authorization_code` request presents.
+struct Presented<'a> {
+    code: &'a str,
+    redirect_uri: &'a str,
+    verifier: &'a str,
 }
 
 /// The `authorization_code` grant (OAU-1, OAU-3, OAU-7): the code is consumed first — so a
@@ -141,27 +262,12 @@ async fn client_credentials(
 async fn authorization_code(
     oauth: &OAuth,
     ctx: &RequestContext,
-    params: &HashMap<String, String>,
-    client: clients::Client,
+    presented: Presented<'_>,
+    client: Client,
     proof: Option<Proof>,
 ) -> Result<Response, OAuthError> {
-    if !client.allows_grant("authorization_code") {
-        return Err(OAuthError::UnauthorizedClient(
-            "This client may not use the authorization_code grant.".into(),
-        ));
-    }
-    let required = |name: &str| {
-        params
-            .get(name)
-            .ok_or_else(|| OAuthError::InvalidRequest(format!("{name} is required.")))
-    };
-    let (code, redirect_uri, verifier) = (
-        required("code")?,
-        required("redirect_uri")?,
-        required("code_verifier")?,
-    );
     let db = &oauth.0.db;
-    let grant = match codes::redeem(db, code).await? {
+    let grant = match codes::redeem(db, presented.code).await? {
         codes::Redeemed::Fresh(g) => g,
         codes::Redeemed::Unknown => {
             return Err(OAuthError::InvalidGrant("The code is not valid.".into()));
@@ -179,12 +285,13 @@ async fn authorization_code(
         }
     };
     let now = now_ms();
+    let verifier = presented.verifier;
     let challenge =
         data_encoding::BASE64URL_NOPAD.encode(&palisade_crypto::sha256(verifier.as_bytes()));
     let verifier_ok = (43..=128).contains(&verifier.len())
         && palisade_crypto::constant_time_eq(challenge.as_bytes(), grant.code_challenge.as_bytes());
     if grant.client_id != client.client_id
-        || grant.redirect_uri != *redirect_uri
+        || grant.redirect_uri != presented.redirect_uri
         || grant.expires_at <= now
         || !verifier_ok
     {
@@ -212,7 +319,6 @@ async fn authorization_code(
         .filter(|u| u.locked == 0 && u.tenant_id == client.tenant_id)
         .ok_or_else(|| OAuthError::InvalidGrant("The account is not available.".into()))?;
     codes::record_grant(db, &grant).await?;
-    let sid = session_handle(&grant.session_id);
     let refresh = codes::Refresh {
         grant_id: grant.grant_id.clone(),
         client_id: client.client_id.clone(),
@@ -229,12 +335,28 @@ async fn authorization_code(
             .filter(|_| client.auth_method == AuthMethod::None)
             .map(|p| p.jkt.clone()),
     };
-    let mut body = user_tokens(oauth, &client, &user, &refresh, proof.as_ref()).await?;
+    let refresh_token = if client.allows_grant(GrantType::RefreshToken.as_str()) {
+        Some(codes::issue_refresh(db, &refresh).await?)
+    } else {
+        None
+    };
+    let mut body = user_tokens(
+        oauth,
+        &client,
+        &user,
+        &refresh,
+        &grant.scope,
+        proof.as_ref(),
+    );
+    if let Some(token) = refresh_token {
+        body["refresh_token"] = token.into();
+    }
     if grant.scope.split(' ').any(|s| s == "openid") {
         let authenticated = codes::Authentication {
             auth_time: grant.auth_time,
             amr: grant.amr.clone(),
         };
+        let sid = session_handle(&grant.session_id);
         let mut claims = id_token_claims(&user.id, &client.client_id, &sid, &authenticated);
         if let Some(nonce) = &grant.nonce {
             claims.insert("nonce".into(), nonce.clone().into());
@@ -248,7 +370,7 @@ async fn authorization_code(
             ctx.event(Action::TokenIssued, Outcome::Success, &user.tenant_id)
                 .actor(user.id.clone())
                 .client(client.client_id.clone())
-                .detail("grant_type", "authorization_code")
+                .detail("grant_type", GrantType::AuthorizationCode.as_str())
                 .detail("scope", grant.scope.as_str()),
         )
         .await?;
@@ -295,87 +417,92 @@ pub(crate) fn session_handle(session_id: &str) -> String {
     palisade_crypto::sha256_hex(format!("sid:{session_id}").as_bytes())[..32].to_owned()
 }
 
-/// The token response for a user's grant: an access token carrying the grant and revocation
-/// epoch, and a new refresh token of the grant's family when the client may refresh.
-async fn user_tokens(
+/// The access token of a user's grant (with its session, grant and revocation epoch) for
+/// `scope`, as a token response without its refresh token.
+fn user_tokens(
     oauth: &OAuth,
-    client: &clients::Client,
+    client: &Client,
     user: &palisade_identity::users::User,
     refresh: &codes::Refresh,
+    scope: &str,
     proof: Option<&Proof>,
-) -> Result<Value, OAuthError> {
-    let mut extra = Map::new();
-    let token_type = bind(&mut extra, proof);
-    extra.insert("sid".into(), session_handle(&refresh.session_id).into());
-    extra.insert("gid".into(), refresh.grant_id.clone().into());
-    extra.insert("rev".into(), user.revocation_epoch.into());
-    let access = oauth.issue_access_token(
-        &user.id,
-        &user.tenant_id,
-        &client.client_id,
-        &refresh.scope,
-        &refresh.resource,
-        extra,
-    );
-    let mut body = json!({
+) -> Value {
+    let sid = session_handle(&refresh.session_id);
+    let access = oauth.issue_access_token(TokenFor {
+        subject: &user.id,
+        tenant: &user.tenant_id,
+        client_id: &client.client_id,
+        scope,
+        audience: &refresh.resource,
+        user: Some(UserBinding {
+            sid: &sid,
+            grant: &refresh.grant_id,
+            epoch: user.revocation_epoch,
+        }),
+        jkt: proof.map(|p| p.jkt.as_str()),
+    });
+    json!({
         "access_token": access.token,
-        "token_type": token_type,
+        "token_type": token_type(proof),
         "expires_in": access.expires_in,
         "scope": access.scope,
-    });
-    if client.allows_grant("refresh_token") {
-        body["refresh_token"] = codes::issue_refresh(&oauth.0.db, refresh).await?.into();
-    }
-    Ok(body)
+    })
 }
 
-/// The `refresh_token` grant (OAU-5): rotation on every use; a rotated token presented again
-/// within the grace window is a concurrent refresh and also answered, after it a reuse that
-/// revokes the whole family. A revoked user (epoch raised, account locked) or an ended session
-/// (unless the grant includes `offline_access`) refreshes nothing.
+/// The `refresh_token` grant (OAU-5): rotation on every use, the one successor for every
+/// refresh within the grace window, reuse after it revoking the whole family. A revoked user
+/// (epoch raised, account locked) or an ended session (unless the grant includes
+/// `offline_access`) refreshes nothing. A narrower scope narrows the access token issued; the
+/// refresh token keeps the grant's.
 async fn refresh(
     oauth: &OAuth,
     ctx: &RequestContext,
-    params: &HashMap<String, String>,
-    client: clients::Client,
+    token: &str,
+    asked: Option<String>,
+    client: Client,
     proof: Option<Proof>,
 ) -> Result<Response, OAuthError> {
-    if !client.allows_grant("refresh_token") {
-        return Err(OAuthError::UnauthorizedClient(
-            "This client may not use refresh tokens.".into(),
-        ));
-    }
-    let token = params
-        .get("refresh_token")
-        .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required.".into()))?;
     let db = &oauth.0.db;
+    let config = oauth.config();
     let invalid = || OAuthError::InvalidGrant("The refresh token is not valid.".into());
     let proved = proof.as_ref().map(|p| p.jkt.as_str());
-    let mut refresh =
-        match codes::rotate_refresh(db, token, proved, oauth.config().refresh_grace_ms).await? {
-            codes::Rotated::Fresh(r) | codes::Rotated::Concurrent(r) => r,
-            codes::Rotated::Unknown => return Err(invalid()),
-            codes::Rotated::WrongKey => {
-                return Err(OAuthError::InvalidDpopProof(
-                    "The refresh token is bound to another DPoP key.".into(),
-                ));
-            }
-            codes::Rotated::Reused(grant_id) => {
-                return Err(revoke_on_reuse(
-                    oauth,
-                    ctx,
-                    &client,
-                    &grant_id,
-                    Action::RefreshReused,
-                    "The refresh token was already used; its family is revoked.",
-                )
-                .await);
-            }
-        };
+    let (refresh, successor) = match codes::rotate_refresh(
+        db,
+        &config.refresh_key,
+        token,
+        proved,
+        config.refresh_grace_ms,
+    )
+    .await?
+    {
+        codes::Rotated::Successor(r, successor) => (r, successor),
+        codes::Rotated::Unknown => return Err(invalid()),
+        codes::Rotated::WrongKey => {
+            return Err(OAuthError::InvalidDpopProof(
+                "The refresh token is bound to another DPoP key.".into(),
+            ));
+        }
+        codes::Rotated::Reused(grant_id) => {
+            return Err(revoke_on_reuse(
+                oauth,
+                ctx,
+                &client,
+                &grant_id,
+                Action::RefreshReused,
+                "The refresh token was already used; its family is revoked.",
+            )
+            .await);
+        }
+    };
     let now = now_ms();
     if refresh.client_id != client.client_id
         || refresh.expires_at <= now
-        || !codes::grant_is_live(db, &refresh.grant_id).await?
+        || !oauth
+            .0
+            .auth
+            .revocations()
+            .grant_is_live(&refresh.grant_id)
+            .await?
     {
         return Err(invalid());
     }
@@ -392,19 +519,23 @@ async fn refresh(
         })
         .ok_or_else(invalid)?;
     // A client may narrow the scope of a refresh, never widen it.
-    if let Some(asked) = params.get("scope") {
-        let granted: Vec<&str> = refresh.scope.split(' ').collect();
-        let asked: Vec<&str> = asked.split(' ').filter(|s| !s.is_empty()).collect();
-        if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
-            return Err(OAuthError::InvalidScope(format!(
-                "The scope `{extra}` was not granted."
-            )));
+    let scope = match asked {
+        Some(asked) => {
+            let granted: Vec<&str> = refresh.scope.split(' ').collect();
+            let asked: Vec<&str> = asked.split(' ').filter(|s| !s.is_empty()).collect();
+            if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
+                return Err(OAuthError::InvalidScope(format!(
+                    "The scope `{extra}` was not granted."
+                )));
+            }
+            asked.join(" ")
         }
-        refresh.scope = asked.join(" ");
-    }
-    let mut body = user_tokens(oauth, &client, &user, &refresh, proof.as_ref()).await?;
+        None => refresh.scope.clone(),
+    };
+    let mut body = user_tokens(oauth, &client, &user, &refresh, &scope, proof.as_ref());
+    body["refresh_token"] = successor.into();
     // OpenID Connect §12.2: a fresh ID token for the same user and original authentication.
-    if refresh.scope.split(' ').any(|s| s == "openid")
+    if scope.split(' ').any(|s| s == "openid")
         && let Some(authenticated) = codes::authentication(db, &refresh.grant_id).await?
     {
         let sid = session_handle(&refresh.session_id);
@@ -428,13 +559,13 @@ async fn refresh(
 pub(crate) async fn revoke_on_reuse(
     oauth: &OAuth,
     ctx: &RequestContext,
-    client: &clients::Client,
+    client: &Client,
     grant_id: &str,
     action: Action,
     message: &str,
 ) -> OAuthError {
     let revoked = async {
-        codes::revoke_grant(&oauth.0.db, grant_id).await?;
+        oauth.revoke_grant(grant_id).await?;
         oauth
             .0
             .auditor
@@ -445,9 +576,19 @@ pub(crate) async fn revoke_on_reuse(
             )
             .await
             .map(|_| ())
+            .map_err(OAuthError::from)
     };
     match revoked.await {
         Ok(()) => OAuthError::InvalidGrant(message.into()),
-        Err(e) => e.into(),
+        Err(e) => e,
+    }
+}
+
+impl OAuth {
+    /// Revokes a grant and tells every node's resources (its tokens stop working at once).
+    pub(crate) async fn revoke_grant(&self, grant_id: &str) -> Result<(), OAuthError> {
+        codes::revoke_grant(&self.0.db, grant_id).await?;
+        self.0.auth.revocations().grant_revoked(grant_id).await;
+        Ok(())
     }
 }

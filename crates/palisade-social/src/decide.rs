@@ -4,7 +4,7 @@
 use crate::{Social, graph};
 use palisade_authz::{Action, Actor, Facts, Object, Role};
 use palisade_http::AppError;
-use palisade_oauth::principal::Principal;
+use palisade_principal::Principal;
 
 /// The answer when the policies say no.
 pub(crate) fn refused() -> AppError {
@@ -15,7 +15,7 @@ pub(crate) fn refused() -> AppError {
 /// would tell an outsider which ids are in use. Platform admins reach every tenant; within the
 /// tenant, the policies decide.
 pub(crate) fn within_reach(principal: &Principal, tenant: &str) -> Result<(), AppError> {
-    if principal.tenant == tenant || principal.role == Some(Role::PlatformAdmin) {
+    if principal.tenant == *tenant || principal.role == Some(Role::PlatformAdmin) {
         Ok(())
     } else {
         Err(AppError::NotFound)
@@ -64,7 +64,7 @@ impl Social {
         let Some(role) = principal.role else {
             return vec![false; asks.len()];
         };
-        let scopes: Vec<&str> = principal.scopes.iter().map(String::as_str).collect();
+        let scopes: Vec<&str> = principal.scopes.iter().collect();
         let asks: Vec<(Object, Facts)> = asks
             .iter()
             .map(|(object, follower, blocked)| {
@@ -79,7 +79,7 @@ impl Social {
         self.authz.allows_each(
             &Actor {
                 user_id: &principal.subject,
-                tenant: &principal.tenant,
+                tenant: principal.tenant.as_str(),
                 role,
             },
             action,

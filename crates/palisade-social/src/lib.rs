@@ -12,12 +12,10 @@ mod posts;
 mod profiles;
 
 use axum::Json;
-use axum::extract::FromRef;
 use palisade_http::routes::Documented;
 use palisade_http::shed::{Shedder, shed};
 use palisade_http::{Access, AppError, Routes};
-use palisade_oauth::OAuth;
-use palisade_oauth::principal::{Principal, require_scope};
+use palisade_principal::Principal;
 use serde::Serialize;
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -25,34 +23,20 @@ use utoipa_axum::routes;
 
 #[derive(Clone)]
 struct Social {
-    oauth: OAuth,
     db: palisade_store::Db,
     authz: Arc<palisade_authz::Authorizer>,
 }
 
-impl FromRef<Social> for OAuth {
-    fn from_ref(social: &Social) -> OAuth {
-        social.oauth.clone()
-    }
-}
-
 /// The social API's routes, each with its OpenAPI operation and the scope its token needs.
-/// Past `shedder`'s bound requests are shed (RES-7); then the scope is enforced before the
-/// handler runs, and the policies decide the rest.
+/// Past `shedder`'s bound requests are shed (RES-7); then the route's guard establishes the
+/// principal and enforces the scope before the handler runs, and the policies decide the rest.
 pub fn router(
-    oauth: OAuth,
     db: palisade_store::Db,
     authz: Arc<palisade_authz::Authorizer>,
     shedder: Shedder,
 ) -> Routes {
-    let scoped = |scope: &'static str, (schemas, paths, methods): Documented<Social>| {
-        let methods = methods
-            .route_layer(axum::middleware::from_fn_with_state(
-                (oauth.clone(), scope),
-                require_scope,
-            ))
-            .route_layer(axum::middleware::from_fn_with_state(shedder.clone(), shed));
-        (Access::AccessToken { scope }, (schemas, paths, methods))
+    let scoped = |scope: &'static str, documented: Documented<Social>| {
+        (Access::AccessToken { scope }, documented)
     };
     let (read, write, messages) = ("social:read", "social:write", "messages");
     [
@@ -76,7 +60,8 @@ pub fn router(
     .fold(Routes::new(), |routes, (access, documented)| {
         routes.documented(access, documented)
     })
-    .with_state(Social { oauth, db, authz })
+    .route_layer(axum::middleware::from_fn_with_state(shedder, shed))
+    .with_state(Social { db, authz })
 }
 
 /// The frame of the API's OpenAPI 3.1 description: what it is and how to get a token for it.
@@ -158,8 +143,8 @@ async fn me(principal: Principal) -> Json<Me> {
     Json(Me {
         role: principal.role.map(|r| r.as_str()),
         subject: principal.subject,
-        tenant: principal.tenant,
-        scopes: principal.scopes,
+        tenant: principal.tenant.to_string(),
+        scopes: principal.scopes.to_vec(),
         client_id: principal.client_id,
         session: principal.session,
         key_binding: principal.key_binding,

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use palisade_authz::{Action, Object};
 use palisade_http::AppError;
 use palisade_http::routes::ErrorBody;
-use palisade_oauth::principal::Principal;
+use palisade_principal::Principal;
 use palisade_store::{StoreError, new_id, now_ms};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -129,7 +129,7 @@ pub async fn start(
     for p in &participants {
         let same_tenant = graph::profile(&social.db, p)
             .await?
-            .is_some_and(|profile| profile.tenant_id == principal.tenant);
+            .is_some_and(|profile| profile.tenant_id == principal.tenant.as_str());
         if !same_tenant {
             return Err(AppError::bad_request(
                 "invalid_conversation",
@@ -139,7 +139,7 @@ pub async fn start(
     }
     let conversation = Conversation {
         id: new_id(),
-        tenant_id: principal.tenant.clone(),
+        tenant_id: principal.tenant.to_string(),
         participants,
     };
     if !social

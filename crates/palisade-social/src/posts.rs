@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use palisade_authz::{Action, Object};
 use palisade_http::AppError;
-use palisade_oauth::principal::Principal;
+use palisade_principal::Principal;
 use palisade_store::{Db, new_id, now_ms};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -154,7 +154,7 @@ pub async fn create(
     let post = Post {
         id: new_id(),
         author_id: principal.subject.clone(),
-        tenant_id: principal.tenant.clone(),
+        tenant_id: principal.tenant.to_string(),
         body: new.body,
         visibility: new.visibility.as_str().to_owned(),
         hidden: 0,

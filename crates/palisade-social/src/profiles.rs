@@ -11,7 +11,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use palisade_authz::{Action, Object};
 use palisade_http::AppError;
-use palisade_oauth::principal::Principal;
+use palisade_principal::Principal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

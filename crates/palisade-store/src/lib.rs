@@ -32,10 +32,32 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True when the database could not be reached or had no connection to give — it is
+    /// restarting, overloaded or gone for a moment — as opposed to refusing a statement: the
+    /// client should come back shortly (503 with `Retry-After`), never see an error page.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        ) || matches!(self, StoreError::Database(sqlx::Error::Database(e)) if is_shutting_down(e.code().as_deref()))
+    }
+
     /// True when the failure is a unique-constraint violation, which callers map to a conflict.
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
     }
+}
+
+/// PostgreSQL's SQLSTATEs of a server going away: admin shutdown, crash shutdown, cannot
+/// connect now (class 57P), connection failures (class 08).
+fn is_shutting_down(code: Option<&str>) -> bool {
+    code.is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
 }
 
 #[derive(Clone)]
@@ -65,7 +87,9 @@ impl Db {
         };
         let mut options = AnyPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10));
+            // Long enough to ride out a burst, short enough that a request during a database
+            // restart is answered "come back" in seconds rather than hanging.
+            .acquire_timeout(Duration::from_secs(3));
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
@@ -115,6 +139,82 @@ impl Db {
     }
 }
 
+/// `[database]` settings.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path` or `postgres://user:password@host/db`; defaults to SQLite in `data_dir`.
+    pub url: Option<DatabaseUrl>,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 16,
+        }
+    }
+}
+
+impl DatabaseSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.url {
+            let u = url.expose();
+            if !(u.starts_with("sqlite:")
+                || u.starts_with("postgres://")
+                || u.starts_with("postgresql://"))
+            {
+                return Err("database.url must start with sqlite: or postgres://".into());
+            }
+        }
+        if self.max_connections == 0 {
+            return Err("database.max_connections must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// A database URL, which may carry a password: printed and serialized with it masked.
+#[derive(Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn masked(&self) -> String {
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return self.0.clone();
+        };
+        let Some((userinfo, host)) = rest.split_once('@') else {
+            return self.0.clone();
+        };
+        match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl serde::Serialize for DatabaseUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.masked())
+    }
+}
+
 /// Milliseconds since the Unix epoch: the one timestamp representation in the schema.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -143,6 +243,23 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, StoreError::UnsupportedUrl));
         assert!(!err.to_string().contains("pw"));
+    }
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        let url = DatabaseUrl::new("postgres://app:s3cret@db:5432/palisade");
+        assert_eq!(
+            format!("{url:?}"),
+            "postgres://app:[redacted]@db:5432/palisade"
+        );
+        assert_eq!(
+            serde_json::to_string(&url).unwrap(),
+            "\"postgres://app:[redacted]@db:5432/palisade\""
+        );
+        assert_eq!(
+            format!("{:?}", DatabaseUrl::new("sqlite://x.db")),
+            "sqlite://x.db"
+        );
     }
 
     #[tokio::test]

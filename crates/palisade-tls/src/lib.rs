@@ -7,11 +7,45 @@ mod reload;
 mod resolver;
 
 pub use dev_cert::{DevCertificate, ensure_dev_certificate};
-pub use reload::{CertFiles, spawn_reloader};
+pub use reload::{CertFiles, reload};
 pub use resolver::{CertMetrics, LoadedCert, SwappableResolver, load_pair};
 
 use rustls::ServerConfig;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// `[tls]` settings.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain; with `key_file`, replaces the development certificate and is
+    /// reloaded when it changes.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub reload_interval_seconds: u64,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            cert_file: None,
+            key_file: None,
+            reload_interval_seconds: 60,
+        }
+    }
+}
+
+impl TlsSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err("tls.cert_file and tls.key_file must be set together".into());
+        }
+        if self.reload_interval_seconds == 0 {
+            return Err("tls.reload_interval_seconds must be positive".into());
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

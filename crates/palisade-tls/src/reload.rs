@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// The certificate and key files a deployment configured.
 #[derive(Debug, Clone)]
@@ -30,39 +31,37 @@ const SETTLE: Duration = Duration::from_millis(250);
 /// (renames included, which is how most tools replace certificates), on SIGHUP, and on a timer
 /// as a fallback for file systems without notifications. A pair that fails to load or does not
 /// match is refused with an error log and a metric; the previous certificate keeps serving.
-pub fn spawn_reloader(
+pub async fn reload(
     files: CertFiles,
     resolver: Arc<SwappableResolver>,
     interval: Duration,
-) -> tokio::task::JoinHandle<()> {
+    shutdown: CancellationToken,
+) {
     let (tx, mut rx) = mpsc::channel::<()>(1);
-    let watcher = watch(&files, tx);
-    tokio::spawn(async move {
-        // Held for the task's lifetime: dropping the watcher stops notifications.
-        let _watcher = watcher;
-        let mut hangup =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        let mut ticker = tokio::time::interval(interval);
-        ticker.tick().await;
-        let mut seen = files.version();
-        loop {
-            let forced = tokio::select! {
-                Some(()) = rx.recv() => {
-                    tokio::time::sleep(SETTLE).await;
-                    while rx.try_recv().is_ok() {}
-                    false
-                }
-                Some(()) = recv_signal(&mut hangup) => true,
-                _ = ticker.tick() => false,
-            };
-            let version = files.version();
-            if !forced && version == seen {
-                continue;
+    // Held for the task's lifetime: dropping the watcher stops notifications.
+    let _watcher = watch(&files, tx);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    let mut seen = files.version();
+    loop {
+        let forced = tokio::select! {
+            Some(()) = rx.recv() => {
+                tokio::time::sleep(SETTLE).await;
+                while rx.try_recv().is_ok() {}
+                false
             }
-            seen = version;
-            reload_once(&files, &resolver);
+            Some(()) = recv_signal(&mut hangup) => true,
+            _ = ticker.tick() => false,
+            _ = shutdown.cancelled() => return,
+        };
+        let version = files.version();
+        if !forced && version == seen {
+            continue;
         }
-    })
+        seen = version;
+        reload_once(&files, &resolver);
+    }
 }
 
 async fn recv_signal(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {

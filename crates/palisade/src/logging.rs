@@ -1,4 +1,5 @@
-//! JSON logs on stdout (PLT-5). Each line carries the request span's trace id. Secrets are kept
+//! JSON logs (PLT-5): a server's on stdout, a command's on stderr (its stdout is its result).
+//! Each line carries the request span's trace id. Secrets are kept
 //! out at the source — they travel as `Secret<T>`, which cannot print itself — and panics are
 //! logged by location only, because a panic message may quote request data.
 //!
@@ -9,11 +10,19 @@
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-pub fn init(level: &str) -> WorkerGuard {
+/// Where log lines go.
+pub enum Output {
+    Stdout,
+    Stderr,
+}
+
+pub fn init(level: &str, output: Output) -> WorkerGuard {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stdout());
+    let builder = NonBlockingBuilder::default().lossy(false);
+    let (writer, guard) = match output {
+        Output::Stdout => builder.finish(std::io::stdout()),
+        Output::Stderr => builder.finish(std::io::stderr()),
+    };
     tracing_subscriber::fmt()
         .json()
         .with_writer(writer)

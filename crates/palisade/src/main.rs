@@ -1,17 +1,12 @@
 //! The `palisade` binary (PLT-1): one executable, one subcommand per job.
 
-mod admin;
-mod audit_cli;
-mod clients_cli;
+mod cmd;
 mod config;
 mod inventory;
-mod keys_cli;
 mod logging;
+mod node;
 mod policies;
-mod serve;
 mod signing;
-mod state;
-mod witness_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -46,24 +41,24 @@ enum Command {
     /// Inspect the tamper-evident audit log.
     Audit {
         #[command(subcommand)]
-        command: audit_cli::AuditCommand,
+        command: cmd::audit::AuditCommand,
     },
     /// Administer accounts.
     Admin {
         #[command(subcommand)]
-        command: admin::AdminCommand,
+        command: cmd::admin::AdminCommand,
     },
     /// Run a C2SP tlog-witness that cosigns the configured logs' checkpoints.
     Witness,
     /// Manage the token signing keys.
     Keys {
         #[command(subcommand)]
-        command: keys_cli::KeysCommand,
+        command: cmd::keys::KeysCommand,
     },
     /// Manage OAuth clients.
     Clients {
         #[command(subcommand)]
-        command: clients_cli::ClientsCommand,
+        command: cmd::clients::ClientsCommand,
     },
 }
 
@@ -110,8 +105,15 @@ fn main() -> ExitCode {
         println!("# configuration is valid\n{}", config.to_masked_toml());
         return ExitCode::SUCCESS;
     }
+    // A server's log is its output; a command's output is its result, its log goes to stderr.
+    let server = matches!(cli.command, Command::Serve | Command::Witness);
+    let output = if server {
+        logging::Output::Stdout
+    } else {
+        logging::Output::Stderr
+    };
     // Held until main returns, so buffered log lines are flushed at exit.
-    let _log_guard = logging::init(&config.log.level);
+    let _log_guard = logging::init(&config.log.level, output);
     palisade_tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -125,27 +127,27 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve => serve::run(config).await.map(|()| ExitCode::SUCCESS),
-            Command::Migrate => state::open_database(&config).await.map(|_| {
+            Command::Serve => cmd::serve::run(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Migrate => node::open_database(&config).await.map(|_| {
                 tracing::info!("migrations applied");
                 ExitCode::SUCCESS
             }),
-            Command::Admin { command } => admin::run(config, command)
+            Command::Admin { command } => cmd::admin::run(config, command)
                 .await
                 .map(|()| ExitCode::SUCCESS),
             // A log that fails verification is a finding, reported on stdout, not a crash.
-            Command::Audit { command } => audit_cli::run(config, command).await.map(|ok| {
+            Command::Audit { command } => cmd::audit::run(config, command).await.map(|ok| {
                 if ok {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::FAILURE
                 }
             }),
-            Command::Witness => witness_cmd::run(config).await.map(|()| ExitCode::SUCCESS),
-            Command::Clients { command } => clients_cli::run(config, command)
+            Command::Witness => cmd::witness::run(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Clients { command } => cmd::clients::run(config, command)
                 .await
                 .map(|()| ExitCode::SUCCESS),
-            Command::Keys { command } => keys_cli::run(config, command)
+            Command::Keys { command } => cmd::keys::run(config, command)
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::Config { .. } => unreachable!("handled before the runtime starts"),
@@ -154,7 +156,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "palisade stopped with an error");
+            // Once, on stderr; a server also logs it, where its operators look.
+            if server {
+                tracing::error!(error = %format!("{e:#}"), "palisade stopped with an error");
+            }
             eprintln!("palisade: {e:#}");
             ExitCode::FAILURE
         }

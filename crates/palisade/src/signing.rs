@@ -1,17 +1,23 @@
-//! The server's side of the signing keys: the JWKS endpoint, and a task that picks up changes
-//! made by the CLI or another node within seconds and performs scheduled rotation (TOK-3).
+//! The server's side of the signing keys (TOK-3, SCL-1): the JWKS endpoint, and a task that
+//! rereads the keys whenever any node or the CLI announces a change on the bus (a rotation, an
+//! emergency revocation), and performs scheduled rotation on the one node holding the rotation
+//! lease.
 
 use axum::response::IntoResponse;
 use palisade_audit::{Action, Auditor, Outcome, SecurityEvent};
+use palisade_cluster::{Bus, Cluster, Delivery};
 use palisade_http::{Access, Routes};
 use palisade_jose::keyring::KeyRing;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// How often keys are reread: an emergency revocation by the CLI takes effect within this.
-const RELOAD_EVERY: Duration = Duration::from_secs(2);
-/// How often scheduled rotation is considered.
-const ROTATION_CHECK_EVERY: u32 = 30;
+/// The bus topic on which key changes are announced.
+pub const TOPIC: &str = "keys";
+/// How often scheduled rotation is considered, and the keys reread even without an
+/// announcement (a change made where no bus reaches).
+const RESYNC_EVERY: Duration = Duration::from_secs(30);
+const ROTATION_LEASE: Duration = Duration::from_secs(30);
 
 /// `GET /.well-known/jwks.json`. Clients may cache it as long as a key is published before it
 /// signs, never longer.
@@ -31,19 +37,33 @@ pub fn router(ring: KeyRing, cache_seconds: u32) -> Routes {
     })
 }
 
-pub async fn maintain(ring: KeyRing, auditor: Auditor, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(RELOAD_EVERY);
-    let mut ticks = 0u32;
+/// Tells every node that the keys changed.
+pub async fn announce(bus: &Bus) {
+    bus.publish(TOPIC, &b"changed"[..]).await;
+}
+
+pub async fn maintain(
+    ring: KeyRing,
+    cluster: Cluster,
+    auditor: Auditor,
+    shutdown: CancellationToken,
+) {
+    let mut changes = cluster.bus.subscribe(TOPIC);
+    let (held, rotation) = watch::channel(None);
+    let lease = cluster.lease("keys.rotation", ROTATION_LEASE);
+    let keeper = tokio::spawn(lease.keep(held, shutdown.clone()));
+    let mut tick = tokio::time::interval(RESYNC_EVERY);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.cancelled() => return,
-        }
-        ticks = ticks.wrapping_add(1);
-        if ticks.is_multiple_of(ROTATION_CHECK_EVERY) {
+        let announced = tokio::select! {
+            d = changes.recv() => matches!(d, Some(Delivery::Message(_) | Delivery::Resync)),
+            _ = tick.tick() => false,
+            _ = shutdown.cancelled() => break,
+        };
+        if !announced && rotation.borrow().is_some() {
             match ring.rotate_if_due().await {
                 Ok(false) => {}
                 Ok(true) => {
+                    announce(&cluster.bus).await;
                     let event =
                         SecurityEvent::new(Action::SigningKeyRotated, Outcome::Success, "default")
                             .target(ring.signing_key().kid.clone())
@@ -59,4 +79,5 @@ pub async fn maintain(ring: KeyRing, auditor: Auditor, shutdown: CancellationTok
             tracing::error!(error = %e, "signing keys not reloaded");
         }
     }
+    let _ = keeper.await;
 }

@@ -69,7 +69,11 @@ async fn id_token_of(server: &Server, user: &mut Agent, client_id: &str) -> serd
 }
 
 async fn ended_sessions_log_clients_out(backend: Backend) {
-    let server = Server::start_with(Options::on(backend)).await;
+    // The receiver is on loopback: the egress policy must allow it explicitly.
+    let server = Server::start_with(
+        Options::on(backend).env("PALISADE_EGRESS__ALLOWED_NETWORKS", r#"["127.0.0.1/32"]"#),
+    )
+    .await;
     let issuer = format!("https://localhost:{}", server.https.port());
     let (receiver, logout_uri) = start_receiver().await;
     let listening = public_app(
@@ -140,15 +144,69 @@ async fn ended_sessions_log_clients_out(backend: Backend) {
     // Once answered, nothing is left to deliver, and only the listening client was addressed.
     let db = server.db().await;
     eventually(Duration::from_secs(20), "the deliveries done", || async {
-        let pending: Vec<(String,)> =
-            sqlx::query_as("SELECT client_id FROM oauth_logout_deliveries")
+        let states: Vec<(String,)> =
+            sqlx::query_as("SELECT state FROM jobs WHERE kind = 'oauth.backchannel_logout'")
                 .fetch_all(db.pool())
                 .await
                 .unwrap();
-        pending.is_empty().then_some(())
+        (states.len() == 2 && states.iter().all(|(s,)| s == "done")).then_some(())
     })
     .await;
     assert_eq!(receiver.tokens.lock().unwrap().len(), 2);
 }
 
 on_both_backends!(ended_sessions_log_clients_out);
+
+/// SCL-3: a registered logout URI cannot aim the server at its own network. Without an egress
+/// allowance, deliveries to a loopback address — written as an address or as a name that
+/// resolves to one — are refused before a connection is made, and say so in the job's error.
+async fn logout_uris_cannot_reach_the_servers_network(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let (receiver, logout_uri) = start_receiver().await;
+    let by_name = logout_uri.replace("127.0.0.1", "localhost");
+    let by_address = public_app(
+        &server,
+        "By address",
+        &["openid"],
+        &["--backchannel-logout-uri", &logout_uri],
+    );
+    let by_dns = public_app(
+        &server,
+        "By name",
+        &["openid"],
+        &["--backchannel-logout-uri", &by_name],
+    );
+    let email = unique_email("ssrf");
+    let mut user = server.agent();
+    user.sign_up(&email, PASSWORD).await;
+    user.log_in(&email, PASSWORD).await;
+    id_token_of(&server, &mut user, &by_address).await;
+    id_token_of(&server, &mut user, &by_dns).await;
+    user.log_out().await;
+    let db = server.db().await;
+    let errors = eventually(Duration::from_secs(20), "both deliveries tried", || async {
+        let rows: Vec<(Option<String>,)> = sqlx::query_as(
+            "SELECT last_error FROM jobs WHERE kind = 'oauth.backchannel_logout' \
+             AND last_error IS NOT NULL",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        (rows.len() == 2).then_some(rows)
+    })
+    .await;
+    for (error,) in errors {
+        let error = error.unwrap();
+        assert!(
+            error.contains("refused by the egress policy"),
+            "the delivery failed for the policy, not the network: {error}"
+        );
+    }
+    assert_eq!(
+        *receiver.calls.lock().unwrap(),
+        0,
+        "nothing reached the receiver"
+    );
+}
+
+on_both_backends!(logout_uris_cannot_reach_the_servers_network);

@@ -297,12 +297,13 @@ async fn client_credentials_introspection_and_errors(backend: Backend) {
         .json()
         .await
         .unwrap();
+    let refused = ingest(poster_token["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
     assert_eq!(
-        ingest(poster_token["access_token"].as_str().unwrap())
-            .await
-            .unwrap()
-            .status(),
-        401
+        refused.json::<serde_json::Value>().await.unwrap()["error"],
+        "insufficient_scope"
     );
     assert_eq!(ingest(&tampered).await.unwrap().status(), 401);
 
@@ -435,7 +436,7 @@ async fn dynamic_registration(backend: Backend) {
     let metadata = serde_json::json!({
         "client_name": "Dynamic", "redirect_uris": ["https://app.example/cb"],
         "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic",
-        "scope": "audit:write", "logo_uri": "https://app.example/logo.png",
+        "scope": "social:read", "logo_uri": "https://app.example/logo.png",
     });
     for token in [None, Some("wrong-token")] {
         assert_eq!(
@@ -457,12 +458,25 @@ async fn dynamic_registration(backend: Backend) {
             serde_json::json!({"redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "tls_client_auth"}),
             "invalid_client_metadata",
         ),
+        // AUD-1: the power to write audit events is not for whoever registers a client.
+        (
+            serde_json::json!({"redirect_uris": ["https://app.example/cb"], "grant_types": ["client_credentials"], "scope": "audit:write"}),
+            "invalid_client_metadata",
+        ),
     ] {
         let r = register(Some(initial), bad).await.unwrap();
         assert_eq!(r.status(), 400);
         let e: serde_json::Value = r.json().await.unwrap();
         assert_eq!(e["error"], code);
     }
+    assert!(
+        !server
+            .events()
+            .await
+            .iter()
+            .any(|e| e.0 == "oauth.client.registered"),
+        "nothing was registered"
+    );
     let r = register(Some(initial), metadata).await.unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["cache-control"], "no-store");
@@ -501,16 +515,24 @@ async fn dynamic_registration(backend: Backend) {
         (current["client_id"].as_str(), current.get("client_secret")),
         (Some(id), None)
     );
-    let r = http
-        .put(&management)
-        .bearer_auth(reg_token)
-        .json(&serde_json::json!({
-            "client_id": id, "client_name": "Renamed", "redirect_uris": ["https://app.example/cb2"],
-            "grant_types": ["client_credentials"], "scope": "audit:write",
-        }))
-        .send()
-        .await
-        .unwrap();
+    let update = |scope: &str| {
+        http.put(&management)
+            .bearer_auth(reg_token)
+            .json(&serde_json::json!({
+                "client_id": id, "client_name": "Renamed", "redirect_uris": ["https://app.example/cb2"],
+                "grant_types": ["client_credentials"], "scope": scope,
+            }))
+            .send()
+    };
+    let r = update("audit:write").await.unwrap();
+    assert_eq!(r.status(), 400, "no service scope by updating either");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "invalid_client_metadata"
+    );
+    let unchanged: serde_json::Value = read(reg_token).await.unwrap().json().await.unwrap();
+    assert_eq!(unchanged["scope"], "social:read");
+    let r = update("social:read").await.unwrap();
     assert_eq!(r.status(), 200);
     let updated: serde_json::Value = r.json().await.unwrap();
     assert_eq!(updated["client_name"], "Renamed");

@@ -63,7 +63,7 @@ async fn code_flow_and_its_attacks(backend: Backend) {
     // The consent page names the client (escaped) and exactly the requested scopes.
     let r = a.get(&flow.url()).await;
     assert_eq!(r.status, 200);
-    assert!(r.body.contains("Photo &lt;App&gt;") && !r.body.contains("Photo <App>"));
+    assert!(r.body.contains("Photo &#60;App&#62;") && !r.body.contains("Photo <App>"));
     let listed = &r.body[r.body.find("id=\"scopes\"").unwrap()..r.body.find("</ul>").unwrap()];
     assert_eq!(
         listed.matches("<li>").count(),

@@ -515,7 +515,12 @@ impl Response {
                 .replace("&gt;", ">")
                 .replace("&quot;", "\"")
                 .replace("&#x27;", "'")
+                .replace("&#34;", "\"")
+                .replace("&#39;", "'")
+                .replace("&#60;", "<")
+                .replace("&#62;", ">")
                 .replace("&amp;", "&")
+                .replace("&#38;", "&")
         };
         self.body
             .split(r#"<input type="hidden" name=""#)

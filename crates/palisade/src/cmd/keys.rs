@@ -1,6 +1,6 @@
 //! `palisade keys` (TOK-3): list the signing keys, rotate (refused until the next key has been
 //! published for a JWKS cache lifetime, unless `--force`), revoke one in an emergency. Running
-//! servers pick the change up within seconds; each change is an audit event.
+//! servers are told at once (through Redis, or the local server's socket); each change is an audit event.
 
 use crate::config::Config;
 use anyhow::Result;
@@ -29,9 +29,9 @@ pub enum KeysCommand {
 }
 
 pub async fn run(config: Config, command: KeysCommand) -> Result<()> {
-    let db = crate::state::open_database(&config).await?;
-    let ring = crate::state::key_ring(&config, &db).await?;
-    let auditor = crate::state::cli_auditor(&config, &db)?;
+    let tool = crate::node::Tool::open(&config).await?;
+    let ring = crate::node::key_ring(&config, &tool.db).await?;
+    let auditor = &tool.auditor;
     let tenant = "default";
     match command {
         KeysCommand::List { json } => {
@@ -46,6 +46,7 @@ pub async fn run(config: Config, command: KeysCommand) -> Result<()> {
         }
         KeysCommand::Rotate { force } => {
             let kid = ring.rotate(force).await?;
+            crate::signing::announce(&tool.cluster.bus).await;
             auditor
                 .record(
                     SecurityEvent::new(Action::SigningKeyRotated, Outcome::Success, tenant)
@@ -57,6 +58,7 @@ pub async fn run(config: Config, command: KeysCommand) -> Result<()> {
         }
         KeysCommand::Revoke { kid } => {
             ring.revoke(&kid).await?;
+            crate::signing::announce(&tool.cluster.bus).await;
             auditor
                 .record(
                     SecurityEvent::new(Action::SigningKeyRevoked, Outcome::Success, tenant)
@@ -66,6 +68,6 @@ pub async fn run(config: Config, command: KeysCommand) -> Result<()> {
             println!("revoked {kid}; signing with {}", ring.signing_key().kid);
         }
     }
-    db.close().await;
+    tool.close().await;
     Ok(())
 }

@@ -5,7 +5,7 @@ use crate::config::Config;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use palisade_audit::{Action, Outcome, SecurityEvent};
-use palisade_oauth::clients::{self, AuthMethod, NewClient};
+use palisade_oauth::clients::{self, AuthMethod, NewClient, Registrar};
 
 #[derive(Subcommand)]
 pub enum ClientsCommand {
@@ -35,6 +35,10 @@ pub enum ClientsCommand {
         /// The tenant the client belongs to; it signs in that tenant's accounts only.
         #[arg(long, default_value = palisade_store::DEFAULT_TENANT)]
         tenant: String,
+        /// For a resource server: the resource it serves (one of `oauth.resources`); it may
+        /// introspect tokens for that audience only.
+        #[arg(long)]
+        resource: Option<String>,
     },
     /// List the registered clients (JSON).
     List,
@@ -47,8 +51,8 @@ pub enum ClientsCommand {
 }
 
 pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
-    let db = crate::state::open_database(&config).await?;
-    let auditor = crate::state::cli_auditor(&config, &db)?;
+    let tool = crate::node::Tool::open(&config).await?;
+    let (db, auditor) = (&tool.db, &tool.auditor);
     match command {
         ClientsCommand::Create {
             name,
@@ -59,8 +63,9 @@ pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
             jwks_file,
             backchannel_logout_uri,
             tenant,
+            resource,
         } => {
-            if !palisade_identity::tenants::exists(&db, &tenant).await? {
+            if !palisade_identity::tenants::exists(db, &tenant).await? {
                 bail!("no tenant {tenant}");
             }
             let Some(auth_method) = AuthMethod::parse(&auth_method) else {
@@ -90,11 +95,20 @@ pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
                 scopes,
                 jwks,
                 backchannel_logout_uri,
+                registered_by: Registrar::Admin,
+                resource,
             };
-            if let Err(problem) = new.check(&config.oauth.scopes, &[]) {
+            // The issuer is not known to a tool, but the resources are configured.
+            let resources = crate::node::resources(&config, "https://issuer.invalid");
+            let policy = clients::Policy {
+                api_scopes: &config.oauth.scopes,
+                allowed_hosts: &[],
+                resources: &resources,
+            };
+            if let Err(problem) = new.check(&policy) {
                 bail!("{problem}");
             }
-            let (client, secret) = clients::create(&db, new).await?;
+            let (client, secret) = clients::create(db, new).await?;
             auditor
                 .record(
                     SecurityEvent::new(
@@ -113,13 +127,16 @@ pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
         ClientsCommand::List => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&clients::list(&db).await?)?
+                serde_json::to_string_pretty(&clients::list(db).await?)?
             );
         }
         ClientsCommand::Delete { client_id } => {
-            if !clients::delete(&db, &client_id).await? {
+            if !clients::delete(db, &client_id).await? {
                 bail!("no client {client_id}");
             }
+            palisade_oauth::clients::ClientCache::new(tool.cluster.bus.clone())
+                .changed(&client_id)
+                .await;
             auditor
                 .record(
                     SecurityEvent::new(Action::ClientDeleted, Outcome::Success, "default")
@@ -130,6 +147,6 @@ pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
             println!("deleted {client_id}");
         }
     }
-    db.close().await;
+    tool.close().await;
     Ok(())
 }

@@ -1,10 +1,13 @@
-//! Opening what every command shares: the data directory, the database, the sealing key.
+//! What every command opens the same way: the data directory, the database, the keys (from
+//! configuration, or generated once into the data directory for the embedded default), and —
+//! for tools running beside a server — the cluster as a tool sees it.
 
 use crate::config::Config;
 use anyhow::{Context, Result};
+use palisade_cluster::Cluster;
 use palisade_crypto::SealingKey;
 use palisade_store::Db;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub fn ensure_data_dir(config: &Config) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -24,6 +27,11 @@ pub async fn open_database(config: &Config) -> Result<Db> {
     Ok(db)
 }
 
+/// Where, without Redis, a server listens for the messages of tools beside it.
+pub fn bus_socket(config: &Config) -> PathBuf {
+    config.data_dir.join("bus.sock")
+}
+
 /// The key that seals secrets at rest: from configuration, or generated once into the data
 /// directory (mode 0600) for the embedded default.
 pub fn sealing_key(config: &Config) -> Result<SealingKey> {
@@ -40,7 +48,7 @@ fn sealing_key_bytes(config: &Config) -> Result<[u8; 32]> {
 
 /// A key for `purpose` derived from the sealing key, so that every node sharing the sealing
 /// key derives the same one and none of them can be used for another purpose.
-fn derived_key(config: &Config, purpose: &str) -> Result<[u8; 32]> {
+pub fn derived_key(config: &Config, purpose: &str) -> Result<[u8; 32]> {
     Ok(palisade_crypto::hmac_sha256(
         &sealing_key_bytes(config)?,
         format!("palisade derived key: {purpose}").as_bytes(),
@@ -102,51 +110,32 @@ pub fn read_or_create_key_file(
     Ok(encoded)
 }
 
-/// The token signing keys, with the policy the configuration sets (TOK-2, TOK-3).
-pub async fn key_ring(
-    config: &Config,
-    db: &palisade_store::Db,
-) -> Result<palisade_jose::keyring::KeyRing> {
-    let t = &config.tokens;
-    let policy = palisade_jose::keyring::KeyPolicy {
-        algorithm: palisade_jose::Algorithm::parse(&t.signing_algorithm)
-            .context("tokens.signing_algorithm")?,
-        rotation_interval_ms: i64::from(t.key_rotation_days) * 86_400_000,
-        publish_ahead_ms: i64::from(t.jwks_cache_seconds) * 1000,
-        // Tokens live at most this long, plus the largest clock skew a verifier allows.
-        retire_after_ms: (i64::from(t.access_token_minutes.max(t.id_token_minutes)) * 60
-            + palisade_jose::verify::MAX_SKEW_SECONDS)
-            * 1000,
-    };
-    Ok(palisade_jose::keyring::KeyRing::open(db.clone(), sealing_key(config)?, policy).await?)
+/// The token signing keys, with the lifecycle the configuration sets (TOK-2, TOK-3).
+pub async fn key_ring(config: &Config, db: &Db) -> Result<palisade_jose::keyring::KeyRing> {
+    Ok(palisade_jose::keyring::KeyRing::open(
+        db.clone(),
+        sealing_key(config)?,
+        config.tokens.key_policy(),
+    )
+    .await?)
 }
 
-/// The OAuth provider's settings; without a configured issuer, `https://localhost:<port>` of
-/// the HTTPS listener (the development certificate's name).
-pub fn oauth_config(config: &Config, https_port: u16) -> Result<palisade_oauth::OAuthConfig> {
+/// The OAuth provider's settings for a server whose public URL is `public`.
+pub fn oauth_config(
+    config: &Config,
+    public: &crate::config::PublicUrl,
+) -> Result<palisade_oauth::OAuthConfig> {
     let o = &config.oauth;
-    let issuer = o
-        .issuer
-        .clone()
-        .unwrap_or_else(|| format!("https://localhost:{https_port}"));
-    let resources = if o.resources.is_empty() {
-        vec![format!("{issuer}/api")]
-    } else {
-        o.resources.clone()
-    };
-    let dpop_nonce_key = if o.dpop_nonces {
-        Some(derived_key(config, "dpop nonces")?)
-    } else {
-        None
-    };
+    let issuer = public.base.clone();
     Ok(palisade_oauth::OAuthConfig {
+        resources: resources(config, &issuer),
         issuer,
-        resources,
         scopes: o.scopes.clone(),
         access_token_minutes: config.tokens.access_token_minutes,
         id_token_minutes: config.tokens.id_token_minutes,
         refresh_token_days: o.refresh_token_days,
         refresh_grace_ms: i64::from(o.refresh_grace_ms),
+        refresh_key: derived_key(config, "refresh successors")?,
         skew_seconds: i64::from(o.clock_skew_seconds),
         registration: palisade_oauth::RegistrationPolicy {
             open: o.open_registration,
@@ -155,22 +144,48 @@ pub fn oauth_config(config: &Config, https_port: u16) -> Result<palisade_oauth::
             allowed_hosts: o.registration_allowed_hosts.clone(),
             per_minute: o.registration_per_minute,
         },
-        dpop_nonce_key,
-        api: palisade_oauth::principal::Allowance {
-            per_user: config.api.requests_per_minute,
-            per_client: config.api.client_requests_per_minute,
-            per_network: config.api.network_requests_per_minute,
-        },
     })
 }
 
-/// The auditor of commands that run beside a server: their events go through the outbox the
-/// server's log writer appends from.
-pub fn cli_auditor(config: &Config, db: &palisade_store::Db) -> Result<palisade_audit::Auditor> {
-    let (_, pseudonym_key) = audit_keys(config)?;
-    Ok(palisade_audit::Auditor::deferred(
-        db.clone(),
-        pseudonym_key,
-        sealing_key(config)?,
-    ))
+/// The resources tokens may be issued for; the first is this server's own API.
+pub fn resources(config: &Config, issuer: &str) -> Vec<String> {
+    if config.oauth.resources.is_empty() {
+        vec![format!("{issuer}/api")]
+    } else {
+        config.oauth.resources.clone()
+    }
+}
+
+/// What a command-line tool beside a running server works with: the database, the cluster as
+/// a tool sees it (its messages reach the servers), and an auditor whose events the servers'
+/// sequencer appends.
+pub struct Tool {
+    pub db: Db,
+    pub cluster: Cluster,
+    pub auditor: palisade_audit::Auditor,
+}
+
+impl Tool {
+    pub async fn open(config: &Config) -> Result<Self> {
+        let db = open_database(config).await?;
+        let cluster = Cluster::tool(db.clone(), &config.cluster, bus_socket(config))?;
+        cluster.connect().await;
+        let (_, pseudonym_key) = audit_keys(config)?;
+        let auditor =
+            palisade_audit::Auditor::deferred(db.clone(), pseudonym_key, sealing_key(config)?);
+        Ok(Self {
+            db,
+            cluster,
+            auditor,
+        })
+    }
+
+    /// Revocation state changes, told to the servers.
+    pub fn revocations(&self) -> palisade_principal::Revocations {
+        palisade_principal::Revocations::new(self.db.clone(), self.cluster.bus.clone())
+    }
+
+    pub async fn close(self) {
+        self.db.close().await;
+    }
 }

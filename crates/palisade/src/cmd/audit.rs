@@ -42,7 +42,7 @@ fn verifiers(keys: &[String], flag: &str) -> Result<Vec<Verifier>> {
 pub async fn run(config: Config, command: AuditCommand) -> Result<bool> {
     let (json, vkeys, witness_vkeys, dir) = match command {
         AuditCommand::Export { dir } => {
-            let db = crate::state::open_database(&config).await?;
+            let db = crate::node::open_database(&config).await?;
             let written = palisade_audit::verify::export(&db, &dir).await?;
             db.close().await;
             println!("exported {written} entries to {}", dir.display());
@@ -56,7 +56,7 @@ pub async fn run(config: Config, command: AuditCommand) -> Result<bool> {
         } => (json, vkeys, witness_vkeys, dir),
     };
     let vkeys = if vkeys.is_empty() {
-        vec![crate::state::audit_keys(&config)?.0.vkey()]
+        vec![crate::node::audit_keys(&config)?.0.vkey()]
     } else {
         vkeys
     };
@@ -76,7 +76,7 @@ pub async fn run(config: Config, command: AuditCommand) -> Result<bool> {
     };
     let db = match &dir {
         Some(_) => None,
-        None => Some(crate::state::open_database(&config).await?),
+        None => Some(crate::node::open_database(&config).await?),
     };
     let source = match (&db, dir) {
         (Some(db), _) => Source::Db(db),

@@ -2,13 +2,13 @@
 //! standard input, never from arguments (which other users can see in the process list).
 
 use crate::config::Config;
+use crate::node::Tool;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use palisade_audit::{Action, Auditor, Outcome, SecurityEvent};
+use palisade_audit::{Action, Outcome, SecurityEvent};
 use palisade_crypto::Secret;
 use palisade_identity::tenants;
 use palisade_identity::users::{self, Email};
-use palisade_identity::{Identity, IdentityMetrics};
 
 /// The variants become the subcommands `create-tenant`, `create-user`, `lock-user`,
 /// `unlock-user`, `set-role`.
@@ -60,22 +60,13 @@ pub struct Who {
 }
 
 pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
-    let db = crate::state::open_database(&config).await?;
-    // The server owns the log: these events go through the outbox it appends from.
-    let auditor = crate::state::cli_auditor(&config, &db)?;
-    let identity = Identity::new(
-        db.clone(),
-        auditor.clone(),
-        crate::state::sealing_key(&config)?,
-        config.identity.clone(),
-        IdentityMetrics::default(),
-    )
-    .map_err(anyhow::Error::msg)?;
+    let tool = crate::node::Tool::open(&config).await?;
+    let (db, auditor) = (&tool.db, &tool.auditor);
     match command {
         AdminCommand::CreateTenant { id, name } => {
             let id = tenants::parse_id(&id)
                 .context("a tenant id is 2 to 40 of a-z, 0-9 and -, starting with a letter")?;
-            if !tenants::create(&db, id, &name).await? {
+            if !tenants::create(db, id, &name).await? {
                 bail!("tenant {id} already exists");
             }
             auditor
@@ -89,7 +80,7 @@ pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
         AdminCommand::CreateUser {
             who: Who { email, tenant },
         } => {
-            if !tenants::exists(&db, &tenant).await? {
+            if !tenants::exists(db, &tenant).await? {
                 bail!("no tenant {tenant}");
             }
             let email = Email::parse(&email).context("not a valid email address")?;
@@ -98,17 +89,23 @@ pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
                 .read_line(&mut password)
                 .context("cannot read the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']).to_owned();
-            if let Err(message) =
-                palisade_identity::check_password_rules(&identity, &password, &email.normalized)
-            {
+            if let Err(message) = palisade_identity::check_password_rules(
+                &config.identity,
+                &password,
+                &email.normalized,
+            ) {
                 bail!("password refused: {message}");
             }
-            let hash = identity
-                .hasher
+            let hasher = palisade_identity::password::PasswordHasher::new(
+                &config.identity,
+                Default::default(),
+            )
+            .map_err(anyhow::Error::msg)?;
+            let hash = hasher
                 .hash(Secret::new(password))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            let id = match users::create(&db, &tenant, &email, &hash).await {
+            let id = match users::create(db, &tenant, &email, &hash).await {
                 Ok(id) => id,
                 Err(e) if e.is_unique_violation() => {
                     bail!("an account with this address already exists")
@@ -124,29 +121,31 @@ pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
                 .await?;
             println!("{id}");
         }
-        AdminCommand::LockUser { who } => set_locked(&identity, &auditor, &who, true).await?,
-        AdminCommand::UnlockUser { who } => set_locked(&identity, &auditor, &who, false).await?,
-        AdminCommand::SetRole { who, role } => set_role(&identity, &auditor, &who, &role).await?,
+        AdminCommand::LockUser { who } => set_locked(&tool, &who, true).await?,
+        AdminCommand::UnlockUser { who } => set_locked(&tool, &who, false).await?,
+        AdminCommand::SetRole { who, role } => set_role(&tool, &who, &role).await?,
     }
-    db.close().await;
+    tool.close().await;
     Ok(())
 }
 
 /// The account `who` names.
-async fn account(identity: &Identity, who: &Who) -> Result<users::User> {
+async fn account(tool: &Tool, who: &Who) -> Result<users::User> {
     let email = Email::parse(&who.email).context("not a valid email address")?;
-    users::find_by_email(&identity.db, &who.tenant, &email.normalized)
+    users::find_by_email(&tool.db, &who.tenant, &email.normalized)
         .await?
         .with_context(|| format!("no account with this address in tenant {}", who.tenant))
 }
 
-async fn set_role(identity: &Identity, auditor: &Auditor, who: &Who, role: &str) -> Result<()> {
-    let Some(role) = palisade_authz::Role::parse(role) else {
+async fn set_role(tool: &Tool, who: &Who, role: &str) -> Result<()> {
+    let Some(role) = palisade_principal::Role::parse(role) else {
         bail!("--role must be member, moderator, tenant_admin or platform_admin");
     };
-    let user = account(identity, who).await?;
-    users::set_role(&identity.db, &user.id, role.as_str()).await?;
-    auditor
+    let user = account(tool, who).await?;
+    users::set_role(&tool.db, &user.id, role.as_str()).await?;
+    // The account's next request, on any node, acts with the new role.
+    tool.revocations().account_changed(&user.id).await;
+    tool.auditor
         .record(
             SecurityEvent::new(Action::RoleChanged, Outcome::Success, &user.tenant_id)
                 .target(user.id.clone())
@@ -159,19 +158,20 @@ async fn set_role(identity: &Identity, auditor: &Auditor, who: &Who, role: &str)
     Ok(())
 }
 
-async fn set_locked(identity: &Identity, auditor: &Auditor, who: &Who, locked: bool) -> Result<()> {
-    let user = account(identity, who).await?;
-    users::set_locked(&identity.db, &user.id, locked).await?;
+async fn set_locked(tool: &Tool, who: &Who, locked: bool) -> Result<()> {
+    let user = account(tool, who).await?;
+    users::set_locked(&tool.db, &user.id, locked).await?;
+    tool.revocations().account_changed(&user.id).await;
     if locked {
         // Ended rather than merely refused: the applications signed in through them are told.
-        palisade_identity::sessions::revoke_all(&identity.db, &user.id).await?;
+        palisade_identity::sessions::revoke_all(&tool.db, &user.id).await?;
     }
     let action = if locked {
         Action::AccountLocked
     } else {
         Action::AccountUnlocked
     };
-    auditor
+    tool.auditor
         .record(
             SecurityEvent::new(action, Outcome::Success, &user.tenant_id)
                 .target(user.id.clone())

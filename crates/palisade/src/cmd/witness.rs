@@ -15,7 +15,7 @@ pub async fn run(config: Config) -> Result<()> {
     let name = config.witness.name.clone();
     let skey = match &config.witness.signing_key {
         Some(key) => key.expose().clone(),
-        None => crate::state::read_or_create_key_file(
+        None => crate::node::read_or_create_key_file(
             &config.data_dir.join("witness-signing.key"),
             || {
                 Signer::generate_kind(&name, KeyKind::Cosignature)
@@ -33,7 +33,7 @@ pub async fn run(config: Config) -> Result<()> {
     if logs.is_empty() {
         tracing::warn!("witness.logs is empty: every checkpoint will be refused");
     }
-    let db = crate::state::open_database(&config).await?;
+    let db = crate::node::open_database(&config).await?;
     let witness = Arc::new(Witness::new(db.clone(), signer, logs)?);
     let listener = TcpListener::bind(config.witness.listen)
         .await
@@ -44,12 +44,20 @@ pub async fn run(config: Config) -> Result<()> {
         "palisade witness listening"
     );
     let shutdown = CancellationToken::new();
+    let guards = palisade_http::Guards::new().with(
+        "signed_body",
+        palisade_audit::witness::SignedByKnownLog(witness.clone()),
+    );
+    let app = palisade_audit::witness::router(witness)
+        .finish()
+        .0
+        .layer(axum::Extension(guards));
     let server = tokio::spawn(palisade_http::server::serve_plain(
         listener,
-        palisade_audit::witness::router(witness).finish().0,
+        app,
         shutdown.clone(),
     ));
-    crate::serve::wait_for_signal().await;
+    crate::cmd::serve::wait_for_signal().await;
     shutdown.cancel();
     let _ = server.await;
     db.close().await;

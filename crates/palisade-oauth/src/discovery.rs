@@ -1,0 +1,48 @@
+//! OpenID Connect discovery and RFC 8414 metadata: one document, served at both names.
+
+use crate::OAuth;
+use crate::clients::{self, AuthMethod};
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+pub(crate) async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
+    let issuer = &oauth.config().issuer;
+    let secret_methods =
+        [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost].map(AuthMethod::as_str);
+    let mut scopes: Vec<&str> = clients::OIDC_SCOPES.to_vec();
+    scopes.extend(oauth.config().scopes.iter().map(String::as_str));
+    Json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
+        "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": clients::GRANTS,
+        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "end_session_endpoint": format!("{issuer}/oauth/logout"),
+        "registration_endpoint": format!("{issuer}/oauth/register"),
+        "pushed_authorization_request_endpoint": format!("{issuer}/oauth/par"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [oauth.0.keys.signing_key().alg.as_str()],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256"],
+        "introspection_endpoint_auth_methods_supported": secret_methods,
+        "scopes_supported": scopes,
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "email", "email_verified"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "acr_values_supported": [crate::token::ACR_PASSWORD, crate::token::ACR_MFA],
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+        "dpop_signing_alg_values_supported": ["EdDSA", "ES256"],
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+    }))
+}

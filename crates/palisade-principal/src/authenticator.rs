@@ -1,0 +1,233 @@
+//! The one authentication of a resource request (RES-1, TOK-4, TOK-5, OAU-10), for REST and
+//! WebSockets alike: credentials in, a [`Principal`] out, no HTTP request needed.
+//!
+//! In order, cheapest and stateless first, the one write last:
+//! 1. the token's signature by a published key and its claims (RFC 8725 via
+//!    `palisade_jose::verify`), typed into [`AccessClaims`]; its audience must be this resource —
+//!    a token minted for another resource of the same issuer is not accepted here;
+//! 2. the scheme: an unbound token is a Bearer token; a token bound to a key (`cnf.jkt`) only
+//!    with a DPoP proof of that key for this very request (method, URI, token hash, nonce);
+//! 3. revocation: a user's token must name the account's current revocation epoch, an unlocked
+//!    account of the token's tenant, and a live grant;
+//! 4. only then is the DPoP proof spent (single use, across nodes), so that a forged or revoked
+//!    token sent with someone's proof burns nothing.
+
+use crate::claims::{AccessClaims, TenantId};
+use crate::dpop::{Dpop, DpopError};
+use crate::revocation::{AccountState, Revocations};
+use crate::{AuthError, Principal};
+use palisade_jose::keyring::KeyRing;
+use palisade_jose::verify::{Expectations, verify};
+use palisade_store::now_ms;
+use std::sync::Arc;
+
+/// What a caller presented.
+#[derive(Debug, Clone, Copy)]
+pub enum Credentials<'a> {
+    /// `Authorization: Bearer` (or, where allowed, the form body's `access_token`).
+    Bearer { token: &'a str },
+    /// `Authorization: DPoP` with the request's `DPoP` proof, for `method` on `path`.
+    Dpop {
+        token: &'a str,
+        proof: &'a str,
+        method: &'a str,
+        path: &'a str,
+    },
+}
+
+/// A token of this issuer that verified and is not revoked, with the account it was checked
+/// against (for a user's token).
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub claims: AccessClaims,
+    pub account: Option<AccountState>,
+}
+
+#[derive(Clone)]
+pub struct Authenticator(Arc<Inner>);
+
+struct Inner {
+    keys: KeyRing,
+    issuer: String,
+    /// The resource this authenticator guards: its tokens' `aud` must name it.
+    audience: String,
+    /// Every resource tokens are issued for (what introspection may report on).
+    resources: Vec<String>,
+    skew_seconds: i64,
+    dpop: Dpop,
+    revocations: Revocations,
+}
+
+/// What an authenticator is configured with.
+pub struct AuthenticatorConfig {
+    pub issuer: String,
+    /// This resource; `resources[0]` unless told otherwise.
+    pub audience: String,
+    pub resources: Vec<String>,
+    pub skew_seconds: i64,
+}
+
+impl Authenticator {
+    pub fn new(
+        keys: KeyRing,
+        config: AuthenticatorConfig,
+        dpop: Dpop,
+        revocations: Revocations,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            keys,
+            issuer: config.issuer,
+            audience: config.audience,
+            resources: config.resources,
+            skew_seconds: config.skew_seconds,
+            dpop,
+            revocations,
+        }))
+    }
+
+    pub fn dpop(&self) -> &Dpop {
+        &self.0.dpop
+    }
+
+    pub fn revocations(&self) -> &Revocations {
+        &self.0.revocations
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.0.audience
+    }
+
+    /// The principal `credentials` act as, for this resource.
+    pub async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Principal, AuthError> {
+        let (token, proof) = match credentials {
+            Credentials::Bearer { token } => (token, None),
+            Credentials::Dpop {
+                token,
+                proof,
+                method,
+                path,
+            } => (token, Some((proof, method, path))),
+        };
+        let claims = self.signed(token, Some(&self.0.audience))?;
+        let proof = match (claims.key_binding(), proof) {
+            (None, None) => None,
+            (Some(jkt), Some((proof, method, path))) => {
+                let proof = self
+                    .0
+                    .dpop
+                    .check(proof, method, path, Some(token))
+                    .map_err(AuthError::from)?;
+                if proof.jkt != jkt {
+                    return Err(AuthError::InvalidToken);
+                }
+                Some(proof)
+            }
+            // A bound token presented as a bearer token (stealing it must not be enough), or an
+            // unbound one dressed up as DPoP.
+            _ => return Err(AuthError::InvalidToken),
+        };
+        let live = self.live(claims).await?;
+        if let Some(proof) = &proof {
+            self.0.dpop.spend(proof).await.map_err(AuthError::from)?;
+        }
+        Ok(Principal::from_live(live))
+    }
+
+    /// A token of this issuer for any of its resources, not revoked: what introspection
+    /// reports on. Proofs are not checked here: the holder of the token is not asking.
+    pub async fn inspect(&self, token: &str) -> Result<Live, AuthError> {
+        let claims = self.signed(token, None)?;
+        self.live(claims).await
+    }
+
+    /// Signature, issuer, type, times and audience (this resource, or any of the issuer's when
+    /// `audience` is `None`), typed.
+    fn signed(&self, token: &str, audience: Option<&str>) -> Result<AccessClaims, AuthError> {
+        let claims = verify(
+            token,
+            &self.0.keys.published(),
+            &Expectations {
+                typ: "at+jwt",
+                issuer: &self.0.issuer,
+                audience,
+                now: now_ms() / 1000,
+                skew_seconds: self.0.skew_seconds,
+            },
+        )
+        .map_err(|_| AuthError::InvalidToken)?;
+        let claims: AccessClaims = serde_json::from_value(serde_json::Value::Object(claims))
+            .map_err(|_| AuthError::InvalidToken)?;
+        if !self.0.resources.iter().any(|r| claims.aud.contains(r)) {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(claims)
+    }
+
+    /// The revocation checks of a user's token; a client's own token has none.
+    async fn live(&self, claims: AccessClaims) -> Result<Live, AuthError> {
+        let Some(epoch) = claims.rev else {
+            return Ok(Live {
+                claims,
+                account: None,
+            });
+        };
+        let revocations = &self.0.revocations;
+        // Both at once: on a cache miss each is a round trip to the database.
+        let (grant, account) = tokio::join!(
+            async {
+                match &claims.gid {
+                    Some(g) => revocations.grant_is_live(g).await,
+                    None => Ok(false),
+                }
+            },
+            revocations.account(&claims.sub)
+        );
+        let unavailable = |e: palisade_store::StoreError| {
+            tracing::warn!(error = %e, "revocation state unavailable");
+            AuthError::Unavailable
+        };
+        if !grant.map_err(unavailable)? {
+            return Err(AuthError::InvalidToken);
+        }
+        let account = account
+            .map_err(unavailable)?
+            .filter(|a| a.epoch == epoch && !a.locked && a.tenant == claims.tenant)
+            .ok_or(AuthError::InvalidToken)?;
+        Ok(Live {
+            claims,
+            account: Some(account),
+        })
+    }
+}
+
+impl From<DpopError> for AuthError {
+    fn from(e: DpopError) -> Self {
+        match e {
+            DpopError::Invalid(d) => AuthError::InvalidProof(d),
+            DpopError::UseNonce => AuthError::UseNonce,
+            DpopError::Store(e) => {
+                tracing::warn!(error = %e, "DPoP proof not checked: the replay store failed");
+                AuthError::Unavailable
+            }
+        }
+    }
+}
+
+impl Principal {
+    fn from_live(live: Live) -> Self {
+        let Live { claims, account } = live;
+        // RES-4: the tenant comes from the signed token only, and for a user's token it must
+        // still be the account's (checked with the revocation state).
+        let tenant: TenantId = claims.tenant.clone();
+        Principal {
+            role: account.map(|a| a.role),
+            key_binding: claims.key_binding().map(str::to_owned),
+            session: claims.sid,
+            subject: claims.sub,
+            client_id: claims.client_id,
+            scopes: claims.scope,
+            expires_at: claims.exp,
+            tenant,
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! `palisade serve`: wires the stores, the cluster, the TLS certificate, the guards, the routers
+//! and the listeners, runs every background task under one supervisor until SIGTERM or SIGINT,
+//! and shuts down gracefully (PLT-7).
+
+use crate::config::{Config, PublicUrl};
+use crate::node;
+use crate::policies::Policies;
+use anyhow::{Context, Result, bail};
+use axum::Router;
+use palisade_audit::Auditor;
+use palisade_audit::log::AuditLog;
+use palisade_cluster::Cluster;
+use palisade_http::egress::Egress;
+use palisade_http::health::{self, Readiness};
+use palisade_http::metrics::HttpMetrics;
+use palisade_http::otlp::OtlpExporter;
+use palisade_http::server::{self, ConnectionLimits};
+use palisade_http::stack::{self, Limits, Observer};
+use palisade_http::{Access, ApiKeys, Guards, Routes};
+use palisade_identity::{Identity, IdentityMetrics, SessionGuard};
+use palisade_jobs::{Jobs, Supervisor};
+use palisade_principal::{
+    AccessTokenGuard, Authenticator, AuthenticatorConfig, Dpop, Revocations, ServiceGuard,
+};
+use palisade_tls::{CertFiles, CertMetrics, SwappableResolver};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub async fn run(config: Config) -> Result<()> {
+    let db = node::open_database(&config).await?;
+    let sealing = node::sealing_key(&config)?;
+    let mut registry = Registry::with_prefix("palisade");
+    let mut supervisor = Supervisor::new();
+    let shutdown = supervisor.token();
+
+    let (resolver, watched) = certificate(&config, cert_metrics(&mut registry))?;
+    let https = TcpListener::bind(config.server.https_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on server.https_listen {}",
+                config.server.https_listen
+            )
+        })?;
+    let https_addr = https.local_addr()?;
+    let public = config.public_url(https_addr.port());
+
+    let cluster = Cluster::new(
+        db.clone(),
+        &config.cluster,
+        &mut registry,
+        Some(node::bus_socket(&config)),
+    )?;
+    supervisor.spawn("cluster", cluster.clone().maintain(shutdown.clone()));
+    let egress = egress(&config)?;
+    let observer = Observer {
+        metrics: HttpMetrics::register(&mut registry),
+        otlp: otlp_exporter(&config, &mut registry, &egress, &mut supervisor)?,
+    };
+
+    let (signer, pseudonym_key) = node::audit_keys(&config)?;
+    tracing::info!(vkey = %signer.vkey(), origin = %config.audit.origin, "audit log checkpoint key");
+    let audit_log = AuditLog::open(db.clone(), signer, config.audit.origin.clone()).await?;
+    let auditor = Auditor::with_log(
+        db.clone(),
+        audit_log.clone(),
+        pseudonym_key,
+        node::sealing_key(&config)?,
+    );
+    supervisor.spawn(
+        "audit outbox",
+        palisade_audit::log::drain_outbox(audit_log.clone(), shutdown.clone()),
+    );
+    if !config.audit.witnesses.is_empty() {
+        let witnesses = config
+            .audit
+            .witnesses
+            .iter()
+            .map(|w| palisade_audit::cosign::WitnessEndpoint::new(&w.url, &w.vkey))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("audit.witnesses: {e}"))?;
+        supervisor.spawn(
+            "witness cosigning",
+            palisade_audit::cosign::run(
+                audit_log.clone(),
+                witnesses,
+                egress.clone(),
+                shutdown.clone(),
+            ),
+        );
+    }
+
+    let key_ring = node::key_ring(&config, &db).await?;
+    supervisor.spawn(
+        "signing keys",
+        crate::signing::maintain(
+            key_ring.clone(),
+            cluster.clone(),
+            auditor.clone(),
+            shutdown.clone(),
+        ),
+    );
+    let revocations = Revocations::new(db.clone(), cluster.bus.clone());
+    supervisor.spawn("revocations", revocations.clone().follow(shutdown.clone()));
+    let oauth_config = node::oauth_config(&config, &public)?;
+    let authenticator = authenticator(&config, &oauth_config, &key_ring, &cluster, &revocations)?;
+
+    let identity = Identity::new(
+        palisade_identity::Parts {
+            db: db.clone(),
+            auditor: auditor.clone(),
+            sealing,
+            metrics: IdentityMetrics::register(&mut registry),
+            backoff: cluster.backoff.clone(),
+            revocations: revocations.clone(),
+            relying_party: public.relying_party(),
+        },
+        config.identity.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let jobs = Jobs::new(db.clone(), cluster.bus.clone(), &mut registry);
+    let oauth = palisade_oauth::OAuth::new(
+        palisade_oauth::Parts {
+            db: db.clone(),
+            keys: key_ring.clone(),
+            auditor: auditor.clone(),
+            identity: identity.clone(),
+            authenticator: authenticator.clone(),
+            cluster: cluster.clone(),
+            jobs: jobs.clone(),
+            egress,
+        },
+        oauth_config,
+    );
+    tracing::info!(issuer = %oauth.config().issuer, "OAuth issuer");
+    supervisor.spawn(
+        "client cache",
+        oauth.client_cache().follow(shutdown.clone()),
+    );
+    for (kind, handler) in palisade_oauth::backchannel_jobs(&oauth) {
+        jobs.register(kind, handler);
+    }
+    let drain = Duration::from_secs(config.server.drain_timeout_seconds);
+    supervisor.spawn("jobs", jobs.clone().run(shutdown.clone(), drain));
+
+    let policies = Policies::load(
+        db.clone(),
+        cluster.bus.clone(),
+        auditor.clone(),
+        config.authz.policy_file.as_deref(),
+    )
+    .await?;
+    supervisor.spawn("policies", policies.clone().follow(shutdown.clone()));
+    if let Some(path) = &config.authz.policy_file {
+        supervisor.spawn(
+            "policy file",
+            policies
+                .clone()
+                .reload_on_hangup(path.clone(), shutdown.clone()),
+        );
+    }
+
+    let admin_keys =
+        ApiKeys::from_hex_digests(&config.admin.api_key_sha256).map_err(anyhow::Error::msg)?;
+    let ingest_keys =
+        ApiKeys::from_hex_digests(&config.audit.ingest_key_sha256).map_err(anyhow::Error::msg)?;
+    let tokens =
+        || AccessTokenGuard::new(authenticator.clone(), cluster.counter.clone(), config.api);
+    let guards = Guards::new()
+        .with("session", SessionGuard(identity.clone()))
+        .with("client", palisade_oauth::ClientGuard(oauth.clone()))
+        .with(
+            "registration_token",
+            palisade_oauth::RegistrationGuard(oauth.clone()),
+        )
+        .with("admin_key", admin_keys)
+        .with("service_key", ServiceGuard::new(ingest_keys, tokens()))
+        .with("access_token", tokens());
+
+    let readiness = Readiness {
+        db: db.clone(),
+        cert: resolver.clone(),
+    };
+    let published = crate::inventory::Published::default();
+    let routes = Routes::new()
+        .merge(palisade_identity::router(identity))
+        .merge(health::router(readiness.clone()))
+        .route(Access::Public, "GET /static/palisade.css", stylesheet)
+        .merge(palisade_audit::routes::router(audit_log, auditor.clone()))
+        .merge(palisade_audit::admin::router(auditor))
+        .merge(palisade_oauth::admin::router(oauth.clone()))
+        .merge(crate::policies::router(policies.clone()))
+        .merge(crate::inventory::router(published.clone()))
+        .merge(palisade_social::router(
+            db.clone(),
+            policies.authz.clone(),
+            palisade_http::shed::Shedder::new(config.api.max_in_flight),
+        ))
+        .merge(palisade_oauth::router(oauth))
+        .merge(crate::signing::router(
+            key_ring,
+            config.tokens.jwks_cache_seconds,
+        ));
+    let (app, inventory) = routes.finish();
+    let unguarded = guards.unguarded(&inventory);
+    if !unguarded.is_empty() {
+        bail!("routes are declared with access no guard checks: {unguarded:?}");
+    }
+    published.publish(&inventory, &public.base);
+    let limits = Limits {
+        body_bytes: config.server.body_limit_bytes,
+        timeout: Duration::from_secs(config.server.request_timeout_seconds),
+    };
+    let app = stack::wrap(app, guards, observer.clone(), limits);
+    let tls = Arc::new(palisade_tls::server_config(resolver.clone())?);
+    let connection_limits = ConnectionLimits {
+        max_connections: config.server.max_connections,
+        drain_timeout: drain,
+        ..Default::default()
+    };
+    supervisor.spawn(
+        "https listener",
+        server::serve_tls(https, tls, app, connection_limits, shutdown.clone()),
+    );
+    let http_addr = listen_plain(&config, &public, &observer, limits, &mut supervisor).await?;
+    let mut admin_addr = None;
+    if let Some(addr) = config.server.admin_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on server.admin_listen {addr}"))?;
+        admin_addr = Some(listener.local_addr()?);
+        let admin = admin_router(Arc::new(registry), readiness);
+        supervisor.spawn(
+            "admin listener",
+            server::serve_plain(listener, admin, shutdown.clone()),
+        );
+    }
+    if let Some(files) = watched {
+        let interval = Duration::from_secs(config.tls.reload_interval_seconds);
+        supervisor.spawn(
+            "certificate reload",
+            palisade_tls::reload(files, resolver, interval, shutdown.clone()),
+        );
+    }
+    tracing::info!(
+        https = %https_addr,
+        http = http_addr.map(|a| a.to_string()),
+        admin = admin_addr.map(|a| a.to_string()),
+        database = ?db.backend(),
+        "palisade listening"
+    );
+
+    let failed = tokio::select! {
+        () = wait_for_signal() => None,
+        task = supervisor.first_exit() => Some(task),
+    };
+    match &failed {
+        None => tracing::info!("shutting down: no new connections, draining in-flight requests"),
+        Some(task) => tracing::error!(task, "a background task stopped; shutting down"),
+    }
+    supervisor.shutdown(drain + Duration::from_secs(5)).await;
+    db.close().await;
+    if let Some(task) = failed {
+        bail!("{task} stopped while the server was running");
+    }
+    tracing::info!("palisade stopped");
+    Ok(())
+}
+
+fn cert_metrics(registry: &mut Registry) -> CertMetrics {
+    let metrics = CertMetrics::default();
+    registry.register(
+        "tls_certificate_not_after_seconds",
+        "Expiry of the served certificate, seconds since the Unix epoch",
+        metrics.not_after_seconds.clone(),
+    );
+    registry.register(
+        "tls_certificate_reload_failures",
+        "Certificate reloads refused (unreadable, corrupt or mismatched files)",
+        metrics.reload_failures.clone(),
+    );
+    registry.register(
+        "tls_certificate_reloads",
+        "Certificates swapped in",
+        metrics.reloads.clone(),
+    );
+    metrics
+}
+
+/// The one outbound client; the hosts the operator configured (witnesses, a collector) are
+/// trusted whatever their addresses.
+fn egress(config: &Config) -> Result<Egress> {
+    let mut trusted: Vec<&str> = config
+        .audit
+        .witnesses
+        .iter()
+        .map(|w| w.url.as_str())
+        .collect();
+    if let Some(otlp) = &config.telemetry.otlp_endpoint {
+        trusted.push(otlp);
+    }
+    Egress::new(&config.egress, &trusted).map_err(|e| anyhow::anyhow!("egress: {e}"))
+}
+
+/// The authenticator of this server's own resource: its API and userinfo accept tokens for
+/// the first configured resource only.
+fn authenticator(
+    config: &Config,
+    oauth: &palisade_oauth::OAuthConfig,
+    keys: &palisade_jose::keyring::KeyRing,
+    cluster: &Cluster,
+    revocations: &Revocations,
+) -> Result<Authenticator> {
+    let nonce_key = if config.oauth.dpop_nonces {
+        Some(node::derived_key(config, "dpop nonces")?)
+    } else {
+        None
+    };
+    let dpop = Dpop::new(
+        &oauth.issuer,
+        oauth.skew_seconds,
+        nonce_key,
+        cluster.replay.clone(),
+    );
+    Ok(Authenticator::new(
+        keys.clone(),
+        AuthenticatorConfig {
+            issuer: oauth.issuer.clone(),
+            audience: oauth.resources[0].clone(),
+            resources: oauth.resources.clone(),
+            skew_seconds: oauth.skew_seconds,
+        },
+        dpop,
+        revocations.clone(),
+    ))
+}
+
+/// The plain-HTTP listener, which only redirects to the public URL.
+async fn listen_plain(
+    config: &Config,
+    public: &PublicUrl,
+    observer: &Observer,
+    limits: Limits,
+    supervisor: &mut Supervisor,
+) -> Result<Option<std::net::SocketAddr>> {
+    let Some(addr) = config.server.http_listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on server.http_listen {addr}"))?;
+    let bound = listener.local_addr()?;
+    let redirect = stack::wrap(
+        server::redirect_to_https(&public.base),
+        Guards::new(),
+        observer.clone(),
+        limits,
+    );
+    supervisor.spawn(
+        "http redirect listener",
+        server::serve_plain(listener, redirect, supervisor.token()),
+    );
+    Ok(Some(bound))
+}
+
+/// The certificate to serve: configured files (watched for changes) or the development
+/// certificate of the embedded default, whose fingerprint is logged so it can be checked.
+fn certificate(
+    config: &Config,
+    metrics: CertMetrics,
+) -> Result<(Arc<SwappableResolver>, Option<CertFiles>)> {
+    match (&config.tls.cert_file, &config.tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let loaded =
+                palisade_tls::load_pair(cert, key).context("tls.cert_file / tls.key_file")?;
+            tracing::info!(fingerprint = %loaded.fingerprint, not_after = loaded.not_after, "serving configured certificate");
+            let files = CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            Ok((
+                Arc::new(SwappableResolver::new(loaded, metrics)),
+                Some(files),
+            ))
+        }
+        _ => {
+            let dev = palisade_tls::ensure_dev_certificate(&config.data_dir.join("tls"))?;
+            let loaded = palisade_tls::load_pair(&dev.cert, &dev.key)?;
+            tracing::info!(
+                fingerprint = %dev.fingerprint,
+                ca = %dev.ca.display(),
+                "serving the development certificate; trust the CA file to avoid browser warnings"
+            );
+            Ok((Arc::new(SwappableResolver::new(loaded, metrics)), None))
+        }
+    }
+}
+
+/// The span exporter, when a collector is configured, supervised with the other tasks (it
+/// flushes what is queued when they stop).
+fn otlp_exporter(
+    config: &Config,
+    registry: &mut Registry,
+    egress: &Egress,
+    supervisor: &mut Supervisor,
+) -> Result<Option<OtlpExporter>> {
+    let Some(endpoint) = &config.telemetry.otlp_endpoint else {
+        return Ok(None);
+    };
+    let dropped = prometheus_client::metrics::counter::Counter::default();
+    registry.register(
+        "otlp_spans_dropped",
+        "Spans dropped because the export queue was full",
+        dropped.clone(),
+    );
+    let (exporter, task) = OtlpExporter::new(
+        endpoint,
+        &config.telemetry.service_name,
+        dropped,
+        egress.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    supervisor.spawn("span export", task.run(supervisor.token()));
+    tracing::info!(endpoint = %endpoint, "exporting request spans over OTLP");
+    Ok(Some(exporter))
+}
+
+/// The operator listener (`server.admin_listen`): metrics and health, for the machine's own
+/// monitoring.
+fn admin_router(registry: Arc<Registry>, readiness: Readiness) -> Router {
+    let (router, _) = Routes::new()
+        .route(Access::Public, "GET /metrics", move || {
+            let registry = registry.clone();
+            async move {
+                (
+                    [(
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    palisade_http::metrics::render(&registry),
+                )
+            }
+        })
+        .merge(health::router(readiness))
+        .finish();
+    router
+}
+
+async fn stylesheet() -> impl axum::response::IntoResponse {
+    (
+        [
+            ("content-type", "text/css; charset=utf-8"),
+            ("cache-control", "public, max-age=3600"),
+        ],
+        palisade_http::STYLESHEET,
+    )
+}
+
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
