@@ -3,7 +3,7 @@
 //! is committed. Prints one JSON line.
 
 use palisade_audit::log::AuditLog;
-use palisade_audit::note::Signer;
+use palisade_tlog::note::Signer;
 use std::time::Instant;
 
 #[tokio::main]
@@ -22,9 +22,14 @@ async fn main() {
     let db = palisade_store::Db::connect(&url, 4).await.unwrap();
     db.migrate().await.unwrap();
     let signer = Signer::from_skey(&Signer::generate("bench/log").unwrap()).unwrap();
-    let log = AuditLog::open(db, signer, "bench/log".into())
-        .await
-        .unwrap();
+    let log = AuditLog::open_single_node(
+        db,
+        signer,
+        "bench/log".into(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
 
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();

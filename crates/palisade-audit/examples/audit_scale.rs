@@ -8,9 +8,9 @@
 //!   the database and from an exported directory.
 
 use palisade_audit::log::AuditLog;
-use palisade_audit::merkle::{CompactRange, leaf_hash, verify_inclusion};
-use palisade_audit::note::{Checkpoint, Signer, Verifier};
-use palisade_audit::verify::{Source, Trust, verify};
+use palisade_audit::verify::{Trust, load, load_dir, verify};
+use palisade_tlog::merkle::{CompactRange, leaf_hash, verify_inclusion};
+use palisade_tlog::note::{Checkpoint, Signer, Verifier};
 use std::time::Instant;
 
 const CHECKPOINT_EVERY: u64 = 100_000;
@@ -131,6 +131,7 @@ async fn main() {
         db.clone(),
         Signer::from_skey(&skey).unwrap(),
         "bench/log".into(),
+        palisade_cluster::Bus::in_process(),
     )
     .await
     .unwrap();
@@ -179,7 +180,9 @@ async fn main() {
         witnesses: vec![],
     };
     let t = Instant::now();
-    let report = verify(Source::Db(&db), &trust, |_, _| {}).await.unwrap();
+    let report = verify(load(&db).await.unwrap(), &trust, |_, _| {})
+        .await
+        .unwrap();
     let verify_seconds = t.elapsed().as_secs_f64();
     assert!(report.ok, "{:?}", report.problems);
     assert_eq!(report.entries, total);
@@ -192,7 +195,7 @@ async fn main() {
         .unwrap();
     let export_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let report = verify(Source::Dir(export_dir.clone()), &trust, |_, _| {})
+    let report = verify(load_dir(&export_dir).unwrap(), &trust, |_, _| {})
         .await
         .unwrap();
     let verify_dir_seconds = t.elapsed().as_secs_f64();

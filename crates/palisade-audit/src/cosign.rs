@@ -5,10 +5,10 @@
 //! asked are coalesced: only the newest is sent next.
 
 use crate::log::AuditLog;
-use crate::note::{Verifier, open};
 use data_encoding::BASE64;
 use http::StatusCode;
 use palisade_http::egress::Egress;
+use palisade_tlog::note::{Verifier, open};
 use tokio_util::sync::CancellationToken;
 
 pub struct WitnessEndpoint {
@@ -44,6 +44,10 @@ pub async fn run(
         tokio::select! {
             changed = published.changed() => if changed.is_err() { return },
             _ = shutdown.cancelled() => return,
+        }
+        // The sequencer asks the witnesses; every other node serves what they answered.
+        if !log.is_sequencer() {
+            continue;
         }
         let Some((note, size)) = log.latest() else {
             continue;

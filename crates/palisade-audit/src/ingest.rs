@@ -139,7 +139,7 @@ pub async fn ingest(
         single => (vec![parse(single).map_err(|e| invalid(&e))?], false),
     };
 
-    let indexes = auditor.record_many(events).await?;
+    let indexes = auditor.record_proven(events).await?;
     let log = auditor
         .log()
         .ok_or_else(|| AppError::internal("ingest without a Merkle log"))?;
@@ -148,7 +148,6 @@ pub async fn ingest(
         .ok_or_else(|| AppError::internal("no checkpoint after an append"))?;
     let mut proven = Vec::with_capacity(indexes.len());
     for index in indexes {
-        let index = index.ok_or_else(|| AppError::internal("ingest without a Merkle log"))?;
         let proof = log
             .inclusion_proof(index, size)
             .map_err(|e| AppError::internal(format!("{e:?}")))?;

@@ -3,19 +3,20 @@
 //! becomes one entry of the tamper-evident Merkle log ([`log`]) — accounts as keyed pseudonyms,
 //! everything personal sealed under the subject's own key ([`subject_keys`]) — and one row of
 //! the searchable `security_events` table that points at that entry.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
 
 pub mod admin;
-pub mod bundle;
 pub mod cosign;
 pub mod ingest;
 pub mod log;
-pub mod merkle;
-pub mod note;
 pub mod routes;
 pub mod search;
+mod sequencer;
 pub mod subject_keys;
 pub mod verify;
-pub mod witness;
+
+pub use sequencer::SEQUENCER_LEASE;
 
 use palisade_crypto::Secret;
 use palisade_store::{Backend, Db, StoreError, now_ms};
@@ -306,10 +307,57 @@ pub fn truncate_ip(ip: IpAddr) -> String {
     }
 }
 
+/// Why an event could not be recorded. A sensitive operation whose event was not recorded
+/// must not report success: callers surface this (as a 503 when the store is away).
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit store: {0}")]
+    Store(#[from] StoreError),
+    #[error("audit log is corrupt: {0}")]
+    Corrupt(String),
+    #[error("audit log writer stopped")]
+    Stopped,
+    #[error("checkpoint signing failed: {0}")]
+    Signing(String),
+    /// No sequencer integrated the events in time; they are durable and will be integrated.
+    #[error("audit events queued but not yet integrated into the log")]
+    NotIntegrated,
+}
+
+impl AuditError {
+    /// The store is away for a moment, or no sequencer is there yet: retry shortly.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            AuditError::Store(e) => e.is_unavailable(),
+            AuditError::NotIntegrated => true,
+            _ => false,
+        }
+    }
+}
+
+impl From<sqlx::Error> for AuditError {
+    fn from(e: sqlx::Error) -> Self {
+        AuditError::Store(e.into())
+    }
+}
+
+impl From<AuditError> for palisade_http::AppError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Store(e) => e.into(),
+            e if e.is_unavailable() => palisade_http::AppError::Unavailable {
+                retry_after: std::time::Duration::from_secs(1),
+            },
+            e => palisade_http::AppError::internal(e),
+        }
+    }
+}
+
+/// The one way a security event is written (AUD-1): [`Auditor::record`].
 #[derive(Clone, Debug)]
 pub struct Auditor {
     db: Db,
-    chain: Option<Chain>,
+    chain: Chain,
 }
 
 /// The tamper-evident side of the auditor: the Merkle log, the key that turns account ids into
@@ -317,7 +365,7 @@ pub struct Auditor {
 /// (AUD-6: leaves carry no personal data in the clear).
 #[derive(Clone)]
 struct Chain {
-    /// `None` for tools beside a running server: their entries go through the outbox.
+    /// `None` for tools beside a running server: their events are queued for the sequencer.
     log: Option<log::AuditLog>,
     pseudonym_key: [u8; 32],
     keys: subject_keys::SubjectKeys,
@@ -332,27 +380,28 @@ impl std::fmt::Debug for Chain {
 }
 
 impl Auditor {
-    /// Records to the event table only (tools that run beside a live server).
-    pub fn new(db: Db) -> Self {
-        Self { db, chain: None }
-    }
-
-    /// Records to the event table and appends every event to the Merkle log; `sealing` wraps
-    /// the per-subject keys.
+    /// Appends every event to `log`; `sealing` wraps the per-subject keys, `bus` tells every
+    /// node when a subject is erased.
     pub fn with_log(
         db: Db,
         log: log::AuditLog,
         pseudonym_key: [u8; 32],
         sealing: palisade_crypto::SealingKey,
+        bus: palisade_cluster::Bus,
     ) -> Self {
-        Self::chained(db, Some(log), pseudonym_key, sealing)
+        Self::chained(db, Some(log), pseudonym_key, sealing, bus)
     }
 
     /// For tools that run beside a live server (`palisade admin`): entries are finished here
-    /// (pseudonyms, sealed payload) and left in the outbox, which the server's log writer
-    /// appends within a second or at its next start.
-    pub fn deferred(db: Db, pseudonym_key: [u8; 32], sealing: palisade_crypto::SealingKey) -> Self {
-        Self::chained(db, None, pseudonym_key, sealing)
+    /// (pseudonyms, sealed payload) and queued for whichever server sequences the log, which
+    /// appends them within moments, or at its next start.
+    pub fn deferred(
+        db: Db,
+        pseudonym_key: [u8; 32],
+        sealing: palisade_crypto::SealingKey,
+        bus: palisade_cluster::Bus,
+    ) -> Self {
+        Self::chained(db, None, pseudonym_key, sealing, bus)
     }
 
     fn chained(
@@ -360,15 +409,16 @@ impl Auditor {
         log: Option<log::AuditLog>,
         pseudonym_key: [u8; 32],
         sealing: palisade_crypto::SealingKey,
+        bus: palisade_cluster::Bus,
     ) -> Self {
-        let keys = subject_keys::SubjectKeys::new(db.clone(), sealing);
+        let keys = subject_keys::SubjectKeys::new(db.clone(), sealing, bus);
         Self {
             db,
-            chain: Some(Chain {
+            chain: Chain {
                 log,
                 pseudonym_key,
                 keys,
-            }),
+            },
         }
     }
 
@@ -377,64 +427,50 @@ impl Auditor {
     }
 
     pub fn log(&self) -> Option<&log::AuditLog> {
-        self.chain.as_ref().and_then(|c| c.log.as_ref())
+        self.chain.log.as_ref()
     }
 
-    /// Records an event durably, then logs it. Failing to record is an error the caller must
-    /// surface: a sensitive operation whose event was lost must not report success.
-    /// Returns the event's index in the Merkle log, when there is one.
-    pub async fn record(&self, event: SecurityEvent) -> Result<Option<u64>, StoreError> {
-        Ok(self.record_many(vec![event]).await?.pop().flatten())
+    /// Forgets erased subjects' keys when another node erases them, until `shutdown`.
+    pub async fn follow_erasures(self, shutdown: tokio_util::sync::CancellationToken) {
+        self.chain.keys.follow(shutdown).await;
     }
 
-    /// Records several events, in order, sharing the log's batches; returns their indexes.
-    pub async fn record_many(
+    /// Records an event durably before returning, then logs it.
+    pub async fn record(&self, event: SecurityEvent) -> Result<(), AuditError> {
+        self.record_events(vec![event], false).await.map(|_| ())
+    }
+
+    /// Records events, in order, sharing the log's batches, and returns their indexes once the
+    /// log includes them (for answers that carry inclusion proofs).
+    pub async fn record_proven(&self, events: Vec<SecurityEvent>) -> Result<Vec<u64>, AuditError> {
+        let indexes = self.record_events(events, true).await?;
+        indexes
+            .into_iter()
+            .map(|i| i.ok_or(AuditError::NotIntegrated))
+            .collect()
+    }
+
+    async fn record_events(
         &self,
         events: Vec<SecurityEvent>,
-    ) -> Result<Vec<Option<u64>>, StoreError> {
-        let ips: Vec<Option<String>> = events.iter().map(|e| e.ip.map(truncate_ip)).collect();
-        let rows = events
-            .iter()
-            .zip(&ips)
-            .map(|(e, ip)| EventRow::of(e, ip.clone()));
-        let indexes = match &self.chain {
+        proven: bool,
+    ) -> Result<Vec<Option<u64>>, AuditError> {
+        let chain = &self.chain;
+        let mut entries = Vec::with_capacity(events.len());
+        for event in &events {
+            let ip = event.ip.map(truncate_ip);
+            let row = EventRow::of(event, ip.clone());
             // The searchable rows are written in the same transaction as the leaves.
-            Some(chain) => {
-                let mut entries = Vec::with_capacity(events.len());
-                for ((event, ip), row) in events.iter().zip(&ips).zip(rows) {
-                    entries.push((chain.leaf(event, ip.as_deref()).await?, row));
-                }
-                match &chain.log {
-                    Some(log) => log
-                        .append_events(entries)
-                        .await
-                        .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?
-                        .into_iter()
-                        .map(Some)
-                        .collect(),
-                    None => {
-                        for (leaf, row) in &entries {
-                            log::to_outbox(&self.db, leaf, row).await?;
-                        }
-                        vec![None; events.len()]
-                    }
-                }
-            }
+            entries.push((chain.leaf(event, &row).await?, row));
+        }
+        let indexes = match &chain.log {
+            Some(log) => log.append_events(entries, proven).await?,
             None => {
-                let sql = format!(
-                    "{}{}",
-                    EventRow::INSERT,
-                    placeholders(self.db.backend(), 1, EventRow::COLUMNS)
-                );
-                for row in rows {
-                    row.bind(sqlx::query(&sql), None)
-                        .execute(self.db.pool())
-                        .await?;
-                }
-                vec![None; events.len()]
+                log::queue(&self.db, &entries).await?;
+                vec![None; entries.len()]
             }
         };
-        for (event, ip) in events.iter().zip(&ips) {
+        for event in &events {
             tracing::info!(
                 target: "palisade::security",
                 action = %event.action,
@@ -442,7 +478,7 @@ impl Auditor {
                 actor = event.actor.as_deref(),
                 target_id = event.target.as_deref(),
                 tenant = %event.tenant_id,
-                ip = ip.as_deref(),
+                ip = event.ip.map(truncate_ip).as_deref(),
                 trace_id = event.trace_id.as_deref(),
                 "security event"
             );
@@ -454,13 +490,13 @@ impl Auditor {
     /// entries stay and verify but their sealed part is unreadable, and removes its identity,
     /// address, device and details from the searchable rows. Returns the keys destroyed.
     pub async fn erase_subject(&self, account_id: &str) -> Result<u64, StoreError> {
-        let destroyed = match &self.chain {
-            Some(chain) => chain.keys.erase(&chain.pseudonym(account_id)).await?,
-            None => 0,
-        };
+        let chain = &self.chain;
+        let destroyed = chain.keys.erase(&chain.pseudonym(account_id)).await?;
+        // The rows whose payload was sealed under the subject's key: those it acted in, and
+        // those it was the target of with no actor.
         sqlx::query(
             "UPDATE security_events SET actor = NULL, ip = NULL, device = NULL, details = '{}' \
-             WHERE actor = $1",
+             WHERE actor = $1 OR (actor IS NULL AND target = $1)",
         )
         .bind(account_id)
         .execute(self.db.pool())
@@ -474,8 +510,8 @@ impl Auditor {
 
     /// A log entry with its sealed payload opened, or marked erased when its key is gone.
     pub async fn read_entry(&self, index: u64) -> Result<Option<ReadEntry>, StoreError> {
-        let Some((chain, log)) = self.chain.as_ref().and_then(|c| Some((c, c.log.as_ref()?)))
-        else {
+        let chain = &self.chain;
+        let Some(log) = chain.log.as_ref() else {
             return Ok(None);
         };
         let Some(text) = log.entry(index).await? else {
@@ -502,7 +538,8 @@ impl Auditor {
         }
         Ok(Some(ReadEntry {
             index,
-            leaf_hash: data_encoding::BASE64.encode(&merkle::leaf_hash(text.as_bytes())),
+            leaf_hash: data_encoding::BASE64
+                .encode(&palisade_tlog::merkle::leaf_hash(text.as_bytes())),
             entry,
             payload,
         }))
@@ -525,8 +562,7 @@ impl Auditor {
 
 impl Chain {
     fn pseudonym(&self, id: &str) -> String {
-        let mac = palisade_crypto::hmac_sha256(&self.pseudonym_key, id.as_bytes());
-        data_encoding::HEXLOWER.encode(&mac[..16])
+        verify::pseudonym(&self.pseudonym_key, id)
     }
 
     /// Whose key seals an event's payload: the account that acted, else the one acted upon,
@@ -539,10 +575,11 @@ impl Chain {
     }
 
     /// The leaf of an event: canonical JSON (sorted keys) with accounts and targets as keyed
-    /// pseudonyms; the address, device and details sealed under the subject's key.
-    async fn leaf(&self, e: &SecurityEvent, ip: Option<&str>) -> Result<String, StoreError> {
+    /// pseudonyms; the address, device and details sealed under the subject's key; the time
+    /// and origin as its searchable row has them.
+    async fn leaf(&self, e: &SecurityEvent, row: &EventRow) -> Result<String, StoreError> {
         let key = self.keys.for_subject(&self.subject(e)).await?;
-        let private = serde_json::json!({ "ip": ip, "device": e.device, "details": e.details });
+        let private = serde_json::json!({ "ip": row.ip, "device": e.device, "details": e.details });
         Ok(serde_json::json!({
             "action": e.action,
             "outcome": e.outcome.as_str(),
@@ -552,7 +589,7 @@ impl Chain {
             "client": e.client,
             "trace_id": e.trace_id,
             "origin": e.origin.as_leaf_value(),
-            "at": now_ms(),
+            "at": row.at,
             "payload": { "key": key.id, "sealed": key.seal(private.to_string().as_bytes()) },
         })
         .to_string())
@@ -560,7 +597,7 @@ impl Chain {
 }
 
 /// An event's row in the searchable `security_events` table.
-#[derive(Debug, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct EventRow {
     at: i64,
     action: String,
@@ -683,6 +720,15 @@ pub struct StoredEvent {
     pub log_index: Option<i64>,
 }
 
+/// An auditor on a fresh log of its own, for tests.
+#[cfg(test)]
+pub(crate) async fn auditor_for_test(db: &Db) -> Auditor {
+    let (log, _) = crate::log::open_for_test(db).await;
+    let sealing = palisade_crypto::SealingKey::from_bytes(&[9u8; 32]).expect("32 bytes");
+    let bus = palisade_cluster::Bus::in_process();
+    Auditor::with_log(db.clone(), log, [7u8; 32], sealing, bus)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -700,7 +746,7 @@ mod tests {
     }
 
     async fn records_and_reads_back(db: Db) {
-        let auditor = Auditor::new(db);
+        let auditor = auditor_for_test(&db).await;
         auditor
             .record(
                 SecurityEvent::new(Action::LoginFailed, Outcome::Failure, "default")

@@ -4,14 +4,14 @@
 //! `POST /audit/events` ([`crate::ingest`]).
 
 use crate::Auditor;
-use crate::bundle::ProofBundle;
 use crate::log::AuditLog;
-use crate::merkle::{Hash, ProofError};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use data_encoding::BASE64;
 use palisade_http::{Access, AppError, Routes};
+use palisade_tlog::bundle::ProofBundle;
+use palisade_tlog::merkle::{Hash, ProofError};
 use serde::Deserialize;
 use serde_json::json;
 

@@ -100,10 +100,10 @@ pub async fn search(db: &Db, q: &Search) -> Result<Vec<StoredEvent>, StoreError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Action, Auditor, Outcome, SecurityEvent};
+    use crate::{Action, Outcome, SecurityEvent};
 
     async fn filters_combine_and_pages_follow_the_cursor(db: Db) {
-        let auditor = Auditor::new(db.clone());
+        let auditor = crate::auditor_for_test(&db).await;
         for (i, (action, actor, trace)) in [
             (Action::LoginFailed, "alice", "t1"),
             (Action::LoginSucceeded, "alice", "t2"),

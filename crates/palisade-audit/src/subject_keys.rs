@@ -1,9 +1,12 @@
 //! Per-subject keys for the encrypted part of audit entries (AUD-6). Each account (by its
 //! keyed pseudonym) gets a random AES-256-GCM key, stored sealed under the server's sealing key.
 //! Erasing the subject destroys its keys: the entries and their hashes stay, every proof still
-//! verifies, and their payloads can no longer be read by anyone (crypto-shredding).
+//! verifies, and their payloads can no longer be read by anyone (crypto-shredding). Nodes keep
+//! live keys in memory; an erasure is announced on the bus so that every node forgets the key at
+//! once, and no node seals a new entry with a key that was destroyed elsewhere.
 
 use data_encoding::BASE64;
+use palisade_cluster::{Bus, Delivery};
 use palisade_crypto::SealingKey;
 use palisade_store::{Db, StoreError, new_id, now_ms};
 use std::collections::HashMap;
@@ -13,12 +16,16 @@ use std::sync::{Arc, Mutex};
 /// a miss costs one indexed read).
 const CACHE_LIMIT: usize = 100_000;
 
+/// Where erasures are announced.
+const ERASED: &str = "audit.subject_erased";
+
 #[derive(Clone)]
 pub struct SubjectKeys {
     db: Db,
     master: Arc<SealingKey>,
     /// subject pseudonym → its live key, for the encrypting side.
     cache: Arc<Mutex<HashMap<String, SubjectKey>>>,
+    bus: Bus,
 }
 
 #[derive(Clone)]
@@ -47,11 +54,35 @@ fn wrap_context(key_id: &str) -> Vec<u8> {
 }
 
 impl SubjectKeys {
-    pub fn new(db: Db, master: SealingKey) -> Self {
+    pub fn new(db: Db, master: SealingKey, bus: Bus) -> Self {
         Self {
             db,
             master: Arc::new(master),
             cache: Arc::default(),
+            bus,
+        }
+    }
+
+    /// Forgets the keys other nodes erase, until `shutdown`; after a gap in the bus, forgets
+    /// them all (they are read again on use).
+    pub async fn follow(&self, shutdown: tokio_util::sync::CancellationToken) {
+        let mut erased = self.bus.subscribe(ERASED);
+        loop {
+            let delivery = tokio::select! {
+                d = erased.recv() => d,
+                _ = shutdown.cancelled() => return,
+            };
+            match delivery {
+                Some(Delivery::Message(subject)) => {
+                    let subject = String::from_utf8_lossy(&subject);
+                    self.cache
+                        .lock()
+                        .expect("key cache")
+                        .remove(subject.as_ref());
+                }
+                Some(Delivery::Resync) => self.cache.lock().expect("key cache").clear(),
+                None => return,
+            }
         }
     }
 
@@ -144,6 +175,7 @@ impl SubjectKeys {
         .bind(subject)
         .execute(self.db.pool())
         .await?;
+        self.bus.publish(ERASED, subject.to_owned()).await;
         Ok(done.rows_affected())
     }
 }

@@ -1,452 +1,245 @@
-//! Offline verification of an audit log (AUD-5), from its database or from a directory written
-//! by [`export`]: every entry is rehashed, indexes must run without gaps, every stored
-//! checkpoint must carry a valid signature by a trusted log key (and every cosignature by a
-//! trusted witness must verify) and name exactly the root of the entries up to its size. The
-//! first problem is located: by index when an entry or its hash changed or went missing, by
-//! checkpoint range otherwise. Entries whose payload key was destroyed are counted as
-//! "payload erased" (AUD-6): that is not a failure, the proofs hold without the payload.
+//! Verifying the stored log (AUD-5): its entries and checkpoints, as `palisade_tlog::verify`
+//! checks any log, read from the database — and its searchable event rows against the entries
+//! they became, so that editing a row (an actor, an address, a time) is caught even though the
+//! rows are outside the Merkle tree. A row blanked by an erasure (AUD-6) verifies only if its
+//! subject's key was really destroyed.
 
-use crate::merkle::{CompactRange, Hash, leaf_hash};
-use crate::note::{Checkpoint, Verifier, open};
-use data_encoding::HEXLOWER;
+use crate::subject_keys::{SubjectKey, SubjectKeys};
 use palisade_store::{Db, StoreError};
-use serde::Serialize;
+use palisade_tlog::verify::{Loaded, PAGE, Pages, Row, VerifyError, prefetch};
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Problem {
-    /// The first entry known to be wrong, when it can be pinned down.
-    pub index: Option<u64>,
-    pub what: String,
+pub use palisade_tlog::verify::{Problem, Report, Trust, load_dir, verify};
+
+fn store(e: impl Into<StoreError>) -> VerifyError {
+    VerifyError::Source(e.into().to_string())
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub entries: u64,
-    pub checkpoints: u64,
-    /// Checkpoints carrying at least one valid cosignature by a trusted witness.
-    pub cosigned_checkpoints: u64,
-    /// Entries whose sealed payload can no longer be read because its subject was erased.
-    pub payload_erased: u64,
-    pub root: String,
-    pub ok: bool,
-    pub problems: Vec<Problem>,
+/// The stored entries, a page at a time.
+struct DbPages {
+    db: Db,
+    after: i64,
 }
 
-/// The keys a verification trusts.
-pub struct Trust {
-    /// Checkpoint keys of the log: every checkpoint needs a valid signature by one of them.
-    pub log: Vec<Verifier>,
-    /// Witness keys: their cosignatures, where present, must verify.
-    pub witnesses: Vec<Verifier>,
-}
-
-/// Where the log is read from.
-pub enum Source<'a> {
-    Db(&'a Db),
-    /// A directory written by [`export`].
-    Dir(PathBuf),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{path}: {error}")]
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("{0}")]
-    Format(String),
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> VerifyError + '_ {
-    move |error| VerifyError::Io {
-        path: path.to_owned(),
-        error,
-    }
-}
-
-const PAGE: i64 = 10_000;
-const ENTRIES: &str = "entries.tsv";
-const CHECKPOINTS: &str = "checkpoints";
-const ERASED: &str = "erased-keys.txt";
-
-/// One stored entry: its index, the leaf hash recorded beside it (hex) and its bytes.
-type Row = (i64, String, String);
-
-/// Streams a source's entries in index order, a page at a time.
-enum Rows {
-    Db { db: Db, after: i64 },
-    File(std::io::Lines<BufReader<std::fs::File>>, PathBuf),
-}
-
-impl Rows {
+impl Pages for DbPages {
     async fn next_page(&mut self) -> Result<Vec<Row>, VerifyError> {
-        match self {
-            Rows::Db { db, after } => {
-                let page: Vec<Row> = sqlx::query_as(
-                    "SELECT idx, leaf_hash, entry FROM audit_leaves WHERE idx > $1 ORDER BY idx LIMIT $2",
-                )
-                .bind(*after)
-                .bind(PAGE)
-                .fetch_all(db.pool())
-                .await
-                .map_err(StoreError::from)?;
-                if let Some(last) = page.last() {
-                    *after = last.0;
-                }
-                Ok(page)
-            }
-            Rows::File(lines, path) => {
-                let mut page = Vec::new();
-                for line in lines.by_ref().take(PAGE as usize) {
-                    let line = line.map_err(io(path))?;
-                    let mut fields = line.splitn(3, '\t');
-                    let (Some(idx), Some(hash), Some(entry)) =
-                        (fields.next(), fields.next(), fields.next())
-                    else {
-                        return Err(VerifyError::Format(format!(
-                            "{}: a line is not index, hash and entry",
-                            path.display()
-                        )));
-                    };
-                    let idx = idx.parse().map_err(|_| {
-                        VerifyError::Format(format!("{}: bad index {idx:?}", path.display()))
-                    })?;
-                    page.push((idx, hash.to_owned(), entry.to_owned()));
-                }
-                Ok(page)
-            }
+        let page: Vec<Row> = sqlx::query_as(
+            "SELECT idx, leaf_hash, entry FROM audit_leaves WHERE idx > $1 ORDER BY idx LIMIT $2",
+        )
+        .bind(self.after)
+        .bind(PAGE as i64)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(store)?;
+        if let Some(last) = page.last() {
+            self.after = last.0;
         }
+        Ok(page)
     }
 }
 
-impl Rows {
-    /// Reads pages ahead on another task, so that reading (the database's own thread) and
-    /// hashing overlap.
-    fn prefetch(mut self) -> tokio::sync::mpsc::Receiver<Result<Vec<Row>, VerifyError>> {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            loop {
-                let page = self.next_page().await;
-                let done = matches!(&page, Ok(p) if p.is_empty()) || page.is_err();
-                if tx.send(page).await.is_err() || done {
-                    return;
-                }
-            }
-        });
-        rx
-    }
-}
-
-struct Loaded {
-    total: u64,
-    checkpoints: Vec<(i64, String)>,
-    erased_keys: HashSet<String>,
-    rows: Rows,
-}
-
-async fn load(source: Source<'_>) -> Result<Loaded, VerifyError> {
-    match source {
-        Source::Db(db) => {
-            let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_leaves")
-                .fetch_one(db.pool())
-                .await
-                .map_err(StoreError::from)?;
-            let checkpoints =
-                sqlx::query_as("SELECT size, note FROM audit_checkpoints ORDER BY size")
-                    .fetch_all(db.pool())
-                    .await
-                    .map_err(StoreError::from)?;
-            let erased_keys = crate::subject_keys::erased_key_ids(db).await?;
-            Ok(Loaded {
-                total: total as u64,
-                checkpoints,
-                erased_keys: erased_keys.into_iter().collect(),
-                rows: Rows::Db {
-                    db: db.clone(),
-                    after: -1,
-                },
-            })
-        }
-        Source::Dir(dir) => {
-            let entries = dir.join(ENTRIES);
-            let total = BufReader::new(std::fs::File::open(&entries).map_err(io(&entries))?)
-                .lines()
-                .count() as u64;
-            let cp_dir = dir.join(CHECKPOINTS);
-            let mut checkpoints = Vec::new();
-            for file in std::fs::read_dir(&cp_dir).map_err(io(&cp_dir))? {
-                let path = file.map_err(io(&cp_dir))?.path();
-                let size = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.parse::<i64>().ok())
-                    .ok_or_else(|| {
-                        VerifyError::Format(format!("{}: not a checkpoint size", path.display()))
-                    })?;
-                checkpoints.push((size, std::fs::read_to_string(&path).map_err(io(&path))?));
-            }
-            checkpoints.sort_by_key(|(size, _)| *size);
-            let erased = dir.join(ERASED);
-            let erased_keys = std::fs::read_to_string(&erased)
-                .map_err(io(&erased))?
-                .lines()
-                .map(str::to_owned)
-                .collect();
-            let file = std::fs::File::open(&entries).map_err(io(&entries))?;
-            Ok(Loaded {
-                total,
-                checkpoints,
-                erased_keys,
-                rows: Rows::File(BufReader::new(file).lines(), entries),
-            })
-        }
-    }
-}
-
-/// Writes the log in `db` to `dir` (created if needed) for offline verification and archival:
-/// `entries.tsv` (index, leaf hash, entry per line), `checkpoints/<size>` and
-/// `erased-keys.txt`. Returns the number of entries written.
-pub async fn export(db: &Db, dir: &Path) -> Result<u64, VerifyError> {
-    let cp_dir = dir.join(CHECKPOINTS);
-    std::fs::create_dir_all(&cp_dir).map_err(io(&cp_dir))?;
-    let mut loaded = load(Source::Db(db)).await?;
-    for (size, note) in &loaded.checkpoints {
-        let path = cp_dir.join(size.to_string());
-        std::fs::write(&path, note).map_err(io(&path))?;
-    }
-    let erased = dir.join(ERASED);
-    let mut keys: Vec<&String> = loaded.erased_keys.iter().collect();
-    keys.sort();
-    let keys: String = keys.into_iter().map(|k| format!("{k}\n")).collect();
-    std::fs::write(&erased, keys).map_err(io(&erased))?;
-    let path = dir.join(ENTRIES);
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io(&path))?);
-    let mut written = 0;
-    loop {
-        let page = loaded.rows.next_page().await?;
-        if page.is_empty() {
-            break;
-        }
-        for (idx, hash, entry) in page {
-            writeln!(out, "{idx}\t{hash}\t{entry}").map_err(io(&path))?;
-            written += 1;
-        }
-    }
-    out.into_inner()
-        .map_err(|e| VerifyError::Format(e.to_string()))?
-        .sync_all()
-        .map_err(io(&path))?;
-    Ok(written)
-}
-
-/// The payload key an entry was sealed under, if any. Entries are compact JSON, where a quote
-/// inside a string is always escaped, so this pattern can only be the `payload` object itself;
-/// a search is several times cheaper than parsing every entry of a large log.
-fn payload_key(entry: &str) -> Option<&str> {
-    const PATTERN: &str = "\"payload\":{\"key\":\"";
-    let start = entry.find(PATTERN)? + PATTERN.len();
-    let len = entry[start..].find('"')?;
-    Some(&entry[start..start + len])
-}
-
-/// What verification needs from one entry, computed in parallel for a page.
-struct Checked<'a> {
-    hash: Hash,
-    matches_stored: bool,
-    payload_key: Option<&'a str>,
-}
-
-/// Hashes a page of entries on every core: rehashing is most of a verification's work.
-fn check_rows(rows: &[Row]) -> Vec<Checked<'_>> {
-    fn check((_, stored, entry): &Row) -> Checked<'_> {
-        let hash = leaf_hash(entry.as_bytes());
-        Checked {
-            matches_stored: HEXLOWER.encode(&hash) == *stored,
-            hash,
-            payload_key: payload_key(entry),
-        }
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = rows.len().div_ceil(cores).max(1024);
-    if rows.len() <= chunk {
-        return rows.iter().map(check).collect();
-    }
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = rows
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(check).collect::<Vec<_>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("hashing thread"))
-            .collect()
+/// The log as the database holds it.
+pub async fn load(db: &Db) -> Result<Loaded, VerifyError> {
+    let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_leaves")
+        .fetch_one(db.pool())
+        .await
+        .map_err(store)?;
+    let checkpoints = sqlx::query_as("SELECT size, note FROM audit_checkpoints ORDER BY size")
+        .fetch_all(db.pool())
+        .await
+        .map_err(store)?;
+    let erased_keys = crate::subject_keys::erased_key_ids(db)
+        .await
+        .map_err(store)?;
+    Ok(Loaded {
+        total: total as u64,
+        checkpoints,
+        erased_keys: erased_keys.into_iter().collect(),
+        pages: prefetch(DbPages {
+            db: db.clone(),
+            after: -1,
+        }),
     })
 }
 
-/// Verifies a log. `progress(done, total)` is called as entries are checked.
-pub async fn verify(
-    source: Source<'_>,
-    trust: &Trust,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<Report, VerifyError> {
-    let Loaded {
-        total,
-        checkpoints: stored,
-        erased_keys,
-        rows,
-    } = load(source).await?;
-    let mut pages = rows.prefetch();
+/// Writes the stored log to `dir` for offline verification and archival.
+pub async fn export(db: &Db, dir: &Path) -> Result<u64, VerifyError> {
+    palisade_tlog::verify::write_export(load(db).await?, dir).await
+}
+
+#[derive(sqlx::FromRow)]
+struct EventAndLeaf {
+    seq: i64,
+    log_index: Option<i64>,
+    at: i64,
+    action: String,
+    outcome: String,
+    actor: Option<String>,
+    target: Option<String>,
+    tenant_id: String,
+    ip: Option<String>,
+    trace_id: Option<String>,
+    details: String,
+    client: Option<String>,
+    device: Option<String>,
+    entry: Option<String>,
+}
+
+/// What checking rows needs: the pseudonym key, the subject keys (to open payloads), and which
+/// subjects were erased.
+pub struct RowKeys {
+    pub pseudonym_key: [u8; 32],
+    pub keys: SubjectKeys,
+}
+
+/// Checks every searchable event row against the log entry it names; returns the problems.
+pub async fn check_rows(db: &Db, keys: &RowKeys) -> Result<Vec<Problem>, VerifyError> {
+    let erased: HashSet<String> = sqlx::query_as::<_, (String,)>(
+        "SELECT DISTINCT subject FROM audit_subject_keys WHERE sealed_key IS NULL",
+    )
+    .fetch_all(db.pool())
+    .await
+    .map_err(store)?
+    .into_iter()
+    .map(|(s,)| s)
+    .collect();
+    let mut opened: HashMap<String, Option<SubjectKey>> = HashMap::new();
     let mut problems = Vec::new();
-    let mut checkpoints = Vec::new();
-    let mut cosigned = 0;
-    let known: Vec<Verifier> = trust.log.iter().chain(&trust.witnesses).cloned().collect();
-    for (size, note) in &stored {
-        let opened = open(note, &known)
-            .map_err(|e| e.to_string())
-            .and_then(|(text, names)| {
-                let by_log = trust.log.iter().any(|v| names.contains(&v.name));
-                let by_witness = trust.witnesses.iter().any(|v| names.contains(&v.name));
-                if !by_log {
-                    return Err("it has no signature by the log's key".to_owned());
-                }
-                Checkpoint::parse(text)
-                    .map(|c| (c, by_witness))
-                    .map_err(|e| e.to_string())
-            });
-        match opened {
-            Ok((c, _)) if c.size != *size as u64 => problems.push(Problem {
-                index: None,
-                what: format!("checkpoint stored as size {size} names size {}", c.size),
-            }),
-            Ok((c, by_witness)) => {
-                cosigned += u64::from(by_witness);
-                checkpoints.push(c);
-            }
-            Err(e) => problems.push(Problem {
-                index: None,
-                what: format!("checkpoint at size {size} is not validly signed: {e}"),
-            }),
-        }
-    }
-    let mut next_checkpoint = checkpoints.iter().peekable();
-    let mut range = CompactRange::default();
-    let mut last_good_checkpoint = 0u64;
-    let mut entries_per_key: HashMap<String, u64> = HashMap::new();
-    let finish =
-        |range: &CompactRange, problems: Vec<Problem>, per_key: &HashMap<String, u64>| Report {
-            entries: total,
-            checkpoints: checkpoints.len() as u64,
-            cosigned_checkpoints: cosigned,
-            payload_erased: per_key
-                .iter()
-                .filter(|(k, _)| erased_keys.contains(*k))
-                .map(|(_, n)| n)
-                .sum(),
-            root: data_encoding::BASE64.encode(&range.root()),
-            ok: problems.is_empty(),
-            problems,
-        };
+    let mut after = -1i64;
     loop {
-        let page = pages.recv().await.unwrap_or_else(|| Ok(Vec::new()))?;
-        if page.is_empty() {
-            break;
-        }
-        let checked = check_rows(&page);
-        for ((idx, _, _), checked) in page.iter().zip(checked) {
-            let idx = *idx;
-            let expected = range.size();
-            if idx as u64 != expected {
+        let rows: Vec<EventAndLeaf> = sqlx::query_as(
+            "SELECT e.seq, e.log_index, e.at, e.action, e.outcome, e.actor, e.target, \
+             e.tenant_id, e.ip, e.trace_id, e.details, e.client, e.device, l.entry \
+             FROM security_events e LEFT JOIN audit_leaves l ON l.idx = e.log_index \
+             WHERE e.seq > $1 ORDER BY e.seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(PAGE as i64)
+        .fetch_all(db.pool())
+        .await
+        .map_err(store)?;
+        let Some(last) = rows.last() else {
+            return Ok(problems);
+        };
+        after = last.seq;
+        for row in rows {
+            if let Some(what) = check_row(&row, keys, &erased, &mut opened).await? {
                 problems.push(Problem {
-                    index: Some(expected),
-                    what: format!("entry {expected} is missing (next stored index is {idx})"),
-                });
-                return Ok(finish(&range, problems, &entries_per_key));
-            }
-            let Checked {
-                hash,
-                matches_stored,
-                payload_key,
-            } = checked;
-            if !matches_stored {
-                problems.push(Problem {
-                    index: Some(expected),
-                    what: format!("entry {expected} does not match its recorded leaf hash"),
+                    index: row.log_index.map(|i| i as u64),
+                    what: format!("event row {}: {what}", row.seq),
                 });
             }
-            if let Some(key) = payload_key {
-                match entries_per_key.get_mut(key) {
-                    Some(n) => *n += 1,
-                    None => {
-                        entries_per_key.insert(key.to_owned(), 1);
-                    }
-                }
-            }
-            range.append(hash);
-            while let Some(c) = next_checkpoint.peek() {
-                if c.size > range.size() {
-                    break;
-                }
-                if c.root != range.root() {
-                    problems.push(Problem {
-                        index: None,
-                        what: format!(
-                            "checkpoint at size {} does not match the entries: a change between index {} and {}",
-                            c.size,
-                            last_good_checkpoint,
-                            c.size - 1
-                        ),
-                    });
-                } else {
-                    last_good_checkpoint = c.size;
-                }
-                next_checkpoint.next();
-            }
-            progress(range.size(), total);
         }
     }
-    for c in next_checkpoint {
-        problems.push(Problem {
-            index: Some(range.size()),
-            what: format!(
-                "checkpoint at size {} but only {} entries remain (truncated)",
-                c.size,
-                range.size()
-            ),
-        });
+}
+
+/// What is wrong with one row, if anything.
+async fn check_row(
+    row: &EventAndLeaf,
+    keys: &RowKeys,
+    erased: &HashSet<String>,
+    opened: &mut HashMap<String, Option<SubjectKey>>,
+) -> Result<Option<String>, VerifyError> {
+    let (Some(index), Some(entry)) = (row.log_index, &row.entry) else {
+        return Ok(Some("it names no entry of the log".into()));
+    };
+    let Ok(leaf) = serde_json::from_str::<Value>(entry) else {
+        return Ok(Some(format!("entry {index} is not JSON")));
+    };
+    let text = |name: &str| leaf.get(name).and_then(Value::as_str);
+    let differs = |name: &str, value: Option<&str>| text(name) != value;
+    for (name, value) in [
+        ("action", Some(row.action.as_str())),
+        ("outcome", Some(row.outcome.as_str())),
+        ("tenant", Some(row.tenant_id.as_str())),
+        ("client", row.client.as_deref()),
+        ("trace_id", row.trace_id.as_deref()),
+    ] {
+        if differs(name, value) {
+            return Ok(Some(format!("its {name} is not the entry's")));
+        }
     }
-    Ok(finish(&range, problems, &entries_per_key))
+    if leaf.get("at").and_then(Value::as_i64) != Some(row.at) {
+        return Ok(Some("its time is not the entry's".into()));
+    }
+    // Accounts appear in the leaf as pseudonyms; a row may drop one only for an erased subject.
+    for (name, account) in [("actor", &row.actor), ("target", &row.target)] {
+        let ok = match (text(name), account) {
+            (None, None) => true,
+            (Some(p), Some(a)) => p == pseudonym(&keys.pseudonym_key, a),
+            (Some(p), None) => erased.contains(p),
+            (None, Some(_)) => false,
+        };
+        if !ok {
+            return Ok(Some(format!("its {name} is not the entry's")));
+        }
+    }
+    let Some(payload) = leaf.get("payload") else {
+        return Ok(None);
+    };
+    let (Some(key_id), Some(sealed)) = (
+        payload.get("key").and_then(Value::as_str),
+        payload.get("sealed").and_then(Value::as_str),
+    ) else {
+        return Ok(Some(format!("entry {index} has a malformed payload")));
+    };
+    if !opened.contains_key(key_id) {
+        let key = keys.keys.by_id(key_id).await.map_err(store)?;
+        opened.insert(key_id.to_owned(), key);
+    }
+    let private = match &opened[key_id] {
+        // Erased: the row must have been blanked with it.
+        None => {
+            let blank = row.ip.is_none() && row.device.is_none() && row.details == "{}";
+            return Ok(
+                (!blank).then(|| "it keeps what its erased subject's entry no longer can".into())
+            );
+        }
+        Some(key) => match key
+            .open(sealed)
+            .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok())
+        {
+            Some(p) => p,
+            None => return Ok(Some(format!("entry {index}'s payload does not open"))),
+        },
+    };
+    let details: Value = serde_json::from_str(&row.details).unwrap_or(Value::Null);
+    let same = private.get("ip").and_then(Value::as_str) == row.ip.as_deref()
+        && private.get("device").and_then(Value::as_str) == row.device.as_deref()
+        && private.get("details") == Some(&details);
+    Ok((!same).then(|| "its address, device or details are not the entry's".into()))
+}
+
+pub(crate) fn pseudonym(key: &[u8; 32], id: &str) -> String {
+    let mac = palisade_crypto::hmac_sha256(key, id.as_bytes());
+    data_encoding::HEXLOWER.encode(&mac[..16])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::note::Signer;
     use crate::{Action, Auditor, Outcome, Payload, SecurityEvent};
+    use palisade_tlog::note::{Signer, Verifier};
+
+    fn event(actor: &str, i: i64) -> SecurityEvent {
+        SecurityEvent::new(Action::LoginSucceeded, Outcome::Success, "default")
+            .actor(actor)
+            .ip("192.0.2.7".parse().unwrap())
+            .device("Firefox")
+            .detail("attempt", i)
+    }
 
     async fn erased_payloads_are_unreadable_and_the_log_still_verifies(db: Db) {
         let (log, skey) = crate::log::open_for_test(&db).await;
-        let sealing = palisade_crypto::SealingKey::from_bytes(&[9u8; 32]).unwrap();
-        let auditor = Auditor::with_log(db.clone(), log, [7u8; 32], sealing);
+        let sealing = || palisade_crypto::SealingKey::from_bytes(&[9u8; 32]).unwrap();
+        let bus = palisade_cluster::Bus::in_process();
+        let auditor = Auditor::with_log(db.clone(), log, [7u8; 32], sealing(), bus.clone());
         let mut indexes = HashMap::new();
         for (actor, n) in [("alice", 3), ("bob", 2)] {
             for i in 0..n {
-                let index = auditor
-                    .record(
-                        SecurityEvent::new(Action::LoginSucceeded, Outcome::Success, "default")
-                            .actor(actor)
-                            .ip("192.0.2.7".parse().unwrap())
-                            .device("Firefox")
-                            .detail("attempt", i),
-                    )
-                    .await
-                    .unwrap()
-                    .unwrap();
+                let index = auditor.record_proven(vec![event(actor, i)]).await.unwrap()[0];
                 indexes.entry(actor).or_insert_with(Vec::new).push(index);
             }
         }
@@ -496,26 +289,59 @@ mod tests {
             log: vec![Verifier::from_vkey(&Signer::from_skey(&skey).unwrap().vkey()).unwrap()],
             witnesses: vec![],
         };
-        let report = verify(Source::Db(&db), &trust, |_, _| {}).await.unwrap();
+        let report = verify(load(&db).await.unwrap(), &trust, |_, _| {})
+            .await
+            .unwrap();
         assert!(report.ok, "{:?}", report.problems);
         assert_eq!((report.entries, report.payload_erased), (5, 3));
+        let row_keys = RowKeys {
+            pseudonym_key: [7u8; 32],
+            keys: SubjectKeys::new(db.clone(), sealing(), bus),
+        };
+        assert_eq!(check_rows(&db, &row_keys).await.unwrap(), vec![]);
 
-        // The same from an export; and a changed exported entry is caught at its index.
+        // An edited row is caught, though the entries and checkpoints still verify.
+        sqlx::query("UPDATE security_events SET actor = 'mallory' WHERE actor = 'bob'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let problems = check_rows(&db, &row_keys).await.unwrap();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].what.contains("its actor is not the entry's"),
+            "{problems:?}"
+        );
+        assert_eq!(problems[0].index, Some(indexes["bob"][0]));
+        // So is a row whose details were changed, or that names no entry.
+        sqlx::query("UPDATE security_events SET actor = 'bob' WHERE actor = 'mallory'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE security_events SET details = '{\"attempt\":9}' WHERE log_index = $1")
+            .bind(indexes["bob"][1] as i64)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let problems = check_rows(&db, &row_keys).await.unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].what.contains("details"), "{problems:?}");
+
+        // The same log from an export; and a changed exported entry is caught at its index.
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(export(&db, dir.path()).await.unwrap(), 5);
-        let exported = verify(Source::Dir(dir.path().into()), &trust, |_, _| {})
+        let exported = verify(load_dir(dir.path()).unwrap(), &trust, |_, _| {})
             .await
             .unwrap();
         assert!(exported.ok, "{:?}", exported.problems);
         assert_eq!((exported.payload_erased, exported.root), (3, report.root));
-        let path = dir.path().join(ENTRIES);
+        let path = dir.path().join("entries.tsv");
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(
             &path,
             text.replacen("identity.login.succeeded", "identity.login.failed", 2),
         )
         .unwrap();
-        let tampered = verify(Source::Dir(dir.path().into()), &trust, |_, _| {})
+        let tampered = verify(load_dir(dir.path()).unwrap(), &trust, |_, _| {})
             .await
             .unwrap();
         assert!(!tampered.ok);

@@ -7,6 +7,8 @@
 //! replaced from text: the new set is parsed and validated against the schema first, and only a
 //! valid set replaces the old one, whole, with one atomic swap — a decision in flight sees
 //! either the old set or the new one, never a mixture or nothing.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
 
 use arc_swap::ArcSwap;
 use cedar_policy::{

@@ -6,6 +6,8 @@
 //! leases and single-use ids in the database. With `cluster.redis_url`, the bus, the counters
 //! and single-use ids go through Redis; while it is unreachable each node degrades to local
 //! behaviour, says so (a log line and `palisade_cluster_redis_up 0`), and rejoins by itself.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
 
 mod bus;
 mod counter;

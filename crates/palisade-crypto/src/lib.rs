@@ -1,5 +1,7 @@
 //! Cryptographic primitives shared by every Palisade crate, all backed by aws-lc-rs so that
 //! one audited provider does all the work.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
 
 mod sealing;
 mod secret;

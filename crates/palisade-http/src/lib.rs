@@ -2,6 +2,8 @@
 //! the middleware stack every request passes through (trace context, panic catching, limits,
 //! security headers, metrics), the one error type and its rendering, routes declared with their
 //! access and the guards that enforce it, health endpoints, and the one outbound client.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
 
 pub mod api_key;
 pub mod client_ip;

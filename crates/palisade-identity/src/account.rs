@@ -16,7 +16,7 @@ use palisade_http::AppError;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
-pub struct AccountQuery {
+pub(crate) struct AccountQuery {
     #[serde(default)]
     notice: String,
 }
@@ -35,7 +35,7 @@ fn account_notice(key: &str) -> Option<&'static str> {
     }
 }
 
-pub async fn account_page(
+pub(crate) async fn account_page(
     State(id): State<Identity>,
     signed_in: SignedIn,
     csrf: Csrf,
@@ -106,14 +106,14 @@ async fn render_account(
 }
 
 #[derive(Deserialize)]
-pub struct PasswordForm {
+pub(crate) struct PasswordForm {
     current_password: Secret<String>,
     new_password: Secret<String>,
 }
 
 /// Changes the password after re-checking the current one (throttled like a login), raises the
 /// revocation epoch and signs out every other session.
-pub async fn change_password(
+pub(crate) async fn change_password(
     State(id): State<Identity>,
     ctx: RequestContext,
     signed_in: SignedIn,
@@ -198,11 +198,11 @@ async fn check_current_password(
 }
 
 #[derive(Deserialize)]
-pub struct RevokeForm {
+pub(crate) struct RevokeForm {
     session: String,
 }
 
-pub async fn revoke_session(
+pub(crate) async fn revoke_session(
     State(id): State<Identity>,
     ctx: RequestContext,
     signed_in: SignedIn,
@@ -224,7 +224,7 @@ pub async fn revoke_session(
     .await
 }
 
-pub async fn revoke_other_sessions(
+pub(crate) async fn revoke_other_sessions(
     State(id): State<Identity>,
     ctx: RequestContext,
     signed_in: SignedIn,
@@ -246,7 +246,7 @@ pub async fn revoke_other_sessions(
 }
 
 /// Starts TOTP enrolment with a fresh seed, stored sealed and pending until confirmed.
-pub async fn totp_page(
+pub(crate) async fn totp_page(
     State(id): State<Identity>,
     signed_in: SignedIn,
     csrf: Csrf,
@@ -282,12 +282,12 @@ fn render_enrolment(
 }
 
 #[derive(Deserialize)]
-pub struct CodeForm {
+pub(crate) struct CodeForm {
     code: Secret<String>,
 }
 
 /// Confirms enrolment with a first code, turns TOTP on and shows the recovery codes once.
-pub async fn totp_enable(
+pub(crate) async fn totp_enable(
     State(id): State<Identity>,
     ctx: RequestContext,
     signed_in: SignedIn,
@@ -335,11 +335,11 @@ pub async fn totp_enable(
 }
 
 #[derive(Deserialize)]
-pub struct PasswordOnlyForm {
+pub(crate) struct PasswordOnlyForm {
     password: Secret<String>,
 }
 
-pub async fn totp_disable(
+pub(crate) async fn totp_disable(
     State(id): State<Identity>,
     ctx: RequestContext,
     signed_in: SignedIn,
@@ -363,7 +363,7 @@ pub async fn totp_disable(
     .await
 }
 
-pub async fn regenerate_recovery_codes(
+pub(crate) async fn regenerate_recovery_codes(
     State(id): State<Identity>,
     ctx: RequestContext,
     signed_in: SignedIn,

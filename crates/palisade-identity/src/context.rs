@@ -140,7 +140,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
 /// Where to send the user after signing in: a path on this site only. Anything else (another
 /// host, a protocol-relative `//host`, a backslash trick) falls back to the account page, so a
 /// crafted link cannot turn the login page into an open redirect.
-pub fn safe_return_to(candidate: &str) -> &str {
+pub(crate) fn safe_return_to(candidate: &str) -> &str {
     let ok = candidate.starts_with('/')
         && !candidate.starts_with("//")
         && !candidate.contains('\\')

@@ -1,6 +1,8 @@
 //! Identity (IDN-1..7): accounts with argon2id passwords, browser sessions in `__Host-`
 //! cookies, CSRF-protected forms, throttled logins, TOTP with replay protection, recovery codes,
 //! passkeys, and the pages for all of it. Every security event goes through the auditor.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
 
 pub mod config;
 pub mod cookies;

@@ -18,12 +18,12 @@ const BAD_CREDENTIALS: &str = "Incorrect email address or password.";
 const MFA_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Deserialize)]
-pub struct SignUpForm {
+pub(crate) struct SignUpForm {
     email: String,
     password: Secret<String>,
 }
 
-pub async fn signup_page(
+pub(crate) async fn signup_page(
     State(id): State<Identity>,
     headers: HeaderMap,
     csrf: Csrf,
@@ -40,7 +40,7 @@ pub async fn signup_page(
 
 /// Creates the account if the address is new. The answer is the same either way (IDN-2): a
 /// redirect to the sign-in page, after a password hash in both cases so timing matches too.
-pub async fn signup(
+pub(crate) async fn signup(
     State(id): State<Identity>,
     ctx: RequestContext,
     csrf: Csrf,
@@ -108,7 +108,7 @@ pub fn check_password_rules(
 }
 
 #[derive(Deserialize)]
-pub struct LoginQuery {
+pub(crate) struct LoginQuery {
     #[serde(default)]
     notice: String,
     #[serde(default)]
@@ -141,7 +141,7 @@ fn for_return_to(mut page: Response, return_to: &str) -> Response {
     page
 }
 
-pub async fn login_page(
+pub(crate) async fn login_page(
     State(id): State<Identity>,
     headers: HeaderMap,
     csrf: Csrf,
@@ -162,7 +162,7 @@ pub async fn login_page(
 }
 
 #[derive(Deserialize)]
-pub struct LoginForm {
+pub(crate) struct LoginForm {
     email: String,
     password: Secret<String>,
     /// The tenant's id; blank for the default tenant (IDN-8).
@@ -172,7 +172,7 @@ pub struct LoginForm {
     return_to: String,
 }
 
-pub async fn login(
+pub(crate) async fn login(
     State(id): State<Identity>,
     ctx: RequestContext,
     headers: HeaderMap,
@@ -273,7 +273,7 @@ pub async fn login(
 }
 
 /// Signs the user in and sends them on to `return_to`.
-pub async fn establish_session(
+pub(crate) async fn establish_session(
     id: &Identity,
     ctx: &RequestContext,
     headers: &HeaderMap,
@@ -293,7 +293,7 @@ pub async fn establish_session(
 
 /// Starts a fresh session (never reusing a token the browser already had: no fixation), ends
 /// the browser's previous one and records the login. Returns the session's `Set-Cookie` value.
-pub async fn start_session(
+pub(crate) async fn start_session(
     id: &Identity,
     ctx: &RequestContext,
     headers: &HeaderMap,
@@ -330,7 +330,7 @@ pub async fn start_session(
     ))
 }
 
-pub async fn mfa_page(
+pub(crate) async fn mfa_page(
     State(id): State<Identity>,
     headers: HeaderMap,
     csrf: Csrf,
@@ -354,13 +354,13 @@ pub async fn mfa_page(
 }
 
 #[derive(Deserialize)]
-pub struct MfaForm {
+pub(crate) struct MfaForm {
     code: Secret<String>,
     #[serde(default)]
     return_to: String,
 }
 
-pub async fn mfa_submit(
+pub(crate) async fn mfa_submit(
     State(id): State<Identity>,
     ctx: RequestContext,
     headers: HeaderMap,
@@ -422,7 +422,7 @@ pub async fn mfa_submit(
 }
 
 /// Checks a TOTP code against the user's enabled seed and consumes its time step.
-pub async fn verify_totp(
+pub(crate) async fn verify_totp(
     id: &Identity,
     user: &User,
     code: &str,
@@ -437,11 +437,11 @@ pub async fn verify_totp(
     Ok(users::accept_totp_step(&id.db, &user.id, step).await?)
 }
 
-pub fn totp_context(user_id: &str) -> Vec<u8> {
+pub(crate) fn totp_context(user_id: &str) -> Vec<u8> {
     format!("totp:{user_id}").into_bytes()
 }
 
-pub fn open_totp_seed(id: &Identity, user: &User) -> Result<Option<Vec<u8>>, AppError> {
+pub(crate) fn open_totp_seed(id: &Identity, user: &User) -> Result<Option<Vec<u8>>, AppError> {
     let Some(sealed) = &user.totp_secret else {
         return Ok(None);
     };
@@ -454,7 +454,7 @@ pub fn open_totp_seed(id: &Identity, user: &User) -> Result<Option<Vec<u8>>, App
         .map_err(AppError::internal)
 }
 
-pub async fn logout(
+pub(crate) async fn logout(
     State(id): State<Identity>,
     ctx: RequestContext,
     signed_in: SignedIn,

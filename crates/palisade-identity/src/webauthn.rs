@@ -297,6 +297,10 @@ pub fn verify_assertion(
 /// A minimal software authenticator (one P-256 credential) for tests of the relying party,
 /// including the attacks a real authenticator would never produce.
 #[cfg(any(test, feature = "test-support"))]
+#[allow(
+    clippy::unwrap_used,
+    reason = "a software authenticator for tests: a failure should stop the test"
+)]
 pub mod testing {
     use super::*;
     use aws_lc_rs::rand::SystemRandom;

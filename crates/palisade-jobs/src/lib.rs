@@ -16,11 +16,13 @@
 //!
 //! [`Supervisor`] owns every long-lived task of a server, this runner included, under one
 //! cancellation, and drains them on shutdown.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
 
 mod runner;
 mod supervisor;
 
-pub use runner::{Handler, Job, Jobs, Retry};
+pub use runner::{Completion, Handler, Job, Jobs, Retry};
 pub use supervisor::Supervisor;
 
 use palisade_store::{Db, StoreError, now_ms};

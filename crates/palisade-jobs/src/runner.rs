@@ -8,7 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -59,6 +59,19 @@ pub trait Handler: Send + Sync + 'static {
     fn retry(&self) -> Retry {
         Retry::default()
     }
+
+    /// How long a claim of this kind lasts (and so how long a job of a worker that died waits
+    /// before another takes it); the runner's default when `None`.
+    fn lease_for(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Whether jobs of this kind run one at a time on a node, in the order they were queued
+    /// (a job retried after a failure comes after those queued meanwhile). Entries of a log are
+    /// such a kind: their order is the order things happened.
+    fn in_order(&self) -> bool {
+        false
+    }
 }
 
 /// A claimed job, as its handler sees it.
@@ -83,6 +96,32 @@ impl Job {
 
     /// Marks the job done inside `tx`, with the handler's effects, recording `result`. `false`
     /// when this worker no longer holds the job's lease: the caller must roll back.
+    pub async fn complete_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        result: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.completion().complete_in(tx, result).await
+    }
+
+    /// What completing the job takes, to hand to whatever writes its effects.
+    pub fn completion(&self) -> Completion {
+        Completion {
+            id: self.id.clone(),
+            lease: self.lease.clone(),
+        }
+    }
+}
+
+/// The right to mark one claimed job done.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    id: String,
+    lease: String,
+}
+
+impl Completion {
+    /// As [`Job::complete_in`].
     pub async fn complete_in(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -118,6 +157,8 @@ struct Inner {
     handlers: RwLock<HashMap<&'static str, Arc<dyn Handler>>>,
     /// Claimed and not finished: released when the worker stops.
     claimed: Mutex<HashMap<String, String>>,
+    /// In-order kinds with jobs running on this node: none more of them is claimed meanwhile.
+    busy: Mutex<HashSet<String>>,
     lease_for: Duration,
     poll: Duration,
     concurrency: usize,
@@ -143,6 +184,7 @@ impl Jobs {
             bus,
             handlers: RwLock::default(),
             claimed: Mutex::default(),
+            busy: Mutex::default(),
             lease_for,
             poll,
             concurrency: 16,
@@ -184,8 +226,20 @@ impl Jobs {
             if free > 0 {
                 match self.claim(free).await {
                     Ok(jobs) => {
+                        let mut in_order: HashMap<String, Vec<Job>> = HashMap::new();
                         for job in jobs {
-                            running.spawn(self.clone().execute(job));
+                            if self.in_order(&job.kind) {
+                                in_order.entry(job.kind.clone()).or_default().push(job);
+                            } else {
+                                let jobs = self.clone();
+                                running.spawn(async move {
+                                    jobs.execute(job).await;
+                                });
+                            }
+                        }
+                        for (kind, jobs) in in_order {
+                            self.0.busy.lock().expect("busy kinds").insert(kind.clone());
+                            running.spawn(self.clone().execute_in_order(kind, jobs));
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "jobs not claimed"),
@@ -215,23 +269,49 @@ impl Jobs {
         let unfinished: Vec<(String, String)> =
             self.0.claimed.lock().expect("claims").drain().collect();
         for (id, lease) in unfinished {
-            // Not an attempt: another worker may take it at once.
-            let released = sqlx::query(
-                "UPDATE jobs SET state = 'queued', attempts = attempts - 1, lease = NULL, \
-                 leased_until = NULL, run_at = $1 WHERE id = $2 AND lease = $3",
-            )
-            .bind(now_ms())
-            .bind(&id)
-            .bind(&lease)
-            .execute(self.0.db.pool())
-            .await;
-            if let Err(e) = released {
-                tracing::warn!(job = %id, error = %e, "job claim not released; it will expire");
-            }
+            self.release(&id, &lease).await;
         }
     }
 
+    /// Hands a claimed job back unrun, due as it was (so it keeps its place in the queue).
+    /// Not an attempt: another worker may take it at once.
+    async fn release(&self, id: &str, lease: &str) {
+        let released = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = attempts - 1, lease = NULL, \
+             leased_until = NULL WHERE id = $1 AND lease = $2",
+        )
+        .bind(id)
+        .bind(lease)
+        .execute(self.0.db.pool())
+        .await;
+        if let Err(e) = released {
+            tracing::warn!(job = %id, error = %e, "job claim not released; it will expire");
+        }
+    }
+
+    fn in_order(&self, kind: &str) -> bool {
+        let handlers = self.0.handlers.read().expect("job handlers");
+        handlers.get(kind).is_some_and(|h| h.in_order())
+    }
+
+    /// The jobs of one in-order kind, one after the other; after a failure the rest are handed
+    /// back, so that none overtakes it but by its retry wait.
+    async fn execute_in_order(self, kind: String, jobs: Vec<Job>) {
+        let mut jobs = jobs.into_iter();
+        for job in jobs.by_ref() {
+            if !self.clone().execute(job).await {
+                break;
+            }
+        }
+        for job in jobs {
+            self.release(&job.id, &job.lease).await;
+            self.0.claimed.lock().expect("claims").remove(&job.id);
+        }
+        self.0.busy.lock().expect("busy kinds").remove(&kind);
+    }
+
     async fn claim(&self, at_most: usize) -> Result<Vec<Job>, StoreError> {
+        let busy = self.0.busy.lock().expect("busy kinds").clone();
         let kinds: Vec<&'static str> = self
             .0
             .handlers
@@ -239,23 +319,32 @@ impl Jobs {
             .expect("job handlers")
             .keys()
             .copied()
+            .filter(|kind| !busy.contains(*kind))
             .collect();
         if kinds.is_empty() {
             return Ok(Vec::new());
         }
         let now = now_ms();
         let sql = format!(
-            "SELECT id FROM jobs WHERE kind IN ({}) AND ((state = 'queued' AND run_at <= $1) \
-             OR (state = 'running' AND leased_until < $1)) ORDER BY run_at LIMIT {at_most}",
+            "SELECT id, kind FROM jobs WHERE kind IN ({}) AND ((state = 'queued' AND run_at <= $1) \
+             OR (state = 'running' AND leased_until < $1)) ORDER BY run_at, id LIMIT {at_most}",
             crate::placeholders(2, kinds.len())
         );
-        let mut query = sqlx::query_as::<_, (String,)>(&sql).bind(now);
+        let mut query = sqlx::query_as::<_, (String, String)>(&sql).bind(now);
         for kind in &kinds {
             query = query.bind(*kind);
         }
         let due = query.fetch_all(self.0.db.pool()).await?;
         let mut claimed = Vec::with_capacity(due.len());
-        for (id,) in due {
+        for (id, kind) in due {
+            let lease_for = self
+                .0
+                .handlers
+                .read()
+                .expect("job handlers")
+                .get(kind.as_str())
+                .and_then(|h| h.lease_for())
+                .unwrap_or(self.0.lease_for);
             let lease = palisade_crypto::random_token();
             let row: Option<(String, String, i64)> = sqlx::query_as(
                 "UPDATE jobs SET state = 'running', lease = $1, leased_until = $2, \
@@ -263,7 +352,7 @@ impl Jobs {
                  OR (state = 'running' AND leased_until < $4)) RETURNING kind, payload, attempts",
             )
             .bind(&lease)
-            .bind(now + self.0.lease_for.as_millis() as i64)
+            .bind(now + lease_for.as_millis() as i64)
             .bind(&id)
             .bind(now)
             .fetch_optional(self.0.db.pool())
@@ -289,7 +378,8 @@ impl Jobs {
         Ok(claimed)
     }
 
-    async fn execute(self, job: Job) {
+    /// Runs one claimed job and records its outcome; whether it succeeded.
+    async fn execute(self, job: Job) -> bool {
         let handler = self
             .0
             .handlers
@@ -304,7 +394,7 @@ impl Jobs {
             ),
             Some(handler) => {
                 // Done well within the lease, so that no other worker starts it meanwhile.
-                let budget = self.0.lease_for.mul_f64(0.8);
+                let budget = handler.lease_for().unwrap_or(self.0.lease_for).mul_f64(0.8);
                 let run = AssertUnwindSafe(handler.run(&job)).catch_unwind();
                 let outcome = match tokio::time::timeout(budget, run).await {
                     Ok(Ok(result)) => result,
@@ -314,10 +404,12 @@ impl Jobs {
                 (outcome, handler.retry())
             }
         };
+        let succeeded = outcome.is_ok();
         if let Err(e) = self.finish(&job, outcome, retry).await {
             tracing::warn!(job = %job.id, error = %e, "job outcome not recorded; its claim will expire");
         }
         self.0.claimed.lock().expect("claims").remove(&job.id);
+        succeeded
     }
 
     async fn finish(

@@ -291,3 +291,80 @@ async fn two_workers_run_each_job_once(db: Db) {
     }
 }
 palisade_store::both_backends!(two_workers_run_each_job_once);
+
+/// Records the order it runs jobs in, yielding in between so that jobs run at once would
+/// interleave; fails the job whose payload is `fail` once.
+struct Ordered {
+    seen: Arc<Mutex<Vec<i64>>>,
+    fail: i64,
+}
+
+impl Handler for Ordered {
+    fn run<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let n: i64 = job.payload()?;
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+            self.seen.lock().unwrap().push(n);
+            if n == self.fail && job.attempt == 1 {
+                return Err("the first attempt fails".into());
+            }
+            Ok(())
+        })
+    }
+
+    fn retry(&self) -> Retry {
+        Retry {
+            first: Duration::from_millis(10),
+            max: Duration::from_millis(10),
+        }
+    }
+
+    fn in_order(&self) -> bool {
+        true
+    }
+}
+
+/// Jobs of an in-order kind run one at a time in the order they were queued; after a failure
+/// the rest wait their turn instead of running beside the retry.
+async fn in_order_jobs_run_one_at_a_time_in_queue_order(db: Db) {
+    let mut ids = Vec::new();
+    for i in 0..30i64 {
+        ids.push(
+            enqueue(db.pool(), &NewJob::new("test.ordered", &i))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let runner = jobs(&db);
+    runner.register(
+        "test.ordered",
+        Arc::new(Ordered {
+            seen: seen.clone(),
+            fail: 12,
+        }),
+    );
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(runner.run(stop.clone(), Duration::from_secs(5)));
+    for id in &ids {
+        assert_eq!(wait_finished(&db, id).await.state, "done");
+    }
+    stop.cancel();
+    worker.await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    // Up to the failure in order; the failed job ran again, and nothing was lost or doubled.
+    assert_eq!(seen[..13], (0..13).collect::<Vec<i64>>()[..], "{seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    let mut expected: Vec<i64> = (0..30).collect();
+    expected.push(12);
+    expected.sort_unstable();
+    assert_eq!(sorted, expected, "{seen:?}");
+    // Everything after the failure ran in order too, the retry taking its place among them.
+    let after: Vec<i64> = seen[13..].iter().copied().filter(|n| *n != 12).collect();
+    assert_eq!(after, (13..30).collect::<Vec<i64>>(), "{seen:?}");
+}
+palisade_store::both_backends!(in_order_jobs_run_one_at_a_time_in_queue_order);

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The job of delivering one logout token.
-pub const DELIVERY: &str = "oauth.backchannel_logout";
+pub(crate) const DELIVERY: &str = "oauth.backchannel_logout";
 /// Deliveries given up after this many failed attempts (the last about two hours after the
 /// first, with the back-off doubling from 2 s and capped at an hour).
 const MAX_ATTEMPTS: u32 = 12;

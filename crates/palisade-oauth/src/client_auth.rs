@@ -9,7 +9,7 @@ use palisade_cluster::ReplayStore;
 use palisade_store::{Db, now_ms};
 
 /// What authenticating a client looks things up in.
-pub struct Known<'a> {
+pub(crate) struct Known<'a> {
     pub db: &'a Db,
     pub cache: &'a ClientCache,
     pub replay: &'a ReplayStore,
@@ -18,7 +18,7 @@ pub struct Known<'a> {
 }
 
 /// How a request presented its client credentials.
-pub struct Presented {
+pub(crate) struct Presented {
     /// From `Authorization: Basic`.
     pub basic: Option<(String, String)>,
     /// From the form body.
@@ -106,7 +106,7 @@ async fn authenticate_assertion(
 }
 
 /// RFC 6749 §2.3.1: `base64(urlencode(id) ":" urlencode(secret))`.
-pub fn parse_basic(header: &str) -> Option<(String, String)> {
+pub(crate) fn parse_basic(header: &str) -> Option<(String, String)> {
     let encoded = header.strip_prefix("Basic ")?;
     let decoded = String::from_utf8(BASE64.decode(encoded.trim().as_bytes()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
@@ -121,7 +121,10 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
 
 /// Authenticates the client of a token or introspection request: exactly one method, the one
 /// the client registered, with the right secret.
-pub async fn authenticate(known: &Known<'_>, presented: Presented) -> Result<Client, OAuthError> {
+pub(crate) async fn authenticate(
+    known: &Known<'_>,
+    presented: Presented,
+) -> Result<Client, OAuthError> {
     if let Some(jwt) = presented.assertion {
         if presented.basic.is_some() || presented.post_secret.is_some() {
             return Err(OAuthError::InvalidRequest(

@@ -63,6 +63,16 @@ impl From<StoreError> for OAuthError {
     }
 }
 
+impl From<palisade_audit::AuditError> for OAuthError {
+    fn from(e: palisade_audit::AuditError) -> Self {
+        match e {
+            palisade_audit::AuditError::Store(e) => e.into(),
+            e if e.is_unavailable() => OAuthError::Unavailable,
+            e => OAuthError::Server(e.to_string()),
+        }
+    }
+}
+
 impl From<palisade_principal::DpopError> for OAuthError {
     fn from(e: palisade_principal::DpopError) -> Self {
         use palisade_principal::DpopError;

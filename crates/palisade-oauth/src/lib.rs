@@ -6,6 +6,8 @@
 //!
 //! What resources accept is not decided here: they ask `palisade-principal`'s authenticator,
 //! which this provider also uses for userinfo and introspection.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
 
 pub mod admin;
 mod apps;

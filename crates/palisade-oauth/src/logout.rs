@@ -28,7 +28,7 @@ struct LogoutPage<'a> {
 
 /// Other parameters (`ui_locales`, …) are accepted and ignored.
 #[derive(Debug, Deserialize)]
-pub struct LogoutParams {
+pub(crate) struct LogoutParams {
     id_token_hint: Option<String>,
     client_id: Option<String>,
     post_logout_redirect_uri: Option<String>,
@@ -86,7 +86,7 @@ fn signed_out(target: Option<String>) -> Response {
     }
 }
 
-pub async fn page(
+pub(crate) async fn page(
     State(oauth): State<OAuth>,
     csrf: Csrf,
     headers: HeaderMap,
@@ -123,7 +123,7 @@ pub async fn page(
     Ok(page)
 }
 
-pub async fn confirm(
+pub(crate) async fn confirm(
     State(oauth): State<OAuth>,
     ctx: RequestContext,
     headers: HeaderMap,

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 /// Client metadata as RFC 7591 §2 names it; other members are ignored, as it requires.
 #[derive(Deserialize)]
-pub struct Metadata {
+pub(crate) struct Metadata {
     client_id: Option<String>,
     client_name: Option<String>,
     #[serde(default)]

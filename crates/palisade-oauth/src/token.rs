@@ -575,7 +575,6 @@ pub(crate) async fn revoke_on_reuse(
                     .detail("grant", grant_id),
             )
             .await
-            .map(|_| ())
             .map_err(OAuthError::from)
     };
     match revoked.await {

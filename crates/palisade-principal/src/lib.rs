@@ -7,6 +7,8 @@
 //! The principal's role comes from the account on every request (through the revocation cache,
 //! [`Revocations`]), so a demotion or a lock applies to the next one; its tenant comes from the
 //! signed token and must still be the account's.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
 
 mod authenticator;
 mod claims;

@@ -6,7 +6,7 @@ use palisade_store::{Db, StoreError, now_ms};
 /// An account's profile, with the account's tenant; an account without a profile row has an
 /// empty, private one.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Profile {
+pub(crate) struct Profile {
     pub user_id: String,
     pub tenant_id: String,
     pub display_name: String,
@@ -14,7 +14,7 @@ pub struct Profile {
     pub is_public: i64,
 }
 
-pub async fn profile(db: &Db, user_id: &str) -> Result<Option<Profile>, StoreError> {
+pub(crate) async fn profile(db: &Db, user_id: &str) -> Result<Option<Profile>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT u.id AS user_id, u.tenant_id, COALESCE(p.display_name, '') AS display_name, \
          COALESCE(p.bio, '') AS bio, COALESCE(p.is_public, 0) AS is_public \
@@ -25,7 +25,7 @@ pub async fn profile(db: &Db, user_id: &str) -> Result<Option<Profile>, StoreErr
     .await?)
 }
 
-pub async fn save_profile(
+pub(crate) async fn save_profile(
     db: &Db,
     user_id: &str,
     display_name: &str,
@@ -49,7 +49,7 @@ pub async fn save_profile(
 }
 
 /// Whether `follower` follows `followee`.
-pub async fn follows(db: &Db, follower: &str, followee: &str) -> Result<bool, StoreError> {
+pub(crate) async fn follows(db: &Db, follower: &str, followee: &str) -> Result<bool, StoreError> {
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT 1 FROM follows WHERE follower_id = $1 AND followee_id = $2")
             .bind(follower)
@@ -60,7 +60,7 @@ pub async fn follows(db: &Db, follower: &str, followee: &str) -> Result<bool, St
 }
 
 /// Whether either of the two has blocked the other.
-pub async fn blocked_between(db: &Db, a: &str, b: &str) -> Result<bool, StoreError> {
+pub(crate) async fn blocked_between(db: &Db, a: &str, b: &str) -> Result<bool, StoreError> {
     let row: Option<(i64,)> = sqlx::query_as(
         "SELECT 1 FROM blocks WHERE (blocker_id = $1 AND blocked_id = $2) \
          OR (blocker_id = $2 AND blocked_id = $1)",
@@ -74,7 +74,7 @@ pub async fn blocked_between(db: &Db, a: &str, b: &str) -> Result<bool, StoreErr
 
 /// The relations one account can have to another.
 #[derive(Debug, Clone, Copy)]
-pub enum Edge {
+pub(crate) enum Edge {
     Follow,
     Block,
     Mute,
@@ -92,7 +92,7 @@ impl Edge {
 
 /// Adds the edge `from → to` (again is a no-op). A block also removes the follows between the
 /// two, both ways.
-pub async fn add(db: &Db, edge: Edge, from: &str, to: &str) -> Result<(), StoreError> {
+pub(crate) async fn add(db: &Db, edge: Edge, from: &str, to: &str) -> Result<(), StoreError> {
     let (table, a, b) = edge.table();
     let mut tx = db.pool().begin().await?;
     sqlx::query(&format!(
@@ -117,7 +117,7 @@ pub async fn add(db: &Db, edge: Edge, from: &str, to: &str) -> Result<(), StoreE
     Ok(())
 }
 
-pub async fn remove(db: &Db, edge: Edge, from: &str, to: &str) -> Result<(), StoreError> {
+pub(crate) async fn remove(db: &Db, edge: Edge, from: &str, to: &str) -> Result<(), StoreError> {
     let (table, a, b) = edge.table();
     sqlx::query(&format!("DELETE FROM {table} WHERE {a} = $1 AND {b} = $2"))
         .bind(from)
@@ -128,7 +128,7 @@ pub async fn remove(db: &Db, edge: Edge, from: &str, to: &str) -> Result<(), Sto
 }
 
 /// The accounts `user_id` follows and that follow it back, oldest follow first.
-pub async fn friends(db: &Db, user_id: &str) -> Result<Vec<String>, StoreError> {
+pub(crate) async fn friends(db: &Db, user_id: &str) -> Result<Vec<String>, StoreError> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT f.followee_id FROM follows f JOIN follows back \
          ON back.follower_id = f.followee_id AND back.followee_id = f.follower_id \

@@ -4,6 +4,8 @@
 //! So far: `GET /api/me`, the principal a token acts as; profiles, follows, blocks, mutes and
 //! friends (SOC-1); posts and the home timeline (SOC-2); direct messages (SOC-3) — each decided
 //! by the Cedar policies.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
 
 mod decide;
 mod graph;

@@ -94,7 +94,7 @@ impl Social {
 /// A new conversation.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewConversation {
+pub(crate) struct NewConversation {
     /// The other participants' account ids.
     #[schema(min_items = 1, max_items = 49)]
     with: Vec<String>,
@@ -102,7 +102,7 @@ pub struct NewConversation {
 
 /// A conversation just started.
 #[derive(Serialize, ToSchema)]
-pub struct Started {
+pub(crate) struct Started {
     id: String,
     /// Every participant's account id, the principal's included.
     participants: Vec<String>,
@@ -111,7 +111,7 @@ pub struct Started {
 /// Starts a conversation between the principal and `with`, all accounts of its tenant.
 #[utoipa::path(post, path = "/api/conversations", tag = "messages", request_body = NewConversation,
     responses((status = 201, description = "The conversation", body = Started)))]
-pub async fn start(
+pub(crate) async fn start(
     State(social): State<Social>,
     principal: Principal,
     Json(new): Json<NewConversation>,
@@ -179,7 +179,7 @@ pub async fn start(
 
 /// One of the principal's conversations.
 #[derive(Serialize, ToSchema)]
-pub struct Summary {
+pub(crate) struct Summary {
     id: String,
     /// The number of its last message; 0 when it has none.
     last_seq: i64,
@@ -189,14 +189,14 @@ pub struct Summary {
 
 /// The principal's conversations.
 #[derive(Serialize, ToSchema)]
-pub struct Conversations {
+pub(crate) struct Conversations {
     conversations: Vec<Summary>,
 }
 
 /// The principal's conversations with their unread counts.
 #[utoipa::path(get, path = "/api/conversations", tag = "messages",
     responses((status = 200, description = "The conversations", body = Conversations)))]
-pub async fn list(
+pub(crate) async fn list(
     State(social): State<Social>,
     principal: Principal,
 ) -> Result<Response, AppError> {
@@ -223,7 +223,7 @@ pub async fn list(
 /// A new message.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewMessage {
+pub(crate) struct NewMessage {
     /// Not blank.
     #[schema(min_length = 1, max_length = 5000)]
     body: String,
@@ -231,7 +231,7 @@ pub struct NewMessage {
 
 /// A message just sent.
 #[derive(Serialize, ToSchema)]
-pub struct Sent {
+pub(crate) struct Sent {
     /// Its number in the conversation.
     seq: i64,
 }
@@ -242,7 +242,7 @@ pub struct Sent {
     request_body = NewMessage,
     responses((status = 201, description = "Sent", body = Sent),
               (status = 409, description = "Too many concurrent senders; send again", body = ErrorBody)))]
-pub async fn send(
+pub(crate) async fn send(
     State(social): State<Social>,
     principal: Principal,
     Path(id): Path<String>,
@@ -297,7 +297,7 @@ pub async fn send(
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct HistoryPage {
+pub(crate) struct HistoryPage {
     /// Messages numbered below this (the previous page's `next`).
     before: Option<i64>,
     /// Messages per page, 1 to 200 (default 50).
@@ -307,7 +307,7 @@ pub struct HistoryPage {
 
 /// A message.
 #[derive(Serialize, ToSchema)]
-pub struct MessageView {
+pub(crate) struct MessageView {
     seq: i64,
     /// The sender's account id.
     sender: String,
@@ -318,7 +318,7 @@ pub struct MessageView {
 
 /// A page of a conversation's history.
 #[derive(Serialize, ToSchema)]
-pub struct History {
+pub(crate) struct History {
     messages: Vec<MessageView>,
     /// The `before` of the next page; null at the end.
     next: Option<i64>,
@@ -328,7 +328,7 @@ pub struct History {
 #[utoipa::path(get, path = "/api/conversations/{id}/messages", tag = "messages",
     params(("id" = String, Path, description = "The conversation's id"), HistoryPage),
     responses((status = 200, description = "A page of messages", body = History)))]
-pub async fn history(
+pub(crate) async fn history(
     State(social): State<Social>,
     principal: Principal,
     Path(id): Path<String>,
@@ -366,7 +366,7 @@ pub async fn history(
 /// How far the principal has read.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReadMarker {
+pub(crate) struct ReadMarker {
     /// The number of the last message read.
     seq: i64,
 }
@@ -376,7 +376,7 @@ pub struct ReadMarker {
     params(("id" = String, Path, description = "The conversation's id")),
     request_body = ReadMarker,
     responses((status = 204, description = "Marked")))]
-pub async fn mark_read(
+pub(crate) async fn mark_read(
     State(social): State<Social>,
     principal: Principal,
     Path(id): Path<String>,

@@ -35,7 +35,7 @@ const COLUMNS: &str = "id, author_id, tenant_id, body, visibility, hidden, creat
 /// Who may read a post besides its author.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Visibility {
+pub(crate) enum Visibility {
     /// Everyone in the organisation.
     Public,
     /// The author's followers.
@@ -56,7 +56,7 @@ impl Visibility {
 
 /// A post as the API shows it.
 #[derive(Serialize, ToSchema)]
-pub struct PostView {
+pub(crate) struct PostView {
     id: String,
     /// The author's account id.
     author: String,
@@ -130,7 +130,7 @@ impl Social {
 /// A new post.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewPost {
+pub(crate) struct NewPost {
     /// Not blank.
     #[schema(min_length = 1, max_length = 5000)]
     body: String,
@@ -140,7 +140,7 @@ pub struct NewPost {
 /// Publishes a post by the principal.
 #[utoipa::path(post, path = "/api/posts", tag = "posts", request_body = NewPost,
     responses((status = 201, description = "The post", body = PostView)))]
-pub async fn create(
+pub(crate) async fn create(
     State(social): State<Social>,
     principal: Principal,
     Json(new): Json<NewPost>,
@@ -183,7 +183,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/posts/{id}", tag = "posts",
     params(("id" = String, Path, description = "The post's id")),
     responses((status = 200, description = "The post", body = PostView)))]
-pub async fn read(
+pub(crate) async fn read(
     State(social): State<Social>,
     principal: Principal,
     Path(id): Path<String>,
@@ -198,7 +198,7 @@ pub async fn read(
 #[utoipa::path(delete, path = "/api/posts/{id}", tag = "posts",
     params(("id" = String, Path, description = "The post's id")),
     responses((status = 204, description = "Deleted")))]
-pub async fn delete(
+pub(crate) async fn delete(
     State(social): State<Social>,
     principal: Principal,
     Path(id): Path<String>,
@@ -218,7 +218,7 @@ pub async fn delete(
 #[utoipa::path(post, path = "/api/posts/{id}/hide", tag = "posts",
     params(("id" = String, Path, description = "The post's id")),
     responses((status = 204, description = "Hidden")))]
-pub async fn hide(
+pub(crate) async fn hide(
     State(social): State<Social>,
     principal: Principal,
     Path(id): Path<String>,
@@ -237,7 +237,7 @@ pub async fn hide(
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct Page {
+pub(crate) struct Page {
     /// The `next` of the previous page.
     cursor: Option<String>,
     /// Posts per page, 1 to 100 (default 20).
@@ -247,7 +247,7 @@ pub struct Page {
 
 /// A page of the timeline.
 #[derive(Serialize, ToSchema)]
-pub struct Timeline {
+pub(crate) struct Timeline {
     posts: Vec<PostView>,
     /// The cursor of the next page; null at the end.
     next: Option<String>,
@@ -264,7 +264,7 @@ fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
 /// each one the principal may read; muted and blocked authors left out. `next` continues it.
 #[utoipa::path(get, path = "/api/timeline", tag = "posts", params(Page),
     responses((status = 200, description = "A page of the timeline", body = Timeline)))]
-pub async fn timeline(
+pub(crate) async fn timeline(
     State(social): State<Social>,
     principal: Principal,
     Query(page): Query<Page>,

@@ -57,7 +57,7 @@ impl Social {
 
 /// A profile as the API shows it.
 #[derive(Serialize, ToSchema)]
-pub struct ProfileView {
+pub(crate) struct ProfileView {
     user_id: String,
     display_name: String,
     bio: String,
@@ -80,7 +80,7 @@ fn shown(p: &Profile) -> Response {
 #[utoipa::path(get, path = "/api/profiles/{id}", tag = "profiles",
     params(("id" = String, Path, description = "The account's id")),
     responses((status = 200, description = "The profile", body = ProfileView)))]
-pub async fn read(
+pub(crate) async fn read(
     State(social): State<Social>,
     principal: Principal,
     Path(id): Path<String>,
@@ -94,7 +94,7 @@ pub async fn read(
 /// A profile's new content.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Update {
+pub(crate) struct Update {
     #[schema(max_length = 64)]
     display_name: String,
     #[schema(max_length = 500)]
@@ -107,7 +107,7 @@ pub struct Update {
     params(("id" = String, Path, description = "The account's id: one's own")),
     request_body = Update,
     responses((status = 200, description = "The profile as changed", body = ProfileView)))]
-pub async fn update(
+pub(crate) async fn update(
     State(social): State<Social>,
     principal: Principal,
     Path(id): Path<String>,
@@ -168,7 +168,7 @@ macro_rules! edge_handlers {
         #[utoipa::path(method(put, delete), path = $path, tag = "relations",
             params(("id" = String, Path, description = "The other account's id")),
             responses((status = 204, description = "Done")))]
-        pub async fn $name(
+        pub(crate) async fn $name(
             State(social): State<Social>,
             principal: Principal,
             method: Method,
@@ -187,7 +187,7 @@ edge_handlers! {
 
 /// An account's friends.
 #[derive(Serialize, ToSchema)]
-pub struct Friends {
+pub(crate) struct Friends {
     /// Ids of the accounts that follow it and that it follows.
     friends: Vec<String>,
 }
@@ -196,7 +196,7 @@ pub struct Friends {
 #[utoipa::path(get, path = "/api/profiles/{id}/friends", tag = "relations",
     params(("id" = String, Path, description = "The account's id")),
     responses((status = 200, description = "Its friends", body = Friends)))]
-pub async fn friends(
+pub(crate) async fn friends(
     State(social): State<Social>,
     principal: Principal,
     Path(id): Path<String>,

@@ -2,6 +2,8 @@
 //! for the embedded default (PLT-2), `postgres://` for production (PLT-3). Queries are written
 //! once in the portable subset both understand (`$1` placeholders, text ids, integer
 //! millisecond timestamps), and each backend has its own embedded migration directory.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
 
 #[cfg(feature = "test-support")]
 pub mod test_support;

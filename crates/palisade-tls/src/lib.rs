@@ -1,6 +1,8 @@
 //! Transport security (TLS-1, TLS-2): a rustls server configuration on aws-lc-rs, a certificate
 //! resolver whose key pair can be swapped atomically while connections stay open, a reloader that
 //! watches certificate files, and the development certificate of the embedded default.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
 
 mod dev_cert;
 mod reload;

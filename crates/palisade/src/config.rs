@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     /// Where the embedded default keeps its database, development certificate and keys.
     pub data_dir: PathBuf,
     /// The HTTPS URL users and clients reach this server at (`https://id.example.com`, a port
@@ -42,7 +42,7 @@ pub struct Config {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct AdminConfig {
+pub(crate) struct AdminConfig {
     /// Hex SHA-256 digests of the API keys allowed on `/admin/…`; empty refuses all.
     pub api_key_sha256: Vec<String>,
 }
@@ -51,7 +51,7 @@ pub struct AdminConfig {
 /// is told about, and never a checkpoint that forks or rolls back what it saw before.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct WitnessConfig {
+pub(crate) struct WitnessConfig {
     /// Plain HTTP, meant for loopback or behind the TLS listener of a proxy.
     pub listen: SocketAddr,
     /// The witness's key name, conventionally a URL without scheme.
@@ -75,14 +75,14 @@ impl Default for WitnessConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WitnessedLog {
+pub(crate) struct WitnessedLog {
     pub origin: String,
     pub vkey: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
+pub(crate) struct LogConfig {
     /// A tracing filter: `info`, `palisade=debug,info`, ...
     pub level: String,
 }
@@ -97,7 +97,7 @@ impl Default for LogConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
-pub struct SecretsConfig {
+pub(crate) struct SecretsConfig {
     /// Base64 of 32 random bytes that seal secrets at rest (TOTP seeds, signing keys) and derive
     /// the keys every node must share (DPoP nonces, refresh successors). When absent, one is
     /// generated into `data_dir/sealing.key` on first start.
@@ -131,7 +131,7 @@ impl Default for Config {
 
 /// What the public URL says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicUrl {
+pub(crate) struct PublicUrl {
     /// `https://host[:port]`, without a trailing slash: the issuer.
     pub base: String,
     pub host: String,
@@ -163,7 +163,7 @@ impl PublicUrl {
 
     /// The passkeys' relying party: the public host, and exactly its origin — except the
     /// development default (`localhost`), whose port is often ephemeral.
-    pub fn relying_party(&self) -> palisade_identity::webauthn::RelyingParty {
+    pub(crate) fn relying_party(&self) -> palisade_identity::webauthn::RelyingParty {
         palisade_identity::webauthn::RelyingParty {
             id: self.host.clone(),
             origin: (self.host != "localhost").then(|| self.base.clone()),
@@ -173,7 +173,7 @@ impl PublicUrl {
 
 impl Config {
     /// Loads defaults ← file (if given, or `palisade.toml` if present) ← environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, String> {
+    pub(crate) fn load(file: Option<&Path>) -> Result<Self, String> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(path) if !path.exists() => {
@@ -224,7 +224,7 @@ impl Config {
     }
 
     /// The public URL, given the port the HTTPS listener is on.
-    pub fn public_url(&self, https_port: u16) -> PublicUrl {
+    pub(crate) fn public_url(&self, https_port: u16) -> PublicUrl {
         match &self.public_url {
             Some(url) => PublicUrl::parse(url).expect("validated at load"),
             None => PublicUrl {
@@ -234,7 +234,7 @@ impl Config {
         }
     }
 
-    pub fn database_url(&self) -> String {
+    pub(crate) fn database_url(&self) -> String {
         match &self.database.url {
             Some(url) => url.expose().to_owned(),
             None => format!(
@@ -245,7 +245,7 @@ impl Config {
     }
 
     /// The configuration as TOML with every secret masked (`palisade config check`).
-    pub fn to_masked_toml(&self) -> String {
+    pub(crate) fn to_masked_toml(&self) -> String {
         // figment's TOML provider brings the toml crate; go through JSON to avoid a second
         // encoder.
         let json = serde_json::to_value(self).expect("configuration serialises");

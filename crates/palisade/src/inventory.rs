@@ -12,10 +12,10 @@ use std::sync::{Arc, OnceLock};
 /// The two documents, rendered once the whole router is built (they describe it, these two
 /// routes included).
 #[derive(Clone, Default)]
-pub struct Published(Arc<OnceLock<(String, String)>>);
+pub(crate) struct Published(Arc<OnceLock<(String, String)>>);
 
 impl Published {
-    pub fn publish(&self, inventory: &Inventory, issuer: &str) {
+    pub(crate) fn publish(&self, inventory: &Inventory, issuer: &str) {
         let openapi = inventory.openapi(palisade_social::description(issuer));
         let openapi = openapi
             .to_pretty_json()
@@ -31,7 +31,7 @@ impl Published {
     }
 }
 
-pub fn router(published: Published) -> Routes {
+pub(crate) fn router(published: Published) -> Routes {
     Routes::new()
         .route(Access::Public, "GET /openapi.json", openapi)
         .route(Access::AdminKey, "GET /admin/routes", routes)

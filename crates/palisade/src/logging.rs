@@ -11,12 +11,12 @@ use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 /// Where log lines go.
-pub enum Output {
+pub(crate) enum Output {
     Stdout,
     Stderr,
 }
 
-pub fn init(level: &str, output: Output) -> WorkerGuard {
+pub(crate) fn init(level: &str, output: Output) -> WorkerGuard {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = NonBlockingBuilder::default().lossy(false);
     let (writer, guard) = match output {

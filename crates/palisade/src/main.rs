@@ -1,4 +1,6 @@
 //! The `palisade` binary (PLT-1): one executable, one subcommand per job.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
 
 mod cmd;
 mod config;
@@ -76,6 +78,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Returns freed memory to the system at once and commits arenas only as they are used, so an
 /// idle server does not keep what a burst (or the start-up password-hash calibration) touched.
+#[allow(unsafe_code)]
 fn release_memory_promptly() {
     // `mi_option_e` in the mimalloc v3 header vendored by libmimalloc-sys (not exported by it).
     const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;

@@ -9,7 +9,7 @@ use palisade_crypto::SealingKey;
 use palisade_store::Db;
 use std::path::{Path, PathBuf};
 
-pub fn ensure_data_dir(config: &Config) -> Result<()> {
+pub(crate) fn ensure_data_dir(config: &Config) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -18,7 +18,7 @@ pub fn ensure_data_dir(config: &Config) -> Result<()> {
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))
 }
 
-pub async fn open_database(config: &Config) -> Result<Db> {
+pub(crate) async fn open_database(config: &Config) -> Result<Db> {
     ensure_data_dir(config)?;
     let db = Db::connect(&config.database_url(), config.database.max_connections)
         .await
@@ -28,13 +28,13 @@ pub async fn open_database(config: &Config) -> Result<Db> {
 }
 
 /// Where, without Redis, a server listens for the messages of tools beside it.
-pub fn bus_socket(config: &Config) -> PathBuf {
+pub(crate) fn bus_socket(config: &Config) -> PathBuf {
     config.data_dir.join("bus.sock")
 }
 
 /// The key that seals secrets at rest: from configuration, or generated once into the data
 /// directory (mode 0600) for the embedded default.
-pub fn sealing_key(config: &Config) -> Result<SealingKey> {
+pub(crate) fn sealing_key(config: &Config) -> Result<SealingKey> {
     SealingKey::from_bytes(&sealing_key_bytes(config)?).context("secrets.sealing_key")
 }
 
@@ -48,7 +48,7 @@ fn sealing_key_bytes(config: &Config) -> Result<[u8; 32]> {
 
 /// A key for `purpose` derived from the sealing key, so that every node sharing the sealing
 /// key derives the same one and none of them can be used for another purpose.
-pub fn derived_key(config: &Config, purpose: &str) -> Result<[u8; 32]> {
+pub(crate) fn derived_key(config: &Config, purpose: &str) -> Result<[u8; 32]> {
     Ok(palisade_crypto::hmac_sha256(
         &sealing_key_bytes(config)?,
         format!("palisade derived key: {purpose}").as_bytes(),
@@ -70,16 +70,16 @@ fn decode_key(encoded: &str, name: &str) -> Result<[u8; 32]> {
 
 /// The audit log's checkpoint signer and the key of its pseudonyms: from configuration, or
 /// generated once into the data directory.
-pub fn audit_keys(config: &Config) -> Result<(palisade_audit::note::Signer, [u8; 32])> {
+pub(crate) fn audit_keys(config: &Config) -> Result<(palisade_tlog::note::Signer, [u8; 32])> {
     let origin = config.audit.origin.clone();
     let skey = match &config.audit.signing_key {
         Some(key) => key.expose().clone(),
         None => read_or_create_key_file(&config.data_dir.join("audit-signing.key"), || {
-            palisade_audit::note::Signer::generate(&origin)
+            palisade_tlog::note::Signer::generate(&origin)
                 .map_err(|e| anyhow::anyhow!("audit.origin: {e}"))
         })?,
     };
-    let signer = palisade_audit::note::Signer::from_skey(skey.trim())
+    let signer = palisade_tlog::note::Signer::from_skey(skey.trim())
         .map_err(|e| anyhow::anyhow!("audit.signing_key: {e}"))?;
     let pseudonym = match &config.audit.pseudonym_key {
         Some(key) => key.expose().clone(),
@@ -89,7 +89,7 @@ pub fn audit_keys(config: &Config) -> Result<(palisade_audit::note::Signer, [u8;
 }
 
 /// Reads a key file, or creates it (mode 0600, never overwriting) with `make`'s value.
-pub fn read_or_create_key_file(
+pub(crate) fn read_or_create_key_file(
     path: &Path,
     make: impl FnOnce() -> Result<String>,
 ) -> Result<String> {
@@ -111,7 +111,7 @@ pub fn read_or_create_key_file(
 }
 
 /// The token signing keys, with the lifecycle the configuration sets (TOK-2, TOK-3).
-pub async fn key_ring(config: &Config, db: &Db) -> Result<palisade_jose::keyring::KeyRing> {
+pub(crate) async fn key_ring(config: &Config, db: &Db) -> Result<palisade_jose::keyring::KeyRing> {
     Ok(palisade_jose::keyring::KeyRing::open(
         db.clone(),
         sealing_key(config)?,
@@ -121,7 +121,7 @@ pub async fn key_ring(config: &Config, db: &Db) -> Result<palisade_jose::keyring
 }
 
 /// The OAuth provider's settings for a server whose public URL is `public`.
-pub fn oauth_config(
+pub(crate) fn oauth_config(
     config: &Config,
     public: &crate::config::PublicUrl,
 ) -> Result<palisade_oauth::OAuthConfig> {
@@ -148,7 +148,7 @@ pub fn oauth_config(
 }
 
 /// The resources tokens may be issued for; the first is this server's own API.
-pub fn resources(config: &Config, issuer: &str) -> Vec<String> {
+pub(crate) fn resources(config: &Config, issuer: &str) -> Vec<String> {
     if config.oauth.resources.is_empty() {
         vec![format!("{issuer}/api")]
     } else {
@@ -159,20 +159,24 @@ pub fn resources(config: &Config, issuer: &str) -> Vec<String> {
 /// What a command-line tool beside a running server works with: the database, the cluster as
 /// a tool sees it (its messages reach the servers), and an auditor whose events the servers'
 /// sequencer appends.
-pub struct Tool {
+pub(crate) struct Tool {
     pub db: Db,
     pub cluster: Cluster,
     pub auditor: palisade_audit::Auditor,
 }
 
 impl Tool {
-    pub async fn open(config: &Config) -> Result<Self> {
+    pub(crate) async fn open(config: &Config) -> Result<Self> {
         let db = open_database(config).await?;
         let cluster = Cluster::tool(db.clone(), &config.cluster, bus_socket(config))?;
         cluster.connect().await;
         let (_, pseudonym_key) = audit_keys(config)?;
-        let auditor =
-            palisade_audit::Auditor::deferred(db.clone(), pseudonym_key, sealing_key(config)?);
+        let auditor = palisade_audit::Auditor::deferred(
+            db.clone(),
+            pseudonym_key,
+            sealing_key(config)?,
+            cluster.bus.clone(),
+        );
         Ok(Self {
             db,
             cluster,
@@ -181,11 +185,11 @@ impl Tool {
     }
 
     /// Revocation state changes, told to the servers.
-    pub fn revocations(&self) -> palisade_principal::Revocations {
+    pub(crate) fn revocations(&self) -> palisade_principal::Revocations {
         palisade_principal::Revocations::new(self.db.clone(), self.cluster.bus.clone())
     }
 
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         self.db.close().await;
     }
 }

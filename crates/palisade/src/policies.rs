@@ -24,7 +24,7 @@ const TOPIC: &str = "policies";
 
 /// The policies a node works with, and where replacements go.
 #[derive(Clone)]
-pub struct Policies {
+pub(crate) struct Policies {
     pub authz: Arc<Authorizer>,
     db: Db,
     bus: Bus,
@@ -43,7 +43,7 @@ async fn stored(db: &Db) -> Result<Option<(i64, String)>, palisade_store::StoreE
 impl Policies {
     /// The policies in force at start: the latest stored replacement, else the file's, else
     /// the built-in ones.
-    pub async fn load(
+    pub(crate) async fn load(
         db: Db,
         bus: Bus,
         auditor: Auditor,
@@ -109,7 +109,7 @@ impl Policies {
 
     /// Swaps in the latest stored policies on every announcement until `shutdown` (and after a
     /// gap in the bus, in case one was missed).
-    pub async fn follow(self, shutdown: CancellationToken) {
+    pub(crate) async fn follow(self, shutdown: CancellationToken) {
         let mut announced = self.bus.subscribe(TOPIC);
         loop {
             let delivery = tokio::select! {
@@ -134,7 +134,7 @@ impl Policies {
 
     /// Rereads the policy file on every SIGHUP and stores it as a replacement; a file that does
     /// not read or validate is logged and the policies in force stay.
-    pub async fn reload_on_hangup(self, path: PathBuf, shutdown: CancellationToken) {
+    pub(crate) async fn reload_on_hangup(self, path: PathBuf, shutdown: CancellationToken) {
         let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
             tracing::warn!("SIGHUP unavailable: authz.policy_file is read at start only");
@@ -165,7 +165,7 @@ impl Policies {
 
 /// `GET /admin/authz/policies` (the policies in force, as Cedar text) and `PUT` (replace them),
 /// behind the admin API key.
-pub fn router(policies: Policies) -> Routes {
+pub(crate) fn router(policies: Policies) -> Routes {
     Routes::new()
         .route(Access::AdminKey, "GET /admin/authz/policies", current)
         .route(Access::AdminKey, "PUT /admin/authz/policies", replace)

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// The bus topic on which key changes are announced.
-pub const TOPIC: &str = "keys";
+pub(crate) const TOPIC: &str = "keys";
 /// How often scheduled rotation is considered, and the keys reread even without an
 /// announcement (a change made where no bus reaches).
 const RESYNC_EVERY: Duration = Duration::from_secs(30);
@@ -21,7 +21,7 @@ const ROTATION_LEASE: Duration = Duration::from_secs(30);
 
 /// `GET /.well-known/jwks.json`. Clients may cache it as long as a key is published before it
 /// signs, never longer.
-pub fn router(ring: KeyRing, cache_seconds: u32) -> Routes {
+pub(crate) fn router(ring: KeyRing, cache_seconds: u32) -> Routes {
     Routes::new().route(Access::Public, "GET /.well-known/jwks.json", move || {
         let ring = ring.clone();
         async move {
@@ -38,11 +38,11 @@ pub fn router(ring: KeyRing, cache_seconds: u32) -> Routes {
 }
 
 /// Tells every node that the keys changed.
-pub async fn announce(bus: &Bus) {
+pub(crate) async fn announce(bus: &Bus) {
     bus.publish(TOPIC, &b"changed"[..]).await;
 }
 
-pub async fn maintain(
+pub(crate) async fn maintain(
     ring: KeyRing,
     cluster: Cluster,
     auditor: Auditor,

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use data_encoding::BASE64;
-use palisade_audit::merkle::{leaf_hash, root, verify_consistency, verify_inclusion};
-use palisade_audit::note::{Checkpoint, Verifier, open};
+use palisade_tlog::merkle::{leaf_hash, root, verify_consistency, verify_inclusion};
+use palisade_tlog::note::{Checkpoint, Verifier, open};
 
 fn base64_list(v: &serde_json::Value) -> Vec<Vec<u8>> {
     v.as_array()
@@ -20,11 +20,10 @@ fn base64_list(v: &serde_json::Value) -> Vec<Vec<u8>> {
 async fn identity_events_are_in_the_signed_log(backend: Backend) {
     let server = Server::start_with(Options::on(backend)).await;
     let mut a = server.agent();
-    assert_eq!(
-        a.get_json("/audit/checkpoint").await.status,
-        404,
-        "nothing logged yet"
-    );
+    // A fresh log serves the signed checkpoint of its empty tree.
+    let fresh = a.get_json("/audit/checkpoint").await;
+    assert_eq!(fresh.status, 200);
+    assert_eq!(fresh.body.lines().nth(1), Some("0"), "{}", fresh.body);
     let email = unique_email("audited");
     a.sign_up(&email, PASSWORD).await;
     a.log_in(&email, PASSWORD).await;
@@ -271,6 +270,24 @@ async fn audit_verify_detects_tampering(backend: Backend) {
     assert!(!ok, "{report}");
     restore().await;
 
+    // The searchable row changed but not the leaf: verify names the row.
+    let (idx, outcome): (i64, String) =
+        sqlx::query_as("SELECT log_index, outcome FROM security_events WHERE log_index = 2")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    exec("UPDATE security_events SET outcome = 'success' WHERE log_index = 2".into()).await;
+    let (ok, report) = verify(&server);
+    assert!(!ok, "{report}");
+    assert_eq!(first_problem(&report).0, Some(2), "{report}");
+    sqlx::query("UPDATE security_events SET outcome = $1 WHERE log_index = $2")
+        .bind(outcome)
+        .bind(idx)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert!(verify(&server).0, "row restored");
+
     // A forged checkpoint.
     exec("UPDATE audit_checkpoints SET note = replace(note, 'localhost/palisade/audit', 'localhost/palisade/audit2')".into()).await;
     let (ok, report) = verify(&server);
@@ -434,6 +451,39 @@ async fn services_ingest_events_with_proofs(backend: Backend) {
         entry.contains("payments.refund.issued") && !entry.contains("service-account-7"),
         "{entry}"
     );
+    // The writer is part of the leaf: a service's event names its key, Palisade's own say so.
+    let leaf: serde_json::Value = serde_json::from_str(&entry).unwrap();
+    assert!(
+        leaf["origin"].as_str().unwrap().starts_with("key:"),
+        "{entry}"
+    );
+    server
+        .agent()
+        .sign_up(&unique_email("ingest"), PASSWORD)
+        .await;
+    let (own,): (String,) =
+        sqlx::query_as("SELECT entry FROM audit_leaves WHERE entry LIKE '%\"identity.%'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    let own: serde_json::Value = serde_json::from_str(&own).unwrap();
+    assert_eq!(own["origin"], "palisade", "{own}");
+
+    // No service can write an event that passes for Palisade's own (a forged sign-in).
+    let size: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_leaves")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let forged = serde_json::json!({ "action": "identity.login.succeeded", "outcome": "success" });
+    let r = post(Some(&format!("Bearer {key}")), forged).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("Palisade's own family `identity.`"), "{text}");
+    let after: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_leaves")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(after, size, "nothing appended");
     let proof = base64_list(&body["inclusion_proof"]);
     verify_inclusion(
         index,
@@ -447,7 +497,11 @@ async fn services_ingest_events_with_proofs(backend: Backend) {
     // In bulk: all validated first (nothing appended when one is wrong), then appended in
     // order, each with its own proof against the one checkpoint of the answer.
     let bearer = format!("Bearer {key}");
-    let size_before = checkpoint.size;
+    let (size_before,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_leaves")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let size_before = size_before as u64;
     let mixed = serde_json::json!([
         { "action": "payments.refund.issued", "outcome": "success" },
         { "action": "Bad Action", "outcome": "success" },
@@ -522,7 +576,7 @@ fn log_verifier(server: &Server) -> Verifier {
 /// `audit verify` checks the cosignatures; a second instance of the log holding less history
 /// under the same key (a rollback to an old backup) is refused by the witness.
 async fn witnesses_cosign_and_refuse_a_rolled_back_log(backend: Backend) {
-    use palisade_audit::note::{KeyKind, Signer};
+    use palisade_tlog::note::{KeyKind, Signer};
     let origin = "localhost/palisade/audit";
     let log_skey = Signer::generate(origin).unwrap();
     let log_vkey = Signer::from_skey(&log_skey).unwrap().vkey();
@@ -731,7 +785,7 @@ async fn proofs_bundles_and_admin_search(backend: Backend) {
     // The tlog-proof bundle checks offline with the entry bytes and the log key alone.
     let bundle = a.get(&format!("/audit/proof/bundle?index={index}")).await;
     assert_eq!(bundle.status, 200);
-    let bundle = palisade_audit::bundle::ProofBundle::parse(&bundle.body).unwrap();
+    let bundle = palisade_tlog::bundle::ProofBundle::parse(&bundle.body).unwrap();
     let db = server.db().await;
     let (stored,): (String,) = sqlx::query_as("SELECT entry FROM audit_leaves WHERE idx = $1")
         .bind(index as i64)
@@ -790,6 +844,15 @@ async fn erased_subjects_verify_as_payload_erased(backend: Backend) {
         .execute(db.pool())
         .await
         .unwrap();
+    // ... and the searchable rows whose payload it sealed forget the subject.
+    sqlx::query(
+        "UPDATE security_events SET actor = NULL, ip = NULL, device = NULL, details = '{}' \
+         WHERE actor = $1 OR (actor IS NULL AND target = $1)",
+    )
+    .bind(&user_id)
+    .execute(db.pool())
+    .await
+    .unwrap();
 
     let (ok, after) = verify(&server);
     assert!(ok, "{after}");

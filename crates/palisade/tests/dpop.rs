@@ -5,52 +5,12 @@
 
 mod common;
 
+use common::dpop_key::DpopKey;
 use common::flow::*;
 use common::*;
 use data_encoding::BASE64URL_NOPAD;
-use palisade_jose::{Algorithm, SigningKey};
+use palisade_jose::Algorithm;
 use serde_json::{Value, json};
-
-/// A client's DPoP key and the proofs it makes.
-struct DpopKey(SigningKey);
-
-impl DpopKey {
-    fn new(alg: Algorithm) -> Self {
-        Self(SigningKey::generate(alg).unwrap().0)
-    }
-
-    /// The key's RFC 7638 thumbprint (`jkt`).
-    fn jkt(&self) -> String {
-        self.0.kid.clone()
-    }
-
-    fn proof(&self, method: &str, url: &str, nonce: Option<&str>, token: Option<&str>) -> String {
-        let mut jwk = serde_json::to_value(self.0.public().jwk()).unwrap();
-        for member in ["kid", "alg", "use"] {
-            jwk.as_object_mut().unwrap().remove(member);
-        }
-        let header = json!({"typ": "dpop+jwt", "alg": self.0.alg.as_str(), "jwk": jwk});
-        let mut claims = json!({
-            "jti": palisade_crypto::random_token(),
-            "htm": method,
-            "htu": url,
-            "iat": palisade_store::now_ms() / 1000,
-        });
-        if let Some(n) = nonce {
-            claims["nonce"] = n.into();
-        }
-        if let Some(t) = token {
-            claims["ath"] = palisade_jose::dpop::access_token_hash(t).into();
-        }
-        let input = format!(
-            "{}.{}",
-            BASE64URL_NOPAD.encode(header.to_string().as_bytes()),
-            BASE64URL_NOPAD.encode(claims.to_string().as_bytes())
-        );
-        let sig = self.0.sign(input.as_bytes());
-        format!("{input}.{}", BASE64URL_NOPAD.encode(&sig))
-    }
-}
 
 struct Answer {
     status: u16,
@@ -236,6 +196,36 @@ async fn dpop_binds_tokens_to_the_clients_key(backend: Backend) {
     let access = r.body["access_token"].as_str().unwrap().to_owned();
     let refresh_token = r.body["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(claims_of(&access)["cnf"]["jkt"], key.jkt());
+
+    // A forged token (its signature altered) with a well-formed proof over it is refused before
+    // anything is written: the proof's id is not stored, so forgeries cannot fill the store.
+    let stored_proof_ids = async || {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM replay_ids")
+            .fetch_one(server.db().await.pool())
+            .await
+            .unwrap();
+        n
+    };
+    let before = stored_proof_ids().await;
+    let forged = format!(
+        "{}{}",
+        &access[..access.len() - 2],
+        if access.ends_with("AA") { "BB" } else { "AA" }
+    );
+    let r = userinfo_with(
+        &server,
+        "DPoP",
+        &forged,
+        Some(key.proof("GET", &userinfo_url, Some(&nonce), Some(&forged))),
+    )
+    .await;
+    assert_eq!(r.status, 401, "a forged token");
+    assert!(r.challenge.unwrap().contains("invalid_token"));
+    assert_eq!(
+        stored_proof_ids().await,
+        before,
+        "no proof id stored for a token that did not verify"
+    );
 
     // The resource: the token with a proof of its key for this request works once.
     let proof = key.proof("GET", &userinfo_url, Some(&nonce), Some(&access));

@@ -485,16 +485,18 @@ async fn admin_cli_creates_and_locks_accounts(backend: Backend) {
     run(&["admin", "unlock-user", "--email", &email], "");
     assert_eq!(b.log_in(&email, PASSWORD).await.status, 303);
 
-    // AUD-1: the CLI's events reach the server's Merkle log through the outbox, in order.
+    // AUD-1: the CLI's events reach the server's Merkle log as queued jobs, in order.
     let db = server.db().await;
     let logged = eventually(
         std::time::Duration::from_secs(30),
         "the admin events in the log",
         || async {
-            let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_outbox")
-                .fetch_one(db.pool())
-                .await
-                .unwrap();
+            let (pending,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM jobs WHERE kind = 'audit.append' AND state <> 'done'",
+            )
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
             let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
                 "SELECT action, log_index FROM security_events \
                  WHERE action LIKE 'admin.%' ORDER BY log_index",

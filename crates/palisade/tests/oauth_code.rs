@@ -25,6 +25,9 @@ async fn code_flow_and_its_attacks(backend: Backend) {
         "openid",
         "--scope",
         "email",
+        // Registered by an administrator, yet a user's consent can never grant it.
+        "--scope",
+        "audit:write",
         "--redirect-uri",
         REDIRECT,
     ]);
@@ -170,6 +173,16 @@ async fn code_flow_and_its_attacks(backend: Backend) {
     }
     let r = a.get(&Flow::new(&client_id, "openid admin").url()).await;
     assert_eq!(callback(r.location())["error"], "invalid_scope");
+    // A service's power (writing audit events) is not the user's to consent to.
+    let r = a
+        .get(&Flow::new(&client_id, "openid audit:write").url())
+        .await;
+    let refused = callback(r.location());
+    assert_eq!(refused["error"], "invalid_scope");
+    assert_eq!(
+        refused["error_description"],
+        "A service scope cannot be granted by a user's consent."
+    );
 
     // No open redirect: a redirect URI off by a character, a path or a host gets a page.
     for uri in [
@@ -399,22 +412,49 @@ async fn concurrent_refreshes_keep_one_family(backend: Backend) {
             ]),
         );
         tasks.spawn(async move {
-            http.post(url)
+            let r = http
+                .post(url)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(body)
                 .send()
                 .await
-                .unwrap()
-                .status()
-                .as_u16()
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (status, body["refresh_token"].as_str().map(str::to_owned))
         });
     }
-    let mut statuses = Vec::new();
+    let mut answers = Vec::new();
     while let Some(s) = tasks.join_next().await {
-        statuses.push(s.unwrap());
+        answers.push(s.unwrap());
     }
-    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
+    // Every concurrent refresh got the one successor: two tabs refreshing at once both keep
+    // a working token, and no branch of the family escapes reuse detection.
+    let successors: std::collections::BTreeSet<_> =
+        answers.iter().map(|(_, t)| t.clone().unwrap()).collect();
+    assert_eq!(successors.len(), 1, "{successors:?}");
     let db = server.db().await;
+    let (unspent,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM oauth_refresh_tokens WHERE rotated_at IS NULL")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(unspent, 1, "exactly one refresh token is live");
+    let successor = successors.into_iter().next().unwrap();
+    let next = server
+        .http_client()
+        .post(format!("{}/oauth/token", server.base()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode_form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &successor),
+            ("client_id", &client_id),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 200, "the successor refreshes");
     let (families,): (i64,) =
         sqlx::query_as("SELECT COUNT(DISTINCT grant_id) FROM oauth_refresh_tokens")
             .fetch_one(db.pool())

@@ -297,7 +297,13 @@ async fn certificate_files_hot_reload() {
             .env("PALISADE_TLS__RELOAD_INTERVAL_SECONDS", "1"),
     )
     .await;
-    let config = http1_client(&[&pki.ca_cert]);
+    // No session resumption: a resumed session shows the certificate of the session it
+    // resumes, and the test asks what a new full handshake is given.
+    let config = {
+        let mut c = (*http1_client(&[&pki.ca_cert])).clone();
+        c.resumption = rustls::client::Resumption::disabled();
+        Arc::new(c)
+    };
     let mut open = connect(server.https, config.clone(), "localhost")
         .await
         .unwrap();

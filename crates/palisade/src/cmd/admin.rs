@@ -14,7 +14,7 @@ use palisade_identity::users::{self, Email};
 /// `unlock-user`, `set-role`.
 #[allow(clippy::enum_variant_names)]
 #[derive(Subcommand)]
-pub enum AdminCommand {
+pub(crate) enum AdminCommand {
     /// Create a tenant (an organisation): its accounts sign in naming it, and see nothing of
     /// other tenants.
     CreateTenant {
@@ -51,7 +51,7 @@ pub enum AdminCommand {
 
 /// An account: its address within its tenant (the same address may exist in several).
 #[derive(clap::Args)]
-pub struct Who {
+pub(crate) struct Who {
     #[arg(long)]
     email: String,
     /// The account's tenant; the default tenant when not given.
@@ -59,7 +59,7 @@ pub struct Who {
     tenant: String,
 }
 
-pub async fn run(config: Config, command: AdminCommand) -> Result<()> {
+pub(crate) async fn run(config: Config, command: AdminCommand) -> Result<()> {
     let tool = crate::node::Tool::open(&config).await?;
     let (db, auditor) = (&tool.db, &tool.auditor);
     match command {

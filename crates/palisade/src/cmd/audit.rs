@@ -4,13 +4,13 @@
 use crate::config::Config;
 use anyhow::{Result, anyhow};
 use clap::Subcommand;
-use palisade_audit::note::Verifier;
-use palisade_audit::verify::{Source, Trust};
+use palisade_audit::verify::Trust;
+use palisade_tlog::note::Verifier;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
-pub enum AuditCommand {
+pub(crate) enum AuditCommand {
     /// Recompute the tree, check every checkpoint signature, cosignature and root, report the
     /// first problem and the entries whose payload was erased.
     Verify {
@@ -39,7 +39,7 @@ fn verifiers(keys: &[String], flag: &str) -> Result<Vec<Verifier>> {
 }
 
 /// Returns whether the command succeeded (for `verify`: whether the log verified).
-pub async fn run(config: Config, command: AuditCommand) -> Result<bool> {
+pub(crate) async fn run(config: Config, command: AuditCommand) -> Result<bool> {
     let (json, vkeys, witness_vkeys, dir) = match command {
         AuditCommand::Export { dir } => {
             let db = crate::node::open_database(&config).await?;
@@ -78,13 +78,13 @@ pub async fn run(config: Config, command: AuditCommand) -> Result<bool> {
         Some(_) => None,
         None => Some(crate::node::open_database(&config).await?),
     };
-    let source = match (&db, dir) {
-        (Some(db), _) => Source::Db(db),
-        (None, Some(dir)) => Source::Dir(dir),
+    let loaded = match (&db, &dir) {
+        (Some(db), _) => palisade_audit::verify::load(db).await?,
+        (None, Some(dir)) => palisade_audit::verify::load_dir(dir)?,
         (None, None) => unreachable!("a database is opened when no directory is given"),
     };
     let tty = std::io::stderr().is_terminal();
-    let report = palisade_audit::verify::verify(source, &trust, |done, total| {
+    let mut report = palisade_audit::verify::verify(loaded, &trust, |done, total| {
         if tty && (done % 10_000 == 0 || done == total) {
             const WIDTH: u64 = 40;
             let filled = (done * WIDTH)
@@ -103,7 +103,20 @@ pub async fn run(config: Config, command: AuditCommand) -> Result<bool> {
     if tty {
         eprintln!();
     }
+    // From the database, the searchable rows are checked against their entries too.
     if let Some(db) = db {
+        let keys = palisade_audit::verify::RowKeys {
+            pseudonym_key: crate::node::audit_keys(&config)?.1,
+            keys: palisade_audit::subject_keys::SubjectKeys::new(
+                db.clone(),
+                crate::node::sealing_key(&config)?,
+                palisade_cluster::Bus::in_process(),
+            ),
+        };
+        report
+            .problems
+            .extend(palisade_audit::verify::check_rows(&db, &keys).await?);
+        report.ok = report.problems.is_empty();
         db.close().await;
     }
     if json {

@@ -8,7 +8,7 @@ use palisade_audit::{Action, Outcome, SecurityEvent};
 use palisade_oauth::clients::{self, AuthMethod, NewClient, Registrar};
 
 #[derive(Subcommand)]
-pub enum ClientsCommand {
+pub(crate) enum ClientsCommand {
     /// Register a client; prints its id and, once, its secret (JSON).
     Create {
         #[arg(long)]
@@ -50,7 +50,7 @@ pub enum ClientsCommand {
     },
 }
 
-pub async fn run(config: Config, command: ClientsCommand) -> Result<()> {
+pub(crate) async fn run(config: Config, command: ClientsCommand) -> Result<()> {
     let tool = crate::node::Tool::open(&config).await?;
     let (db, auditor) = (&tool.db, &tool.auditor);
     match command {

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use palisade_audit::{Action, Outcome, SecurityEvent};
 
 #[derive(Subcommand)]
-pub enum KeysCommand {
+pub(crate) enum KeysCommand {
     /// List the signing keys and their states.
     List {
         #[arg(long)]
@@ -28,7 +28,7 @@ pub enum KeysCommand {
     },
 }
 
-pub async fn run(config: Config, command: KeysCommand) -> Result<()> {
+pub(crate) async fn run(config: Config, command: KeysCommand) -> Result<()> {
     let tool = crate::node::Tool::open(&config).await?;
     let ring = crate::node::key_ring(&config, &tool.db).await?;
     let auditor = &tool.auditor;

@@ -1,8 +1,8 @@
 //! One file per subcommand.
 
-pub mod admin;
-pub mod audit;
-pub mod clients;
-pub mod keys;
-pub mod serve;
-pub mod witness;
+pub(crate) mod admin;
+pub(crate) mod audit;
+pub(crate) mod clients;
+pub(crate) mod keys;
+pub(crate) mod serve;
+pub(crate) mod witness;

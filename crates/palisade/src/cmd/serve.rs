@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-pub async fn run(config: Config) -> Result<()> {
+pub(crate) async fn run(config: Config) -> Result<()> {
     let db = node::open_database(&config).await?;
     let sealing = node::sealing_key(&config)?;
     let mut registry = Registry::with_prefix("palisade");
@@ -55,6 +55,7 @@ pub async fn run(config: Config) -> Result<()> {
     )?;
     supervisor.spawn("cluster", cluster.clone().maintain(shutdown.clone()));
     let egress = egress(&config)?;
+    let jobs = Jobs::new(db.clone(), cluster.bus.clone(), &mut registry);
     let observer = Observer {
         metrics: HttpMetrics::register(&mut registry),
         otlp: otlp_exporter(&config, &mut registry, &egress, &mut supervisor)?,
@@ -62,16 +63,31 @@ pub async fn run(config: Config) -> Result<()> {
 
     let (signer, pseudonym_key) = node::audit_keys(&config)?;
     tracing::info!(vkey = %signer.vkey(), origin = %config.audit.origin, "audit log checkpoint key");
-    let audit_log = AuditLog::open(db.clone(), signer, config.audit.origin.clone()).await?;
+    let audit_log = AuditLog::open(
+        db.clone(),
+        signer,
+        config.audit.origin.clone(),
+        cluster.bus.clone(),
+    )
+    .await?;
+    supervisor.spawn(
+        "audit sequencing",
+        audit_log.clone().run(
+            cluster.lease("audit.sequencer", palisade_audit::SEQUENCER_LEASE),
+            jobs.clone(),
+            shutdown.clone(),
+        ),
+    );
     let auditor = Auditor::with_log(
         db.clone(),
         audit_log.clone(),
         pseudonym_key,
         node::sealing_key(&config)?,
+        cluster.bus.clone(),
     );
     supervisor.spawn(
-        "audit outbox",
-        palisade_audit::log::drain_outbox(audit_log.clone(), shutdown.clone()),
+        "audit subject keys",
+        auditor.clone().follow_erasures(shutdown.clone()),
     );
     if !config.audit.witnesses.is_empty() {
         let witnesses = config
@@ -120,7 +136,6 @@ pub async fn run(config: Config) -> Result<()> {
         config.identity.clone(),
     )
     .map_err(anyhow::Error::msg)?;
-    let jobs = Jobs::new(db.clone(), cluster.bus.clone(), &mut registry);
     let oauth = palisade_oauth::OAuth::new(
         palisade_oauth::Parts {
             db: db.clone(),
@@ -458,7 +473,7 @@ async fn stylesheet() -> impl axum::response::IntoResponse {
     )
 }
 
-pub async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");

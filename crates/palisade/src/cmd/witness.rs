@@ -4,14 +4,14 @@
 
 use crate::config::Config;
 use anyhow::{Context, Result, anyhow};
-use palisade_audit::note::{KeyKind, Signer, Verifier};
-use palisade_audit::witness::Witness;
+use palisade_tlog::note::{KeyKind, Signer, Verifier};
+use palisade_witness::Witness;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub async fn run(config: Config) -> Result<()> {
+pub(crate) async fn run(config: Config) -> Result<()> {
     let name = config.witness.name.clone();
     let skey = match &config.witness.signing_key {
         Some(key) => key.expose().clone(),
@@ -46,9 +46,9 @@ pub async fn run(config: Config) -> Result<()> {
     let shutdown = CancellationToken::new();
     let guards = palisade_http::Guards::new().with(
         "signed_body",
-        palisade_audit::witness::SignedByKnownLog(witness.clone()),
+        palisade_witness::SignedByKnownLog(witness.clone()),
     );
-    let app = palisade_audit::witness::router(witness)
+    let app = palisade_witness::router(witness)
         .finish()
         .0
         .layer(axum::Extension(guards));

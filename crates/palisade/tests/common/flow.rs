@@ -4,15 +4,15 @@
 use super::*;
 use data_encoding::BASE64URL_NOPAD;
 
-pub const REDIRECT: &str = "https://app.example/cb";
+pub(crate) const REDIRECT: &str = "https://app.example/cb";
 
-pub fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     encode_form(&[("x", s)])[2..].to_owned()
 }
 
 /// Registers a public client (PKCE only) of the code flow for `scopes`, redirecting to
 /// [`REDIRECT`], with `extra` command-line options (more grants, a logout URI); its id.
-pub fn public_app(server: &Server, name: &str, scopes: &[&str], extra: &[&str]) -> String {
+pub(crate) fn public_app(server: &Server, name: &str, scopes: &[&str], extra: &[&str]) -> String {
     let mut args = vec![
         "--name",
         name,
@@ -33,14 +33,14 @@ pub fn public_app(server: &Server, name: &str, scopes: &[&str], extra: &[&str]) 
         .to_owned()
 }
 
-pub struct Flow {
+pub(crate) struct Flow {
     pub client_id: String,
     pub verifier: String,
     pub params: Vec<(String, String)>,
 }
 
 impl Flow {
-    pub fn new(client_id: &str, scope: &str) -> Self {
+    pub(crate) fn new(client_id: &str, scope: &str) -> Self {
         let verifier = format!(
             "{}{}",
             palisade_crypto::random_token(),
@@ -67,7 +67,7 @@ impl Flow {
         }
     }
 
-    pub fn with(mut self, key: &str, value: Option<&str>) -> Self {
+    pub(crate) fn with(mut self, key: &str, value: Option<&str>) -> Self {
         self.params.retain(|(k, _)| k != key);
         if let Some(v) = value {
             self.params.push((key.to_owned(), v.to_owned()));
@@ -75,7 +75,7 @@ impl Flow {
         self
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let q: Vec<String> = self
             .params
             .iter()
@@ -84,7 +84,7 @@ impl Flow {
         format!("/oauth/authorize?{}", q.join("&"))
     }
 
-    pub fn fields(&self) -> Vec<(&str, &str)> {
+    pub(crate) fn fields(&self) -> Vec<(&str, &str)> {
         self.params
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -93,7 +93,7 @@ impl Flow {
 }
 
 /// The query parameters of a redirect to the client.
-pub fn callback(location: &str) -> std::collections::HashMap<String, String> {
+pub(crate) fn callback(location: &str) -> std::collections::HashMap<String, String> {
     let query = location
         .strip_prefix(REDIRECT)
         .and_then(|q| q.strip_prefix('?'))
@@ -111,7 +111,7 @@ pub fn callback(location: &str) -> std::collections::HashMap<String, String> {
 }
 
 /// Signs in, consents if asked, and returns the code.
-pub async fn code_for(agent: &mut Agent, flow: &Flow) -> String {
+pub(crate) async fn code_for(agent: &mut Agent, flow: &Flow) -> String {
     let r = agent.get(&flow.url()).await;
     let location = if r.status == 200 {
         let hidden = r.hidden_fields();
@@ -136,7 +136,10 @@ pub async fn code_for(agent: &mut Agent, flow: &Flow) -> String {
     params["code"].clone()
 }
 
-pub async fn token_post(server: &Server, fields: &[(&str, &str)]) -> (u16, serde_json::Value) {
+pub(crate) async fn token_post(
+    server: &Server,
+    fields: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
     let r = server
         .http_client()
         .post(format!("{}/oauth/token", server.base()))
@@ -149,7 +152,7 @@ pub async fn token_post(server: &Server, fields: &[(&str, &str)]) -> (u16, serde
     (status, r.json().await.unwrap())
 }
 
-pub async fn exchange(
+pub(crate) async fn exchange(
     server: &Server,
     flow: &Flow,
     code: &str,
@@ -168,7 +171,11 @@ pub async fn exchange(
     .await
 }
 
-pub async fn refresh(server: &Server, client_id: &str, token: &str) -> (u16, serde_json::Value) {
+pub(crate) async fn refresh(
+    server: &Server,
+    client_id: &str,
+    token: &str,
+) -> (u16, serde_json::Value) {
     token_post(
         server,
         &[
@@ -181,14 +188,14 @@ pub async fn refresh(server: &Server, client_id: &str, token: &str) -> (u16, ser
 }
 
 /// Whether introspection, by the resource server `auth`, calls `token` active.
-pub async fn introspect(server: &Server, auth: &(String, String), token: &str) -> bool {
+pub(crate) async fn introspect(server: &Server, auth: &(String, String), token: &str) -> bool {
     introspection(server, auth, token).await["active"]
         .as_bool()
         .unwrap()
 }
 
 /// The introspection answer about `token` for the resource server `auth`.
-pub async fn introspection(
+pub(crate) async fn introspection(
     server: &Server,
     auth: &(String, String),
     token: &str,
@@ -207,7 +214,7 @@ pub async fn introspection(
         .unwrap()
 }
 
-pub async fn userinfo(server: &Server, token: &str) -> (u16, serde_json::Value) {
+pub(crate) async fn userinfo(server: &Server, token: &str) -> (u16, serde_json::Value) {
     let r = server
         .http_client()
         .get(format!("{}/oauth/userinfo", server.base()))

@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
-pub mod flow;
-pub mod social;
+pub(crate) mod dpop_key;
+pub(crate) mod flow;
+pub(crate) mod nodes;
+pub(crate) mod social;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -14,7 +16,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-pub const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// Every secret a test's agents sent or received: passwords and codes they submitted, cookie
 /// values they were given. nextest runs each test in its own process, so this list belongs to
@@ -37,7 +39,7 @@ const SECRET_FIELDS: &[&str] = &[
     "csrf",
 ];
 
-pub struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
     pub https: SocketAddr,
     pub http: SocketAddr,
@@ -45,12 +47,16 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     logs: Arc<Mutex<Vec<String>>>,
     database_url: String,
+    /// The settings the server was started with; commands run beside it get them too.
+    env: Vec<(String, String)>,
 }
 
 #[derive(Clone)]
-pub struct Options {
+pub(crate) struct Options {
     pub env: Vec<(String, String)>,
     pub backend: Backend,
+    /// A database other nodes share, instead of a fresh one.
+    pub database_url: Option<String>,
 }
 
 impl Default for Options {
@@ -58,50 +64,52 @@ impl Default for Options {
         Self {
             env: Vec::new(),
             backend: Backend::Sqlite,
+            database_url: None,
         }
     }
 }
 
-pub use palisade_store::Backend;
+pub(crate) use palisade_store::Backend;
 
 impl Options {
-    pub fn on(backend: Backend) -> Self {
+    pub(crate) fn on(backend: Backend) -> Self {
         Self {
             backend,
             ..Self::default()
         }
     }
 
-    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+    pub(crate) fn env(mut self, key: &str, value: impl Into<String>) -> Self {
         self.env.push((key.to_owned(), value.into()));
         self
     }
 
     /// Configures `var` (a list of SHA-256 digests) to accept the API key `key`.
-    pub fn accepting_key(self, var: &str, key: &str) -> Self {
+    pub(crate) fn accepting_key(self, var: &str, key: &str) -> Self {
         let digest = palisade_crypto::sha256_hex(key.as_bytes());
         self.env(var, format!("[\"{digest}\"]"))
     }
 }
 
-pub fn binary() -> &'static str {
+pub(crate) fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_palisade")
 }
 
 impl Server {
-    pub async fn start() -> Server {
+    pub(crate) async fn start() -> Server {
         Self::start_with(Options::default()).await
     }
 
-    pub async fn start_with(options: Options) -> Server {
+    pub(crate) async fn start_with(options: Options) -> Server {
         palisade_tls::install_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = match options.backend {
-            Backend::Sqlite => format!(
+        let database_url = match (&options.database_url, options.backend) {
+            (Some(url), _) => url.clone(),
+            (None, Backend::Sqlite) => format!(
                 "sqlite://{}?mode=rwc",
                 dir.path().join("data/palisade.db").display()
             ),
-            Backend::Postgres => palisade_store::test_support::postgres_url().await,
+            (None, Backend::Postgres) => palisade_store::test_support::postgres_url().await,
         };
         let mut cmd = Command::new(binary());
         cmd.arg("serve")
@@ -125,33 +133,34 @@ impl Server {
             dir,
             logs,
             database_url,
+            env: options.env.clone(),
         }
     }
 
-    pub fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         format!("https://{}", self.https)
     }
 
-    pub fn database_url(&self) -> &str {
+    pub(crate) fn database_url(&self) -> &str {
         &self.database_url
     }
 
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
-    pub fn ca_pem(&self) -> Vec<u8> {
+    pub(crate) fn ca_pem(&self) -> Vec<u8> {
         std::fs::read(self.data_dir().join("tls/dev-ca.pem")).expect("dev CA")
     }
 
     /// A plain client trusting only the development CA, not following redirects, sending
     /// nothing by itself: for requests the test shapes header by header.
-    pub fn http_client(&self) -> reqwest::Client {
+    pub(crate) fn http_client(&self) -> reqwest::Client {
         self.http_client_from(None)
     }
 
     /// The same, connecting from another loopback address when given.
-    pub fn http_client_from(&self, local: Option<IpAddr>) -> reqwest::Client {
+    pub(crate) fn http_client_from(&self, local: Option<IpAddr>) -> reqwest::Client {
         reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&self.ca_pem()).unwrap()])
             .redirect(reqwest::redirect::Policy::none())
@@ -160,25 +169,25 @@ impl Server {
             .unwrap()
     }
 
-    pub fn agent(&self) -> Agent {
+    pub(crate) fn agent(&self) -> Agent {
         Agent::new(self, None)
     }
 
     /// An agent whose connections come from another loopback address.
-    pub fn agent_from(&self, ip: IpAddr) -> Agent {
+    pub(crate) fn agent_from(&self, ip: IpAddr) -> Agent {
         Agent::new(self, Some(ip))
     }
 
-    pub fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
 
-    pub fn logs_handle(&self) -> Arc<Mutex<Vec<String>>> {
+    pub(crate) fn logs_handle(&self) -> Arc<Mutex<Vec<String>>> {
         self.logs.clone()
     }
 
     /// Fails if any of `secrets` appears anywhere in what the server logged (TOK-6).
-    pub fn assert_logs_free_of(&self, secrets: &[&str]) {
+    pub(crate) fn assert_logs_free_of(&self, secrets: &[&str]) {
         let logs = self.logs();
         assert!(
             logs.len() > 1000,
@@ -191,7 +200,7 @@ impl Server {
         }
     }
 
-    pub async fn metrics(&self) -> String {
+    pub(crate) async fn metrics(&self) -> String {
         reqwest::get(format!("http://{}/metrics", self.admin))
             .await
             .unwrap()
@@ -200,11 +209,11 @@ impl Server {
             .unwrap()
     }
 
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.as_ref().unwrap().id() as i32
     }
 
-    pub fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([&format!("-{signal}"), &self.pid().to_string()])
             .status()
@@ -214,7 +223,7 @@ impl Server {
 
     /// SIGTERM, then wait for the exit status (asynchronously, so that this test's own client
     /// connections keep answering the server's shutdown handshake).
-    pub async fn stop(mut self) -> ExitStatus {
+    pub(crate) async fn stop(mut self) -> ExitStatus {
         self.signal("TERM");
         let mut child = self.child.take().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -228,10 +237,11 @@ impl Server {
     }
 
     /// Runs a `palisade` command beside the server, on its data directory and database.
-    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(binary())
             .args(args)
             .current_dir(self.dir.path())
+            .envs(self.env.iter().cloned())
             .env("PALISADE_DATA_DIR", self.data_dir())
             .env("PALISADE_DATABASE__URL", self.database_url())
             .env("PALISADE_LOG__LEVEL", "warn")
@@ -240,7 +250,7 @@ impl Server {
     }
 
     /// Gives the default tenant's account of `email` the role `role` with the CLI.
-    pub fn set_role(&self, email: &str, role: &str) {
+    pub(crate) fn set_role(&self, email: &str, role: &str) {
         let out = self.cli(&["admin", "set-role", "--email", email, "--role", role]);
         assert!(
             out.status.success(),
@@ -250,11 +260,12 @@ impl Server {
     }
 
     /// `palisade ARGS` with `input` on standard input (passwords are read from there).
-    pub fn cli_with_input(&self, args: &[&str], input: &str) -> std::process::Output {
+    pub(crate) fn cli_with_input(&self, args: &[&str], input: &str) -> std::process::Output {
         use std::io::Write;
         let mut child = Command::new(binary())
             .args(args)
             .current_dir(self.dir.path())
+            .envs(self.env.iter().cloned())
             .env("PALISADE_DATA_DIR", self.data_dir())
             .env("PALISADE_DATABASE__URL", self.database_url())
             .env("PALISADE_LOG__LEVEL", "warn")
@@ -271,7 +282,7 @@ impl Server {
 
     /// The server's signing key, as an insider holding the sealing key could load it: what it
     /// signs passes the signature check and reaches the claim checks.
-    pub async fn signing_key(&self) -> Arc<palisade_jose::keys::SigningKey> {
+    pub(crate) async fn signing_key(&self) -> Arc<palisade_jose::keys::SigningKey> {
         let sealing = std::fs::read_to_string(self.data_dir().join("sealing.key")).unwrap();
         let sealing = data_encoding::BASE64
             .decode(sealing.trim().as_bytes())
@@ -292,7 +303,7 @@ impl Server {
     }
 
     /// Registers an OAuth client with `palisade clients create ARGS`; returns its JSON.
-    pub fn register_client(&self, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn register_client(&self, args: &[&str]) -> serde_json::Value {
         let out = self.cli(&[&["clients", "create"], args].concat());
         assert!(
             out.status.success(),
@@ -303,7 +314,7 @@ impl Server {
     }
 
     /// GETs a public JSON document.
-    pub async fn fetch_json(&self, path: &str) -> serde_json::Value {
+    pub(crate) async fn fetch_json(&self, path: &str) -> serde_json::Value {
         let r = self
             .http_client()
             .get(format!("{}{path}", self.base()))
@@ -314,7 +325,7 @@ impl Server {
     }
 
     /// The keys of the published JWKS, as a client would load them.
-    pub async fn published_keys(&self) -> Vec<palisade_jose::keys::PublicKey> {
+    pub(crate) async fn published_keys(&self) -> Vec<palisade_jose::keys::PublicKey> {
         let jwks = self.fetch_json("/.well-known/jwks.json").await;
         jwks["keys"]
             .as_array()
@@ -328,14 +339,14 @@ impl Server {
     }
 
     /// A handle on the server's own database.
-    pub async fn db(&self) -> palisade_store::Db {
+    pub(crate) async fn db(&self) -> palisade_store::Db {
         palisade_store::Db::connect(&self.database_url, 1)
             .await
             .unwrap()
     }
 
     /// The security events recorded so far, oldest first, as `action outcome` pairs.
-    pub async fn events(&self) -> Vec<(String, String, Option<String>)> {
+    pub(crate) async fn events(&self) -> Vec<(String, String, Option<String>)> {
         let db = self.db().await;
         let rows: Vec<(String, String, Option<String>)> =
             sqlx::query_as("SELECT action, outcome, actor FROM security_events ORDER BY seq")
@@ -353,7 +364,17 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if !std::thread::panicking() {
+        if std::thread::panicking() {
+            // What went wrong on the server's side, for whoever reads the failure.
+            let logs = self.logs.lock().unwrap();
+            let problems: Vec<&String> = logs
+                .iter()
+                .filter(|l| l.contains("\"ERROR\"") || l.contains("\"WARN\""))
+                .collect();
+            for line in problems.iter().rev().take(40).rev() {
+                eprintln!("server {}: {line}", self.https);
+            }
+        } else {
             let logs = self.logs();
             for secret in SECRETS.lock().unwrap().iter() {
                 assert!(
@@ -414,7 +435,7 @@ fn spawn_until(mut cmd: Command, marker: &str) -> (Child, Arc<Mutex<Vec<String>>
 
 /// A `palisade witness` process (AUD-4) cosigning one log, with its own data directory and
 /// SQLite state.
-pub struct WitnessProcess {
+pub(crate) struct WitnessProcess {
     child: Child,
     _dir: tempfile::TempDir,
     logs: Arc<Mutex<Vec<String>>>,
@@ -422,7 +443,7 @@ pub struct WitnessProcess {
 }
 
 impl WitnessProcess {
-    pub fn start(name: &str, skey: &str, log_origin: &str, log_vkey: &str) -> Self {
+    pub(crate) fn start(name: &str, skey: &str, log_origin: &str, log_vkey: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cmd = Command::new(binary());
         cmd.arg("witness")
@@ -453,7 +474,7 @@ impl WitnessProcess {
         }
     }
 
-    pub fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
 }
@@ -466,7 +487,7 @@ impl Drop for WitnessProcess {
 }
 
 /// Polls `check` until it returns `Some`, failing after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -481,21 +502,21 @@ where
     }
 }
 
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: String,
 }
 
 impl Response {
-    pub fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers
             .get("location")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     }
 
-    pub fn set_cookies(&self) -> Vec<String> {
+    pub(crate) fn set_cookies(&self) -> Vec<String> {
         self.headers
             .get_all("set-cookie")
             .iter()
@@ -503,13 +524,13 @@ impl Response {
             .collect()
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
     }
 
     /// The hidden inputs of the page's forms (name, value), unescaped, except the CSRF token
     /// (which agents add themselves): what a browser posts back.
-    pub fn hidden_fields(&self) -> Vec<(String, String)> {
+    pub(crate) fn hidden_fields(&self) -> Vec<(String, String)> {
         let unescape = |s: &str| {
             s.replace("&lt;", "<")
                 .replace("&gt;", ">")
@@ -535,7 +556,7 @@ impl Response {
     }
 
     /// The text of the element with this id (first occurrence), for simple assertions.
-    pub fn element_text(&self, id: &str) -> Option<String> {
+    pub(crate) fn element_text(&self, id: &str) -> Option<String> {
         let marker = format!("id=\"{id}\"");
         let start = self.body.find(&marker)?;
         let open_end = self.body[start..].find('>')? + start + 1;
@@ -546,7 +567,7 @@ impl Response {
 
 /// A cookie-keeping HTTPS client that trusts only the server's development CA and does not
 /// follow redirects, so each step of a flow can be asserted.
-pub struct Agent {
+pub(crate) struct Agent {
     client: reqwest::Client,
     pub base: String,
     pub cookies: BTreeMap<String, String>,
@@ -561,14 +582,14 @@ impl Agent {
         }
     }
 
-    pub fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         self.cookies
             .get("__Host-palisade-csrf")
             .cloned()
             .expect("no CSRF cookie yet: GET a page first")
     }
 
-    pub fn session(&self) -> Option<&String> {
+    pub(crate) fn session(&self) -> Option<&String> {
         self.cookies.get("__Host-palisade-session")
     }
 
@@ -608,7 +629,7 @@ impl Agent {
         r
     }
 
-    pub async fn get(&mut self, path: &str) -> Response {
+    pub(crate) async fn get(&mut self, path: &str) -> Response {
         let req = self
             .client
             .get(format!("{}{path}", self.base))
@@ -616,13 +637,13 @@ impl Agent {
         self.send(req).await
     }
 
-    pub async fn get_json(&mut self, path: &str) -> Response {
+    pub(crate) async fn get_json(&mut self, path: &str) -> Response {
         let req = self.client.get(format!("{}{path}", self.base));
         self.send(req).await
     }
 
     /// Posts a form the way a browser on this site does (Origin set, CSRF field included).
-    pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
+    pub(crate) async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
         let csrf = self.csrf();
         let mut all: Vec<(&str, &str)> = vec![("csrf", &csrf)];
         all.extend_from_slice(fields);
@@ -641,7 +662,7 @@ impl Agent {
         .await
     }
 
-    pub async fn post_raw(
+    pub(crate) async fn post_raw(
         &mut self,
         path: &str,
         content_type: &str,
@@ -663,7 +684,7 @@ impl Agent {
     }
 
     /// Posts JSON the way this site's own scripts do (same origin, CSRF token in a header).
-    pub async fn post_json(&mut self, path: &str, body: &serde_json::Value) -> Response {
+    pub(crate) async fn post_json(&mut self, path: &str, body: &serde_json::Value) -> Response {
         let req = self
             .client
             .post(format!("{}{path}", self.base))
@@ -675,7 +696,7 @@ impl Agent {
         self.send(req).await
     }
 
-    pub async fn sign_up(&mut self, email: &str, password: &str) {
+    pub(crate) async fn sign_up(&mut self, email: &str, password: &str) {
         self.get("/signup").await;
         let r = self
             .post_form("/signup", &[("email", email), ("password", password)])
@@ -685,20 +706,20 @@ impl Agent {
     }
 
     /// Signs in with a password; returns the response (303 to /account, or to /login/mfa).
-    pub async fn log_in(&mut self, email: &str, password: &str) -> Response {
+    pub(crate) async fn log_in(&mut self, email: &str, password: &str) -> Response {
         self.get("/login").await;
         self.post_form("/login", &[("email", email), ("password", password)])
             .await
     }
 
-    pub async fn log_out(&mut self) {
+    pub(crate) async fn log_out(&mut self) {
         let r = self.post_form("/logout", &[]).await;
         assert_eq!(r.status, 303, "logout: {}", r.body);
         assert!(self.session().is_none(), "logout clears the session cookie");
     }
 }
 
-pub fn encode_form(fields: &[(&str, &str)]) -> String {
+pub(crate) fn encode_form(fields: &[(&str, &str)]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for (i, (k, v)) in fields.iter().enumerate() {
@@ -721,7 +742,7 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-pub fn unique_email(tag: &str) -> String {
+pub(crate) fn unique_email(tag: &str) -> String {
     format!(
         "{tag}-{}@example.com",
         palisade_crypto::random_token()[..10].to_lowercase()
@@ -729,7 +750,7 @@ pub fn unique_email(tag: &str) -> String {
 }
 
 /// A rustls client configuration trusting the given CA files only.
-pub fn tls_client(ca_files: &[&Path]) -> Arc<rustls::ClientConfig> {
+pub(crate) fn tls_client(ca_files: &[&Path]) -> Arc<rustls::ClientConfig> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for f in ca_files {

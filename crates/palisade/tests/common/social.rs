@@ -5,19 +5,19 @@ use super::flow::{Flow, code_for, exchange};
 use super::*;
 use serde_json::Value;
 
-pub struct Member {
+pub(crate) struct Member {
     pub id: String,
     pub email: String,
     pub token: String,
 }
 
 /// A new account, signed in, with a token for `scope` from `client_id`; its id from `/api/me`.
-pub async fn member(server: &Server, client_id: &str, tag: &str, scope: &str) -> Member {
+pub(crate) async fn member(server: &Server, client_id: &str, tag: &str, scope: &str) -> Member {
     member_signed_in(server, client_id, tag, scope).await.0
 }
 
 /// [`member`], with the browser that signed in, to ask for more tokens with [`token_for`].
-pub async fn member_signed_in(
+pub(crate) async fn member_signed_in(
     server: &Server,
     client_id: &str,
     tag: &str,
@@ -38,7 +38,12 @@ pub async fn member_signed_in(
 }
 
 /// An access token for `scope` from `client_id`, for the account signed in on `agent`.
-pub async fn token_for(server: &Server, agent: &mut Agent, client_id: &str, scope: &str) -> String {
+pub(crate) async fn token_for(
+    server: &Server,
+    agent: &mut Agent,
+    client_id: &str,
+    scope: &str,
+) -> String {
     let flow = Flow::new(client_id, scope);
     let code = code_for(agent, &flow).await;
     let (status, tokens) = exchange(server, &flow, &code, &flow.verifier).await;
@@ -47,7 +52,7 @@ pub async fn token_for(server: &Server, agent: &mut Agent, client_id: &str, scop
 }
 
 /// `METHOD path` with `token` and an optional JSON body; the status and the JSON answer.
-pub async fn call(
+pub(crate) async fn call(
     server: &Server,
     token: &str,
     method: &str,

@@ -5,7 +5,7 @@
 //! that before timing anything. Prints one JSON line.
 
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
-use palisade_audit::merkle::{Tree, leaf_hash, verify_inclusion};
+use palisade_tlog::merkle::{Tree, leaf_hash, verify_inclusion};
 use sha2::Sha256;
 use std::time::Instant;
 

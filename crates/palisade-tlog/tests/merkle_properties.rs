@@ -3,7 +3,7 @@
 //! flipped bit, a dropped or an extra element, another index — is refused. (The tree size is
 //! not itself proven by an inclusion proof; the signed checkpoint binds it to the root.)
 
-use palisade_audit::merkle::{Hash, Tree, leaf_hash, verify_consistency, verify_inclusion};
+use palisade_tlog::merkle::{Hash, Tree, leaf_hash, verify_consistency, verify_inclusion};
 use proptest::prelude::*;
 
 /// Entries are numbered so that no two are equal (equal leaves would make proofs for one valid

@@ -4,7 +4,7 @@
 //! beside this repository.
 
 use data_encoding::{BASE64, HEXLOWER};
-use palisade_audit::merkle::{
+use palisade_tlog::merkle::{
     self, Hash, consistency_proof, inclusion_proof, leaf_hash, root, verify_consistency,
     verify_inclusion,
 };
@@ -192,7 +192,7 @@ fn notes_doc() -> Value {
 
 #[test]
 fn signed_note_vectors() {
-    use palisade_audit::note::{Signer, Verifier, open};
+    use palisade_tlog::note::{Signer, Verifier, open};
     let doc = notes_doc();
     let c2sp = &doc["c2sp_signed_note_example"];
     let v = Verifier::from_vkey(c2sp["vkey"].as_str().unwrap()).unwrap();
@@ -231,7 +231,7 @@ fn signed_note_vectors() {
 
 #[test]
 fn tessera_checkpoints_verify_and_match_the_entries() {
-    use palisade_audit::note::{Checkpoint, Verifier, open};
+    use palisade_tlog::note::{Checkpoint, Verifier, open};
     let doc = notes_doc();
     let tessera = &doc["tessera_testdata_log"];
     let v = Verifier::from_vkey(tessera["vkey"].as_str().unwrap()).unwrap();

@@ -8,15 +8,17 @@
 //! request or an old size above the new; 403 when no trusted key of the log signed; 404 for an
 //! unknown log; 409 with the witness's size (`text/x.tlog.size`) when the old size is not the
 //! one it holds or the same size comes with another root; 422 when the proof does not verify.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
 
-use crate::merkle::{self, Hash};
-use crate::note::{Checkpoint, KeyKind, Signer, Verifier, open};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use data_encoding::BASE64;
 use http::StatusCode;
 use palisade_http::{Access, Routes};
 use palisade_store::{Db, StoreError, now_ms};
+use palisade_tlog::merkle::{self, Hash};
+use palisade_tlog::note::{Checkpoint, KeyKind, Signer, Verifier, open};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -279,7 +281,7 @@ async fn add_checkpoint(State(witness): State<Arc<Witness>>, body: String) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::merkle::{Tree, leaf_hash};
+    use palisade_tlog::merkle::{Tree, leaf_hash};
 
     struct Log {
         skey: String,
