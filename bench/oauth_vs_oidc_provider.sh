@@ -20,7 +20,7 @@ build_release
 work=$(mktemp -d /tmp/palisade-bench.XXXXXX)
 trap 'stop_pid "${palisade_pid:-}"; stop_pid "${op_pid:-}"; rm -rf "$work"' EXIT
 
-start_palisade "$work/palisade" PALISADE_LOG__LEVEL="warn,palisade::serve=info"
+start_palisade "$work/palisade" PALISADE_LOG__LEVEL="warn,palisade::serve=info,palisade::cmd::serve=info"
 cli() { PALISADE_DATA_DIR="$work/palisade/data" PALISADE_LOG__LEVEL=warn "$palisade_bin" "$@"; }
 service=$(cli clients create --name bench-service --grant client_credentials --scope audit:write)
 client_id=$(jq -r .client_id <<<"$service")

@@ -5,7 +5,8 @@
 # authentication and authorization taken out, on SQLite and, when PALISADE_TEST_POSTGRES_URL
 # names a server, PostgreSQL. Results go to bench/results/timeline_overhead.json.
 source "$(dirname "$0")/lib.sh"
-(cd "$root" && cargo bench -p palisade-social --features bench-unprotected --bench timeline >&2)
+# Arguments go to criterion (a filter: `PostgreSQL`); the results of both backends are read.
+(cd "$root" && cargo bench -p palisade-social --features bench-unprotected --bench timeline -- "$@" >&2)
 python3 - "$root/target/criterion" "$results/timeline_overhead.json" <<'PY'
 import json, os, platform, sys
 criterion, out = sys.argv[1:]

@@ -12,7 +12,7 @@ trap 'stop_pid "${palisade_pid:-}"; [ -f "$work/nginx.pid" ] && kill "$(cat "$wo
 
 # Like for like with nginx's `access_log off`: Palisade's per-request log lines off too.
 # LOGS=1 keeps them on (the production default) for a second comparison.
-if [ "${LOGS:-0}" = 1 ]; then level="warn,palisade=info"; else level="warn,palisade::serve=info"; fi
+if [ "${LOGS:-0}" = 1 ]; then level="warn,palisade=info"; else level="warn,palisade::serve=info,palisade::cmd::serve=info"; fi
 start_palisade "$work/palisade" PALISADE_LOG__LEVEL="$level"
 cert="$work/palisade/data/tls/dev-cert.pem"
 key="$work/palisade/data/tls/dev-key.pem"

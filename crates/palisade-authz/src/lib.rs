@@ -13,7 +13,8 @@
 use arc_swap::ArcSwap;
 use cedar_policy::{
     ActionConstraint, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
-    PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
+    PolicySet, PrincipalConstraint, Request, ResourceConstraint, RestrictedExpression, Schema,
+    ValidationMode, Validator,
 };
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -165,6 +166,59 @@ pub enum Object<'a> {
     },
 }
 
+/// Who else an object of a class belongs to: nobody of that name exists.
+const SOMEONE_ELSE: &str = "";
+
+impl<'a> Object<'a> {
+    /// The object as a member of its class, for policies that name no one: a post is its
+    /// tenant, visibility and hidden flag, and whether it is `me`'s own. Other objects are
+    /// decided one by one (their names are what the policies relate).
+    fn class<'b>(&self, me: &'b str) -> Object<'b>
+    where
+        'a: 'b,
+    {
+        match *self {
+            Object::Post {
+                author,
+                tenant,
+                visibility,
+                hidden,
+                ..
+            } => Object::Post {
+                id: SOMEONE_ELSE,
+                author: if author == me { me } else { SOMEONE_ELSE },
+                tenant,
+                visibility,
+                hidden,
+            },
+            ref other => other.clone(),
+        }
+    }
+
+    /// A post class under `name`; any other object as it is.
+    fn named<'b>(self, name: &'b str) -> Object<'b>
+    where
+        'a: 'b,
+    {
+        match self {
+            Object::Post {
+                author,
+                tenant,
+                visibility,
+                hidden,
+                ..
+            } => Object::Post {
+                id: name,
+                author,
+                tenant,
+                visibility,
+                hidden,
+            },
+            other => other,
+        }
+    }
+}
+
 /// The facts of the request the handler established.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts<'a> {
@@ -182,6 +236,9 @@ struct Policies {
     text: String,
     /// Indexed like [`Action::ALL`].
     by_action: Vec<PolicySet>,
+    /// Whether no policy names a particular user or object (see [`names_no_one`]): then two
+    /// objects that differ only in who else they belong to are decided alike.
+    shareable: bool,
 }
 
 impl Policies {
@@ -192,6 +249,7 @@ impl Policies {
                 .into_iter()
                 .map(|action| for_action(set, &uid("Action", action.as_str())))
                 .collect(),
+            shareable: set.policies().all(names_no_one),
         }
     }
 
@@ -199,6 +257,27 @@ impl Policies {
         let i = Action::ALL.iter().position(|a| *a == action);
         &self.by_action[i.expect("every action is listed")]
     }
+}
+
+/// Whether `policy` decides without naming any particular user, object or tenant: its scope
+/// constrains the principal at most by role and the resource at most by type, and its
+/// conditions hold no entity literal but roles and actions. Such a policy can tell objects
+/// apart only by their attributes and by how they relate to the principal.
+fn names_no_one(policy: &cedar_policy::Policy) -> bool {
+    let role_or_action = |uid: &EntityUid| {
+        let kind = uid.type_name().to_string();
+        kind == "Role" || kind == "Action"
+    };
+    let principal = match policy.principal_constraint() {
+        PrincipalConstraint::Any | PrincipalConstraint::Is(_) => true,
+        PrincipalConstraint::In(uid) | PrincipalConstraint::IsIn(_, uid) => role_or_action(&uid),
+        PrincipalConstraint::Eq(_) => false,
+    };
+    let resource = matches!(
+        policy.resource_constraint(),
+        ResourceConstraint::Any | ResourceConstraint::Is(_)
+    );
+    principal && resource && policy.entity_literals().iter().all(role_or_action)
 }
 
 /// The policies whose action scope admits `action`. Cedar evaluates every policy it is given,
@@ -312,6 +391,50 @@ impl Authorizer {
     ) -> Vec<bool> {
         let policies = self.policies.load();
         let set = policies.for_action(action);
+        // One evaluation per kind of object on the page, where the policies allow it: each
+        // object stands for its class (its own, or someone else's, with its attributes), and
+        // asks of one class with the same facts share their answer.
+        if let Err(error) = distinct_objects(asks.iter().map(|(object, _)| object)) {
+            tracing::error!(%error, action = action.as_str(), "authorization objects refused");
+            return vec![false; asks.len()];
+        }
+        if !policies.shareable {
+            let asks: Vec<(Object, &Facts)> = asks.iter().map(|(o, f)| (o.clone(), f)).collect();
+            return self.decide_distinct(actor, action, set, &asks);
+        }
+        let mut classes: Vec<(Object, &Facts)> = Vec::new();
+        let index: Vec<usize> = asks
+            .iter()
+            .map(|(object, facts)| {
+                let ask = (object.class(actor.user_id), facts);
+                match classes.iter().position(|c| *c == ask) {
+                    Some(i) => i,
+                    None => {
+                        classes.push(ask);
+                        classes.len() - 1
+                    }
+                }
+            })
+            .collect();
+        // Each class is one entity, under a name of its own.
+        let names: Vec<String> = (0..classes.len()).map(|i| format!("class-{i}")).collect();
+        let classes: Vec<(Object, &Facts)> = classes
+            .into_iter()
+            .zip(&names)
+            .map(|((object, facts), name)| (object.named(name), facts))
+            .collect();
+        let answers = self.decide_distinct(actor, action, set, &classes);
+        index.into_iter().map(|i| answers[i]).collect()
+    }
+
+    /// One decision for each ask.
+    fn decide_distinct(
+        &self,
+        actor: &Actor,
+        action: Action,
+        set: &PolicySet,
+        asks: &[(Object, &Facts)],
+    ) -> Vec<bool> {
         let entities = match self.entities(actor, asks.iter().map(|(object, _)| object)) {
             Ok(entities) => entities,
             Err(error) => {
@@ -323,7 +446,7 @@ impl Authorizer {
         let mut contexts: Vec<(&Facts, Context)> = Vec::new();
         asks.iter()
             .map(|(object, facts)| {
-                let context = match contexts.iter().find(|(f, _)| *f == facts) {
+                let context = match contexts.iter().find(|(f, _)| *f == *facts) {
                     Some((_, context)) => context.clone(),
                     None => {
                         let context = Self::context(facts);
@@ -367,18 +490,9 @@ impl Authorizer {
             )
             .map_err(|e| e.to_string())?,
         );
-        let mut seen: HashMap<EntityUid, &Object> = HashMap::new();
-        for object in objects {
+        for object in distinct_objects(objects)? {
             let (resource, attrs) = resource(object);
-            if let Some(earlier) = seen.get(&resource) {
-                if *earlier != object {
-                    return Err(format!("two different objects named {resource}"));
-                }
-            } else {
-                seen.insert(resource.clone(), object);
-                entities
-                    .push(Entity::new(resource, attrs, HashSet::new()).map_err(|e| e.to_string())?);
-            }
+            entities.push(Entity::new(resource, attrs, HashSet::new()).map_err(|e| e.to_string())?);
         }
         // Entities are built here from typed values that match the schema by construction (the
         // tests prove it with schema checks on); checking them again per request would more than
@@ -432,6 +546,29 @@ impl Default for Authorizer {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Each object once. The same object asked about twice is one; two different objects under one
+/// name are refused.
+fn distinct_objects<'o>(
+    objects: impl Iterator<Item = &'o Object<'o>>,
+) -> Result<Vec<&'o Object<'o>>, String> {
+    let mut seen: HashMap<EntityUid, &Object> = HashMap::new();
+    let mut distinct = Vec::new();
+    for object in objects {
+        let name = resource_uid(object);
+        match seen.get(&name) {
+            Some(earlier) if *earlier != object => {
+                return Err(format!("two different objects named {name}"));
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(name, object);
+                distinct.push(object);
+            }
+        }
+    }
+    Ok(distinct)
 }
 
 /// An object's entity id.

@@ -488,3 +488,79 @@ fn two_objects_under_one_name_are_refused() {
         [false, false]
     );
 }
+
+/// A mixed page (own, others', every visibility, hidden, followed or not, blocked) decided in
+/// classes answers as each post decided alone, with the default policies and with policies
+/// that name a particular user — which are then decided post by post.
+#[test]
+fn posts_decided_by_class_answer_as_each_alone() {
+    let naming = format!(
+        "{DEFAULT_POLICIES}\n@id(\"carol-is-read\")\npermit (principal, action == Action::\"ReadPost\", resource)\nwhen {{ resource.author == User::\"carol\" }};\n"
+    );
+    let ids: Vec<String> = (0..48).map(|i| format!("p{i}")).collect();
+    let mut shapes = Vec::new();
+    for author in ["alice", "bob", "carol"] {
+        for visibility in ["public", "followers", "private", "hidden"] {
+            for (follower, blocked) in [(false, false), (true, false), (true, true), (false, true)]
+            {
+                shapes.push((author, visibility, follower, blocked));
+            }
+        }
+    }
+    let asks: Vec<(Object, Facts)> = shapes
+        .iter()
+        .zip(&ids)
+        .map(|(&(author, visibility, follower, blocked), id)| {
+            let hidden = visibility == "hidden";
+            let object = Object::Post {
+                id,
+                author,
+                tenant: "t1",
+                visibility: if hidden { "public" } else { visibility },
+                hidden,
+            };
+            let facts = Facts {
+                follower,
+                blocked,
+                ..facts(READ)
+            };
+            (object, facts)
+        })
+        .collect();
+    let me = actor("alice", Role::Member);
+    for (policies, shareable) in [(DEFAULT_POLICIES, true), (naming.as_str(), false)] {
+        let authz = Authorizer::with_policies(policies).unwrap();
+        assert_eq!(authz.policies.load().shareable, shareable);
+        let page = authz.allows_each(&me, Action::ReadPost, &asks);
+        let alone: Vec<bool> = asks
+            .iter()
+            .map(|(object, facts)| authz.allows(&me, Action::ReadPost, object, facts))
+            .collect();
+        assert_eq!(page, alone, "{policies}");
+        assert!(page.iter().any(|a| *a) && page.iter().any(|a| !*a));
+    }
+    // The policy naming carol is honoured: her private posts are read, bob's are not.
+    let authz = Authorizer::with_policies(&naming).unwrap();
+    let carol = Object::Post {
+        id: "c1",
+        author: "carol",
+        tenant: "t1",
+        visibility: "private",
+        hidden: false,
+    };
+    let bob = Object::Post {
+        id: "b1",
+        author: "bob",
+        tenant: "t1",
+        visibility: "private",
+        hidden: false,
+    };
+    assert_eq!(
+        authz.allows_each(
+            &me,
+            Action::ReadPost,
+            &[(carol, facts(READ)), (bob, facts(READ))]
+        ),
+        [true, false]
+    );
+}

@@ -1,4 +1,4 @@
-//! What protecting the home timeline costs (issue 5's benchmark): one page read through the real
+//! What protecting the home timeline costs: one page read through the real
 //! API — network and user allowances, access-token verification with its grant and account
 //! checks, the scope, one Cedar decision per post — against the same page-building code with
 //! authentication and authorization taken out, in one run, on SQLite and (when
@@ -9,13 +9,19 @@
 use axum::body::Body;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
+use palisade_http::Guards;
 use palisade_http::client_ip::PeerAddr;
+use palisade_principal::{
+    AccessClaims, AccessTokenGuard, ApiSettings, Audience, Authenticator, AuthenticatorConfig,
+    Dpop, Revocations, Scopes, TenantId,
+};
 use palisade_store::Backend;
 use palisade_store::test_support::{TestDb, open};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use tower::ServiceExt;
 
+const ISSUER: &str = "https://bench.example";
 const RESOURCE: &str = "https://bench.example/api";
 const AUTHORS: usize = 10;
 const POSTS_PER_AUTHOR: usize = 50;
@@ -85,10 +91,10 @@ async fn setup(backend: Backend) -> Setup {
     .await
     .unwrap();
 
-    let sealing = || palisade_crypto::SealingKey::from_bytes(&[7; 32]).unwrap();
+    let sealing = palisade_crypto::SealingKey::from_bytes(&[7; 32]).unwrap();
     let keys = palisade_jose::keyring::KeyRing::open(
         db.clone(),
-        sealing(),
+        sealing,
         palisade_jose::keyring::KeyPolicy {
             algorithm: palisade_jose::keys::Algorithm::EdDSA,
             rotation_interval_ms: i64::MAX / 4,
@@ -98,62 +104,57 @@ async fn setup(backend: Backend) -> Setup {
     )
     .await
     .unwrap();
-    let auditor = palisade_audit::Auditor::new(db.clone());
-    let identity = palisade_identity::Identity::new(
-        db.clone(),
-        auditor.clone(),
-        sealing(),
-        palisade_identity::config::IdentityConfig::default(),
-        palisade_identity::IdentityMetrics::default(),
-    )
-    .unwrap();
-    let unlimited = u32::MAX / 2;
-    let oauth = palisade_oauth::OAuth::new(
-        db.clone(),
-        keys,
-        auditor,
-        identity,
-        palisade_oauth::OAuthConfig {
-            issuer: "https://bench.example".into(),
+    // The resource side as the server assembles it, on an in-process bus.
+    let cluster = palisade_cluster::Cluster::in_process(db.clone());
+    let revocations = Revocations::new(db.clone(), cluster.bus.clone());
+    let authenticator = Authenticator::new(
+        keys.clone(),
+        AuthenticatorConfig {
+            issuer: ISSUER.into(),
+            audience: RESOURCE.into(),
             resources: vec![RESOURCE.into()],
-            scopes: vec!["social:read".into()],
-            access_token_minutes: 60,
-            id_token_minutes: 5,
-            refresh_token_days: 1,
-            refresh_grace_ms: 0,
             skew_seconds: 30,
-            registration: Default::default(),
-            dpop_nonce_key: None,
-            api: palisade_oauth::principal::Allowance {
-                per_user: unlimited,
-                per_client: unlimited,
-                per_network: unlimited,
-            },
         },
+        Dpop::new(ISSUER, 30, None, cluster.replay.clone()),
+        revocations,
+    );
+    let unlimited = u32::MAX / 2;
+    let settings = ApiSettings {
+        requests_per_minute: unlimited,
+        client_requests_per_minute: unlimited,
+        network_requests_per_minute: unlimited,
+        max_in_flight: 1024,
+    };
+    let guards = Guards::new().with(
+        "access_token",
+        AccessTokenGuard::new(authenticator, cluster.counter.clone(), settings),
     );
     // A token as the token endpoint issues it for a user's grant.
-    let mut extra = Map::new();
-    extra.insert("gid".into(), grant.into());
-    extra.insert("rev".into(), 0.into());
-    extra.insert("sid".into(), "bench-session".into());
-    let token = oauth
-        .issue_access_token(
-            &viewer,
-            palisade_store::DEFAULT_TENANT,
-            "bench-app",
-            "social:read",
-            RESOURCE,
-            extra,
-        )
-        .token;
+    let now = palisade_store::now_ms() / 1000;
+    let claims = AccessClaims {
+        iss: ISSUER.into(),
+        sub: viewer.clone(),
+        aud: Audience::One(RESOURCE.into()),
+        client_id: "bench-app".into(),
+        scope: Scopes::parse("social:read"),
+        jti: palisade_crypto::random_token(),
+        iat: now,
+        exp: now + 3600,
+        tenant: TenantId::new(palisade_store::DEFAULT_TENANT),
+        sid: Some("bench-session".into()),
+        gid: Some(grant),
+        rev: Some(0),
+        cnf: None,
+    };
+    let token = palisade_jose::jws::sign(&keys.signing_key(), "at+jwt", &claims);
     let protected = palisade_social::router(
-        oauth,
         db.clone(),
         Arc::new(palisade_authz::Authorizer::new()),
-        palisade_http::shed::Shedder::new(1024),
+        palisade_http::shed::Shedder::new(settings.max_in_flight),
     )
     .finish()
-    .0;
+    .0
+    .layer(axum::Extension(guards));
     Setup {
         _db: test_db,
         protected,
