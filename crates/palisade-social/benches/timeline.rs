@@ -80,6 +80,9 @@ async fn setup(backend: Backend) -> Setup {
             .unwrap();
         }
     }
+    // Statistics for the planner, as a database in service has them (PostgreSQL's autovacuum
+    // would gather them a minute later, in the middle of the measurement).
+    sqlx::query("ANALYZE").execute(db.pool()).await.unwrap();
     let grant = palisade_store::new_id();
     sqlx::query(
         "INSERT INTO oauth_grants (grant_id, user_id, client_id, scope, created_at) \
