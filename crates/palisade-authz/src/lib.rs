@@ -16,6 +16,7 @@ use cedar_policy::{
     PolicySet, PrincipalConstraint, Request, ResourceConstraint, RestrictedExpression, Schema,
     ValidationMode, Validator,
 };
+use remembered::{Key, Remembered};
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
@@ -85,7 +86,7 @@ impl Role {
 }
 
 /// What can be done; each action's required scope is in the policies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     ReadProfile,
     UpdateProfile,
@@ -239,6 +240,8 @@ struct Policies {
     /// Whether no policy names a particular user or object (see [`names_no_one`]): then two
     /// objects that differ only in who else they belong to are decided alike.
     shareable: bool,
+    /// Post classes decided under this set (used only when `shareable`).
+    remembered: Remembered,
 }
 
 impl Policies {
@@ -250,6 +253,7 @@ impl Policies {
                 .map(|action| for_action(set, &uid("Action", action.as_str())))
                 .collect(),
             shareable: set.policies().all(names_no_one),
+            remembered: Remembered::default(),
         }
     }
 
@@ -295,6 +299,20 @@ fn for_action(set: &PolicySet, action: &EntityUid) -> PolicySet {
             .cloned(),
     )
     .expect("a subset of a valid set is valid")
+}
+
+/// One decision, and whether it was reached without an error.
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    allowed: bool,
+    clean: bool,
+}
+
+impl Answer {
+    const REFUSED: Answer = Answer {
+        allowed: false,
+        clean: false,
+    };
 }
 
 pub struct Authorizer {
@@ -400,7 +418,11 @@ impl Authorizer {
         }
         if !policies.shareable {
             let asks: Vec<(Object, &Facts)> = asks.iter().map(|(o, f)| (o.clone(), f)).collect();
-            return self.decide_distinct(actor, action, set, &asks);
+            return self
+                .decide_distinct(actor, action, set, &asks)
+                .into_iter()
+                .map(|answer| answer.allowed)
+                .collect();
         }
         let mut classes: Vec<(Object, &Facts)> = Vec::new();
         let index: Vec<usize> = asks
@@ -416,15 +438,39 @@ impl Authorizer {
                 }
             })
             .collect();
-        // Each class is one entity, under a name of its own.
-        let names: Vec<String> = (0..classes.len()).map(|i| format!("class-{i}")).collect();
-        let classes: Vec<(Object, &Facts)> = classes
-            .into_iter()
-            .zip(&names)
-            .map(|((object, facts), name)| (object.named(name), facts))
+        // Classes decided before under these policies keep their answer.
+        let mut keys: Vec<Option<Key>> = classes
+            .iter()
+            .map(|(class, facts)| Key::of(actor, action, class, facts))
             .collect();
-        let answers = self.decide_distinct(actor, action, set, &classes);
-        index.into_iter().map(|i| answers[i]).collect()
+        let mut answers: Vec<Option<bool>> = keys
+            .iter()
+            .map(|key| key.as_ref().and_then(|key| policies.remembered.get(key)))
+            .collect();
+        let unknown: Vec<usize> = (0..classes.len())
+            .filter(|i| answers[*i].is_none())
+            .collect();
+        if !unknown.is_empty() {
+            // Each class is one entity, under a name of its own.
+            let names: Vec<String> = (0..unknown.len()).map(|i| format!("class-{i}")).collect();
+            let named: Vec<(Object, &Facts)> = unknown
+                .iter()
+                .zip(&names)
+                .map(|(i, name)| (classes[*i].0.clone().named(name), classes[*i].1))
+                .collect();
+            let decided = self.decide_distinct(actor, action, set, &named);
+            for (i, answer) in unknown.into_iter().zip(decided) {
+                answers[i] = Some(answer.allowed);
+                // An answer an error touched is not remembered: the error is logged again.
+                if let (Some(key), true) = (keys[i].take(), answer.clean) {
+                    policies.remembered.insert(key, answer.allowed);
+                }
+            }
+        }
+        index
+            .into_iter()
+            .map(|i| answers[i].unwrap_or(false))
+            .collect()
     }
 
     /// One decision for each ask.
@@ -434,12 +480,12 @@ impl Authorizer {
         action: Action,
         set: &PolicySet,
         asks: &[(Object, &Facts)],
-    ) -> Vec<bool> {
+    ) -> Vec<Answer> {
         let entities = match self.entities(actor, asks.iter().map(|(object, _)| object)) {
             Ok(entities) => entities,
             Err(error) => {
                 tracing::error!(%error, action = action.as_str(), "authorization entities refused");
-                return vec![false; asks.len()];
+                return vec![Answer::REFUSED; asks.len()];
             }
         };
         // A page's asks share a handful of distinct facts: each context is built once.
@@ -461,14 +507,19 @@ impl Authorizer {
             .map(|request| match request {
                 Ok(request) => {
                     let answer = self.engine.is_authorized(&request, set, &entities);
+                    let mut clean = true;
                     for error in answer.diagnostics().errors() {
+                        clean = false;
                         tracing::warn!(%error, action = action.as_str(), "policy evaluation error");
                     }
-                    answer.decision() == Decision::Allow
+                    Answer {
+                        allowed: answer.decision() == Decision::Allow,
+                        clean,
+                    }
                 }
                 Err(error) => {
                     tracing::error!(%error, action = action.as_str(), "authorization request refused");
-                    false
+                    Answer::REFUSED
                 }
             })
             .collect()
@@ -658,5 +709,6 @@ fn validated(schema: &Schema, text: &str) -> Result<PolicySet, PolicyError> {
     Ok(set)
 }
 
+mod remembered;
 #[cfg(test)]
 mod tests;

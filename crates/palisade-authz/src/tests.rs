@@ -490,8 +490,9 @@ fn two_objects_under_one_name_are_refused() {
 }
 
 /// A mixed page (own, others', every visibility, hidden, followed or not, blocked) decided in
-/// classes answers as each post decided alone, with the default policies and with policies
-/// that name a particular user — which are then decided post by post.
+/// classes, and later from the classes' remembered answers, answers as each post decided alone
+/// by Cedar, with the default policies and with policies that name a particular user — which
+/// are then decided post by post.
 #[test]
 fn posts_decided_by_class_answer_as_each_alone() {
     let naming = format!(
@@ -527,18 +528,28 @@ fn posts_decided_by_class_answer_as_each_alone() {
             (object, facts)
         })
         .collect();
-    let me = actor("alice", Role::Member);
     for (policies, shareable) in [(DEFAULT_POLICIES, true), (naming.as_str(), false)] {
         let authz = Authorizer::with_policies(policies).unwrap();
         assert_eq!(authz.policies.load().shareable, shareable);
-        let page = authz.allows_each(&me, Action::ReadPost, &asks);
-        let alone: Vec<bool> = asks
-            .iter()
-            .map(|(object, facts)| authz.allows(&me, Action::ReadPost, object, facts))
-            .collect();
-        assert_eq!(page, alone, "{policies}");
-        assert!(page.iter().any(|a| *a) && page.iter().any(|a| !*a));
+        let set = authz.policies.load().for_action(Action::ReadPost).clone();
+        // Each actor in turn, twice: the second page, and bob's after alice's, are answered
+        // from what the first remembered, and must still be each post's own decision.
+        for reader in ["alice", "bob", "alice", "bob"] {
+            let me = actor(reader, Role::Member);
+            let page = authz.allows_each(&me, Action::ReadPost, &asks);
+            let alone: Vec<bool> = asks
+                .iter()
+                .map(|(object, facts)| {
+                    authz.decide_distinct(&me, Action::ReadPost, &set, &[(object.clone(), facts)])
+                        [0]
+                    .allowed
+                })
+                .collect();
+            assert_eq!(page, alone, "{reader}: {policies}");
+            assert!(page.iter().any(|a| *a) && page.iter().any(|a| !*a));
+        }
     }
+    let me = actor("alice", Role::Member);
     // The policy naming carol is honoured: her private posts are read, bob's are not.
     let authz = Authorizer::with_policies(&naming).unwrap();
     let carol = Object::Post {

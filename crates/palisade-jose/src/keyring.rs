@@ -111,6 +111,12 @@ impl KeyRing {
         self.loaded.read().expect("key ring").published.clone()
     }
 
+    /// Whether the key `kid` is published: tokens it signed still verify.
+    pub fn is_published(&self, kid: &str) -> bool {
+        let loaded = self.loaded.read().expect("key ring");
+        loaded.published.iter().any(|k| k.kid == kid)
+    }
+
     /// The JWKS document (RFC 7517).
     pub fn jwks(&self) -> serde_json::Value {
         let keys: Vec<_> = self.published().iter().map(PublicKey::jwk).collect();

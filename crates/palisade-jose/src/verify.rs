@@ -54,6 +54,15 @@ pub fn verify(
     keys: &[PublicKey],
     expect: &Expectations,
 ) -> Result<Map<String, Value>, TokenError> {
+    verify_by_key(token, keys, expect).map(|(_, claims)| claims)
+}
+
+/// [`verify`], also naming the key that signed the token (its `kid`).
+pub fn verify_by_key(
+    token: &str,
+    keys: &[PublicKey],
+    expect: &Expectations,
+) -> Result<(String, Map<String, Value>), TokenError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::TooLarge);
     }
@@ -101,7 +110,7 @@ pub fn verify(
     let claims: Map<String, Value> =
         serde_json::from_slice(&parts.payload).map_err(|_| TokenError::Malformed)?;
     check_claims(&claims, expect)?;
-    Ok(claims)
+    Ok((key.kid.clone(), claims))
 }
 
 fn check_claims(claims: &Map<String, Value>, expect: &Expectations) -> Result<(), TokenError> {

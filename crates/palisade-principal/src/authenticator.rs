@@ -3,7 +3,8 @@
 //!
 //! In order, cheapest and stateless first, the one write last:
 //! 1. the token's signature by a published key and its claims (RFC 8725 via
-//!    `palisade_jose::verify`), typed into [`AccessClaims`]; its audience must be this resource —
+//!    `palisade_jose::verify`, once per token and node while its key is published), typed into
+//!    [`AccessClaims`]; its audience must be this resource —
 //!    a token minted for another resource of the same issuer is not accepted here;
 //! 2. the scheme: an unbound token is a Bearer token; a token bound to a key (`cnf.jkt`) only
 //!    with a DPoP proof of that key for this very request (method, URI, token hash, nonce);
@@ -15,9 +16,10 @@
 use crate::claims::{AccessClaims, TenantId};
 use crate::dpop::{Dpop, DpopError};
 use crate::revocation::{AccountState, Revocations};
+use crate::verified::VerifiedTokens;
 use crate::{AuthError, Principal};
 use palisade_jose::keyring::KeyRing;
-use palisade_jose::verify::{Expectations, verify};
+use palisade_jose::verify::{Expectations, verify_by_key};
 use palisade_store::now_ms;
 use std::sync::Arc;
 
@@ -56,6 +58,7 @@ struct Inner {
     skew_seconds: i64,
     dpop: Dpop,
     revocations: Revocations,
+    verified: VerifiedTokens,
 }
 
 /// What an authenticator is configured with.
@@ -82,6 +85,7 @@ impl Authenticator {
             skew_seconds: config.skew_seconds,
             dpop,
             revocations,
+            verified: VerifiedTokens::default(),
         }))
     }
 
@@ -141,26 +145,42 @@ impl Authenticator {
     }
 
     /// Signature, issuer, type, times and audience (this resource, or any of the issuer's when
-    /// `audience` is `None`), typed.
+    /// `audience` is `None`), typed. A token that verified before is not verified again while
+    /// its key is published and it has not expired ([`VerifiedTokens`]).
     fn signed(&self, token: &str, audience: Option<&str>) -> Result<AccessClaims, AuthError> {
-        let claims = verify(
-            token,
-            &self.0.keys.published(),
-            &Expectations {
-                typ: "at+jwt",
-                issuer: &self.0.issuer,
-                audience,
-                now: now_ms() / 1000,
-                skew_seconds: self.0.skew_seconds,
-            },
-        )
-        .map_err(|_| AuthError::InvalidToken)?;
-        let claims: AccessClaims = serde_json::from_value(serde_json::Value::Object(claims))
-            .map_err(|_| AuthError::InvalidToken)?;
-        if !self.0.resources.iter().any(|r| claims.aud.contains(r)) {
-            return Err(AuthError::InvalidToken);
+        let now = now_ms() / 1000;
+        let keys = &self.0.keys;
+        let claims = match self.0.verified.get(token, now, self.0.skew_seconds, |kid| {
+            keys.is_published(kid)
+        }) {
+            Some(claims) => claims,
+            None => {
+                let (kid, claims) = verify_by_key(
+                    token,
+                    &keys.published(),
+                    &Expectations {
+                        typ: "at+jwt",
+                        issuer: &self.0.issuer,
+                        audience: None,
+                        now,
+                        skew_seconds: self.0.skew_seconds,
+                    },
+                )
+                .map_err(|_| AuthError::InvalidToken)?;
+                let claims: AccessClaims =
+                    serde_json::from_value(serde_json::Value::Object(claims))
+                        .map_err(|_| AuthError::InvalidToken)?;
+                if !self.0.resources.iter().any(|r| claims.aud.contains(r)) {
+                    return Err(AuthError::InvalidToken);
+                }
+                self.0.verified.insert(token, kid, claims.clone(), now);
+                claims
+            }
+        };
+        match audience {
+            Some(audience) if !claims.aud.contains(audience) => Err(AuthError::InvalidToken),
+            _ => Ok(claims),
         }
-        Ok(claims)
     }
 
     /// The revocation checks of a user's token; a client's own token has none.

@@ -15,6 +15,7 @@ mod claims;
 pub mod dpop;
 mod guard;
 mod revocation;
+mod verified;
 
 pub use authenticator::{Authenticator, AuthenticatorConfig, Credentials, Live};
 pub use claims::{AccessClaims, Audience, Confirmation, Scopes, TenantId};

@@ -4,10 +4,10 @@
 //! authentication and authorization taken out, in one run, on SQLite and (when
 //! `PALISADE_TEST_POSTGRES_URL` is set) PostgreSQL. Both are called in process, without TLS or
 //! the middleware stack, which every real request adds to both sides: this is the strictest
-//! ratio. `bench/timeline_overhead.sh` runs it.
+//! ratio. Measured one request at a time and with several in flight, the two sides taking
+//! turns in rounds. `bench/timeline_overhead.sh` runs it.
 
 use axum::body::Body;
-use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use palisade_http::Guards;
 use palisade_http::client_ip::PeerAddr;
@@ -19,6 +19,7 @@ use palisade_store::Backend;
 use palisade_store::test_support::{TestDb, open};
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
 const ISSUER: &str = "https://bench.example";
@@ -26,6 +27,8 @@ const RESOURCE: &str = "https://bench.example/api";
 const AUTHORS: usize = 10;
 const POSTS_PER_AUTHOR: usize = 50;
 const PAGE: usize = 20;
+/// Requests served at once in the loaded measurement.
+const IN_FLIGHT: u32 = 8;
 
 struct Setup {
     _db: TestDb,
@@ -167,23 +170,123 @@ async fn setup(backend: Backend) -> Setup {
     }
 }
 
-/// One page through `router`; checks it is a full page.
-async fn page(router: &axum::Router, request: Request<Body>) {
-    let mut request = request;
+/// One request through `router`; checks it succeeded and, for a page, that it is full.
+async fn page(router: axum::Router, mut request: Request<Body>, page: bool) {
     request
         .extensions_mut()
         .insert(PeerAddr("127.0.0.1:40000".parse().unwrap()));
-    let response = router.clone().oneshot(request).await.unwrap();
+    let response = router.oneshot(request).await.unwrap();
     assert_eq!(response.status(), 200);
     let body = http_body_util::BodyExt::collect(response.into_body())
         .await
         .unwrap()
         .to_bytes();
-    let page: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(page["posts"].as_array().unwrap().len(), PAGE);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    if page {
+        assert_eq!(body["posts"].as_array().unwrap().len(), PAGE);
+    }
 }
 
-fn timeline(c: &mut Criterion) {
+/// The time of one request while `in_flight` are served at once, each slot a task on the
+/// runtime's workers as a server's connections are: `iters` requests per slot.
+fn served(
+    rt: &tokio::runtime::Runtime,
+    router: &axum::Router,
+    request: impl Fn() -> Request<Body>,
+    page_expected: bool,
+    in_flight: u32,
+    iters: u64,
+) -> Duration {
+    let slots: Vec<Vec<_>> = (0..in_flight)
+        .map(|_| (0..iters).map(|_| request()).collect())
+        .collect();
+    let start = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = slots
+            .into_iter()
+            .map(|requests| {
+                let router = router.clone();
+                tokio::spawn(async move {
+                    for request in requests {
+                        page(router.clone(), request, page_expected).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    start.elapsed() / in_flight
+}
+
+/// What one configuration measured: the median time per request of each side, over rounds in
+/// which the sides take turns (so that a drift of the machine falls on all of them alike), and
+/// the median of the rounds' protected/unprotected ratios.
+struct Measured {
+    protected: Duration,
+    unprotected: Duration,
+    authentication: Duration,
+    overhead_percent: f64,
+}
+
+const WARM_UP: u64 = 100;
+const ROUNDS: usize = 31;
+const PER_ROUND: u64 = 40;
+
+fn median<T: PartialOrd + Copy>(mut values: Vec<T>) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
+    values[values.len() / 2]
+}
+
+fn measure(rt: &tokio::runtime::Runtime, s: &Setup, in_flight: u32) -> Measured {
+    let bearer = format!("Bearer {}", s.token);
+    let protected = || {
+        Request::get(format!("/api/timeline?limit={PAGE}"))
+            .header("authorization", &bearer)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let unprotected = || {
+        Request::get(format!("/timeline/{}?limit={PAGE}", s.viewer))
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Authentication alone, for the breakdown: the principal of the same token.
+    let me = || {
+        Request::get("/api/me")
+            .header("authorization", &bearer)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let run = |side: usize, count: u64| match side {
+        0 => served(rt, &s.protected, protected, true, in_flight, count),
+        1 => served(rt, &s.unprotected, unprotected, true, in_flight, count),
+        _ => served(rt, &s.protected, me, false, in_flight, count),
+    };
+    for side in 0..3 {
+        run(side, WARM_UP);
+    }
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    let mut ratios = Vec::new();
+    for round in 0..ROUNDS {
+        // Each side goes first in turn.
+        for i in 0..3 {
+            let side = (round + i) % 3;
+            times[side].push(run(side, PER_ROUND) / PER_ROUND as u32);
+        }
+        ratios.push(times[0][round].as_secs_f64() / times[1][round].as_secs_f64());
+    }
+    let [protected, unprotected, authentication] = times.map(median);
+    Measured {
+        protected,
+        unprotected,
+        authentication,
+        overhead_percent: (median(ratios) - 1.0) * 100.0,
+    }
+}
+
+fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -193,44 +296,42 @@ fn timeline(c: &mut Criterion) {
     if std::env::var_os("PALISADE_TEST_POSTGRES_URL").is_some() {
         backends.push(("PostgreSQL", Backend::Postgres));
     }
+    let micros = |d: Duration| (d.as_secs_f64() * 1e7).round() / 10.0;
+    let mut results = serde_json::Map::new();
     for (name, backend) in backends {
         let s = rt.block_on(setup(backend));
-        let query = format!("limit={PAGE}");
-        let mut group = c.benchmark_group(format!("timeline page ({name})"));
-        group.bench_function("protected", |b| {
-            b.iter(|| {
-                let request = Request::get(format!("/api/timeline?{query}"))
-                    .header("authorization", format!("Bearer {}", s.token))
-                    .body(Body::empty())
-                    .unwrap();
-                rt.block_on(page(&s.protected, request))
-            })
+        let mut backend_results = serde_json::Map::new();
+        // One request at a time (latency), and IN_FLIGHT at once (a server under load).
+        for in_flight in [1, IN_FLIGHT] {
+            let m = measure(&rt, &s, in_flight);
+            println!(
+                "{name:10} {in_flight} in flight: protected {:7.1} µs  unprotected {:7.1} µs  \
+                 overhead {:5.1} %  (authentication alone {:.1} µs)",
+                micros(m.protected),
+                micros(m.unprotected),
+                m.overhead_percent,
+                micros(m.authentication),
+            );
+            backend_results.insert(
+                format!("{in_flight}_in_flight"),
+                serde_json::json!({
+                    "protected_us": micros(m.protected),
+                    "unprotected_us": micros(m.unprotected),
+                    "authentication_only_us": micros(m.authentication),
+                    "overhead_percent": (m.overhead_percent * 10.0).round() / 10.0,
+                }),
+            );
+        }
+        results.insert(name.into(), backend_results.into());
+    }
+    if let Some(out) = std::env::var_os("PALISADE_BENCH_OUT") {
+        let doc = serde_json::json!({
+            "benchmark": "home timeline page: protected vs the same handler unprotected, in process",
+            "method": format!("{ROUNDS} rounds of {PER_ROUND} requests per side, the sides taking turns; \
+                medians per side and the median of the rounds' ratios"),
+            "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) },
+            "backends": results,
         });
-        // Authentication alone, for the breakdown: the principal of the same token.
-        group.bench_function("authentication only (GET /api/me)", |b| {
-            b.iter(|| {
-                let mut request = Request::get("/api/me")
-                    .header("authorization", format!("Bearer {}", s.token))
-                    .body(Body::empty())
-                    .unwrap();
-                request
-                    .extensions_mut()
-                    .insert(PeerAddr("127.0.0.1:40000".parse().unwrap()));
-                let response = rt.block_on(s.protected.clone().oneshot(request)).unwrap();
-                assert_eq!(response.status(), 200);
-            })
-        });
-        group.bench_function("unprotected", |b| {
-            b.iter(|| {
-                let request = Request::get(format!("/timeline/{}?{query}", s.viewer))
-                    .body(Body::empty())
-                    .unwrap();
-                rt.block_on(page(&s.unprotected, request))
-            })
-        });
-        group.finish();
+        std::fs::write(out, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
     }
 }
-
-criterion_group!(benches, timeline);
-criterion_main!(benches);
