@@ -16,7 +16,7 @@
 use crate::claims::{AccessClaims, TenantId};
 use crate::dpop::{Dpop, DpopError};
 use crate::revocation::{AccountState, Revocations};
-use crate::verified::VerifiedTokens;
+use crate::verified::{Digest, VerifiedTokens};
 use crate::{AuthError, Principal};
 use palisade_jose::keyring::KeyRing;
 use palisade_jose::verify::{Expectations, verify_by_key};
@@ -150,9 +150,13 @@ impl Authenticator {
     fn signed(&self, token: &str, audience: Option<&str>) -> Result<AccessClaims, AuthError> {
         let now = now_ms() / 1000;
         let keys = &self.0.keys;
-        let claims = match self.0.verified.get(token, now, self.0.skew_seconds, |kid| {
-            keys.is_published(kid)
-        }) {
+        let digest = Digest::of(token);
+        let claims = match self
+            .0
+            .verified
+            .get(&digest, now, self.0.skew_seconds, |kid| {
+                keys.is_published(kid)
+            }) {
             Some(claims) => claims,
             None => {
                 let (kid, claims) = verify_by_key(
@@ -173,7 +177,7 @@ impl Authenticator {
                 if !self.0.resources.iter().any(|r| claims.aud.contains(r)) {
                     return Err(AuthError::InvalidToken);
                 }
-                self.0.verified.insert(token, kid, claims.clone(), now);
+                self.0.verified.insert(digest, kid, claims.clone(), now);
                 claims
             }
         };

@@ -22,27 +22,36 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct VerifiedTokens(Mutex<HashMap<[u8; 32], Entry>>);
 
+/// What a token is known by here.
+pub(crate) struct Digest([u8; 32]);
+
+impl Digest {
+    pub(crate) fn of(token: &str) -> Self {
+        Self(palisade_crypto::sha256(token.as_bytes()))
+    }
+}
+
 impl VerifiedTokens {
-    /// The claims of `token` if it verified before, its key is still published (`published`
+    /// The claims of the token if it verified before, its key is still published (`published`
     /// says) and it has not expired by `now` (Unix seconds, with `skew`).
     pub(crate) fn get(
         &self,
-        token: &str,
+        token: &Digest,
         now: i64,
         skew: i64,
         published: impl Fn(&str) -> bool,
     ) -> Option<AccessClaims> {
-        let digest = palisade_crypto::sha256(token.as_bytes());
-        let entries = self.0.lock().expect("verified tokens");
-        entries
-            .get(&digest)
-            .filter(|e| e.claims.exp + skew > now && published(&e.kid))
-            .map(|e| e.claims.clone())
+        let (kid, claims) = {
+            let entries = self.0.lock().expect("verified tokens");
+            let entry = entries.get(&token.0)?;
+            (entry.kid.clone(), entry.claims.clone())
+        };
+        (claims.exp + skew > now && published(&kid)).then_some(claims)
     }
 
-    /// Remembers that `token`, signed by `kid`, verified with these claims.
-    pub(crate) fn insert(&self, token: &str, kid: String, claims: AccessClaims, now: i64) {
-        let digest = palisade_crypto::sha256(token.as_bytes());
+    /// Remembers that the token, signed by `kid`, verified with these claims.
+    pub(crate) fn insert(&self, token: Digest, kid: String, claims: AccessClaims, now: i64) {
+        let digest = token.0;
         let mut entries = self.0.lock().expect("verified tokens");
         if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, e| e.claims.exp > now);
@@ -71,29 +80,44 @@ mod tests {
     #[test]
     fn a_token_is_trusted_only_while_its_key_is_published_and_it_lives() {
         let verified = VerifiedTokens::default();
-        verified.insert(TOKEN, "k1".into(), claims(100), 50);
+        verified.insert(Digest::of(TOKEN), "k1".into(), claims(100), 50);
         let published = |kid: &str| kid == "k1";
-        assert_eq!(verified.get(TOKEN, 99, 0, published), Some(claims(100)));
-        assert_eq!(verified.get(TOKEN, 100, 0, published), None, "expired");
         assert_eq!(
-            verified.get(TOKEN, 109, 10, published),
+            verified.get(&Digest::of(TOKEN), 99, 0, published),
+            Some(claims(100))
+        );
+        assert_eq!(
+            verified.get(&Digest::of(TOKEN), 100, 0, published),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            verified.get(&Digest::of(TOKEN), 109, 10, published),
             Some(claims(100)),
             "within skew"
         );
-        assert_eq!(verified.get(TOKEN, 99, 0, |_| false), None, "key revoked");
+        assert_eq!(
+            verified.get(&Digest::of(TOKEN), 99, 0, |_| false),
+            None,
+            "key revoked"
+        );
     }
 
     #[test]
     fn only_the_whole_token_finds_its_entry() {
         let verified = VerifiedTokens::default();
-        verified.insert(TOKEN, "k1".into(), claims(100), 50);
+        verified.insert(Digest::of(TOKEN), "k1".into(), claims(100), 50);
         // The same signature under other claims, or any other change, is a stranger.
         for other in [
             "header.other.signature",
             "header.payload.signaturE",
             "header.payload",
         ] {
-            assert_eq!(verified.get(other, 60, 0, |_| true), None, "{other}");
+            assert_eq!(
+                verified.get(&Digest::of(other), 60, 0, |_| true),
+                None,
+                "{other}"
+            );
         }
     }
 
@@ -102,12 +126,15 @@ mod tests {
         let verified = VerifiedTokens::default();
         for i in 0..MAX_ENTRIES {
             let exp = if i == 0 { 1_000 } else { 10 };
-            verified.insert(&format!("t{i}"), "k1".into(), claims(exp), 5);
+            verified.insert(Digest::of(&format!("t{i}")), "k1".into(), claims(exp), 5);
         }
-        verified.insert("newcomer", "k1".into(), claims(1_000), 20);
-        assert_eq!(verified.get("t0", 20, 0, |_| true), Some(claims(1_000)));
+        verified.insert(Digest::of("newcomer"), "k1".into(), claims(1_000), 20);
         assert_eq!(
-            verified.get("newcomer", 20, 0, |_| true),
+            verified.get(&Digest::of("t0"), 20, 0, |_| true),
+            Some(claims(1_000))
+        );
+        assert_eq!(
+            verified.get(&Digest::of("newcomer"), 20, 0, |_| true),
             Some(claims(1_000))
         );
         assert_eq!(verified.0.lock().unwrap().len(), 2);

@@ -171,7 +171,7 @@ async fn setup(backend: Backend) -> Setup {
 }
 
 /// One request through `router`; checks it succeeded and, for a page, that it is full.
-async fn page(router: axum::Router, mut request: Request<Body>, page: bool) {
+async fn serve_one(router: axum::Router, mut request: Request<Body>, full_page: bool) {
     request
         .extensions_mut()
         .insert(PeerAddr("127.0.0.1:40000".parse().unwrap()));
@@ -182,23 +182,23 @@ async fn page(router: axum::Router, mut request: Request<Body>, page: bool) {
         .unwrap()
         .to_bytes();
     let body: Value = serde_json::from_slice(&body).unwrap();
-    if page {
+    if full_page {
         assert_eq!(body["posts"].as_array().unwrap().len(), PAGE);
     }
 }
 
 /// The time of one request while `in_flight` are served at once, each slot a task on the
-/// runtime's workers as a server's connections are: `iters` requests per slot.
+/// runtime's workers as a server's connections are: `per_slot` requests in each.
 fn served(
     rt: &tokio::runtime::Runtime,
     router: &axum::Router,
     request: impl Fn() -> Request<Body>,
-    page_expected: bool,
+    full_page: bool,
     in_flight: u32,
-    iters: u64,
+    per_slot: u32,
 ) -> Duration {
     let slots: Vec<Vec<_>> = (0..in_flight)
-        .map(|_| (0..iters).map(|_| request()).collect())
+        .map(|_| (0..per_slot).map(|_| request()).collect())
         .collect();
     let start = Instant::now();
     rt.block_on(async {
@@ -208,7 +208,7 @@ fn served(
                 let router = router.clone();
                 tokio::spawn(async move {
                     for request in requests {
-                        page(router.clone(), request, page_expected).await;
+                        serve_one(router.clone(), request, full_page).await;
                     }
                 })
             })
@@ -217,7 +217,7 @@ fn served(
             task.await.unwrap();
         }
     });
-    start.elapsed() / in_flight
+    start.elapsed() / (in_flight * per_slot)
 }
 
 /// What one configuration measured: the median time per request of each side, over rounds in
@@ -230,9 +230,9 @@ struct Measured {
     overhead_percent: f64,
 }
 
-const WARM_UP: u64 = 100;
+const WARM_UP: u32 = 100;
 const ROUNDS: usize = 31;
-const PER_ROUND: u64 = 40;
+const PER_ROUND: u32 = 40;
 
 fn median<T: PartialOrd + Copy>(mut values: Vec<T>) -> T {
     values.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
@@ -259,7 +259,7 @@ fn measure(rt: &tokio::runtime::Runtime, s: &Setup, in_flight: u32) -> Measured 
             .body(Body::empty())
             .unwrap()
     };
-    let run = |side: usize, count: u64| match side {
+    let run = |side: usize, count: u32| match side {
         0 => served(rt, &s.protected, protected, true, in_flight, count),
         1 => served(rt, &s.unprotected, unprotected, true, in_flight, count),
         _ => served(rt, &s.protected, me, false, in_flight, count),
@@ -273,7 +273,7 @@ fn measure(rt: &tokio::runtime::Runtime, s: &Setup, in_flight: u32) -> Measured 
         // Each side goes first in turn.
         for i in 0..3 {
             let side = (round + i) % 3;
-            times[side].push(run(side, PER_ROUND) / PER_ROUND as u32);
+            times[side].push(run(side, PER_ROUND));
         }
         ratios.push(times[0][round].as_secs_f64() / times[1][round].as_secs_f64());
     }
