@@ -2,7 +2,7 @@ use crate::resolver::{SwappableResolver, load_pair};
 use notify::{RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -15,11 +15,13 @@ pub struct CertFiles {
 
 impl CertFiles {
     /// What identifies a version of the files on disk, so that a timer tick with nothing changed
-    /// does no work and a broken file is reported once, not on every tick.
-    fn version(&self) -> Option<(SystemTime, u64, SystemTime, u64)> {
-        let c = std::fs::metadata(&self.cert).ok()?;
-        let k = std::fs::metadata(&self.key).ok()?;
-        Some((c.modified().ok()?, c.len(), k.modified().ok()?, k.len()))
+    /// does no work and a broken file is reported once, not on every tick. The contents, not
+    /// the modification times: a replacement within one timestamp tick, or a file system with
+    /// coarse times, must not hide a change.
+    fn version(&self) -> Option<[u8; 32]> {
+        let mut both = std::fs::read(&self.cert).ok()?;
+        both.extend(std::fs::read(&self.key).ok()?);
+        Some(palisade_crypto::sha256(&both))
     }
 }
 
@@ -43,7 +45,9 @@ pub async fn reload(
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut ticker = tokio::time::interval(interval);
     ticker.tick().await;
-    let mut seen = files.version();
+    // Unknown at first: the files may have changed between the initial load and this task's
+    // start, and a first look that finds the served pair costs one read and no swap.
+    let mut seen = None;
     loop {
         let forced = tokio::select! {
             Some(()) = rx.recv() => {
