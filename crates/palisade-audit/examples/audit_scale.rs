@@ -50,7 +50,7 @@ fn percentile(sorted: &[f64], p: usize) -> f64 {
 async fn build(db: &palisade_store::Db, signer: &Signer, total: u64) {
     let mut rng = Rng(0x5eed);
     let mut range = CompactRange::default();
-    let mut tx = db.pool().begin().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
     let mut next = 0u64;
     while next < total {
         let n = ROWS_PER_INSERT.min(total - next);
@@ -89,7 +89,7 @@ async fn build(db: &palisade_store::Db, signer: &Signer, total: u64) {
             .await
             .unwrap();
             tx.commit().await.unwrap();
-            tx = db.pool().begin().await.unwrap();
+            tx = db.begin().await.unwrap();
         }
     }
     tx.commit().await.unwrap();

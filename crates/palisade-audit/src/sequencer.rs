@@ -260,7 +260,7 @@ impl Writer {
         let note = self.log.sign(size, range.root()).map_err(failed)?;
         let db = &self.log.0.db;
         let now = now_ms();
-        let mut tx = db.pool().begin().await.map_err(store)?;
+        let mut tx = db.begin().await.map_err(store)?;
         let head = sqlx::query(
             "UPDATE audit_head SET size = $1 WHERE id = 1 AND size = $2 AND token = $3",
         )

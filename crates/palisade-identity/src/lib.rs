@@ -4,6 +4,7 @@
 // Library code handles every failure; tests and examples may unwrap.
 #![warn(clippy::unwrap_used)]
 
+pub mod assurance;
 pub mod config;
 pub mod cookies;
 pub mod csrf;

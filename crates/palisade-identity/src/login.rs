@@ -1,5 +1,6 @@
 //! Sign-up, sign-in (password, then a second factor when enrolled) and sign-out.
 
+use crate::assurance::SignInMethod;
 use crate::context::{RequestContext, SignedIn, safe_return_to};
 use crate::csrf::{Csrf, CsrfForm};
 use crate::sessions::{self, NewSession};
@@ -123,6 +124,10 @@ fn login_notice(key: &str) -> Option<&'static str> {
         "signed_out" => Some("You have signed out."),
         "password_changed" => Some("Your password was changed. Sign in again."),
         "mfa_expired" => Some("The verification step expired. Sign in again."),
+        "second_factor" => Some(
+            "This application asks for a second factor: sign in with a passkey, or with your \
+             password and authenticator code.",
+        ),
         _ => None,
     }
 }
@@ -269,7 +274,15 @@ pub(crate) async fn login(
         );
         return Ok(response);
     }
-    establish_session(&id, &ctx, &headers, &user, "pwd", &return_to).await
+    establish_session(
+        &id,
+        &ctx,
+        &headers,
+        &user,
+        SignInMethod::Password,
+        &return_to,
+    )
+    .await
 }
 
 /// Signs the user in and sends them on to `return_to`.
@@ -278,10 +291,10 @@ pub(crate) async fn establish_session(
     ctx: &RequestContext,
     headers: &HeaderMap,
     user: &User,
-    amr: &str,
+    method: SignInMethod,
     return_to: &str,
 ) -> Result<Response, AppError> {
-    let cookie = start_session(id, ctx, headers, user, amr).await?;
+    let cookie = start_session(id, ctx, headers, user, method).await?;
     let mut response = Redirect::to(return_to).into_response();
     let h = response.headers_mut();
     h.append(header::SET_COOKIE, cookie);
@@ -298,7 +311,7 @@ pub(crate) async fn start_session(
     ctx: &RequestContext,
     headers: &HeaderMap,
     user: &User,
-    amr: &str,
+    method: SignInMethod,
 ) -> Result<http::HeaderValue, AppError> {
     if let Some(old) = SignedIn::from_headers(id, headers).await? {
         sessions::revoke(&id.db, &old.user.id, &old.session.id_hash).await?;
@@ -306,7 +319,7 @@ pub(crate) async fn start_session(
     let now = palisade_store::now_ms();
     let new = NewSession {
         user_id: &user.id,
-        amr,
+        method,
         ip: &palisade_audit::truncate_ip(ctx.ip),
         user_agent: &ctx.user_agent,
     };
@@ -319,7 +332,7 @@ pub(crate) async fn start_session(
         .record(
             ctx.event(Action::LoginSucceeded, Outcome::Success, &user.tenant_id)
                 .actor(user.id.clone())
-                .detail("amr", amr),
+                .detail("amr", method.amr()),
         )
         .await?;
     Ok(cookies::set(
@@ -384,10 +397,12 @@ pub(crate) async fn mfa_submit(
     }
 
     let code = form.code.expose();
-    let (accepted, amr) = if recovery::looks_like_code(code) {
-        (recovery::consume(&id.db, &user.id, code).await?, "pwd mfa")
+    let (accepted, method) = if recovery::looks_like_code(code) {
+        let used = recovery::consume(&id.db, &user.id, code).await?;
+        (used, SignInMethod::PasswordAndRecoveryCode)
     } else {
-        (verify_totp(&id, &user, code, now).await?, "pwd otp")
+        let valid = verify_totp(&id, &user, code, now).await?;
+        (valid, SignInMethod::PasswordAndTotp)
     };
     if !accepted {
         id.throttle.record_failure(&throttle_key, ctx.ip).await;
@@ -408,7 +423,7 @@ pub(crate) async fn mfa_submit(
     }
     id.throttle.record_success(&throttle_key).await;
     sessions::finish_challenge(&id.db, challenge).await?;
-    if amr == "pwd mfa" {
+    if method == SignInMethod::PasswordAndRecoveryCode {
         let remaining = recovery::remaining(&id.db, &user.id).await?;
         id.auditor
             .record(
@@ -418,7 +433,7 @@ pub(crate) async fn mfa_submit(
             )
             .await?;
     }
-    establish_session(&id, &ctx, &headers, &user, amr, &return_to).await
+    establish_session(&id, &ctx, &headers, &user, method, &return_to).await
 }
 
 /// Checks a TOTP code against the user's enabled seed and consumes its time step.

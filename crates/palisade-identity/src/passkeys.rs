@@ -3,6 +3,7 @@
 //! registration, to the user), single-use and short-lived; the verification itself is in
 //! [`crate::webauthn`].
 
+use crate::assurance::SignInMethod;
 use crate::context::{RequestContext, SignedIn, safe_return_to};
 use crate::csrf::{CsrfForm, CsrfJson};
 use crate::login::start_session;
@@ -326,7 +327,7 @@ pub async fn login(
             "This account is locked. Contact an administrator.",
         ));
     }
-    let cookie = start_session(&id, &ctx, &headers, &user, "hwk user").await?;
+    let cookie = start_session(&id, &ctx, &headers, &user, SignInMethod::Passkey).await?;
     let mut response =
         no_store(Json(json!({ "redirect": safe_return_to(&body.return_to) })).into_response());
     response.headers_mut().append(header::SET_COOKIE, cookie);

@@ -40,7 +40,7 @@ pub fn looks_like_code(input: &str) -> bool {
 
 /// Replaces all of the user's codes with `codes`.
 pub async fn replace(db: &Db, user_id: &str, codes: &[String]) -> Result<(), StoreError> {
-    let mut tx = db.pool().begin().await.map_err(StoreError::from)?;
+    let mut tx = db.begin().await.map_err(StoreError::from)?;
     sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut *tx)

@@ -1,6 +1,7 @@
 //! Browser sessions (IDN-4) and the short-lived challenges between a password and a second
 //! factor. Only SHA-256 digests of the random 256-bit tokens are stored.
 
+use crate::assurance::SignInMethod;
 use palisade_crypto::{random_token, sha256_hex};
 use palisade_store::{Db, StoreError};
 use sqlx::FromRow;
@@ -22,8 +23,8 @@ pub struct Session {
 
 pub struct NewSession<'a> {
     pub user_id: &'a str,
-    /// Authentication methods used, space-separated (`pwd`, `otp`, `hwk`...), per RFC 8176.
-    pub amr: &'a str,
+    /// Stored as its RFC 8176 `amr` values.
+    pub method: SignInMethod,
     pub ip: &'a str,
     pub user_agent: &'a str,
 }
@@ -45,7 +46,7 @@ pub async fn create(
     .bind(new.user_id)
     .bind(now)
     .bind(now + absolute.as_millis() as i64)
-    .bind(new.amr)
+    .bind(new.method.amr())
     .bind(new.ip)
     .bind(user_agent)
     .execute(db.pool())
@@ -147,7 +148,7 @@ async fn end_where(
     user_id: &str,
     id_hash: Option<&str>,
 ) -> Result<u64, StoreError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let select_sql = format!("SELECT id_hash FROM sessions WHERE {filter}");
     let delete_sql = format!("DELETE FROM sessions WHERE {filter}");
     let mut select = sqlx::query_as::<_, (String,)>(&select_sql).bind(user_id);
@@ -241,7 +242,7 @@ mod tests {
     async fn new_session(db: &Db, user: &str, now: i64) -> String {
         let s = NewSession {
             user_id: user,
-            amr: "pwd",
+            method: SignInMethod::Password,
             ip: "127.0.0.1",
             user_agent: "test",
         };

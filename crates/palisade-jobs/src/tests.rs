@@ -61,7 +61,7 @@ impl Handler for Effectful {
     fn run<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             self.step("started").await;
-            let mut tx = job.db().pool().begin().await.map_err(|e| e.to_string())?;
+            let mut tx = job.db().begin().await.map_err(|e| e.to_string())?;
             sqlx::query("INSERT INTO test_effects (job_id) VALUES ($1)")
                 .bind(&job.id)
                 .execute(&mut *tx)
@@ -185,7 +185,7 @@ async fn enqueueing_the_same_work_twice_is_a_no_op(db: Db) {
     let other = NewJob::new("test.effect", &"x").key("session-1:client-2");
     assert!(enqueue(db.pool(), &other).await.unwrap().is_some());
     // Enqueued inside a transaction that rolls back, it never existed.
-    let mut tx = db.pool().begin().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
     let id = enqueue(&mut *tx, &NewJob::new("test.effect", &"y"))
         .await
         .unwrap()

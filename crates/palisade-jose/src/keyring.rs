@@ -137,7 +137,7 @@ impl KeyRing {
                 needed_s: self.policy.publish_ahead_ms / 1000,
             });
         }
-        let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
+        let mut tx = self.db.begin().await.map_err(StoreError::from)?;
         sqlx::query(
             "UPDATE signing_keys SET state = 'retired', retired_at = $1 WHERE state = 'active'",
         )

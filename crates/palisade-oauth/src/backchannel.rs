@@ -67,7 +67,7 @@ impl Handler for Plan {
             .fetch_all(db.pool())
             .await
             .map_err(|e| e.to_string())?;
-            let mut tx = db.pool().begin().await.map_err(|e| e.to_string())?;
+            let mut tx = db.begin().await.map_err(|e| e.to_string())?;
             for (client_id, uri) in clients {
                 let key = format!("{}:{client_id}", ended.session_id);
                 let delivery = Delivery {

@@ -166,7 +166,7 @@ pub async fn remember_consent(
             all.push(s.clone());
         }
     }
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     sqlx::query("DELETE FROM oauth_consents WHERE user_id = $1 AND client_id = $2")
         .bind(user_id)
         .bind(client_id)
@@ -280,7 +280,7 @@ pub async fn rotate_refresh(
     }
     let now = now_ms();
     let next = successor(key, token);
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let first = sqlx::query(
         "UPDATE oauth_refresh_tokens SET rotated_at = $1 WHERE token_sha256 = $2 AND rotated_at IS NULL",
     )
@@ -356,7 +356,7 @@ pub async fn withdraw_consent(
     user_id: &str,
     client_id: &str,
 ) -> Result<(bool, Vec<String>), StoreError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let removed = sqlx::query("DELETE FROM oauth_consents WHERE user_id = $1 AND client_id = $2")
         .bind(user_id)
         .bind(client_id)

@@ -4,6 +4,7 @@ use crate::OAuth;
 use crate::clients::{self, AuthMethod};
 use axum::Json;
 use axum::extract::State;
+use palisade_identity::assurance::Acr;
 use serde_json::{Value, json};
 
 pub(crate) async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
@@ -36,7 +37,7 @@ pub(crate) async fn metadata(State(oauth): State<OAuth>) -> Json<Value> {
         "scopes_supported": scopes,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "email", "email_verified"],
         "prompt_values_supported": ["none", "login", "consent"],
-        "acr_values_supported": [crate::token::ACR_PASSWORD, crate::token::ACR_MFA],
+        "acr_values_supported": Acr::ALL.map(Acr::uri),
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,

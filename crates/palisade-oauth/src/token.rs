@@ -13,6 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use palisade_audit::{Action, Outcome};
 use palisade_identity::RequestContext;
+use palisade_identity::assurance::Acr;
 use palisade_jose::dpop::Proof;
 use palisade_store::now_ms;
 use serde_json::{Map, Value, json};
@@ -391,11 +392,7 @@ fn id_token_claims(
         .split(' ')
         .filter(|a| !a.is_empty())
         .collect();
-    let acr = if amr.iter().any(|a| ["mfa", "hwk"].contains(a)) {
-        ACR_MFA
-    } else {
-        ACR_PASSWORD
-    };
+    let acr = Acr::of(&authenticated.amr).uri();
     let Value::Object(claims) = json!({
         "sub": user_id,
         "aud": client_id,
@@ -408,9 +405,6 @@ fn id_token_claims(
     };
     claims
 }
-
-pub(crate) const ACR_PASSWORD: &str = "urn:palisade:acr:password";
-pub(crate) const ACR_MFA: &str = "urn:palisade:acr:mfa";
 
 /// A session id for clients (`sid`), derived so that it reveals nothing of the cookie's digest.
 pub(crate) fn session_handle(session_id: &str) -> String {

@@ -94,7 +94,7 @@ impl Edge {
 /// two, both ways.
 pub(crate) async fn add(db: &Db, edge: Edge, from: &str, to: &str) -> Result<(), StoreError> {
     let (table, a, b) = edge.table();
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     sqlx::query(&format!(
         "INSERT INTO {table} ({a}, {b}, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
     ))

@@ -148,7 +148,7 @@ pub(crate) async fn start(
     {
         return Err(refused());
     }
-    let mut tx = social.db.pool().begin().await.map_err(store)?;
+    let mut tx = social.db.begin().await.map_err(store)?;
     sqlx::query("INSERT INTO conversations (id, tenant_id, created_at) VALUES ($1, $2, $3)")
         .bind(&conversation.id)
         .bind(&conversation.tenant_id)

@@ -122,6 +122,17 @@ impl Db {
         Ok(())
     }
 
+    /// Begins a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a
+    /// deferred transaction that reads and then writes cannot wait for a writer that committed
+    /// after its read (SQLITE_BUSY_SNAPSHOT ignores the busy timeout) and fails with "database
+    /// is locked"; taking the lock first makes it wait its turn instead.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

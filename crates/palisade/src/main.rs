@@ -131,10 +131,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve => cmd::serve::run(config).await.map(|()| ExitCode::SUCCESS),
-            Command::Migrate => node::open_database(&config).await.map(|_| {
-                tracing::info!("migrations applied");
-                ExitCode::SUCCESS
-            }),
+            Command::Migrate => {
+                node::open_database(&config).await?;
+                cmd::print(&serde_json::json!({ "migrations": "applied" }))?;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Admin { command } => cmd::admin::run(config, command)
                 .await
                 .map(|()| ExitCode::SUCCESS),

@@ -135,9 +135,9 @@ fn verify(server: &Server) -> (bool, serde_json::Value) {
     verify_with(server, &[])
 }
 
-/// Runs `palisade audit verify --json` beside the server with extra arguments.
+/// Runs `palisade audit verify` beside the server with extra arguments.
 fn verify_with(server: &Server, args: &[&str]) -> (bool, serde_json::Value) {
-    let out = server.cli(&[&["audit", "verify", "--json"], args].concat());
+    let out = server.cli(&[&["audit", "verify"], args].concat());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report = serde_json::from_str(&stdout).unwrap_or_else(|_| {
         panic!(
@@ -870,14 +870,6 @@ async fn erased_subjects_verify_as_payload_erased(backend: Backend) {
     assert!(ok, "{offline}");
     assert_eq!(offline["payload_erased"], after["payload_erased"]);
     assert_eq!(offline["root"], after["root"]);
-
-    // The human-readable report says so.
-    let out = server.cli(&["audit", "verify", "--dir", export.to_str().unwrap()]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("payload erased"),
-        "{text}"
-    );
 }
 
 on_both_backends!(erased_subjects_verify_as_payload_erased);

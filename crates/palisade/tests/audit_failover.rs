@@ -144,7 +144,7 @@ async fn the_log_survives_its_sequencer_being_killed_mid_append() {
         &lost[..lost.len().min(5)]
     );
 
-    let out = survivors[0].cli(&["audit", "verify", "--json"]);
+    let out = survivors[0].cli(&["audit", "verify"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     assert!(out.status.success(), "{report}");

@@ -49,23 +49,13 @@ async fn start_receiver() -> (Receiver, String) {
     (receiver, url)
 }
 
-fn claims_of(token: &str) -> serde_json::Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &data_encoding::BASE64URL_NOPAD
-            .decode(payload.as_bytes())
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 /// Runs the code flow for `client_id` in the agent's session; the ID token's claims.
 async fn id_token_of(server: &Server, user: &mut Agent, client_id: &str) -> serde_json::Value {
     let flow = Flow::new(client_id, "openid");
     let code = code_for(user, &flow).await;
     let (status, tokens) = exchange(server, &flow, &code, &flow.verifier).await;
     assert_eq!(status, 200, "{tokens}");
-    claims_of(tokens["id_token"].as_str().unwrap())
+    jwt_claims(tokens["id_token"].as_str().unwrap())
 }
 
 async fn ended_sessions_log_clients_out(backend: Backend) {
@@ -140,7 +130,7 @@ async fn ended_sessions_log_clients_out(backend: Backend) {
         receiver.tokens.lock().unwrap().get(1).cloned()
     })
     .await;
-    assert_eq!(claims_of(&token)["sid"], second["sid"]);
+    assert_eq!(jwt_claims(&token)["sid"], second["sid"]);
     // Once answered, nothing is left to deliver, and only the listening client was addressed.
     let db = server.db().await;
     eventually(Duration::from_secs(20), "the deliveries done", || async {

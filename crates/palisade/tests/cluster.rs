@@ -204,7 +204,7 @@ async fn a_key_rotation_on_one_node_is_served_by_the_others_within_a_second() {
     let d = Deployment::start(2, &[]).await;
     let (a, b) = (&d.nodes[0], &d.nodes[1]);
     let keys = |node: &Server| {
-        let out = node.cli(&["keys", "list", "--json"]);
+        let out = node.cli(&["keys", "list"]);
         assert!(out.status.success());
         serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
     };

@@ -8,7 +8,6 @@ mod common;
 use common::dpop_key::DpopKey;
 use common::flow::*;
 use common::*;
-use data_encoding::BASE64URL_NOPAD;
 use palisade_jose::Algorithm;
 use serde_json::{Value, json};
 
@@ -83,11 +82,6 @@ async fn exchange_with(server: &Server, flow: &Flow, code: &str, proof: Option<S
         ("client_id", flow.client_id.as_str()),
     ];
     token_request(server, &fields, proof, None).await
-}
-
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&BASE64URL_NOPAD.decode(payload.as_bytes()).unwrap()).unwrap()
 }
 
 async fn dpop_binds_tokens_to_the_clients_key(backend: Backend) {
@@ -195,7 +189,7 @@ async fn dpop_binds_tokens_to_the_clients_key(backend: Backend) {
     );
     let access = r.body["access_token"].as_str().unwrap().to_owned();
     let refresh_token = r.body["refresh_token"].as_str().unwrap().to_owned();
-    assert_eq!(claims_of(&access)["cnf"]["jkt"], key.jkt());
+    assert_eq!(jwt_claims(&access)["cnf"]["jkt"], key.jkt());
 
     // A forged token (its signature altered) with a well-formed proof over it is refused before
     // anything is written: the proof's id is not stored, so forgeries cannot fill the store.
@@ -303,7 +297,7 @@ async fn dpop_binds_tokens_to_the_clients_key(backend: Backend) {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
-        claims_of(r.body["access_token"].as_str().unwrap())["cnf"]["jkt"],
+        jwt_claims(r.body["access_token"].as_str().unwrap())["cnf"]["jkt"],
         key.jkt()
     );
 
@@ -323,7 +317,7 @@ async fn dpop_binds_tokens_to_the_clients_key(backend: Backend) {
         r.body
     );
     assert_eq!(
-        claims_of(r.body["access_token"].as_str().unwrap())["cnf"]["jkt"],
+        jwt_claims(r.body["access_token"].as_str().unwrap())["cnf"]["jkt"],
         service_key.jkt()
     );
     // Malformed proofs are refused with the protocol's error, never a 5xx.

@@ -3,17 +3,9 @@
 
 mod common;
 
+use common::factors::totp_code;
 use common::*;
-use palisade_identity::totp;
 use std::net::IpAddr;
-
-fn totp_code(secret_b32: &str, step_offset: i64) -> String {
-    let secret = data_encoding::BASE32_NOPAD
-        .decode(secret_b32.as_bytes())
-        .unwrap();
-    let now = palisade_store::now_ms() / 1000;
-    totp::code_at_step(&secret, totp::step_at(now) + step_offset)
-}
 
 /// IDN-1, IDN-4, IDN-6, TOK-6: the whole life of an account with TOTP and recovery codes, and
 /// afterwards no secret of it in the logs.

@@ -76,7 +76,7 @@ async fn signing_keys_rotate_and_revoke(backend: Backend) {
         assert!(k.get("d").is_none(), "no private part is ever published");
     }
 
-    let out = server.cli(&["keys", "list", "--json"]);
+    let out = server.cli(&["keys", "list"]);
     assert!(out.status.success());
     let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let active = listed.iter().find(|k| k["state"] == "active").unwrap()["kid"]

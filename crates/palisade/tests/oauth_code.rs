@@ -264,12 +264,9 @@ async fn code_flow_and_its_attacks(backend: Backend) {
 
 on_both_backends!(code_flow_and_its_attacks);
 
-/// A signed-in user's tokens from a client that may refresh.
-async fn refreshable(
-    server: &Server,
-    scope: &str,
-) -> (Agent, String, serde_json::Value, (String, String)) {
-    let app = server.register_client(&[
+/// A public client of the code flow that may refresh; its id.
+fn notes_app(server: &Server) -> String {
+    server.register_client(&[
         "--name",
         "Notes",
         "--auth-method",
@@ -284,13 +281,23 @@ async fn refreshable(
         "offline_access",
         "--redirect-uri",
         REDIRECT,
-    ]);
+    ])["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A signed-in user's tokens from a client that may refresh.
+async fn refreshable(
+    server: &Server,
+    scope: &str,
+) -> (Agent, String, serde_json::Value, (String, String)) {
+    let client_id = notes_app(server);
     let rs = server.register_client(&["--name", "resource", "--grant", "client_credentials"]);
     let rs_auth = (
         rs["client_id"].as_str().unwrap().to_owned(),
         rs["client_secret"].as_str().unwrap().to_owned(),
     );
-    let client_id = app["client_id"].as_str().unwrap().to_owned();
     let mut a = server.agent();
     let email = unique_email("refresh");
     a.sign_up(&email, PASSWORD).await;
@@ -393,6 +400,148 @@ async fn refresh_rotation_reuse_and_revocation(backend: Backend) {
     let (status, e) = refresh(&server, &client3, &r).await;
     assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
 }
+
+const ACR_PASSWORD: &str = "urn:palisade:acr:password";
+const ACR_MFA: &str = "urn:palisade:acr:mfa";
+
+/// The `acr` and `amr` of the ID token a code gives, and of the one its refresh gives.
+async fn assurance(server: &Server, flow: &Flow, code: &str) -> [(String, Vec<String>); 2] {
+    let of = |tokens: &serde_json::Value| {
+        let claims = jwt_claims(tokens["id_token"].as_str().expect("an ID token"));
+        let amr = claims["amr"].as_array().unwrap().iter();
+        let amr = amr.map(|m| m.as_str().unwrap().to_owned()).collect();
+        (claims["acr"].as_str().unwrap().to_owned(), amr)
+    };
+    let (status, tokens) = exchange(server, flow, code, &flow.verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let (status, refreshed) = refresh(server, &flow.client_id, refresh_token).await;
+    assert_eq!(status, 200, "{refreshed}");
+    [of(&tokens), of(&refreshed)]
+}
+
+/// Follows the sign-in page an authorization request sent the browser to, with a password and
+/// (when the account asks for one) a TOTP code, back to the request: where it redirects.
+async fn sign_in_again(agent: &mut Agent, login: &str, email: &str, totp: Option<&str>) -> String {
+    let page = agent.get(login).await;
+    let mut fields = page.hidden_fields();
+    fields.extend([
+        ("email".into(), email.into()),
+        ("password".into(), PASSWORD.into()),
+    ]);
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (&**k, &**v)).collect();
+    let mut next = agent
+        .post_form("/login", &pairs)
+        .await
+        .location()
+        .to_owned();
+    if let Some(code) = totp {
+        let page = agent.get(&next).await;
+        let mut fields = page.hidden_fields();
+        fields.push(("code".into(), code.into()));
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (&**k, &**v)).collect();
+        next = agent
+            .post_form("/login/mfa", &pairs)
+            .await
+            .location()
+            .to_owned();
+    }
+    assert!(
+        next.starts_with("/oauth/authorize?"),
+        "back to the request: {next}"
+    );
+    agent.get(&next).await.location().to_owned()
+}
+
+/// OAU-4, IDN-6: the ID token says how the user signed in — `amr` (RFC 8176) and the `acr`
+/// that follows — after a password, a TOTP code, a recovery code and a passkey, and again after
+/// a refresh; `acr_values` asking for multi-factor sends a password session back to sign in
+/// with its second factor, or tells the client the account has none.
+async fn acr_and_amr_follow_how_the_user_signed_in(backend: Backend) {
+    use common::factors::*;
+    let server = Server::start_with(Options::on(backend)).await;
+    let client_id = notes_app(&server);
+    let scope = "openid offline_access";
+    let wants = |acr: &str| Flow::new(&client_id, scope).with("acr_values", Some(acr));
+    let amr = |methods: &[&str]| methods.iter().map(|m| m.to_string()).collect::<Vec<_>>();
+    let mut a = server.agent();
+    let email = unique_email("acr");
+    a.sign_up(&email, PASSWORD).await;
+    a.log_in(&email, PASSWORD).await;
+
+    // A password: the password level, also after a refresh.
+    let flow = Flow::new(&client_id, scope);
+    let code = code_for(&mut a, &flow).await;
+    let expected = (ACR_PASSWORD.to_owned(), amr(&["pwd"]));
+    assert_eq!(
+        assurance(&server, &flow, &code).await,
+        [expected.clone(), expected]
+    );
+    // Multi-factor asked of an account with no second factor: the client is told so.
+    let r = a.get(&wants(ACR_MFA).url()).await;
+    let answer = callback(r.location());
+    assert_eq!(
+        answer["error"], "unmet_authentication_requirements",
+        "{answer:?}"
+    );
+    assert!(!answer.contains_key("code"));
+
+    // With an authenticator app enrolled, the password session is asked to step up.
+    let (secret, recovery_codes) = enrol_totp(&mut a).await;
+    let silent = wants(ACR_MFA).with("prompt", Some("none"));
+    let answer = callback(a.get(&silent.url()).await.location());
+    assert_eq!(answer["error"], "interaction_required", "{answer:?}");
+    let flow = wants(ACR_MFA);
+    let login = a.get(&flow.url()).await.location().to_owned();
+    assert!(login.starts_with("/login?return_to="), "{login}");
+    let page = a.get(&login).await;
+    assert!(
+        page.body
+            .contains("This application asks for a second factor"),
+        "{}",
+        page.body
+    );
+    let back = sign_in_again(&mut a, &login, &email, Some(&totp_code(&secret, 1))).await;
+    let code = callback(&back)["code"].clone();
+    let expected = (ACR_MFA.to_owned(), amr(&["pwd", "otp"]));
+    assert_eq!(
+        assurance(&server, &flow, &code).await,
+        [expected.clone(), expected]
+    );
+    // A multi-factor session satisfies a request for the password level.
+    let flow = wants(ACR_PASSWORD);
+    let code = code_for(&mut a, &flow).await;
+    assert_eq!(assurance(&server, &flow, &code).await[0].0, ACR_MFA);
+
+    // A recovery code is a second factor too.
+    a.log_out().await;
+    a.log_in(&email, PASSWORD).await;
+    let r = a
+        .post_form("/login/mfa", &[("code", &recovery_codes[0])])
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/account"), "{}", r.body);
+    let flow = wants(ACR_MFA);
+    let code = code_for(&mut a, &flow).await;
+    let expected = (ACR_MFA.to_owned(), amr(&["pwd", "mfa"]));
+    assert_eq!(
+        assurance(&server, &flow, &code).await,
+        [expected.clone(), expected]
+    );
+
+    // A user-verified passkey, password-less.
+    let (mut key, handle) = register_passkey(&server, &mut a).await;
+    let mut laptop = server.agent();
+    passkey_sign_in(&server, &mut laptop, &mut key, &handle).await;
+    let flow = wants(ACR_MFA);
+    let code = code_for(&mut laptop, &flow).await;
+    let expected = (ACR_MFA.to_owned(), amr(&["hwk", "user"]));
+    assert_eq!(
+        assurance(&server, &flow, &code).await,
+        [expected.clone(), expected]
+    );
+}
+
+on_both_backends!(acr_and_amr_follow_how_the_user_signed_in);
 
 /// OAU-5: 50 concurrent refreshes with one token (within the default grace window) all succeed
 /// without a 5xx and leave exactly one live family.

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::factors::{assertion, challenge, registration};
 use common::*;
 use data_encoding::BASE64URL_NOPAD as B64;
 use palisade_identity::webauthn::testing::{PRESENT_ONLY, SoftKey, UV};
@@ -11,31 +12,6 @@ use serde_json::{Value, json};
 
 /// Builds a forged or tampered sign-in body from the authenticator and a fresh challenge.
 type Attack<'a> = dyn Fn(&mut SoftKey, &[u8]) -> Value + 'a;
-
-fn challenge(options: &Response) -> Vec<u8> {
-    let v = options.json();
-    B64.decode(v["publicKey"]["challenge"].as_str().unwrap().as_bytes())
-        .unwrap()
-}
-
-fn registration(key: &SoftKey, cd: Vec<u8>, att: Vec<u8>) -> Value {
-    json!({ "name": "test key", "credential": {
-        "id": B64.encode(&key.id), "rawId": B64.encode(&key.id), "type": "public-key",
-        "response": { "clientDataJSON": B64.encode(&cd), "attestationObject": B64.encode(&att) },
-        "clientExtensionResults": {},
-    }})
-}
-
-fn assertion(key_id: &str, (cd, ad, sig): (Vec<u8>, Vec<u8>, Vec<u8>), user_handle: &str) -> Value {
-    json!({ "return_to": "/account", "credential": {
-        "id": key_id, "rawId": key_id, "type": "public-key",
-        "response": {
-            "clientDataJSON": B64.encode(&cd), "authenticatorData": B64.encode(&ad),
-            "signature": B64.encode(&sig), "userHandle": user_handle,
-        },
-        "clientExtensionResults": {},
-    }})
-}
 
 async fn passkeys_register_sign_in_and_refuse_attacks(backend: Backend) {
     // Every refused assertion below counts against the credential's throttle; leave room for

@@ -16,6 +16,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use palisade_audit::{Action, Outcome};
 use palisade_http::AppError;
+use palisade_identity::assurance::Acr;
 use palisade_identity::csrf::Csrf;
 use palisade_identity::{RequestContext, SignedIn};
 use palisade_store::now_ms;
@@ -23,8 +24,8 @@ use percent_encoding::utf8_percent_encode;
 use request::{Params, Request, parse, validate};
 
 /// The sign-in page, coming back to this request afterwards (without `prompt=login`, which the
-/// fresh sign-in satisfies).
-fn sign_in(params: &Params) -> Response {
+/// fresh sign-in satisfies), with a notice saying why when there is one.
+fn sign_in(params: &Params, notice: Option<&str>) -> Response {
     let query: Vec<String> = params
         .iter()
         .filter(|(k, _)| k.as_str() != "prompt")
@@ -40,6 +41,9 @@ fn sign_in(params: &Params) -> Response {
             "&login_hint={}",
             utf8_percent_encode(hint, QUERY_VALUE)
         ));
+    }
+    if let Some(notice) = notice {
+        login.push_str(&format!("&notice={notice}"));
     }
     Redirect::to(&login).into_response()
 }
@@ -93,7 +97,7 @@ async fn authorize(
                 .known
                 .error(issuer, "login_required", "The user is not signed in."));
         }
-        return Ok(sign_in(&params));
+        return Ok(sign_in(&params, None));
     };
     let too_old = request
         .max_age
@@ -123,7 +127,32 @@ async fn authorize(
                 "A fresh sign-in is required.",
             ));
         }
-        return Ok(sign_in(&params));
+        return Ok(sign_in(&params, None));
+    }
+    let reached = Acr::of(&signed_in.session.amr);
+    let wanted = &request.acr_values;
+    if !wanted.is_empty() && wanted.iter().all(|w| reached < *w) {
+        // Unmet means multi-factor was asked for (anything satisfies a password request): step
+        // up when the account has a second factor, say so when it has none.
+        let has_second_factor = signed_in.user.has_totp()
+            || !palisade_identity::passkeys::list(&oauth.0.db, &signed_in.user.id)
+                .await?
+                .is_empty();
+        if !has_second_factor {
+            return Ok(request.known.error(
+                issuer,
+                "unmet_authentication_requirements",
+                "The application asks for a second factor and this account has none.",
+            ));
+        }
+        if none {
+            return Ok(request.known.error(
+                issuer,
+                "interaction_required",
+                "The application asks for a second factor.",
+            ));
+        }
+        return Ok(sign_in(&params, Some("second_factor")));
     }
     let granted = codes::consented(
         &oauth.0.db,

@@ -9,6 +9,7 @@ use crate::clients::{self, Client, SERVICE_SCOPES};
 use crate::error::OAuthError;
 use axum::response::{IntoResponse, Redirect, Response};
 use palisade_http::AppError;
+use palisade_identity::assurance::Acr;
 use percent_encoding::utf8_percent_encode;
 use std::collections::BTreeMap;
 
@@ -87,6 +88,9 @@ pub(crate) struct Request {
     pub(crate) resource: String,
     pub(crate) prompt: Vec<String>,
     pub(crate) max_age: Option<i64>,
+    /// The requested `acr_values` this provider knows, in the client's order; values it does
+    /// not know are ignored (OpenID Connect §3.1.2.1: a voluntary request).
+    pub(crate) acr_values: Vec<Acr>,
     pub(crate) dpop_jkt: Option<String>,
 }
 
@@ -296,5 +300,9 @@ pub(crate) async fn validate(oauth: &OAuth, params: &Params) -> Result<Request, 
         resource,
         prompt,
         max_age,
+        acr_values: params
+            .get("acr_values")
+            .map(|v| v.split(' ').filter_map(Acr::parse).collect())
+            .unwrap_or_default(),
     })
 }

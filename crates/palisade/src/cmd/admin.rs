@@ -9,6 +9,7 @@ use palisade_audit::{Action, Outcome, SecurityEvent};
 use palisade_crypto::Secret;
 use palisade_identity::tenants;
 use palisade_identity::users::{self, Email};
+use serde_json::json;
 
 /// The variants become the subcommands `create-tenant`, `create-user`, `lock-user`,
 /// `unlock-user`, `set-role`.
@@ -75,7 +76,7 @@ pub(crate) async fn run(config: Config, command: AdminCommand) -> Result<()> {
                         .detail("via", "admin_cli"),
                 )
                 .await?;
-            println!("{id}");
+            super::print(&json!({ "tenant_id": id, "name": name }))?;
         }
         AdminCommand::CreateUser {
             who: Who { email, tenant },
@@ -119,7 +120,7 @@ pub(crate) async fn run(config: Config, command: AdminCommand) -> Result<()> {
                         .detail("via", "admin_cli"),
                 )
                 .await?;
-            println!("{id}");
+            super::print(&json!({ "user_id": id, "tenant_id": tenant }))?;
         }
         AdminCommand::LockUser { who } => set_locked(&tool, &who, true).await?,
         AdminCommand::UnlockUser { who } => set_locked(&tool, &who, false).await?,
@@ -154,8 +155,7 @@ async fn set_role(tool: &Tool, who: &Who, role: &str) -> Result<()> {
                 .detail("via", "admin_cli"),
         )
         .await?;
-    println!("{}", role.as_str());
-    Ok(())
+    super::print(&json!({ "user_id": user.id, "role": role.as_str() }))
 }
 
 async fn set_locked(tool: &Tool, who: &Who, locked: bool) -> Result<()> {
@@ -178,6 +178,5 @@ async fn set_locked(tool: &Tool, who: &Who, locked: bool) -> Result<()> {
                 .detail("via", "admin_cli"),
         )
         .await?;
-    println!("{}", if locked { "locked" } else { "unlocked" });
-    Ok(())
+    super::print(&json!({ "user_id": user.id, "locked": locked }))
 }

@@ -14,9 +14,6 @@ pub(crate) enum AuditCommand {
     /// Recompute the tree, check every checkpoint signature, cosignature and root, report the
     /// first problem and the entries whose payload was erased.
     Verify {
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
         /// A trusted checkpoint key (`name+hash+key`); repeatable. Defaults to the log's own key.
         #[arg(long = "vkey")]
         vkeys: Vec<String>,
@@ -40,20 +37,19 @@ fn verifiers(keys: &[String], flag: &str) -> Result<Vec<Verifier>> {
 
 /// Returns whether the command succeeded (for `verify`: whether the log verified).
 pub(crate) async fn run(config: Config, command: AuditCommand) -> Result<bool> {
-    let (json, vkeys, witness_vkeys, dir) = match command {
+    let (vkeys, witness_vkeys, dir) = match command {
         AuditCommand::Export { dir } => {
             let db = crate::node::open_database(&config).await?;
             let written = palisade_audit::verify::export(&db, &dir).await?;
             db.close().await;
-            println!("exported {written} entries to {}", dir.display());
+            super::print(&serde_json::json!({ "exported": written, "directory": dir }))?;
             return Ok(true);
         }
         AuditCommand::Verify {
-            json,
             vkeys,
             witness_vkeys,
             dir,
-        } => (json, vkeys, witness_vkeys, dir),
+        } => (vkeys, witness_vkeys, dir),
     };
     let vkeys = if vkeys.is_empty() {
         vec![crate::node::audit_keys(&config)?.0.vkey()]
@@ -119,30 +115,6 @@ pub(crate) async fn run(config: Config, command: AuditCommand) -> Result<bool> {
         report.ok = report.problems.is_empty();
         db.close().await;
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else if report.ok {
-        println!(
-            "audit log verified: {} entries, {} checkpoints ({} cosigned), root {}",
-            report.entries, report.checkpoints, report.cosigned_checkpoints, report.root
-        );
-        if report.payload_erased > 0 {
-            println!(
-                "  {} entries: payload erased (subject keys destroyed; the proofs still hold)",
-                report.payload_erased
-            );
-        }
-    } else {
-        println!(
-            "audit log FAILED verification ({} entries):",
-            report.entries
-        );
-        for p in &report.problems {
-            match p.index {
-                Some(i) => println!("  index {i}: {}", p.what),
-                None => println!("  {}", p.what),
-            }
-        }
-    }
+    super::print(&report)?;
     Ok(report.ok)
 }

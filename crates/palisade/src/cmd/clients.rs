@@ -9,7 +9,7 @@ use palisade_oauth::clients::{self, AuthMethod, NewClient, Registrar};
 
 #[derive(Subcommand)]
 pub(crate) enum ClientsCommand {
-    /// Register a client; prints its id and, once, its secret (JSON).
+    /// Register a client; prints it with its id and, once, its secret.
     Create {
         #[arg(long)]
         name: String,
@@ -40,7 +40,7 @@ pub(crate) enum ClientsCommand {
         #[arg(long)]
         resource: Option<String>,
     },
-    /// List the registered clients (JSON).
+    /// List the registered clients.
     List,
     /// Delete a client.
     Delete {
@@ -122,13 +122,10 @@ pub(crate) async fn run(config: Config, command: ClientsCommand) -> Result<()> {
                 .await?;
             let mut out = serde_json::to_value(&client)?;
             out["client_secret"] = secret.into();
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            super::print(&out)?;
         }
         ClientsCommand::List => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&clients::list(db).await?)?
-            );
+            super::print(&clients::list(db).await?)?;
         }
         ClientsCommand::Delete { client_id } => {
             if !clients::delete(db, &client_id).await? {
@@ -144,7 +141,7 @@ pub(crate) async fn run(config: Config, command: ClientsCommand) -> Result<()> {
                         .detail("by", "cli"),
                 )
                 .await?;
-            println!("deleted {client_id}");
+            super::print(&serde_json::json!({ "deleted": client_id }))?;
         }
     }
     tool.close().await;

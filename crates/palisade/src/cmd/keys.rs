@@ -6,14 +6,12 @@ use crate::config::Config;
 use anyhow::Result;
 use clap::Subcommand;
 use palisade_audit::{Action, Outcome, SecurityEvent};
+use serde_json::json;
 
 #[derive(Subcommand)]
 pub(crate) enum KeysCommand {
     /// List the signing keys and their states.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Activate the next key and publish a new next key.
     Rotate {
         /// Rotate even if clients may not have seen the next key yet (an emergency).
@@ -34,16 +32,7 @@ pub(crate) async fn run(config: Config, command: KeysCommand) -> Result<()> {
     let auditor = &tool.auditor;
     let tenant = "default";
     match command {
-        KeysCommand::List { json } => {
-            let keys = ring.list().await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&keys)?);
-            } else {
-                for k in keys {
-                    println!("{}  {:6}  {}", k.kid, k.alg, k.state);
-                }
-            }
-        }
+        KeysCommand::List => super::print(&ring.list().await?)?,
         KeysCommand::Rotate { force } => {
             let kid = ring.rotate(force).await?;
             crate::signing::announce(&tool.cluster.bus).await;
@@ -54,7 +43,7 @@ pub(crate) async fn run(config: Config, command: KeysCommand) -> Result<()> {
                         .detail("forced", force),
                 )
                 .await?;
-            println!("signing with {kid}");
+            super::print(&json!({ "signing_kid": kid }))?;
         }
         KeysCommand::Revoke { kid } => {
             ring.revoke(&kid).await?;
@@ -65,7 +54,7 @@ pub(crate) async fn run(config: Config, command: KeysCommand) -> Result<()> {
                         .target(kid.clone()),
                 )
                 .await?;
-            println!("revoked {kid}; signing with {}", ring.signing_key().kid);
+            super::print(&json!({ "revoked": kid, "signing_kid": ring.signing_key().kid }))?;
         }
     }
     tool.close().await;

@@ -1,4 +1,6 @@
-//! One file per subcommand.
+//! One file per subcommand. Every command prints its result as one JSON document on stdout,
+//! so `palisade clients create ... > client.json` is a file a program can read; its logs and
+//! progress go to stderr.
 
 pub(crate) mod admin;
 pub(crate) mod audit;
@@ -6,3 +8,9 @@ pub(crate) mod clients;
 pub(crate) mod keys;
 pub(crate) mod serve;
 pub(crate) mod witness;
+
+/// Prints a command's result.
+pub(crate) fn print(result: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(result)?);
+    Ok(())
+}

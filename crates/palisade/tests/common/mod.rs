@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod dpop_key;
+pub(crate) mod factors;
 pub(crate) mod flow;
 pub(crate) mod nodes;
 pub(crate) mod social;
@@ -238,15 +239,7 @@ impl Server {
 
     /// Runs a `palisade` command beside the server, on its data directory and database.
     pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(binary())
-            .args(args)
-            .current_dir(self.dir.path())
-            .envs(self.env.iter().cloned())
-            .env("PALISADE_DATA_DIR", self.data_dir())
-            .env("PALISADE_DATABASE__URL", self.database_url())
-            .env("PALISADE_LOG__LEVEL", "warn")
-            .output()
-            .unwrap()
+        self.cli_with_input(args, "")
     }
 
     /// Gives the default tenant's account of `email` the role `role` with the CLI.
@@ -259,16 +252,22 @@ impl Server {
         );
     }
 
-    /// `palisade ARGS` with `input` on standard input (passwords are read from there).
+    /// `palisade ARGS` with `input` on standard input (passwords are read from there), in an
+    /// environment as clean as the server's. Every call checks the output contract: a command
+    /// that succeeded (or failed with a finding) printed exactly one JSON document on stdout;
+    /// one that failed otherwise printed nothing there and said why once, as stderr's last
+    /// line; every other stderr line is a JSON log line.
     pub(crate) fn cli_with_input(&self, args: &[&str], input: &str) -> std::process::Output {
         use std::io::Write;
         let mut child = Command::new(binary())
             .args(args)
             .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(self.env.iter().cloned())
             .env("PALISADE_DATA_DIR", self.data_dir())
             .env("PALISADE_DATABASE__URL", self.database_url())
-            .env("PALISADE_LOG__LEVEL", "warn")
+            .env("PALISADE_LOG__LEVEL", "info")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -277,7 +276,34 @@ impl Server {
         let mut stdin = child.stdin.take().unwrap();
         stdin.write_all(input.as_bytes()).unwrap();
         drop(stdin);
-        child.wait_with_output().unwrap()
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let mut lines: Vec<&str> = stderr.lines().collect();
+        // A result, or a finding (a log that fails verification exits non-zero with its report).
+        let reported = out.status.success() || !out.stdout.is_empty();
+        if reported {
+            if let Err(e) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+                panic!(
+                    "palisade {args:?}: stdout is not one JSON document ({e}): {}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
+            }
+        } else {
+            let said = lines.pop().unwrap_or_default();
+            assert!(said.starts_with("palisade: "), "{args:?}: {stderr}");
+            let reason = &said["palisade: ".len()..];
+            assert!(
+                !lines.iter().any(|l| l.contains(reason)),
+                "palisade {args:?}: the error is said once: {stderr}"
+            );
+        }
+        for line in lines {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(line).is_ok(),
+                "palisade {args:?}: a stderr line that is not a JSON log line: {line}"
+            );
+        }
+        out
     }
 
     /// The server's signing key, as an insider holding the sealing key could load it: what it
@@ -740,6 +766,17 @@ fn enc(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The claims of a JWT, unverified: what a client reads from a token it was given.
+pub(crate) fn jwt_claims(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    serde_json::from_slice(
+        &data_encoding::BASE64URL_NOPAD
+            .decode(payload.as_bytes())
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 pub(crate) fn unique_email(tag: &str) -> String {
