@@ -1,7 +1,7 @@
 use crate::TlsError;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CidrSubnet, DnType, ExtendedKeyUsagePurpose,
+    GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints,
 };
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
@@ -15,10 +15,51 @@ pub struct DevCertificate {
     pub ca: PathBuf,
     /// SHA-256 fingerprint of the leaf, printed at start-up.
     pub fingerprint: String,
+    /// What this call generated, for the audit log (AUD-1: key and certificate events).
+    pub generated: Generated,
 }
 
-const LEAF_LIFETIME_DAYS: i64 = 397;
+/// The development CA and leaf made by one call, if any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Generated {
+    pub ca: bool,
+    pub leaf: bool,
+}
+
+/// Within the 90 days that browsers and ACME CAs are moving public certificates to, so strict
+/// clients that check lifetimes accept it too.
+const LEAF_LIFETIME_DAYS: i64 = 90;
 const RENEW_BEFORE_DAYS: i64 = 30;
+
+/// The names the development CA may certify (its name constraints): a trusted development CA
+/// whose key leaked can vouch for nothing but this machine.
+fn development_names() -> NameConstraints {
+    let mut loopback_v6 = [0u8; 16];
+    loopback_v6[15] = 1;
+    NameConstraints {
+        permitted_subtrees: vec![
+            GeneralSubtree::DnsName("localhost".into()),
+            GeneralSubtree::IpAddress(CidrSubnet::V4([127, 0, 0, 0], [255, 0, 0, 0])),
+            GeneralSubtree::IpAddress(CidrSubnet::V6(loopback_v6, [0xff; 16])),
+        ],
+        excluded_subtrees: vec![],
+    }
+}
+
+/// Whether the CA on disk is one this version would make: an older, unconstrained CA is
+/// replaced (the developer trusts the new file once more).
+fn ca_is_current(ca_cert: &Path) -> bool {
+    let Ok(pem) = std::fs::read(ca_cert) else {
+        return false;
+    };
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(&pem) else {
+        return false;
+    };
+    let Ok(cert) = pem.parse_x509() else {
+        return false;
+    };
+    matches!(cert.name_constraints(), Ok(Some(_)))
+}
 
 /// Creates the CA and leaf in `dir` on first use and keeps them; the leaf is re-issued from the
 /// same CA when it is within 30 days of expiry, so a trusted CA stays trusted.
@@ -29,10 +70,12 @@ pub fn ensure_dev_certificate(dir: &Path) -> Result<DevCertificate, TlsError> {
     let cert = dir.join("dev-cert.pem");
     let key = dir.join("dev-key.pem");
 
-    if !ca_cert.exists() || !ca_key.exists() {
+    let mut generated = Generated::default();
+    if !ca_key.exists() || !ca_is_current(&ca_cert) {
         let ca_key_pair = KeyPair::generate().map_err(invalid)?;
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(invalid)?;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.name_constraints = Some(development_names());
         params
             .distinguished_name
             .push(DnType::CommonName, "Palisade development CA");
@@ -45,6 +88,7 @@ pub fn ensure_dev_certificate(dir: &Path) -> Result<DevCertificate, TlsError> {
         write(&ca_cert, ca.pem().as_bytes())?;
         // A new CA invalidates any leaf signed by an old one.
         let _ = std::fs::remove_file(&cert);
+        generated.ca = true;
     }
 
     if needs_new_leaf(&cert, &key) {
@@ -63,12 +107,17 @@ pub fn ensure_dev_certificate(dir: &Path) -> Result<DevCertificate, TlsError> {
             .push(DnType::CommonName, "Palisade development certificate");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        // Subject and authority key identifiers (RFC 5280 §4.2.1.1-2), which strict verifiers
+        // require to build the chain; "explicitly not a CA" is what makes rcgen write the SKI.
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.use_authority_key_identifier_extension = true;
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::hours(1);
         params.not_after = now + Duration::days(LEAF_LIFETIME_DAYS);
         let leaf = params.signed_by(&leaf_key, &issuer).map_err(invalid)?;
         write_private(&key, leaf_key.serialize_pem().as_bytes())?;
         write(&cert, leaf.pem().as_bytes())?;
+        generated.leaf = true;
     }
 
     let loaded = crate::load_pair(&cert, &key)?;
@@ -77,6 +126,7 @@ pub fn ensure_dev_certificate(dir: &Path) -> Result<DevCertificate, TlsError> {
         key,
         ca: ca_cert,
         fingerprint: loaded.fingerprint,
+        generated,
     })
 }
 
@@ -148,6 +198,14 @@ mod tests {
         let first = ensure_dev_certificate(dir.path()).unwrap();
         let second = ensure_dev_certificate(dir.path()).unwrap();
         assert_eq!(first.fingerprint, second.fingerprint);
+        let both = Generated {
+            ca: true,
+            leaf: true,
+        };
+        assert_eq!(
+            (first.generated, second.generated),
+            (both, Generated::default())
+        );
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&first.key).unwrap().permissions().mode();
         assert_eq!(
@@ -166,5 +224,74 @@ mod tests {
         let cb = ensure_dev_certificate(b.path()).unwrap();
         let err = crate::load_pair(&ca.cert, &cb.key).unwrap_err();
         assert!(err.to_string().contains("do not match"), "{err}");
+    }
+
+    fn parsed(pem_path: &Path) -> Vec<u8> {
+        let pem = std::fs::read(pem_path).unwrap();
+        x509_parser::pem::parse_x509_pem(&pem).unwrap().1.contents
+    }
+
+    /// What strict verifiers check: a leaf of at most 90 days naming its issuer's key, and a CA
+    /// that may certify the development names only.
+    #[test]
+    fn leaf_is_short_lived_with_key_identifiers_and_the_ca_is_name_constrained() {
+        use x509_parser::extensions::{GeneralName, ParsedExtension};
+        crate::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let dev = ensure_dev_certificate(dir.path()).unwrap();
+        let (leaf_der, ca_der) = (parsed(&dev.cert), parsed(&dev.ca));
+        let leaf = x509_parser::parse_x509_certificate(&leaf_der).unwrap().1;
+        let ca = x509_parser::parse_x509_certificate(&ca_der).unwrap().1;
+        let validity = leaf.validity();
+        let days = (validity.not_after.timestamp() - validity.not_before.timestamp()) / 86_400;
+        assert!(days <= 90, "{days} days");
+        let key_ids = |c: &x509_parser::certificate::X509Certificate<'_>| {
+            let (mut ski, mut aki) = (None, None);
+            for e in c.extensions() {
+                match e.parsed_extension() {
+                    ParsedExtension::SubjectKeyIdentifier(k) => ski = Some(k.0.to_vec()),
+                    ParsedExtension::AuthorityKeyIdentifier(a) => {
+                        aki = a.key_identifier.as_ref().map(|k| k.0.to_vec())
+                    }
+                    _ => {}
+                }
+            }
+            (ski, aki)
+        };
+        let (ca_ski, _) = key_ids(&ca);
+        let (leaf_ski, leaf_aki) = key_ids(&leaf);
+        assert!(ca_ski.is_some() && leaf_ski.is_some(), "both have an SKI");
+        assert_eq!(leaf_aki, ca_ski, "the leaf names its issuer's key");
+        let constraints = ca.name_constraints().unwrap().expect("name constraints");
+        assert!(constraints.critical);
+        let permitted = constraints.value.permitted_subtrees.as_ref().unwrap();
+        assert!(matches!(
+            permitted[0].base,
+            GeneralName::DNSName("localhost")
+        ));
+        assert!(constraints.value.excluded_subtrees.is_none());
+        assert_eq!(permitted.len(), 3, "localhost, 127.0.0.0/8 and ::1");
+    }
+
+    /// A CA made before name constraints is replaced, and a new leaf issued from it.
+    #[test]
+    fn an_unconstrained_ca_is_replaced() {
+        crate::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let first = ensure_dev_certificate(dir.path()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        let old = params.self_signed(&key).unwrap();
+        std::fs::write(&first.ca, old.pem()).unwrap();
+        let again = ensure_dev_certificate(dir.path()).unwrap();
+        assert_eq!(
+            again.generated,
+            Generated {
+                ca: true,
+                leaf: true
+            }
+        );
+        assert!(ca_is_current(&again.ca));
     }
 }

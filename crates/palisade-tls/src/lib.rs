@@ -8,7 +8,7 @@ mod dev_cert;
 mod reload;
 mod resolver;
 
-pub use dev_cert::{DevCertificate, ensure_dev_certificate};
+pub use dev_cert::{DevCertificate, Generated, ensure_dev_certificate};
 pub use reload::{CertFiles, reload};
 pub use resolver::{CertMetrics, LoadedCert, SwappableResolver, load_pair};
 

@@ -180,6 +180,94 @@ fn s_client(server: &Server, args: &[&str]) -> (bool, String) {
     )
 }
 
+/// The sslyze command line: `PALISADE_TEST_SSLYZE`, or where the test command installs it.
+fn sslyze() -> PathBuf {
+    let path = std::env::var_os("PALISADE_TEST_SSLYZE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/sslyze/bin/sslyze"));
+    assert!(
+        path.exists(),
+        "sslyze is not at {} (scripts/test installs it)",
+        path.display()
+    );
+    path
+}
+
+/// `openssl verify -x509_strict` of `cert` against `ca`: whether it verified, and what it said.
+fn strict_verify(ca: &Path, cert: &Path) -> (bool, String) {
+    let out = std::process::Command::new("openssl")
+        .args(["verify", "-x509_strict", "-CAfile"])
+        .arg(ca)
+        .arg(cert)
+        .output()
+        .expect("openssl is installed by scripts/test");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+/// PLT-2, TLS-1: strict verifiers accept the development certificate once its CA is trusted:
+/// sslyze validates the served chain against the CA file and finds the server compliant with
+/// Mozilla's "intermediate" configuration, and OpenSSL's strict mode verifies it. The CA
+/// certifies nothing but the development names: a certificate for another name made with its
+/// key is refused.
+#[tokio::test]
+async fn development_certificate_passes_strict_verifiers() {
+    let server = Server::start().await;
+    let tls = server.data_dir().join("tls");
+    let ca = tls.join("dev-ca.pem");
+    let report = server.dir.path().join("sslyze.json");
+    let target = format!("localhost:{}{{127.0.0.1}}", server.https.port());
+    let out = std::process::Command::new(sslyze())
+        .args(["--quiet", "--mozilla_config", "intermediate", "--json_out"])
+        .arg(&report)
+        .arg("--certinfo_ca_file")
+        .arg(&ca)
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "Mozilla intermediate: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let deployment = &report["server_scan_results"][0]["scan_result"]["certificate_info"]["result"]
+        ["certificate_deployments"][0];
+    let supplied = deployment["path_validation_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["trust_store"]["name"] == "Supplied CA file")
+        .expect("a validation against the CA file");
+    assert_eq!(supplied["was_validation_successful"], true, "{supplied}");
+    assert_eq!(deployment["received_chain_has_valid_order"], true);
+
+    let (ok, said) = strict_verify(&ca, &tls.join("dev-cert.pem"));
+    assert!(ok, "{said}");
+
+    let ca_key =
+        KeyPair::from_pem(&std::fs::read_to_string(tls.join("dev-ca-key.pem")).unwrap()).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(&std::fs::read_to_string(&ca).unwrap(), ca_key).unwrap();
+    let mut params = CertificateParams::new(vec!["evil.example".to_string()]).unwrap();
+    params.use_authority_key_identifier_extension = true;
+    params.is_ca = IsCa::ExplicitNoCa;
+    let forged = params
+        .signed_by(&KeyPair::generate().unwrap(), &issuer)
+        .unwrap();
+    let forged_path = server.dir.path().join("forged.pem");
+    std::fs::write(&forged_path, forged.pem()).unwrap();
+    let (ok, said) = strict_verify(&ca, &forged_path);
+    assert!(
+        !ok && said.contains("permitted subtree violation"),
+        "{said}"
+    );
+}
+
 /// TLS-1: a client offering only TLS 1.0, TLS 1.1 or non-AEAD (CBC) suites is refused.
 #[tokio::test]
 async fn legacy_protocols_and_suites_are_refused() {
