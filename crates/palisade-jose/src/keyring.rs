@@ -63,6 +63,15 @@ pub struct KeyRing {
     sealing: Arc<SealingKey>,
     policy: KeyPolicy,
     loaded: Arc<RwLock<Loaded>>,
+    created: Vec<CreatedKey>,
+}
+
+/// A key generated when a ring was opened (the first start of a deployment), for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedKey {
+    pub kid: String,
+    /// `active` or `next`.
+    pub state: &'static str,
 }
 
 fn seal_context(kid: &str) -> Vec<u8> {
@@ -78,12 +87,13 @@ impl KeyRing {
     ) -> Result<Self, KeyRingError> {
         let sealing = Arc::new(sealing);
         let now = now_ms();
+        let mut created = Vec::new();
+        // The very first key signs at once: no client can have cached an older JWKS.
         if active_kid(&db).await?.is_none() {
-            // The very first key signs at once: no client can have cached an older JWKS.
-            insert_key(&db, &sealing, policy.algorithm, "active", now).await?;
+            created.extend(insert_key(&db, &sealing, policy.algorithm, "active", now).await?);
         }
         if next_kid(&db).await?.is_none() {
-            insert_key(&db, &sealing, policy.algorithm, "next", now).await?;
+            created.extend(insert_key(&db, &sealing, policy.algorithm, "next", now).await?);
         }
         let loaded = load(&db, &sealing, &policy, now).await?;
         Ok(Self {
@@ -91,7 +101,13 @@ impl KeyRing {
             sealing,
             policy,
             loaded: Arc::new(RwLock::new(loaded)),
+            created,
         })
+    }
+
+    /// The keys generated when this ring was opened: none unless the deployment had none.
+    pub fn created_on_open(&self) -> &[CreatedKey] {
+        &self.created
     }
 
     /// Rereads the keys (after another node or the CLI rotated or revoked one).
@@ -241,18 +257,18 @@ async fn next_kid(db: &Db) -> Result<Option<(String, i64)>, StoreError> {
     )
 }
 
-/// Creates a key in `state`. Two nodes racing to create the same slot are kept apart by the
-/// unique index on it: the loser's key is simply not stored.
+/// Creates a key in `state`; the key, when it was stored. Two nodes racing to create the same
+/// slot are kept apart by the unique index on it: the loser's key is simply not stored.
 async fn insert_key(
     db: &Db,
     sealing: &SealingKey,
     alg: Algorithm,
-    state: &str,
+    state: &'static str,
     now: i64,
-) -> Result<(), KeyRingError> {
+) -> Result<Option<CreatedKey>, KeyRingError> {
     let (key, pkcs8) = SigningKey::generate(alg)?;
     let sealed = BASE64.encode(&sealing.seal(&seal_context(&key.kid), &pkcs8));
-    sqlx::query(
+    let stored = sqlx::query(
         "INSERT INTO signing_keys (kid, alg, public_key, sealed_private, state, created_at, activated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
     )
@@ -266,7 +282,10 @@ async fn insert_key(
     .execute(db.pool())
     .await
     .map_err(StoreError::from)?;
-    Ok(())
+    Ok((stored.rows_affected() == 1).then(|| CreatedKey {
+        kid: key.kid.clone(),
+        state,
+    }))
 }
 
 async fn load(
@@ -349,6 +368,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ring.published().len(), 2, "the active key and the next one");
+        let states: Vec<&str> = ring.created_on_open().iter().map(|k| k.state).collect();
+        assert_eq!(states, ["active", "next"]);
+        assert_eq!(ring.created_on_open()[0].kid, ring.signing_key().kid);
+        let reopened = KeyRing::open(db.clone(), sealing(), policy(hour, hour)).await;
+        assert!(
+            reopened.unwrap().created_on_open().is_empty(),
+            "kept, not made again"
+        );
         let first = token(&ring);
         let cached_jwks = ring.published();
 

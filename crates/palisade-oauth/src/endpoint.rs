@@ -206,7 +206,13 @@ impl Guard for RegistrationGuard {
         request: Request,
     ) -> BoxFuture<'a, Result<Request, Response>> {
         Box::pin(async move {
-            let refused = || OAuthError::InvalidClient { basic: false }.into_response();
+            let refused = || {
+                OAuthError::InvalidToken {
+                    presented: true,
+                    description: "The registration access token is not valid for this client.",
+                }
+                .into_response()
+            };
             let (mut parts, body) = request.into_parts();
             let Ok(Path(client_id)) = Path::<String>::from_request_parts(&mut parts, &()).await
             else {
@@ -217,7 +223,14 @@ impl Guard for RegistrationGuard {
                 .get(http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
-                .ok_or_else(refused)?;
+                .ok_or_else(|| {
+                    OAuthError::InvalidToken {
+                        presented: false,
+                        description: "Managing a registration needs its registration access \
+                                      token, sent as a Bearer token (RFC 7592 §3).",
+                    }
+                    .into_response()
+                })?;
             let client = clients::by_registration_token(&self.0.0.db, &client_id, token)
                 .await
                 .map_err(|e| OAuthError::from(e).into_response())?

@@ -17,6 +17,14 @@ pub enum OAuthError {
     /// tried HTTP Basic.
     #[error("invalid_client")]
     InvalidClient { basic: bool },
+    /// A bearer token the endpoint needs — an initial access token (RFC 7591 §3) or a
+    /// registration access token (RFC 7592 §3) — missing (`presented` false) or not valid;
+    /// answered as RFC 6750 §3 says.
+    #[error("invalid_token: {description}")]
+    InvalidToken {
+        presented: bool,
+        description: &'static str,
+    },
     #[error("invalid_grant: {0}")]
     InvalidGrant(String),
     #[error("unauthorized_client: {0}")]
@@ -94,6 +102,11 @@ impl OAuthError {
                 "invalid_client",
                 "Client authentication failed.".into(),
             ),
+            OAuthError::InvalidToken { description, .. } => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                (*description).into(),
+            ),
             OAuthError::InvalidGrant(d) => (bad, "invalid_grant", d.clone()),
             OAuthError::UnauthorizedClient(d) => (bad, "unauthorized_client", d.clone()),
             OAuthError::UnsupportedGrantType => (
@@ -153,12 +166,21 @@ impl IntoResponse for OAuthError {
             let seconds = wait.as_millis().div_ceil(1000).max(1);
             headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds as u64));
         }
-        if let OAuthError::InvalidClient { basic } = self {
-            let challenge = if basic {
-                r#"Basic realm="palisade", charset="UTF-8""#
-            } else {
-                r#"Bearer realm="palisade""#
-            };
+        // RFC 6750 §3.1: a request without a token gets the challenge alone.
+        let challenge = match self {
+            OAuthError::InvalidClient { basic: true } => {
+                Some(r#"Basic realm="palisade", charset="UTF-8""#)
+            }
+            OAuthError::InvalidClient { basic: false }
+            | OAuthError::InvalidToken {
+                presented: false, ..
+            } => Some(r#"Bearer realm="palisade""#),
+            OAuthError::InvalidToken {
+                presented: true, ..
+            } => Some(r#"Bearer realm="palisade", error="invalid_token""#),
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
             headers.insert(
                 http::header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),

@@ -170,7 +170,15 @@ pub(crate) async fn register(
     let policy = &oauth.config().registration;
     // The initial access token before the body: an anonymous caller learns nothing more.
     if !policy.open && policy.initial_tokens.presented(&headers).is_none() {
-        return Err(OAuthError::InvalidClient { basic: false });
+        let presented = headers.contains_key(http::header::AUTHORIZATION);
+        return Err(OAuthError::InvalidToken {
+            presented,
+            description: if presented {
+                "The initial access token is not valid."
+            } else {
+                "Registration needs an initial access token, sent as a Bearer token (RFC 7591 §3)."
+            },
+        });
     }
     let network = palisade_http::client_ip::network_key(ctx.ip);
     let rate = palisade_cluster::Rate {

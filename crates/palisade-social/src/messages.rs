@@ -183,7 +183,7 @@ pub(crate) struct Summary {
     id: String,
     /// The number of its last message; 0 when it has none.
     last_seq: i64,
-    /// Messages after the principal's read marker.
+    /// Others' messages after the principal's read marker.
     unread: i64,
 }
 
@@ -200,8 +200,11 @@ pub(crate) async fn list(
     State(social): State<Social>,
     principal: Principal,
 ) -> Result<Response, AppError> {
+    // Unread: others' messages after the marker; what one sent oneself has been read.
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT m.conversation_id, m.read_seq, \
+        "SELECT m.conversation_id, \
+         (SELECT COUNT(*) FROM messages WHERE conversation_id = m.conversation_id \
+          AND seq > m.read_seq AND sender_id <> m.user_id), \
          COALESCE((SELECT MAX(seq) FROM messages WHERE conversation_id = m.conversation_id), 0) \
          FROM conversation_members m WHERE m.user_id = $1 ORDER BY m.conversation_id",
     )
@@ -211,10 +214,10 @@ pub(crate) async fn list(
     .map_err(store)?;
     let conversations = rows
         .into_iter()
-        .map(|(id, read, last)| Summary {
+        .map(|(id, unread, last)| Summary {
             id,
             last_seq: last,
-            unread: last - read,
+            unread,
         })
         .collect();
     Ok(Json(Conversations { conversations }).into_response())

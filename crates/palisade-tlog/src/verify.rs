@@ -357,8 +357,10 @@ pub async fn verify(
                     break;
                 }
                 if c.root != range.root() {
+                    // Checkpoints at consecutive sizes locate the change exactly.
+                    let exact = c.size - 1 == last_good_checkpoint;
                     problems.push(Problem {
-                        index: None,
+                        index: exact.then_some(last_good_checkpoint),
                         what: format!(
                             "checkpoint at size {} does not match the entries: a change between index {} and {}",
                             c.size,

@@ -111,13 +111,32 @@ pub(crate) fn read_or_create_key_file(
 }
 
 /// The token signing keys, with the lifecycle the configuration sets (TOK-2, TOK-3).
-pub(crate) async fn key_ring(config: &Config, db: &Db) -> Result<palisade_jose::keyring::KeyRing> {
-    Ok(palisade_jose::keyring::KeyRing::open(
+/// The signing keys; keys generated on the way (a first start) are key events in the log.
+pub(crate) async fn key_ring(
+    config: &Config,
+    db: &Db,
+    auditor: &palisade_audit::Auditor,
+) -> Result<palisade_jose::keyring::KeyRing> {
+    let ring = palisade_jose::keyring::KeyRing::open(
         db.clone(),
         sealing_key(config)?,
         config.tokens.key_policy(),
     )
-    .await?)
+    .await?;
+    for key in ring.created_on_open() {
+        auditor
+            .record(
+                palisade_audit::SecurityEvent::new(
+                    palisade_audit::Action::SigningKeyCreated,
+                    palisade_audit::Outcome::Success,
+                    palisade_store::DEFAULT_TENANT,
+                )
+                .target(key.kid.clone())
+                .detail("state", key.state),
+            )
+            .await?;
+    }
+    Ok(ring)
 }
 
 /// The OAuth provider's settings for a server whose public URL is `public`.

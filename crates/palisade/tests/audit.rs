@@ -9,6 +9,10 @@ use data_encoding::BASE64;
 use palisade_tlog::merkle::{leaf_hash, root, verify_consistency, verify_inclusion};
 use palisade_tlog::note::{Checkpoint, Verifier, open};
 
+/// The events of a first start: two signing keys (active and next), the development CA and its
+/// certificate.
+const FIRST_START_EVENTS: u64 = 4;
+
 fn base64_list(v: &serde_json::Value) -> Vec<Vec<u8>> {
     v.as_array()
         .unwrap()
@@ -20,16 +24,20 @@ fn base64_list(v: &serde_json::Value) -> Vec<Vec<u8>> {
 async fn identity_events_are_in_the_signed_log(backend: Backend) {
     let server = Server::start_with(Options::on(backend)).await;
     let mut a = server.agent();
-    // A fresh log serves the signed checkpoint of its empty tree.
-    let fresh = a.get_json("/audit/checkpoint").await;
-    assert_eq!(fresh.status, 200);
-    assert_eq!(fresh.body.lines().nth(1), Some("0"), "{}", fresh.body);
     let email = unique_email("audited");
     a.sign_up(&email, PASSWORD).await;
     a.log_in(&email, PASSWORD).await;
     a.log_in(&email, "a wrong password").await;
 
     let verifier = log_verifier(&server);
+    // The log was born with a signed checkpoint of its empty tree, as transparency logs are.
+    let db = server.db().await;
+    let (empty,): (String,) = sqlx::query_as("SELECT note FROM audit_checkpoints WHERE size = 0")
+        .fetch_one(db.pool())
+        .await
+        .expect("a checkpoint of size 0");
+    let (text, _) = open(&empty, std::slice::from_ref(&verifier)).expect("signed by the log key");
+    assert_eq!(Checkpoint::parse(text).unwrap().size, 0);
 
     let r = a.get_json("/audit/checkpoint").await;
     assert_eq!(r.status, 200);
@@ -47,7 +55,6 @@ async fn identity_events_are_in_the_signed_log(backend: Backend) {
     // Exactly one leaf per recorded event, and the checkpoint commits to all of them.
     let events = server.events().await;
     assert_eq!(checkpoint.size, events.len() as u64);
-    let db = server.db().await;
     let leaves: Vec<(String,)> = sqlx::query_as("SELECT entry FROM audit_leaves ORDER BY idx")
         .fetch_all(db.pool())
         .await
@@ -67,6 +74,18 @@ async fn identity_events_are_in_the_signed_log(backend: Backend) {
     assert_eq!(
         actions, recorded,
         "the log holds the same events in the same order"
+    );
+    // AUD-1: the first start made the signing keys and the development certificate.
+    let mut first_start = actions[..4].to_vec();
+    first_start.sort();
+    assert_eq!(
+        first_start,
+        [
+            "keys.signing.created",
+            "keys.signing.created",
+            "tls.ca.created",
+            "tls.certificate.issued"
+        ]
     );
 
     // No personal data in leaves: no address, no account id, no IP.
@@ -169,7 +188,7 @@ async fn audit_verify_detects_tampering(backend: Backend) {
     }
     let (ok, report) = verify(&server);
     assert!(ok, "{report}");
-    assert_eq!(report["entries"], 6);
+    assert_eq!(report["entries"], FIRST_START_EVENTS + 6);
     assert!(report["checkpoints"].as_u64().unwrap() >= 1);
 
     let db = server.db().await;
@@ -216,18 +235,21 @@ async fn audit_verify_detects_tampering(backend: Backend) {
         }
     };
 
+    // Indices below are of the test's own events, after the first start's.
+    let b = FIRST_START_EVENTS;
     // Changed entry: located exactly.
-    exec(
-        "UPDATE audit_leaves SET entry = replace(entry, 'failure', 'success') WHERE idx = 2".into(),
-    )
+    exec(format!(
+        "UPDATE audit_leaves SET entry = replace(entry, 'failure', 'success') WHERE idx = {}",
+        b + 2
+    ))
     .await;
     let (ok, report) = verify(&server);
     assert!(!ok);
     assert_eq!(
         first_problem(&report),
         (
-            Some(2),
-            "entry 2 does not match its recorded leaf hash".into()
+            Some(b + 2),
+            format!("entry {} does not match its recorded leaf hash", b + 2)
         )
     );
     restore().await;
@@ -237,7 +259,8 @@ async fn audit_verify_detects_tampering(backend: Backend) {
     let forged = r#"{"action":"identity.login.succeeded"}"#;
     let forged_hash = data_encoding::HEXLOWER.encode(&leaf_hash(forged.as_bytes()));
     exec(format!(
-        "UPDATE audit_leaves SET entry = '{forged}', leaf_hash = '{forged_hash}' WHERE idx = 3"
+        "UPDATE audit_leaves SET entry = '{forged}', leaf_hash = '{forged_hash}' WHERE idx = {}",
+        b + 3
     ))
     .await;
     let (ok, report) = verify(&server);
@@ -249,37 +272,58 @@ async fn audit_verify_detects_tampering(backend: Backend) {
     restore().await;
 
     // Deleted entry.
-    exec("DELETE FROM audit_leaves WHERE idx = 3".into()).await;
+    exec(format!("DELETE FROM audit_leaves WHERE idx = {}", b + 3)).await;
     let (ok, report) = verify(&server);
     assert!(!ok);
-    assert_eq!(first_problem(&report).0, Some(3));
+    assert_eq!(first_problem(&report).0, Some(b + 3));
     restore().await;
 
     // Two entries swapped, hashes and all.
-    exec("UPDATE audit_leaves SET idx = -1 WHERE idx = 1".into()).await;
-    exec("UPDATE audit_leaves SET idx = 1 WHERE idx = 2".into()).await;
-    exec("UPDATE audit_leaves SET idx = 2 WHERE idx = -1".into()).await;
+    exec(format!(
+        "UPDATE audit_leaves SET idx = -1 WHERE idx = {}",
+        b + 1
+    ))
+    .await;
+    exec(format!(
+        "UPDATE audit_leaves SET idx = {} WHERE idx = {}",
+        b + 1,
+        b + 2
+    ))
+    .await;
+    exec(format!(
+        "UPDATE audit_leaves SET idx = {} WHERE idx = -1",
+        b + 2
+    ))
+    .await;
     let (ok, report) = verify(&server);
     assert!(!ok, "{report}");
+    // A checkpoint was published after every entry here, so the change is located exactly.
+    assert_eq!(first_problem(&report).0, Some(b + 1), "{report}");
     restore().await;
 
     // Truncated and re-appended with a different history.
-    exec("DELETE FROM audit_leaves WHERE idx >= 4".into()).await;
-    exec(format!("INSERT INTO audit_leaves (idx, leaf_hash, entry, created_at) VALUES (4, '{forged_hash}', '{forged}', 0)")).await;
+    exec(format!("DELETE FROM audit_leaves WHERE idx >= {}", b + 4)).await;
+    exec(format!("INSERT INTO audit_leaves (idx, leaf_hash, entry, created_at) VALUES ({}, '{forged_hash}', '{forged}', 0)", b + 4)).await;
     let (ok, report) = verify(&server);
     assert!(!ok, "{report}");
+    assert_eq!(first_problem(&report).0, Some(b + 4), "{report}");
     restore().await;
 
     // The searchable row changed but not the leaf: verify names the row.
     let (idx, outcome): (i64, String) =
-        sqlx::query_as("SELECT log_index, outcome FROM security_events WHERE log_index = 2")
+        sqlx::query_as("SELECT log_index, outcome FROM security_events WHERE log_index = $1")
+            .bind(b as i64 + 2)
             .fetch_one(db.pool())
             .await
             .unwrap();
-    exec("UPDATE security_events SET outcome = 'success' WHERE log_index = 2".into()).await;
+    exec(format!(
+        "UPDATE security_events SET outcome = 'success' WHERE log_index = {}",
+        b + 2
+    ))
+    .await;
     let (ok, report) = verify(&server);
     assert!(!ok, "{report}");
-    assert_eq!(first_problem(&report).0, Some(2), "{report}");
+    assert_eq!(first_problem(&report).0, Some(b + 2), "{report}");
     sqlx::query("UPDATE security_events SET outcome = $1 WHERE log_index = $2")
         .bind(outcome)
         .bind(idx)
@@ -720,7 +764,8 @@ async fn proofs_bundles_and_admin_search(backend: Backend) {
     assert!(family["next"].is_i64(), "a full page has a next cursor");
     let now = palisade_store::now_ms();
     let window = search(format!("from={}&to={}", now - 600_000, now + 600_000)).await;
-    assert_eq!(window["events"].as_array().unwrap().len(), 3);
+    let in_window = window["events"].as_array().unwrap().len() as u64;
+    assert_eq!(in_window, FIRST_START_EVENTS + 3);
     assert_eq!(
         search(format!("from={}", now + 600_000)).await["events"],
         serde_json::json!([])
@@ -831,7 +876,8 @@ async fn erased_subjects_verify_as_payload_erased(backend: Backend) {
         .await
         .unwrap();
     assert!(keys >= 2, "one key per subject");
-    let (entry,): (String,) = sqlx::query_as("SELECT entry FROM audit_leaves WHERE idx = 0")
+    let (entry,): (String,) = sqlx::query_as("SELECT entry FROM audit_leaves WHERE idx = $1")
+        .bind(FIRST_START_EVENTS as i64)
         .fetch_one(db.pool())
         .await
         .unwrap();

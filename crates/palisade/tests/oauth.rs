@@ -190,11 +190,9 @@ async fn client_credentials_introspection_and_errors(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(
-        r.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Basic")
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        r#"Basic realm="palisade", charset="UTF-8""#
     );
     assert_eq!(r.headers()["cache-control"], "no-store");
     let trace = r.headers()["x-trace-id"].to_str().unwrap().to_owned();
@@ -438,11 +436,27 @@ async fn dynamic_registration(backend: Backend) {
         "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic",
         "scope": "social:read", "logo_uri": "https://app.example/logo.png",
     });
-    for token in [None, Some("wrong-token")] {
+    // RFC 7591 §3, RFC 6750 §3: registration without the initial access token is told what
+    // it needs; a wrong one is an invalid token.
+    for (token, challenge, says) in [
+        (
+            None,
+            r#"Bearer realm="palisade""#,
+            "Registration needs an initial access token, sent as a Bearer token (RFC 7591 §3).",
+        ),
+        (
+            Some("wrong-token"),
+            r#"Bearer realm="palisade", error="invalid_token""#,
+            "The initial access token is not valid.",
+        ),
+    ] {
+        let r = register(token, metadata.clone()).await.unwrap();
+        assert_eq!(r.status(), 401, "{token:?}");
+        assert_eq!(r.headers()["www-authenticate"], challenge);
+        let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(
-            register(token, metadata.clone()).await.unwrap().status(),
-            401,
-            "{token:?}"
+            (body["error"].as_str(), body["error_description"].as_str()),
+            (Some("invalid_token"), Some(says))
         );
     }
     for (bad, code) in [
@@ -504,7 +518,26 @@ async fn dynamic_registration(backend: Backend) {
 
     // RFC 7592: read, update, delete with the registration access token only.
     let read = |token: &str| http.get(&management).bearer_auth(token).send();
-    assert_eq!(read("not-the-token").await.unwrap().status(), 401);
+    let r = read("not-the-token").await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        r#"Bearer realm="palisade", error="invalid_token""#
+    );
+    let r = http.get(&management).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        r#"Bearer realm="palisade""#
+    );
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("registration access token"),
+        "{body}"
+    );
     assert_eq!(
         read(secret).await.unwrap().status(),
         401,

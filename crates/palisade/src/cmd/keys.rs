@@ -28,7 +28,7 @@ pub(crate) enum KeysCommand {
 
 pub(crate) async fn run(config: Config, command: KeysCommand) -> Result<()> {
     let tool = crate::node::Tool::open(&config).await?;
-    let ring = crate::node::key_ring(&config, &tool.db).await?;
+    let ring = crate::node::key_ring(&config, &tool.db, &tool.auditor).await?;
     let auditor = &tool.auditor;
     let tenant = "default";
     match command {

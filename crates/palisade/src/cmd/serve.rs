@@ -7,8 +7,8 @@ use crate::node;
 use crate::policies::Policies;
 use anyhow::{Context, Result, bail};
 use axum::Router;
-use palisade_audit::Auditor;
 use palisade_audit::log::AuditLog;
+use palisade_audit::{Action, Auditor, Outcome, SecurityEvent};
 use palisade_cluster::Cluster;
 use palisade_http::egress::Egress;
 use palisade_http::health::{self, Readiness};
@@ -22,7 +22,7 @@ use palisade_jobs::{Jobs, Supervisor};
 use palisade_principal::{
     AccessTokenGuard, Authenticator, AuthenticatorConfig, Dpop, Revocations, ServiceGuard,
 };
-use palisade_tls::{CertFiles, CertMetrics, SwappableResolver};
+use palisade_tls::{CertFiles, CertMetrics, DevCertificate, SwappableResolver};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +35,7 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     let mut supervisor = Supervisor::new();
     let shutdown = supervisor.token();
 
-    let (resolver, watched) = certificate(&config, cert_metrics(&mut registry))?;
+    let (resolver, watched, development) = certificate(&config, cert_metrics(&mut registry))?;
     let https = TcpListener::bind(config.server.https_listen)
         .await
         .with_context(|| {
@@ -108,7 +108,10 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         );
     }
 
-    let key_ring = node::key_ring(&config, &db).await?;
+    let key_ring = node::key_ring(&config, &db, &auditor).await?;
+    if let Some(dev) = &development {
+        record_development_certificate(&auditor, dev).await?;
+    }
     supervisor.spawn(
         "signing keys",
         crate::signing::maintain(
@@ -385,7 +388,11 @@ async fn listen_plain(
 fn certificate(
     config: &Config,
     metrics: CertMetrics,
-) -> Result<(Arc<SwappableResolver>, Option<CertFiles>)> {
+) -> Result<(
+    Arc<SwappableResolver>,
+    Option<CertFiles>,
+    Option<DevCertificate>,
+)> {
     match (&config.tls.cert_file, &config.tls.key_file) {
         (Some(cert), Some(key)) => {
             let loaded =
@@ -398,6 +405,7 @@ fn certificate(
             Ok((
                 Arc::new(SwappableResolver::new(loaded, metrics)),
                 Some(files),
+                None,
             ))
         }
         _ => {
@@ -408,9 +416,27 @@ fn certificate(
                 ca = %dev.ca.display(),
                 "serving the development certificate; trust the CA file to avoid browser warnings"
             );
-            Ok((Arc::new(SwappableResolver::new(loaded, metrics)), None))
+            let resolver = Arc::new(SwappableResolver::new(loaded, metrics));
+            Ok((resolver, None, Some(dev)))
         }
     }
+}
+
+/// A development CA or certificate made at this start is a certificate event (AUD-1).
+async fn record_development_certificate(auditor: &Auditor, dev: &DevCertificate) -> Result<()> {
+    let event = |action| {
+        SecurityEvent::new(action, Outcome::Success, palisade_store::DEFAULT_TENANT)
+            .detail("kind", "development")
+    };
+    if dev.generated.ca {
+        auditor.record(event(Action::TlsCaCreated)).await?;
+    }
+    if dev.generated.leaf {
+        let issued =
+            event(Action::TlsCertificateIssued).detail("fingerprint", dev.fingerprint.as_str());
+        auditor.record(issued).await?;
+    }
+    Ok(())
 }
 
 /// The span exporter, when a collector is configured, supervised with the other tasks (it
