@@ -203,11 +203,22 @@ async fn authorization_request_variants(backend: Backend) {
     // The first visit consents, so that the variants below answer at once.
     op.tokens(&basic, &Flow::new(&id, "openid")).await;
 
-    let answer = op
-        .authorize(&Flow::new(&id, "openid").with("response_type", None))
-        .await;
-    assert_eq!(answer["error"], "unsupported_response_type");
-    assert!(!answer.contains_key("code"));
+    // OAU-1: code flow only: no response type, the implicit ones and hybrids are refused, and
+    // nothing but the error comes back (no token, no code).
+    for response_type in [None, Some("token"), Some("id_token"), Some("code id_token")] {
+        let flow = Flow::new(&id, "openid").with("response_type", response_type);
+        let answer = op.authorize(&flow).await;
+        assert_eq!(
+            answer["error"], "unsupported_response_type",
+            "{response_type:?}"
+        );
+        for leaked in ["code", "access_token", "id_token"] {
+            assert!(
+                !answer.contains_key(leaked),
+                "{response_type:?}: {answer:?}"
+            );
+        }
+    }
 
     let flow = Flow::new(&id, "openid");
     let r = op.user.post_form("/oauth/authorize", &flow.fields()).await;
