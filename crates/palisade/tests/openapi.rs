@@ -10,24 +10,9 @@ use common::flow::*;
 use common::social::*;
 use common::*;
 use serde_json::json;
-use std::path::PathBuf;
-
-/// The schemathesis command line: `PALISADE_TEST_SCHEMATHESIS`, or where the test command installs
-/// it.
-fn schemathesis() -> PathBuf {
-    let path = std::env::var_os("PALISADE_TEST_SCHEMATHESIS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/schemathesis/bin/st"));
-    assert!(
-        path.exists(),
-        "schemathesis is not at {} (scripts/test installs it)",
-        path.display()
-    );
-    path
-}
 
 async fn the_api_matches_its_description(backend: Backend) {
-    let st = schemathesis();
+    let st = installed_tool("PALISADE_TEST_SCHEMATHESIS", "/opt/schemathesis/bin/st");
     // The fuzzer sends thousands of requests with one token: lift the allowances.
     let server = Server::start_with(
         Options::on(backend)

@@ -119,12 +119,8 @@ fn an_invalid_policy_file_stops_the_start() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(said.contains("authz.policy_file"), "{said}");
+    let text = said(&out);
+    assert!(text.contains("authz.policy_file"), "{text}");
 }
 
 /// RES-5: policies replaced 100 times on the admin API while requests keep coming — each

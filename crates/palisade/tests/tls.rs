@@ -169,28 +169,11 @@ fn s_client(server: &Server, args: &[&str]) -> (bool, String) {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("openssl is installed by scripts/test");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = said(&out);
     (
         out.status.success() && !text.contains("Cipher is (NONE)"),
         text,
     )
-}
-
-/// The sslyze command line: `PALISADE_TEST_SSLYZE`, or where the test command installs it.
-fn sslyze() -> PathBuf {
-    let path = std::env::var_os("PALISADE_TEST_SSLYZE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/sslyze/bin/sslyze"));
-    assert!(
-        path.exists(),
-        "sslyze is not at {} (scripts/test installs it)",
-        path.display()
-    );
-    path
 }
 
 /// `openssl verify -x509_strict` of `cert` against `ca`: whether it verified, and what it said.
@@ -201,12 +184,7 @@ fn strict_verify(ca: &Path, cert: &Path) -> (bool, String) {
         .arg(cert)
         .output()
         .expect("openssl is installed by scripts/test");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
+    (out.status.success(), said(&out))
 }
 
 /// PLT-2, TLS-1: strict verifiers accept the development certificate once its CA is trusted:
@@ -221,14 +199,17 @@ async fn development_certificate_passes_strict_verifiers() {
     let ca = tls.join("dev-ca.pem");
     let report = server.dir.path().join("sslyze.json");
     let target = format!("localhost:{}{{127.0.0.1}}", server.https.port());
-    let out = std::process::Command::new(sslyze())
-        .args(["--quiet", "--mozilla_config", "intermediate", "--json_out"])
-        .arg(&report)
-        .arg("--certinfo_ca_file")
-        .arg(&ca)
-        .arg(&target)
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(installed_tool(
+        "PALISADE_TEST_SSLYZE",
+        "/opt/sslyze/bin/sslyze",
+    ))
+    .args(["--quiet", "--mozilla_config", "intermediate", "--json_out"])
+    .arg(&report)
+    .arg("--certinfo_ca_file")
+    .arg(&ca)
+    .arg(&target)
+    .output()
+    .unwrap();
     assert!(
         out.status.success(),
         "Mozilla intermediate: {}",
@@ -247,8 +228,8 @@ async fn development_certificate_passes_strict_verifiers() {
     assert_eq!(supplied["was_validation_successful"], true, "{supplied}");
     assert_eq!(deployment["received_chain_has_valid_order"], true);
 
-    let (ok, said) = strict_verify(&ca, &tls.join("dev-cert.pem"));
-    assert!(ok, "{said}");
+    let (ok, text) = strict_verify(&ca, &tls.join("dev-cert.pem"));
+    assert!(ok, "{text}");
 
     let ca_key =
         KeyPair::from_pem(&std::fs::read_to_string(tls.join("dev-ca-key.pem")).unwrap()).unwrap();
@@ -261,10 +242,10 @@ async fn development_certificate_passes_strict_verifiers() {
         .unwrap();
     let forged_path = server.dir.path().join("forged.pem");
     std::fs::write(&forged_path, forged.pem()).unwrap();
-    let (ok, said) = strict_verify(&ca, &forged_path);
+    let (ok, text) = strict_verify(&ca, &forged_path);
     assert!(
-        !ok && said.contains("permitted subtree violation"),
-        "{said}"
+        !ok && text.contains("permitted subtree violation"),
+        "{text}"
     );
 }
 

@@ -289,9 +289,9 @@ impl Server {
                 );
             }
         } else {
-            let said = lines.pop().unwrap_or_default();
-            assert!(said.starts_with("palisade: "), "{args:?}: {stderr}");
-            let reason = &said["palisade: ".len()..];
+            let last = lines.pop().unwrap_or_default();
+            assert!(last.starts_with("palisade: "), "{args:?}: {stderr}");
+            let reason = &last["palisade: ".len()..];
             assert!(
                 !lines.iter().any(|l| l.contains(reason)),
                 "palisade {args:?}: the error is said once: {stderr}"
@@ -766,6 +766,28 @@ fn enc(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A tool the test command installs: the path in `var`, or `default` where it installs it.
+pub(crate) fn installed_tool(var: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    assert!(
+        path.exists(),
+        "{} is not there (scripts/test installs it; {var} names another place)",
+        path.display()
+    );
+    path
+}
+
+/// What a finished command said, stdout then stderr.
+pub(crate) fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The claims of a JWT, unverified: what a client reads from a token it was given.
