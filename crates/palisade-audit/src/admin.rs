@@ -4,8 +4,9 @@
 use crate::Auditor;
 use crate::search::{Search, search};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use palisade_http::input::Query;
 use palisade_http::{Access, AppError, Routes};
 use serde_json::json;
 

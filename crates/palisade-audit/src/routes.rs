@@ -6,9 +6,10 @@
 use crate::Auditor;
 use crate::log::AuditLog;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use data_encoding::BASE64;
+use palisade_http::input::Query;
 use palisade_http::{Access, AppError, Routes};
 use palisade_tlog::bundle::ProofBundle;
 use palisade_tlog::merkle::{Hash, ProofError};

@@ -13,6 +13,7 @@ pub mod forms;
 pub mod guard;
 pub mod headers;
 pub mod health;
+pub mod input;
 pub mod metrics;
 pub mod otlp;
 pub mod routes;

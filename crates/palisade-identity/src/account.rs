@@ -7,12 +7,13 @@ use crate::login::{check_password_rules, open_totp_seed, totp_context};
 use crate::pages::{self, format_time};
 use crate::users;
 use crate::{Identity, recovery, sessions, totp};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::StatusCode;
 use palisade_audit::{Action, Outcome, SecurityEvent};
 use palisade_crypto::Secret;
 use palisade_http::AppError;
+use palisade_http::input::Query;
 use serde::Deserialize;
 
 #[derive(Deserialize)]

@@ -103,17 +103,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
         }
         let de =
             serde::de::value::MapDeserializer::<_, serde::de::value::Error>::new(pairs.into_iter());
-        T::deserialize(de).map(CsrfForm).map_err(|e| {
-            // serde's message may quote a submitted value; only the missing-field case is safe
-            // and useful to repeat.
-            let msg = e.to_string();
-            let message = if msg.starts_with("missing field") {
-                msg
-            } else {
-                "A field is invalid.".into()
-            };
-            AppError::bad_request("invalid_form", message).into_response()
-        })
+        serde_path_to_error::deserialize(de)
+            .map(CsrfForm)
+            .map_err(|e| {
+                // serde's message may quote a submitted value (a password), so the field is named
+                // without it; a missing field's message quotes only the name.
+                let rule = e.inner().to_string();
+                let message = match e.path().to_string().as_str() {
+                    _ if rule.starts_with("missing field") => format!("{rule}."),
+                    "." => "The form is invalid.".into(),
+                    field => format!("The field `{field}` is invalid."),
+                };
+                AppError::bad_request("invalid_form", message).into_response()
+            })
     }
 }
 
@@ -126,12 +128,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         check_same_origin(req.headers(), req.uri()).map_err(IntoResponse::into_response)?;
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        if !is_json {
+        if !palisade_http::input::is_json(req.headers()) {
             return Err(http::StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response());
         }
         let cookie_token = cookies::get(req.headers(), cookies::CSRF).map(str::to_owned);
@@ -145,13 +142,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfJson<T> {
         let body = Bytes::from_request(req, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        serde_json::from_slice(&body).map(CsrfJson).map_err(|_| {
-            AppError::bad_request(
-                "invalid_json",
-                "The body is not valid JSON for this request.",
-            )
-            .into_response()
-        })
+        palisade_http::input::json_body(&body)
+            .map(CsrfJson)
+            .map_err(IntoResponse::into_response)
     }
 }
 

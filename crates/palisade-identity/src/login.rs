@@ -6,12 +6,13 @@ use crate::csrf::{Csrf, CsrfForm};
 use crate::sessions::{self, NewSession};
 use crate::users::{self, Email, User};
 use crate::{Identity, OutcomeLabel, cookies, pages, recovery, totp};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, StatusCode, header};
 use palisade_audit::{Action, Outcome};
 use palisade_crypto::Secret;
 use palisade_http::AppError;
+use palisade_http::input::Query;
 use serde::Deserialize;
 use std::time::Duration;
 

@@ -8,11 +8,12 @@ use crate::error::OAuthError;
 use crate::registration::Metadata;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use palisade_audit::{Action, Outcome};
+use palisade_http::input::Query;
 use palisade_http::{Access, AppError, Routes};
 use palisade_identity::RequestContext;
 
@@ -47,12 +48,7 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let db = &oauth.0.db;
-    let Ok(Query(target)) = Query::<Target>::try_from_uri(&uri) else {
-        return Err(AppError::bad_request(
-            "invalid_request",
-            "The parameters are tenant and resource.",
-        ));
-    };
+    let Query(target) = Query::<Target>::from_uri(&uri)?;
     let tenant = target
         .tenant
         .unwrap_or_else(|| palisade_store::DEFAULT_TENANT.into());

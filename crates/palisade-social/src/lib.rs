@@ -13,7 +13,7 @@ mod messages;
 mod posts;
 mod profiles;
 
-use axum::Json;
+use palisade_http::input::Json;
 use palisade_http::routes::Documented;
 use palisade_http::shed::{Shedder, shed};
 use palisade_http::{Access, AppError, Routes};
@@ -158,8 +158,8 @@ async fn me(principal: Principal) -> Json<Me> {
 /// feature builds it, and the server never enables that feature.
 #[cfg(feature = "bench-unprotected")]
 pub mod unprotected {
-    use axum::Json;
-    use axum::extract::{Path, Query, State};
+    use axum::extract::{Path, State};
+    use palisade_http::input::{Json, Query};
     use palisade_http::{Access, AppError, Routes};
 
     /// `GET /timeline/{viewer}`: the viewer's timeline, everything on it shown.

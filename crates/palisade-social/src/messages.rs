@@ -6,12 +6,12 @@
 use crate::Social;
 use crate::decide::{refused, store, within_reach};
 use crate::graph;
-use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use palisade_authz::{Action, Object};
 use palisade_http::AppError;
+use palisade_http::input::{Json, Query, Text};
 use palisade_http::routes::ErrorBody;
 use palisade_principal::Principal;
 use palisade_store::{StoreError, new_id, now_ms};
@@ -227,9 +227,9 @@ pub(crate) async fn list(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewMessage {
-    /// Not blank.
-    #[schema(min_length = 1, max_length = 5000)]
-    body: String,
+    /// Not blank; line breaks and tabs are the only control characters allowed.
+    #[schema(value_type = String, min_length = 1, max_length = 5000)]
+    body: Text<1, MAX_MESSAGE>,
 }
 
 /// A message just sent.
@@ -251,12 +251,6 @@ pub(crate) async fn send(
     Path(id): Path<String>,
     Json(message): Json<NewMessage>,
 ) -> Result<Response, AppError> {
-    if message.body.trim().is_empty() || message.body.chars().count() > MAX_MESSAGE {
-        return Err(AppError::bad_request(
-            "invalid_message",
-            format!("A message has 1 to {MAX_MESSAGE} characters."),
-        ));
-    }
     let conversation = social
         .authorized_conversation(&principal, Action::SendMessage, &id)
         .await?;
@@ -277,7 +271,7 @@ pub(crate) async fn send(
         .bind(&conversation.id)
         .bind(seq)
         .bind(&principal.subject)
-        .bind(&message.body)
+        .bind(message.body.as_str())
         .bind(now_ms())
         .execute(social.db.pool())
         .await;

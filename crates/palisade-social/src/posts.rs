@@ -4,12 +4,12 @@
 
 use crate::Social;
 use crate::decide::{refused, store, within_reach};
-use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use palisade_authz::{Action, Object};
 use palisade_http::AppError;
+use palisade_http::input::{Json, Query, Text};
 use palisade_principal::Principal;
 use palisade_store::{Db, new_id, now_ms};
 use serde::{Deserialize, Serialize};
@@ -131,9 +131,9 @@ impl Social {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewPost {
-    /// Not blank.
-    #[schema(min_length = 1, max_length = 5000)]
-    body: String,
+    /// Not blank; line breaks and tabs are the only control characters allowed.
+    #[schema(value_type = String, min_length = 1, max_length = 5000)]
+    body: Text<1, MAX_BODY>,
     visibility: Visibility,
 }
 
@@ -145,17 +145,11 @@ pub(crate) async fn create(
     principal: Principal,
     Json(new): Json<NewPost>,
 ) -> Result<Response, AppError> {
-    if new.body.trim().is_empty() || new.body.chars().count() > MAX_BODY {
-        return Err(AppError::bad_request(
-            "invalid_post",
-            format!("A post has 1 to {MAX_BODY} characters."),
-        ));
-    }
     let post = Post {
         id: new_id(),
         author_id: principal.subject.clone(),
         tenant_id: principal.tenant.to_string(),
-        body: new.body,
+        body: new.body.into_string(),
         visibility: new.visibility.as_str().to_owned(),
         hidden: 0,
         created_at: now_ms(),

@@ -5,12 +5,12 @@
 
 use crate::Social;
 use crate::graph::{self, Edge, Profile};
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use palisade_authz::{Action, Object};
 use palisade_http::AppError;
+use palisade_http::input::{Json, Line, Text};
 use palisade_principal::Principal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -95,10 +95,12 @@ pub(crate) async fn read(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Update {
-    #[schema(max_length = 64)]
-    display_name: String,
-    #[schema(max_length = 500)]
-    bio: String,
+    /// One line.
+    #[schema(value_type = String, max_length = 64)]
+    display_name: Line<0, MAX_DISPLAY_NAME>,
+    /// Line breaks and tabs are the only control characters allowed.
+    #[schema(value_type = String, max_length = 500)]
+    bio: Text<0, MAX_BIO>,
     public: bool,
 }
 
@@ -113,29 +115,19 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     Json(change): Json<Update>,
 ) -> Result<Response, AppError> {
-    let text_ok =
-        |s: &str, max: usize| s.chars().count() <= max && !s.chars().any(char::is_control);
-    if !text_ok(&change.display_name, MAX_DISPLAY_NAME) || !text_ok(&change.bio, MAX_BIO) {
-        return Err(AppError::bad_request(
-            "invalid_profile",
-            format!(
-                "display_name is at most {MAX_DISPLAY_NAME} characters and bio at most {MAX_BIO}, without control characters."
-            ),
-        ));
-    }
     let mut profile = social
         .authorized(&principal, Action::UpdateProfile, &id)
         .await?;
     graph::save_profile(
         &social.db,
         &profile.user_id,
-        &change.display_name,
-        &change.bio,
+        change.display_name.as_str(),
+        change.bio.as_str(),
         change.public,
     )
     .await?;
-    profile.display_name = change.display_name;
-    profile.bio = change.bio;
+    profile.display_name = change.display_name.into_string();
+    profile.bio = change.bio.into_string();
     profile.is_public = i64::from(change.public);
     Ok(shown(&profile))
 }

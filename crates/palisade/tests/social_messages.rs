@@ -180,7 +180,23 @@ async fn conversations_are_for_their_participants(backend: Backend) {
         "no new conversation with someone who blocked you"
     );
 
-    // Bad requests.
+    // Bad requests, each answer naming what is wrong.
+    let (status, body) = call(
+        &server,
+        &eve.token,
+        "POST",
+        &messages,
+        Some(json!({"body": ""})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("body: must have 1 to 5000 characters"),
+        "{body}"
+    );
     for bad in [json!({"with": []}), json!({"with": ["no-such-account"]})] {
         assert_eq!(
             call(&server, &eve.token, "POST", "/api/conversations", Some(bad))

@@ -148,18 +148,41 @@ async fn posts_and_the_timeline(backend: Backend) {
     );
     assert_eq!(read(&bob, &private).await, 404);
 
-    // Bad posts are refused: a blank body as invalid, an unknown visibility by the type.
-    for (bad, status) in [
-        (json!({"body": "", "visibility": "public"}), 400),
-        (json!({"body": "x", "visibility": "everyone"}), 422),
+    // Bad posts are refused, the answer naming the field and the rule it broke, and nothing
+    // is published.
+    let before = whole_timeline(&server, &bob, 100).await;
+    for (bad, said) in [
+        (
+            json!({"body": " ", "visibility": "public"}),
+            "body: must not be blank",
+        ),
+        (
+            json!({"body": "x".repeat(5001), "visibility": "public"}),
+            "body: must have 1 to 5000 characters",
+        ),
+        (
+            json!({"body": "a\u{0}b", "visibility": "public"}),
+            "body: must not contain control characters other than line breaks and tabs",
+        ),
+        (
+            json!({"body": "x", "visibility": "everyone"}),
+            "visibility: unknown variant `everyone`, expected one of",
+        ),
+        (json!({"visibility": "public"}), "missing field `body`"),
+        (
+            json!({"body": "x", "visibility": "public", "author": "someone"}),
+            "author: unknown field `author`",
+        ),
     ] {
+        let (status, body) = call(&server, &bob.token, "POST", "/api/posts", Some(bad)).await;
         assert_eq!(
-            call(&server, &bob.token, "POST", "/api/posts", Some(bad))
-                .await
-                .0,
-            status
+            (status, body["error"].as_str()),
+            (400, Some("invalid_json"))
         );
+        let message = body["message"].as_str().unwrap();
+        assert!(message.starts_with(said), "{message} is not {said}");
     }
+    assert_eq!(whole_timeline(&server, &bob, 100).await, before);
 
     // The timeline: pages without gaps or repeats, newest first, only what alice may read.
     let (_, seen) = call(&server, &bob.token, "GET", &path(&followers, ""), None).await;
@@ -194,6 +217,25 @@ async fn posts_and_the_timeline(backend: Backend) {
         .0,
         400
     );
+    for (query, said) in [
+        ("limit=0", "limit is from 1 to 100."),
+        ("limit=101", "limit is from 1 to 100."),
+        ("limit=ten", "limit: invalid digit found in string."),
+        ("since=1", "since: unknown field `since`"),
+        (
+            "limit=1&limit=2",
+            "The field `limit` appears more than once.",
+        ),
+    ] {
+        let path = format!("/api/timeline?{query}");
+        let (status, body) = call(&server, &alice.token, "GET", &path, None).await;
+        assert_eq!(status, 400, "{query}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(said),
+            "{query}: {message} is not {said}"
+        );
+    }
 
     // Muting bob leaves only alice's own post.
     assert_eq!(

@@ -144,28 +144,45 @@ async fn profiles_follows_and_blocks(backend: Backend) {
         call(&server, &alice, "GET", "..%2Fadmin", "", None).await.0,
         404
     );
-    for (bad, status) in [
+    // Bad bodies are refused naming the field and the rule, and the profile stays as it was.
+    let (_, before) = call(&server, &alice, "GET", &alice.id, "", None).await;
+    for (bad, said) in [
         (
             json!({"display_name": "x".repeat(65), "bio": "", "public": true}),
-            400,
+            "display_name: must have at most 64 characters",
         ),
         (
             json!({"display_name": "a\u{7}b", "bio": "", "public": true}),
-            400,
+            "display_name: must be one line without control characters",
+        ),
+        (
+            json!({"display_name": "a\nb", "bio": "", "public": true}),
+            "display_name: must be one line without control characters",
+        ),
+        (
+            json!({"display_name": "a", "bio": "b".repeat(501), "public": true}),
+            "bio: must have at most 500 characters",
+        ),
+        (
+            json!({"display_name": "a", "bio": "", "public": "yes"}),
+            "public: invalid type: string \"yes\", expected a boolean",
         ),
         // Fields the API does not have are refused, not ignored.
         (
             json!({"display_name": "a", "bio": "", "public": true, "role": "admin"}),
-            422,
+            "role: unknown field `role`",
         ),
     ] {
+        let (status, body) = call(&server, &alice, "PUT", &alice.id, "", Some(bad)).await;
         assert_eq!(
-            call(&server, &alice, "PUT", &alice.id, "", Some(bad))
-                .await
-                .0,
-            status
+            (status, body["error"].as_str()),
+            (400, Some("invalid_json"))
         );
+        let message = body["message"].as_str().unwrap();
+        assert!(message.starts_with(said), "{message} is not {said}");
     }
+    let (_, after) = call(&server, &alice, "GET", &alice.id, "", None).await;
+    assert_eq!(after, before);
 
     // Each action needs its scope: a read-only token reads but changes nothing.
     let reader = member(&server, client_id, "reader", "social:read").await;
