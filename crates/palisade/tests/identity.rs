@@ -155,11 +155,37 @@ async fn unknown_user_and_wrong_password_are_indistinguishable(backend: Backend)
             .contains("Incorrect email address or password.")
     );
 
-    // Signing up again with a taken address looks exactly like a new sign-up.
-    let mut b = server.agent();
-    b.sign_up(&email, "another long password").await;
-    b.sign_up(&unique_email("fresh"), "another long password")
-        .await;
+    // Signing up again with a taken address looks exactly like a new sign-up: the same status,
+    // the same redirect, the same body, the same headers apart from their per-request values.
+    let sign_up = async |address: &str| {
+        let mut b = server.agent();
+        b.get("/signup").await;
+        b.post_form(
+            "/signup",
+            &[("email", address), ("password", "another long password")],
+        )
+        .await
+    };
+    let (taken, fresh) = (sign_up(&email).await, sign_up(&unique_email("fresh")).await);
+    assert_eq!(
+        (taken.status, taken.location()),
+        (303, "/login?notice=signed_up")
+    );
+    assert_eq!(
+        (taken.status, taken.location()),
+        (fresh.status, fresh.location())
+    );
+    assert_eq!(taken.body, fresh.body);
+    let names = |r: &Response| {
+        let mut names: Vec<_> = r.headers.keys().map(|k| k.as_str().to_owned()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&taken), names(&fresh));
+    // And nothing changed for the owner of the address.
+    assert_eq!(a.log_in(&email, PASSWORD).await.status, 303);
+    let mut c = server.agent();
+    assert_eq!(c.log_in(&email, "another long password").await.status, 401);
 }
 
 /// IDN-3: 20 rapid wrong passwords end in 429 with Retry-After; during the back-off even the
@@ -511,7 +537,69 @@ async fn admin_cli_creates_and_locks_accounts(backend: Backend) {
     assert!(entry.contains("admin.account.locked"), "{entry}");
 }
 
+/// IDN-4, IDN-6, OAU-4: session ids, second-step challenges, recovery codes and client secrets
+/// are stored as their SHA-256 digests — the very digest, so the secret itself is nowhere in
+/// the row and the lookup by digest is what authenticates.
+async fn secrets_are_stored_as_their_sha256(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let db = server.db().await;
+    let column = async |sql: &str, bind: &str| -> Vec<String> {
+        let mut rows: Vec<String> = sqlx::query_scalar(sql)
+            .bind(bind)
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        rows.sort();
+        rows
+    };
+    let sha256 = |s: &str| palisade_crypto::sha256_hex(s.as_bytes());
+    let mut a = server.agent();
+    let email = unique_email("digests");
+    a.sign_up(&email, PASSWORD).await;
+    a.log_in(&email, PASSWORD).await;
+    let user_id = column("SELECT id FROM users WHERE email = $1", &email)
+        .await
+        .remove(0);
+    let sessions = "SELECT id_hash FROM sessions WHERE user_id = $1";
+    let session = a.session().unwrap().clone();
+    assert_eq!(column(sessions, &user_id).await, vec![sha256(&session)]);
+
+    let (_, codes) = common::factors::enrol_totp(&mut a).await;
+    let mut expected: Vec<String> = codes
+        .iter()
+        .map(|code| sha256(&format!("{user_id}:{}", code.replace('-', ""))))
+        .collect();
+    expected.sort();
+    let recovery = "SELECT code_hash FROM recovery_codes WHERE user_id = $1";
+    assert_eq!(column(recovery, &user_id).await, expected);
+
+    a.log_out().await;
+    a.log_in(&email, PASSWORD).await;
+    let challenge = a.cookies.get("__Host-palisade-mfa").unwrap().clone();
+    let challenges = "SELECT id_hash FROM mfa_challenges WHERE user_id = $1";
+    assert_eq!(column(challenges, &user_id).await, vec![sha256(&challenge)]);
+
+    let client = server.register_client(&[
+        "--name",
+        "digest",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "social:read",
+    ]);
+    let stored = column(
+        "SELECT secret_sha256 FROM oauth_clients WHERE client_id = $1",
+        client["client_id"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        stored,
+        vec![sha256(client["client_secret"].as_str().unwrap())]
+    );
+}
+
 on_both_backends!(
+    secrets_are_stored_as_their_sha256,
     sign_up_login_totp_recovery_and_no_secrets_in_logs,
     unknown_user_and_wrong_password_are_indistinguishable,
     brute_force_is_throttled_per_account,

@@ -129,6 +129,64 @@ async fn the_principal_comes_from_the_token_and_the_account(backend: Backend) {
 
 on_both_backends!(the_principal_comes_from_the_token_and_the_account);
 
+/// TOK-4: an access token issued before a password change, or before "log out everywhere", is
+/// refused at once by the API and by userinfo with an `invalid_token` challenge, while a token
+/// issued afterwards works.
+async fn earlier_tokens_die_with_a_password_change_or_log_out_everywhere(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
+    let client_id = public_app(&server, "Social app", &["openid", "social:read"], &[]);
+    let mut user = server.agent();
+    let email = unique_email("epoch");
+    user.sign_up(&email, PASSWORD).await;
+    user.log_in(&email, PASSWORD).await;
+    let token_for = async |user: &mut Agent| {
+        let flow = Flow::new(&client_id, "openid social:read");
+        let code = code_for(user, &flow).await;
+        let (status, tokens) = exchange(&server, &flow, &code, &flow.verifier).await;
+        assert_eq!(status, 200, "{tokens}");
+        tokens["access_token"].as_str().unwrap().to_owned()
+    };
+    let accepted = async |token: &str| {
+        let (api, body, _) = me(&server, Some(token)).await;
+        let (info, claims) = userinfo(&server, token).await;
+        assert_eq!(api, info, "the API and userinfo agree: {body} {claims}");
+        api == 200
+    };
+    let refused_as_invalid = async |token: &str| {
+        let (status, body, challenge) = me(&server, Some(token)).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+        let (status, claims) = userinfo(&server, token).await;
+        assert_eq!((status, claims.get("sub")), (401, None));
+    };
+
+    let before_password = token_for(&mut user).await;
+    assert!(accepted(&before_password).await);
+    let r = user
+        .post_form(
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    refused_as_invalid(&before_password).await;
+
+    let before_everywhere = token_for(&mut user).await;
+    assert!(accepted(&before_everywhere).await);
+    let r = user.post_form("/account/sessions/revoke-others", &[]).await;
+    assert_eq!(r.status, 303);
+    refused_as_invalid(&before_everywhere).await;
+    refused_as_invalid(&before_password).await;
+
+    let after = token_for(&mut user).await;
+    assert!(accepted(&after).await, "a token issued afterwards works");
+}
+
+on_both_backends!(earlier_tokens_die_with_a_password_change_or_log_out_everywhere);
+
 /// RES-7: a principal flooding the API gets `429` with `Retry-After`; others are unaffected.
 async fn each_principal_has_its_own_allowance(backend: Backend) {
     let server =

@@ -105,6 +105,11 @@ async fn posts_and_the_timeline(backend: Backend) {
         403
     );
     assert_eq!(
+        read(&alice, &public).await,
+        200,
+        "the public post is still there"
+    );
+    assert_eq!(
         call(&server, &alice.token, "POST", &path(&public, "/hide"), None)
             .await
             .0,
@@ -250,6 +255,20 @@ async fn posts_and_the_timeline(backend: Backend) {
         .0,
         204
     );
+    assert_eq!(
+        whole_timeline(&server, &alice, 10).await,
+        vec![mine.1.clone()]
+    );
+
+    // Unmuted, bob's posts are back; once he blocks alice they are gone from her timeline.
+    let mute = format!("/api/profiles/{}/mute", bob.id);
+    assert_eq!(
+        call(&server, &alice.token, "DELETE", &mute, None).await.0,
+        204
+    );
+    assert_eq!(whole_timeline(&server, &alice, 100).await, expected);
+    let block = format!("/api/profiles/{}/block", alice.id);
+    assert_eq!(call(&server, &bob.token, "PUT", &block, None).await.0, 204);
     assert_eq!(whole_timeline(&server, &alice, 10).await, vec![mine.1]);
 }
 

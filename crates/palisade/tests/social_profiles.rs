@@ -53,6 +53,17 @@ async fn profiles_follows_and_blocks(backend: Backend) {
     assert_eq!((status, saved["display_name"].as_str()), (200, Some("Bob")));
     let (status, seen) = call(&server, &alice, "GET", &bob.id, "", None).await;
     assert_eq!((status, seen["bio"].as_str()), (200, Some("Hello")));
+    // Public means readable, not writable: alice still cannot change it.
+    let mut defaced = profile(true).unwrap();
+    defaced["display_name"] = json!("Mallory");
+    assert_eq!(
+        call(&server, &alice, "PUT", &bob.id, "", Some(defaced))
+            .await
+            .0,
+        403
+    );
+    let (_, unchanged) = call(&server, &alice, "GET", &bob.id, "", None).await;
+    assert_eq!(unchanged, seen);
 
     // Followers see a private profile; others do not; nobody follows themselves.
     assert_eq!(
@@ -125,6 +136,12 @@ async fn profiles_follows_and_blocks(backend: Backend) {
         204
     );
     assert_eq!(call(&server, &alice, "GET", &bob.id, "", None).await.0, 200);
+    // Each follow is gone, not only the friendship: with both profiles private, neither reads
+    // the other's (a follower would).
+    call(&server, &bob, "PUT", &bob.id, "", profile(false)).await;
+    assert_eq!(call(&server, &alice, "GET", &bob.id, "", None).await.0, 403);
+    assert_eq!(call(&server, &bob, "GET", &alice.id, "", None).await.0, 403);
+    call(&server, &bob, "PUT", &bob.id, "", profile(true)).await;
 
     // Unknown and malformed ids are not found; bad bodies are refused.
     assert_eq!(
