@@ -109,16 +109,21 @@ async fn remove(
     ctx: RequestContext,
     Path(client_id): Path<String>,
 ) -> Result<Response, AppError> {
-    let deleted = clients::delete(&oauth.0.db, &client_id).await?;
-    oauth.0.clients.changed(&client_id).await;
-    if !deleted {
+    let deleted = clients::delete(
+        &oauth.0.db,
+        &oauth.0.clients,
+        oauth.0.auth.revocations(),
+        &client_id,
+    )
+    .await?;
+    let Some(tenant) = deleted else {
         return Err(AppError::NotFound);
-    }
+    };
     oauth
         .0
         .auditor
         .record(
-            ctx.event(Action::ClientDeleted, Outcome::Success, "default")
+            ctx.event(Action::ClientDeleted, Outcome::Success, &tenant)
                 .client(client_id)
                 .detail("by", "admin_api"),
         )

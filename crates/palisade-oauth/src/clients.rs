@@ -402,12 +402,34 @@ pub async fn list(db: &Db) -> Result<Vec<Client>, StoreError> {
 }
 
 /// Returns whether a client was deleted.
-pub async fn delete(db: &Db, client_id: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1")
-        .bind(client_id)
-        .execute(db.pool())
-        .await?;
-    Ok(done.rows_affected() == 1)
+/// Deletes a client and ends every grant it holds, so that no token it was given works any
+/// more on any node; the tenant it belonged to, if there was such a client.
+pub async fn delete(
+    db: &Db,
+    cache: &ClientCache,
+    revocations: &palisade_principal::Revocations,
+    client_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let mut tx = db.begin().await?;
+    let tenant: Option<String> =
+        sqlx::query_scalar("DELETE FROM oauth_clients WHERE client_id = $1 RETURNING tenant_id")
+            .bind(client_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let grants: Vec<String> = sqlx::query_scalar(
+        "UPDATE oauth_grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL \
+         RETURNING grant_id",
+    )
+    .bind(now_ms())
+    .bind(client_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    cache.changed(client_id).await;
+    for grant in grants {
+        revocations.grant_revoked(&grant).await;
+    }
+    Ok(tenant)
 }
 
 /// Gives a client a new registration access token (RFC 7592); returns it (shown once).

@@ -258,17 +258,24 @@ const MAX_DESCENDANTS: usize = 16;
 
 /// Rotates a refresh token (OAU-5): the first use marks it used and stores its successor in
 /// one transaction; a use within `grace_ms` of that is a concurrent refresh and gets the same
-/// successor; a later one is reuse. A token bound to a DPoP key other than `proved_jkt` is not
-/// touched. However many refreshes race, one refresh token of the family stays live.
+/// successor; a later one is reuse. A token presented by another client than `client_id`, an
+/// expired one, and one bound to a DPoP key other than `proved_jkt` are not touched: spending
+/// them would leave the owner holding a used token, whose next refresh looks like theft.
+/// However many refreshes race, one refresh token of the family stays live.
 pub async fn rotate_refresh(
     db: &Db,
     key: &[u8; 32],
     token: &str,
+    client_id: &str,
     proved_jkt: Option<&str>,
     grace_ms: i64,
 ) -> Result<Rotated, StoreError> {
     let digest = palisade_crypto::sha256_hex(token.as_bytes());
-    let Some((refresh, _)) = refresh_row(db, &digest).await? else {
+    let now = now_ms();
+    let Some((refresh, _)) = refresh_row(db, &digest)
+        .await?
+        .filter(|(r, _)| r.client_id == client_id && r.expires_at > now)
+    else {
         return Ok(Rotated::Unknown);
     };
     if refresh
@@ -278,7 +285,6 @@ pub async fn rotate_refresh(
     {
         return Ok(Rotated::WrongKey);
     }
-    let now = now_ms();
     let next = successor(key, token);
     let mut tx = db.begin().await?;
     let first = sqlx::query(

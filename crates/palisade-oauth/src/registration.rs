@@ -147,14 +147,14 @@ async fn recorded(
     oauth: &OAuth,
     ctx: &RequestContext,
     action: Action,
-    client_id: &str,
+    client: &Client,
 ) -> Result<(), OAuthError> {
     oauth
         .0
         .auditor
         .record(
-            ctx.event(action, Outcome::Success, "default")
-                .client(client_id.to_owned())
+            ctx.event(action, Outcome::Success, &client.tenant_id)
+                .client(client.client_id.clone())
                 .detail("by", "registration"),
         )
         .await?;
@@ -202,7 +202,7 @@ pub(crate) async fn register(
     let new = metadata.into_checked(&oauth, method, Registrar::Registration)?;
     let (client, secret) = clients::create(&oauth.0.db, new).await?;
     let token = clients::issue_registration_token(&oauth.0.db, &client.client_id).await?;
-    recorded(&oauth, &ctx, Action::ClientRegistered, &client.client_id).await?;
+    recorded(&oauth, &ctx, Action::ClientRegistered, &client).await?;
     let mut body = describe(&oauth, &client);
     body["registration_access_token"] = token.into();
     if let Some(secret) = secret {
@@ -243,10 +243,10 @@ pub(crate) async fn update(
     let new = metadata.into_checked(&oauth, client.auth_method, client.registered_by)?;
     clients::update(&oauth.0.db, &client_id, &new).await?;
     oauth.0.clients.changed(&client_id).await;
-    recorded(&oauth, &ctx, Action::ClientUpdated, &client_id).await?;
     let updated = clients::find(&oauth.0.db, &client_id)
         .await?
         .ok_or(OAuthError::InvalidClient { basic: false })?;
+    recorded(&oauth, &ctx, Action::ClientUpdated, &updated).await?;
     Ok(answered(StatusCode::OK, describe(&oauth, &updated)))
 }
 
@@ -255,8 +255,13 @@ pub(crate) async fn delete(
     ctx: RequestContext,
     Registered(client): Registered,
 ) -> Result<Response, OAuthError> {
-    clients::delete(&oauth.0.db, &client.client_id).await?;
-    oauth.0.clients.changed(&client.client_id).await;
-    recorded(&oauth, &ctx, Action::ClientDeleted, &client.client_id).await?;
+    clients::delete(
+        &oauth.0.db,
+        &oauth.0.clients,
+        oauth.0.auth.revocations(),
+        &client.client_id,
+    )
+    .await?;
+    recorded(&oauth, &ctx, Action::ClientDeleted, &client).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -39,7 +39,7 @@ pub(crate) async fn revoke(
             .0
             .auditor
             .record(
-                ctx.event(Action::TokenRevoked, Outcome::Success, "default")
+                ctx.event(Action::TokenRevoked, Outcome::Success, &client.tenant_id)
                     .client(client.client_id.clone())
                     .detail("grant", grant.as_str()),
             )

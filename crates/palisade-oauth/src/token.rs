@@ -464,6 +464,7 @@ async fn refresh(
         db,
         &config.refresh_key,
         token,
+        &client.client_id,
         proved,
         config.refresh_grace_ms,
     )
@@ -489,14 +490,12 @@ async fn refresh(
         }
     };
     let now = now_ms();
-    if refresh.client_id != client.client_id
-        || refresh.expires_at <= now
-        || !oauth
-            .0
-            .auth
-            .revocations()
-            .grant_is_live(&refresh.grant_id)
-            .await?
+    if !oauth
+        .0
+        .auth
+        .revocations()
+        .grant_is_live(&refresh.grant_id)
+        .await?
     {
         return Err(invalid());
     }
@@ -564,7 +563,7 @@ pub(crate) async fn revoke_on_reuse(
             .0
             .auditor
             .record(
-                ctx.event(action, Outcome::Failure, "default")
+                ctx.event(action, Outcome::Failure, &client.tenant_id)
                     .client(client.client_id.clone())
                     .detail("grant", grant_id),
             )

@@ -367,6 +367,9 @@ async fn refresh_rotation_reuse_and_revocation(backend: Backend) {
                 .as_u16()
         }
     };
+    // OAU-5: another client cannot spend it, and trying does not harm its owner's family.
+    let (status, e) = refresh(&server, &client_id, &r).await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
     assert_eq!(revoke("not-a-token".into(), client2.clone()).await, 200);
     assert_eq!(
         revoke(r.clone(), client_id.clone()).await,
@@ -385,6 +388,38 @@ async fn refresh_rotation_reuse_and_revocation(backend: Backend) {
     assert!(
         !introspect(&server, &rs_auth, &access_next).await,
         "its access tokens too"
+    );
+
+    // OAU-11, AUD-2: refreshes and revocations are audited with the client they came through
+    // and the device; a revocation names no account but the grant.
+    let db = server.db().await;
+    let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT action, actor, client, device FROM security_events \
+         WHERE action IN ('oauth.token.refreshed', 'oauth.token.revoked') ORDER BY seq",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let of = |action: &str| rows.iter().filter(|r| r.0 == action).collect::<Vec<_>>();
+    assert_eq!(of("oauth.token.refreshed").len(), 2, "{rows:?}");
+    for (_, actor, client, device) in of("oauth.token.refreshed") {
+        assert!(actor.is_some() && device.is_some(), "{rows:?}");
+        assert!([&client_id, &client2].contains(&client.as_ref().unwrap()));
+    }
+    let revoked = of("oauth.token.revoked");
+    assert_eq!(revoked.len(), 1, "only the owner's revocation: {rows:?}");
+    assert_eq!(revoked[0].2.as_deref(), Some(client2.as_str()));
+
+    // A deleted client's refresh tokens refresh nothing.
+    let (_, gone, tokens, _) = refreshable(&server, "openid").await;
+    let orphan = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert!(server.cli(&["clients", "delete", &gone]).status.success());
+    let (status, e) = refresh(&server, &gone, &orphan).await;
+    assert_eq!((status, e["error"].as_str()), (401, Some("invalid_client")));
+    assert!(
+        !introspect(&server, &rs_auth, &access).await,
+        "nor do its access tokens work"
     );
 
     // TOK-4: after "log out everywhere", refresh tokens issued before refresh nothing.

@@ -128,15 +128,15 @@ pub(crate) async fn run(config: Config, command: ClientsCommand) -> Result<()> {
             super::print(&clients::list(db).await?)?;
         }
         ClientsCommand::Delete { client_id } => {
-            if !clients::delete(db, &client_id).await? {
+            let cache = palisade_oauth::clients::ClientCache::new(tool.cluster.bus.clone());
+            let revocations =
+                palisade_principal::Revocations::new(db.clone(), tool.cluster.bus.clone());
+            let Some(tenant) = clients::delete(db, &cache, &revocations, &client_id).await? else {
                 bail!("no client {client_id}");
-            }
-            palisade_oauth::clients::ClientCache::new(tool.cluster.bus.clone())
-                .changed(&client_id)
-                .await;
+            };
             auditor
                 .record(
-                    SecurityEvent::new(Action::ClientDeleted, Outcome::Success, "default")
+                    SecurityEvent::new(Action::ClientDeleted, Outcome::Success, &tenant)
                         .client(client_id.clone())
                         .detail("by", "cli"),
                 )
