@@ -1,5 +1,7 @@
 //! Liveness and readiness (PLT-6). `/healthz` says the process answers; `/readyz` checks what a
-//! request depends on: the database answers and the served certificate is still valid.
+//! request depends on: the database answers and the served certificate is still valid. The
+//! bus is reported too, without failing readiness: a node that lost Redis keeps serving on its
+//! own (SCL-2), and taking every node out of rotation at once would be the outage.
 
 use crate::error::PassThrough;
 use crate::routes::{Access, Routes};
@@ -16,6 +18,7 @@ use std::time::Duration;
 pub struct Readiness {
     pub db: Db,
     pub cert: Arc<SwappableResolver>,
+    pub bus: palisade_cluster::Bus,
 }
 
 pub fn router(readiness: Readiness) -> Routes {
@@ -41,6 +44,7 @@ async fn readyz(State(r): State<Readiness>) -> Response {
     } else {
         "expired"
     };
+    let bus = if r.bus.reliable() { "ok" } else { "degraded" };
     let ready = database == "ok" && certificate == "ok";
     let status = if ready {
         StatusCode::OK
@@ -49,7 +53,7 @@ async fn readyz(State(r): State<Readiness>) -> Response {
     };
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "checks": { "database": database, "certificate": certificate },
+        "checks": { "database": database, "certificate": certificate, "bus": bus },
     });
     let mut response = (status, Json(body)).into_response();
     response.extensions_mut().insert(PassThrough);

@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -29,6 +30,8 @@ fn latency_histogram() -> Histogram {
 pub struct HttpMetrics {
     pub requests: Family<RequestLabels, Counter>,
     pub duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Requests received and not yet answered: what a shutdown is draining.
+    pub in_flight: Gauge,
 }
 
 impl HttpMetrics {
@@ -43,7 +46,17 @@ impl HttpMetrics {
             "Time to produce a response",
             duration.clone(),
         );
-        Self { requests, duration }
+        let in_flight = Gauge::default();
+        registry.register(
+            "http_requests_in_flight",
+            "Requests received and not yet answered",
+            in_flight.clone(),
+        );
+        Self {
+            requests,
+            duration,
+            in_flight,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
+use prometheus_client::metrics::gauge::Gauge;
 use std::time::{Duration, Instant, SystemTime};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -78,7 +79,9 @@ async fn observe(State(observer): State<Observer>, mut req: Request, next: Next)
 
     let span =
         tracing::info_span!("request", trace_id = %ctx.trace_id, method = %method, route = %route);
+    let in_flight = InFlight::enter(&observer.metrics.in_flight);
     let mut response = next.run(req).instrument(span.clone()).await;
+    drop(in_flight);
 
     let status = response.status();
     let passthrough = response
@@ -133,6 +136,22 @@ async fn observe(State(observer): State<Observer>, mut req: Request, next: Next)
         )
     });
     response
+}
+
+/// One request counted in flight until dropped: answered, or abandoned with its connection.
+struct InFlight(Gauge);
+
+impl InFlight {
+    fn enter(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Replaces the body of an error response with the typed rendering, keeping the status and

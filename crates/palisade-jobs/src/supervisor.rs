@@ -1,7 +1,10 @@
 //! The owner of every long-lived task of a server (PLT-7): listeners, the job worker, the
-//! cluster link, reloaders. All run under one cancellation token; shutting down cancels it and
-//! waits for each to finish its work, within a deadline. A task that ends while the server is
-//! running is a failure the server reports and stops on, rather than running on without it.
+//! cluster link, reloaders. Shutting down happens in two steps, within one deadline: the
+//! listeners stop accepting and drain the requests in flight, and only then does the work
+//! those requests depend on stop (the audit sequencer, jobs, the cluster link), so a request
+//! answered during the drain is as durable and as audited as any other. A task that ends while
+//! the server is running is a failure the server reports and stops on, rather than running on
+//! without it.
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct Supervisor {
     shutdown: CancellationToken,
+    background: CancellationToken,
+    listeners: JoinSet<&'static str>,
     tasks: JoinSet<&'static str>,
 }
 
@@ -23,55 +28,87 @@ impl Supervisor {
     pub fn new() -> Self {
         Self {
             shutdown: CancellationToken::new(),
+            background: CancellationToken::new(),
+            listeners: JoinSet::new(),
             tasks: JoinSet::new(),
         }
     }
 
-    /// The token every task watches: cancelled when shutdown begins.
+    /// The token listeners watch: cancelled when shutdown begins.
     pub fn token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
 
-    /// Runs `task` until it ends; it must end soon after the token is cancelled.
+    /// The token background tasks watch: cancelled once every listener has drained.
+    pub fn background(&self) -> CancellationToken {
+        self.background.clone()
+    }
+
+    /// Runs a listener until it ends; it must stop accepting when [`Self::token`] is
+    /// cancelled and end once its connections are drained.
+    pub fn spawn_listener(
+        &mut self,
+        name: &'static str,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
+        self.listeners.spawn(named(name, task));
+    }
+
+    /// Runs a background task until it ends; it must end soon after [`Self::background`] is
+    /// cancelled.
     pub fn spawn(&mut self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
-        self.tasks.spawn(async move {
-            task.await;
-            name
-        });
+        self.tasks.spawn(named(name, task));
     }
 
     /// Waits for the first task to end on its own (a failure, before shutdown), and names it.
     /// Pending forever when there is no task.
     pub async fn first_exit(&mut self) -> String {
-        match self.tasks.join_next().await {
-            Some(Ok(name)) => name.to_owned(),
-            Some(Err(e)) if e.is_panic() => "a task that panicked".to_owned(),
-            Some(Err(_)) => "a cancelled task".to_owned(),
-            None => std::future::pending().await,
+        let done = tokio::select! {
+            Some(done) = self.listeners.join_next() => done,
+            Some(done) = self.tasks.join_next() => done,
+            else => std::future::pending().await,
+        };
+        match done {
+            Ok(name) => name.to_owned(),
+            Err(e) if e.is_panic() => "a task that panicked".to_owned(),
+            Err(_) => "a cancelled task".to_owned(),
         }
     }
 
-    /// Cancels every task and waits for them, at most `within`; those still running are
-    /// aborted and named in the log.
+    /// Stops the listeners and lets them drain, then stops the background tasks, all within
+    /// `within`; whatever still runs then is aborted, and the log says so.
     pub async fn shutdown(mut self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
         self.shutdown.cancel();
-        let drained = tokio::time::timeout(within, async {
-            while let Some(done) = self.tasks.join_next().await {
-                if let Err(e) = done
-                    && e.is_panic()
-                {
-                    tracing::error!("a background task panicked during shutdown");
-                }
+        finish(&mut self.listeners, deadline, "listeners").await;
+        self.background.cancel();
+        finish(&mut self.tasks, deadline, "background tasks").await;
+    }
+}
+
+async fn named(name: &'static str, task: impl Future<Output = ()>) -> &'static str {
+    task.await;
+    name
+}
+
+/// Waits for every task of `set` until `deadline`, then aborts the rest.
+async fn finish(set: &mut JoinSet<&'static str>, deadline: tokio::time::Instant, what: &str) {
+    let drained = tokio::time::timeout_at(deadline, async {
+        while let Some(done) = set.join_next().await {
+            if let Err(e) = done
+                && e.is_panic()
+            {
+                tracing::error!("a task panicked during shutdown");
             }
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                tasks = self.tasks.len(),
-                "background tasks did not stop in time; aborting them"
-            );
-            self.tasks.abort_all();
-            while self.tasks.join_next().await.is_some() {}
         }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            tasks = set.len(),
+            "{what} did not stop in time; aborting them"
+        );
+        set.abort_all();
+        while set.join_next().await.is_some() {}
     }
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
 
 /// Every state-changing form route, with the fields it expects.
 const FORM_ROUTES: &[(&str, &[&str])] = &[
@@ -344,6 +345,7 @@ async fn health_and_metrics() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["checks"]["database"], "ok");
     assert_eq!(r.json()["checks"]["certificate"], "ok");
+    assert_eq!(r.json()["checks"]["bus"], "ok");
     assert_eq!(
         a.get_json("/metrics").await.status,
         404,
@@ -389,6 +391,95 @@ async fn sigterm_drains_and_exits_zero() {
     let logs = logs.lock().unwrap().join("\n");
     assert!(logs.contains("all connections drained"), "{logs}");
     assert!(logs.contains("palisade stopped"));
+}
+
+/// PLT-7: SIGTERM while a request is half sent: new connections are refused at once, the
+/// request in flight completes (a token issued), its audit event is stored, and the server
+/// exits 0.
+#[tokio::test]
+async fn sigterm_completes_the_request_in_flight() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start().await;
+    let service = server.register_client(&[
+        "--name",
+        "in flight",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "social:read",
+    ]);
+    let body = encode_form(&[("grant_type", "client_credentials")]);
+    let basic = data_encoding::BASE64.encode(
+        format!(
+            "{}:{}",
+            service["client_id"].as_str().unwrap(),
+            service["client_secret"].as_str().unwrap()
+        )
+        .as_bytes(),
+    );
+    let ca = server.data_dir().join("tls/dev-ca.pem");
+    let mut config = (*tls_client(&[&ca])).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(server.https).await.unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let head = format!(
+        "POST /oauth/token HTTP/1.1\r\nhost: localhost\r\nauthorization: Basic {basic}\r\n\
+         content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(first.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+
+    // The server has the request (its handler waits for the rest of the body) before the
+    // signal: an idle connection would rightly be closed instead.
+    eventually(Duration::from_secs(10), "the request in flight", || async {
+        let metrics = server.metrics().await;
+        metrics
+            .lines()
+            .any(|l| l == "palisade_http_requests_in_flight 1")
+            .then_some(())
+    })
+    .await;
+    server.signal("TERM");
+    eventually(
+        Duration::from_secs(10),
+        "new connections refused",
+        || async {
+            tokio::net::TcpStream::connect(server.https)
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (_, json) = answer.split_once("\r\n\r\n").unwrap();
+    let tokens: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+
+    // Audited before it was answered, and the log stays whole through the shutdown.
+    let db = server.db().await;
+    let issued: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM security_events WHERE action = 'oauth.token.issued' AND client = $1",
+    )
+    .bind(service["client_id"].as_str().unwrap())
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(issued, 1, "the request's audit event is in the log");
+    let logs = server.logs_handle();
+    let status = server.exited().await;
+    assert!(status.success(), "exit status {status:?}");
+    assert!(logs.lock().unwrap().join("\n").contains("palisade stopped"));
 }
 
 /// PLT-4: `config check` validates, masks secrets and names the offending key.

@@ -698,21 +698,36 @@ async fn revoking_consent_ends_the_apps_tokens(backend: Backend) {
     // remembered — the next request asks again.
     let mut fields = again.hidden_fields();
     fields.push(("decision".into(), "deny".into()));
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let denied = owner.post_form("/oauth/authorize/decision", &fields).await;
     assert_eq!(denied.status, 303);
     let answer = callback(denied.location());
-    assert_eq!(answer.get("error").map(String::as_str), Some("access_denied"));
+    assert_eq!(
+        answer.get("error").map(String::as_str),
+        Some("access_denied")
+    );
     assert_eq!(answer.get("state").map(String::as_str), Some("st-42"));
     assert!(!answer.contains_key("code"), "{answer:?}");
     let asked = owner.get(&Flow::new(&client_id, "openid").url()).await;
     assert_eq!(asked.status, 200, "a denial is not remembered");
-    assert!(owner.get("/account/apps").await.body.contains("id=\"no-apps\""));
+    assert!(
+        owner
+            .get("/account/apps")
+            .await
+            .body
+            .contains("id=\"no-apps\"")
+    );
 
     let events = server.events().await;
     let actions: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
     assert!(actions.contains(&"oauth.consent.revoked"));
-    let denial = events.iter().find(|e| e.0 == "oauth.consent.denied").unwrap();
+    let denial = events
+        .iter()
+        .find(|e| e.0 == "oauth.consent.denied")
+        .unwrap();
     assert_eq!(denial.1, "failure");
 }
 

@@ -300,8 +300,21 @@ impl Pki {
 
     /// A fresh leaf for localhost as (certificate PEM, key PEM).
     fn leaf(&self) -> (String, String) {
+        self.leaf_with(|_| {})
+    }
+
+    /// A leaf for localhost that expired in 2021.
+    fn expired_leaf(&self) -> (String, String) {
+        self.leaf_with(|params| {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        })
+    }
+
+    fn leaf_with(&self, adjust: impl FnOnce(&mut CertificateParams)) -> (String, String) {
         let key = KeyPair::generate().unwrap();
-        let params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        adjust(&mut params);
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
     }
@@ -345,6 +358,50 @@ fn metric(metrics: &str, name: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{name} not in metrics"))
+}
+
+/// PLT-6: a node serving an expired certificate is not ready; once a valid pair replaces it,
+/// it is ready again.
+#[tokio::test]
+async fn an_expired_certificate_makes_the_node_unready() {
+    let pki = Pki::new();
+    let cert_path = pki.dir.path().join("cert.pem");
+    let key_path = pki.dir.path().join("key.pem");
+    let (cert, key) = pki.expired_leaf();
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    let server = Server::start_with(
+        Options::default()
+            .env("PALISADE_TLS__CERT_FILE", cert_path.to_str().unwrap())
+            .env("PALISADE_TLS__KEY_FILE", key_path.to_str().unwrap())
+            .env("PALISADE_TLS__RELOAD_INTERVAL_SECONDS", "1"),
+    )
+    .await;
+    let readiness = async || {
+        let r = reqwest::get(format!("http://{}/readyz", server.admin))
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().await.unwrap())
+    };
+    let (status, ready) = readiness().await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["status"], "not_ready");
+    assert_eq!(ready["checks"]["certificate"], "expired");
+    assert_eq!(ready["checks"]["database"], "ok");
+
+    let (cert, key) = pki.leaf();
+    replace(&key_path, &key);
+    replace(&cert_path, &cert);
+    eventually(
+        Duration::from_secs(20),
+        "ready with the new pair",
+        || async {
+            let (status, ready) = readiness().await;
+            (status == 200 && ready["checks"]["certificate"] == "ok").then_some(())
+        },
+    )
+    .await;
 }
 
 /// TLS-2: replaced certificate files are picked up by new handshakes while an open connection

@@ -33,7 +33,8 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     let sealing = node::sealing_key(&config)?;
     let mut registry = Registry::with_prefix("palisade");
     let mut supervisor = Supervisor::new();
-    let shutdown = supervisor.token();
+    // Background work stops only after the listeners have drained (see `Supervisor`).
+    let shutdown = supervisor.background();
 
     let (resolver, watched, development) = certificate(&config, cert_metrics(&mut registry))?;
     let https = TcpListener::bind(config.server.https_listen)
@@ -200,6 +201,7 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     let readiness = Readiness {
         db: db.clone(),
         cert: resolver.clone(),
+        bus: cluster.bus.clone(),
     };
     let published = crate::inventory::Published::default();
     let routes = Routes::new()
@@ -238,9 +240,9 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         drain_timeout: drain,
         ..Default::default()
     };
-    supervisor.spawn(
+    supervisor.spawn_listener(
         "https listener",
-        server::serve_tls(https, tls, app, connection_limits, shutdown.clone()),
+        server::serve_tls(https, tls, app, connection_limits, supervisor.token()),
     );
     let http_addr = listen_plain(&config, &public, &observer, limits, &mut supervisor).await?;
     let mut admin_addr = None;
@@ -250,9 +252,9 @@ pub(crate) async fn run(config: Config) -> Result<()> {
             .with_context(|| format!("cannot listen on server.admin_listen {addr}"))?;
         admin_addr = Some(listener.local_addr()?);
         let admin = admin_router(Arc::new(registry), readiness);
-        supervisor.spawn(
+        supervisor.spawn_listener(
             "admin listener",
-            server::serve_plain(listener, admin, shutdown.clone()),
+            server::serve_plain(listener, admin, supervisor.token()),
         );
     }
     if let Some(files) = watched {
@@ -376,7 +378,7 @@ async fn listen_plain(
         observer.clone(),
         limits,
     );
-    supervisor.spawn(
+    supervisor.spawn_listener(
         "http redirect listener",
         server::serve_plain(listener, redirect, supervisor.token()),
     );
@@ -463,7 +465,7 @@ fn otlp_exporter(
         egress.clone(),
     )
     .map_err(anyhow::Error::msg)?;
-    supervisor.spawn("span export", task.run(supervisor.token()));
+    supervisor.spawn("span export", task.run(supervisor.background()));
     tracing::info!(endpoint = %endpoint, "exporting request spans over OTLP");
     Ok(Some(exporter))
 }

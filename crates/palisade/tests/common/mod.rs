@@ -224,8 +224,13 @@ impl Server {
 
     /// SIGTERM, then wait for the exit status (asynchronously, so that this test's own client
     /// connections keep answering the server's shutdown handshake).
-    pub(crate) async fn stop(mut self) -> ExitStatus {
+    pub(crate) async fn stop(self) -> ExitStatus {
         self.signal("TERM");
+        self.exited().await
+    }
+
+    /// Waits for the server to exit by itself (after a signal sent earlier).
+    pub(crate) async fn exited(mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
