@@ -271,7 +271,11 @@ mod tests {
             authenticate(both).await,
             Err(OAuthError::InvalidRequest(_))
         ));
-        assert!(delete(&db, &client.client_id).await.unwrap());
+        let bus = palisade_cluster::Bus::in_process();
+        let cache = crate::clients::ClientCache::new(bus.clone());
+        let revocations = palisade_principal::Revocations::new(db.clone(), bus);
+        let deleted = delete(&db, &cache, &revocations, &client.client_id).await;
+        assert_eq!(deleted.unwrap().as_deref(), Some("default"));
         assert!(
             authenticate(basic(&client.client_id, &secret))
                 .await

@@ -393,7 +393,8 @@ async fn refresh_rotation_reuse_and_revocation(backend: Backend) {
     // OAU-11, AUD-2: refreshes and revocations are audited with the client they came through
     // and the device; a revocation names no account but the grant.
     let db = server.db().await;
-    let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+    type Row = (String, Option<String>, Option<String>, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT action, actor, client, device FROM security_events \
          WHERE action IN ('oauth.token.refreshed', 'oauth.token.revoked') ORDER BY seq",
     )
