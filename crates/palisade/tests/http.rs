@@ -417,14 +417,7 @@ async fn sigterm_completes_the_request_in_flight() {
         )
         .as_bytes(),
     );
-    let ca = server.data_dir().join("tls/dev-ca.pem");
-    let mut config = (*tls_client(&[&ca])).clone();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(server.https).await.unwrap();
-    let mut stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-        .connect("localhost".try_into().unwrap(), tcp)
-        .await
-        .unwrap();
+    let mut stream = server.http1_stream().await;
     let (first, rest) = body.split_at(body.len() / 2);
     let head = format!(
         "POST /oauth/token HTTP/1.1\r\nhost: localhost\r\nauthorization: Basic {basic}\r\n\
@@ -438,14 +431,7 @@ async fn sigterm_completes_the_request_in_flight() {
 
     // The server has the request (its handler waits for the rest of the body) before the
     // signal: an idle connection would rightly be closed instead.
-    eventually(Duration::from_secs(10), "the request in flight", || async {
-        let metrics = server.metrics().await;
-        metrics
-            .lines()
-            .any(|l| l == "palisade_http_requests_in_flight 1")
-            .then_some(())
-    })
-    .await;
+    server.until_in_flight(1).await;
     server.signal("TERM");
     eventually(
         Duration::from_secs(10),

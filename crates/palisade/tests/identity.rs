@@ -6,6 +6,7 @@ mod common;
 use common::factors::totp_code;
 use common::*;
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// IDN-1, IDN-4, IDN-6, TOK-6: the whole life of an account with TOTP and recovery codes, and
 /// afterwards no secret of it in the logs.
@@ -238,6 +239,51 @@ async fn brute_force_is_throttled_per_account(backend: Backend) {
             .iter()
             .any(|(a, _, _)| a == "identity.login.throttled")
     );
+}
+
+/// IDN-3: password hashing is bounded. With one slot and no queue, a login arriving while
+/// another is being hashed is answered `503` with `Retry-After` at once instead of waiting; the
+/// first completes, and the next login is served. (Expensive argon2 parameters make a hash last
+/// seconds, so the second request surely arrives during it.)
+#[tokio::test]
+async fn password_hashing_sheds_past_its_slots() {
+    let server = Server::start_with(
+        Options::default()
+            .env("PALISADE_IDENTITY__HASH_CONCURRENCY", "1")
+            .env("PALISADE_IDENTITY__HASH_QUEUE", "0")
+            .env("PALISADE_IDENTITY__ARGON2_MEMORY_KIB", "8192")
+            .env("PALISADE_IDENTITY__ARGON2_ITERATIONS", "300"),
+    )
+    .await;
+    let email = unique_email("gated");
+    let mut first = server.agent();
+    first.sign_up(&email, PASSWORD).await;
+    let mut second = server.agent();
+    second.get("/login").await;
+    let hashing = "palisade_identity_password_hashes_in_flight 1";
+    let (held, shed) = tokio::join!(first.log_in(&email, PASSWORD), async {
+        eventually(Duration::from_secs(30), "a hash in progress", || async {
+            server
+                .metrics()
+                .await
+                .lines()
+                .any(|l| l == hashing)
+                .then_some(())
+        })
+        .await;
+        second
+            .post_form("/login", &[("email", &email), ("password", PASSWORD)])
+            .await
+    });
+    assert_eq!(
+        (shed.status, shed.headers["retry-after"].to_str().unwrap()),
+        (503, "1")
+    );
+    assert_eq!((held.status, held.location()), (303, "/account"));
+    let after = second
+        .post_form("/login", &[("email", &email), ("password", PASSWORD)])
+        .await;
+    assert_eq!((after.status, after.location()), (303, "/account"));
 }
 
 /// IDN-3: one address guessing across many accounts is throttled too, and only that address.

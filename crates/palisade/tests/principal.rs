@@ -230,6 +230,55 @@ async fn each_principal_has_its_own_allowance(backend: Backend) {
 
 on_both_backends!(each_principal_has_its_own_allowance);
 
+/// RES-7: the shedder as the server mounts it: with `api.max_in_flight = 1` and one API request
+/// held in flight, the next is answered `503` with `Retry-After` at once; pages are not shed,
+/// and once the held request is answered (and its post made) the API serves again.
+#[tokio::test]
+async fn the_api_sheds_past_its_in_flight_bound() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server =
+        Server::start_with(Options::default().env("PALISADE_API__MAX_IN_FLIGHT", "1")).await;
+    let client_id = public_app(&server, "Shed", &["social:read", "social:write"], &[]);
+    let member =
+        common::social::member(&server, &client_id, "shed", "social:read social:write").await;
+    let body = r#"{"body":"held in flight","visibility":"public"}"#;
+    let (first, rest) = body.split_at(10);
+    let mut held = server.http1_stream().await;
+    let head = format!(
+        "POST /api/posts HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        member.token,
+        body.len()
+    );
+    held.write_all(head.as_bytes()).await.unwrap();
+    held.write_all(first.as_bytes()).await.unwrap();
+    held.flush().await.unwrap();
+    server.until_in_flight(1).await;
+
+    let r = server
+        .http_client()
+        .get(format!("{}/api/me", server.base()))
+        .bearer_auth(&member.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let refusal: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(refusal["error"], "unavailable");
+    assert_eq!(server.agent().get_json("/healthz").await.status, 200);
+
+    held.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    held.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let (status, me, _) = me(&server, Some(&member.token)).await;
+    assert_eq!(status, 200, "{me}");
+    let (_, timeline) =
+        common::social::call(&server, &member.token, "GET", "/api/timeline", None).await;
+    assert_eq!(timeline["posts"][0]["body"], "held in flight");
+}
+
 /// The status and `Retry-After` of `GET /api/me` with `token`, from `http`.
 async fn me_from(server: &Server, http: &reqwest::Client, token: &str) -> (u16, Option<u64>) {
     let r = http

@@ -229,6 +229,34 @@ impl Server {
         self.exited().await
     }
 
+    /// An HTTP/1.1 connection over TLS to the server, for requests a test writes byte by byte
+    /// (a body sent in halves, to hold a request in flight).
+    pub(crate) async fn http1_stream(
+        &self,
+    ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let ca = self.data_dir().join("tls/dev-ca.pem");
+        let mut config = (*tls_client(&[&ca])).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(self.https).await.unwrap();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the server has exactly `n` requests in flight.
+    pub(crate) async fn until_in_flight(&self, n: u32) {
+        let line = format!("palisade_http_requests_in_flight {n}");
+        eventually(Duration::from_secs(10), &line, || async {
+            self.metrics()
+                .await
+                .lines()
+                .any(|l| l == line)
+                .then_some(())
+        })
+        .await;
+    }
+
     /// Waits for the server to exit by itself (after a signal sent earlier).
     pub(crate) async fn exited(mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
