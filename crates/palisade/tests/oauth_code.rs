@@ -10,6 +10,7 @@ mod common;
 use common::flow::*;
 use common::*;
 use palisade_jose::verify::{Expectations, verify};
+use std::time::Duration;
 
 async fn code_flow_and_its_attacks(backend: Backend) {
     let server = Server::start_with(Options::on(backend)).await;
@@ -732,6 +733,73 @@ async fn revoking_consent_ends_the_apps_tokens(backend: Backend) {
     assert_eq!(denial.1, "failure");
 }
 
+/// OAU-3, OAU-10, OAU-5: what is short-lived expires. With the server's clock moved past their
+/// lifetimes (not waited for): a code older than 60 s gives nothing, a pushed `request_uri`
+/// older than 60 s is refused, and a refresh token still works at 90 s but not past its 30
+/// days.
+async fn codes_pushed_requests_and_refresh_tokens_expire(backend: Backend) {
+    let clock = Clock::new();
+    let server = Server::start_with(clock.on(Options::on(backend))).await;
+    let (mut a, client_id, tokens, _) = refreshable(&server, "openid offline_access").await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let flow = Flow::new(&client_id, "openid");
+    let code = code_for(&mut a, &flow).await;
+    let pusher = server.register_client(&[
+        "--name",
+        "Pusher",
+        "--grant",
+        "authorization_code",
+        "--scope",
+        "openid",
+        "--redirect-uri",
+        REDIRECT,
+    ]);
+    let pusher_id = pusher["client_id"].as_str().unwrap();
+    let pushed_flow = Flow::new(pusher_id, "openid");
+    let pushed: serde_json::Value = server
+        .http_client()
+        .post(format!("{}/oauth/par", server.base()))
+        .basic_auth(pusher_id, pusher["client_secret"].as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode_form(&pushed_flow.fields()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let request_uri = pushed["request_uri"].as_str().unwrap();
+
+    clock.advance(&server, Duration::from_secs(90)).await;
+    let (status, e) = exchange(&server, &flow, &code, &flow.verifier).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+    let by_reference = format!(
+        "/oauth/authorize?client_id={}&request_uri={}",
+        enc(pusher_id),
+        enc(request_uri)
+    );
+    let r = a.get(&by_reference).await;
+    assert_eq!(r.status, 400, "an expired request_uri: {}", r.body);
+    assert!(r.headers.get("location").is_none());
+    let (status, fresh) = refresh(&server, &client_id, &refresh_token).await;
+    assert_eq!(status, 200, "within its lifetime: {fresh}");
+    let refresh_token = fresh["refresh_token"].as_str().unwrap().to_owned();
+
+    clock
+        .advance(&server, Duration::from_secs(31 * 86_400))
+        .await;
+    let (status, e) = refresh(&server, &client_id, &refresh_token).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+}
+
 /// OAU-10, RFC 9126: a confidential client pushes its request (authenticated, validated at
 /// once), sends the browser with the one-time `request_uri`, and the flow completes; the
 /// `request_uri` works once and only for its client.
@@ -905,6 +973,7 @@ async fn rp_initiated_logout(backend: Backend) {
 }
 
 on_both_backends!(
+    codes_pushed_requests_and_refresh_tokens_expire,
     refresh_rotation_reuse_and_revocation,
     concurrent_refreshes_keep_one_family,
     revoking_consent_ends_the_apps_tokens,

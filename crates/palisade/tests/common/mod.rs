@@ -814,6 +814,59 @@ pub(crate) fn installed_tool(var: &str, default: &str) -> PathBuf {
     path
 }
 
+/// A wall clock the test moves forward for the server alone, with libfaketime (scripts/test
+/// installs it): expiry is then tested by moving time, not by waiting for it. Monotonic time is
+/// left alone, so the server's timers and timeouts behave as usual.
+pub(crate) struct Clock {
+    dir: tempfile::TempDir,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Self {
+        let clock = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::write(clock.file(), "+0\n").unwrap();
+        clock
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.path().join("offset")
+    }
+
+    /// `options` with the server's wall clock under this clock's control.
+    pub(crate) fn on(&self, options: Options) -> Options {
+        let library = installed_tool(
+            "PALISADE_TEST_FAKETIME",
+            "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        );
+        options
+            .env("LD_PRELOAD", library.to_str().unwrap())
+            .env("FAKETIME_TIMESTAMP_FILE", self.file().to_str().unwrap())
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env("FAKETIME_CACHE_DURATION", "1")
+    }
+
+    /// Moves the server's clock to `ahead` past real time, and returns once its answers are
+    /// dated that late.
+    pub(crate) async fn advance(&self, server: &Server, ahead: Duration) {
+        std::fs::write(self.file(), format!("+{}\n", ahead.as_secs())).unwrap();
+        let target = std::time::SystemTime::now() + ahead - Duration::from_secs(5);
+        eventually(
+            Duration::from_secs(20),
+            "the server's clock moved",
+            || async {
+                let r = reqwest::get(format!("http://{}/healthz", server.admin))
+                    .await
+                    .ok()?;
+                let date = httpdate::parse_http_date(r.headers()["date"].to_str().ok()?).ok()?;
+                (date >= target).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
 /// What a finished command said, stdout then stderr.
 pub(crate) fn said(out: &std::process::Output) -> String {
     format!(
