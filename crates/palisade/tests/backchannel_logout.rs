@@ -1,9 +1,10 @@
 //! OpenID Connect back-channel logout (OAU-8) over real HTTP: a client that registered a
-//! `backchannel_logout_uri` receives a signed logout token naming the user and the session when
-//! that session ends — by signing out in the browser, or by an administrator locking the
-//! account from the CLI (another process: the note travels through the database). A client
-//! that does not answer is tried again; a client not signed in through the session hears
-//! nothing.
+//! `backchannel_logout_uri` receives a signed logout token naming the user and the session
+//! whenever that session ends — signing out in the browser, the session revoked from another
+//! one, a password change, "log out everywhere", or an administrator locking the account from
+//! the CLI (another process: the note travels through the database). A client that does not
+//! answer is tried again, across a restart of the server; a client with a logout URI that was
+//! not signed in through the session hears nothing.
 
 mod common;
 
@@ -15,21 +16,42 @@ use palisade_jose::verify::{Expectations, verify};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A client's back-channel logout endpoint: refuses its first delivery (to show retries), then
-/// keeps every logout token it is sent.
+/// A client's back-channel logout endpoint: refuses the deliveries it is told to (to show
+/// retries), then keeps every logout token it is sent.
 #[derive(Clone, Default)]
 struct Receiver {
     calls: Arc<Mutex<u32>>,
+    refusals: Arc<Mutex<u32>>,
     tokens: Arc<Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    fn refuse(&self, deliveries: u32) {
+        *self.refusals.lock().unwrap() = deliveries;
+    }
+
+    fn calls(&self) -> u32 {
+        *self.calls.lock().unwrap()
+    }
+
+    /// The claims of the `n`th logout token received, once it is.
+    async fn token(&self, n: usize) -> serde_json::Value {
+        let token = eventually(Duration::from_secs(30), "a logout token", || async {
+            self.tokens.lock().unwrap().get(n).cloned()
+        })
+        .await;
+        jwt_claims(&token)
+    }
 }
 
 async fn receive(
     State(r): State<Receiver>,
     axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
 ) -> StatusCode {
-    let mut calls = r.calls.lock().unwrap();
-    *calls += 1;
-    if *calls == 1 {
+    *r.calls.lock().unwrap() += 1;
+    let mut refusals = r.refusals.lock().unwrap();
+    if *refusals > 0 {
+        *refusals -= 1;
         return StatusCode::SERVICE_UNAVAILABLE;
     }
     r.tokens.lock().unwrap().push(form["logout_token"].clone());
@@ -66,6 +88,7 @@ async fn ended_sessions_log_clients_out(backend: Backend) {
     .await;
     let issuer = format!("https://localhost:{}", server.https.port());
     let (receiver, logout_uri) = start_receiver().await;
+    receiver.refuse(1);
     let listening = public_app(
         &server,
         "Listening app",
@@ -110,11 +133,7 @@ async fn ended_sessions_log_clients_out(backend: Backend) {
     assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
     assert!(claims.get("nonce").is_none(), "not an ID token");
     assert!(claims["jti"].is_string());
-    assert_eq!(
-        *receiver.calls.lock().unwrap(),
-        2,
-        "retried after the refusal"
-    );
+    assert_eq!(receiver.calls(), 2, "retried after the refusal");
 
     // A new session, then the administrator locks the account from the CLI.
     user.log_in(&email, PASSWORD).await;
@@ -146,6 +165,129 @@ async fn ended_sessions_log_clients_out(backend: Backend) {
 }
 
 on_both_backends!(ended_sessions_log_clients_out);
+
+/// Every other way a session ends reaches the clients signed in through it: revoked from
+/// another session, ended by a password change, ended by "log out everywhere". A client that
+/// also has a logout URI but was signed in only through someone else's session hears nothing
+/// of it, and hears its own user's logout.
+async fn every_way_a_session_ends_is_told(backend: Backend) {
+    let server = Server::start_with(
+        Options::on(backend).env("PALISADE_EGRESS__ALLOWED_NETWORKS", r#"["127.0.0.1/32"]"#),
+    )
+    .await;
+    let (receiver, logout_uri) = start_receiver().await;
+    let listening = public_app(
+        &server,
+        "Listening app",
+        &["openid"],
+        &["--backchannel-logout-uri", &logout_uri],
+    );
+    let (bystander_receiver, bystander_uri) = start_receiver().await;
+    let bystander_app = public_app(
+        &server,
+        "Bystander app",
+        &["openid"],
+        &["--backchannel-logout-uri", &bystander_uri],
+    );
+    let mut other = server.agent();
+    let other_email = unique_email("other");
+    other.sign_up(&other_email, PASSWORD).await;
+    other.log_in(&other_email, PASSWORD).await;
+    let others_session = id_token_of(&server, &mut other, &bystander_app).await;
+
+    let email = unique_email("ends");
+    let mut desk = server.agent();
+    desk.sign_up(&email, PASSWORD).await;
+    desk.log_in(&email, PASSWORD).await;
+    let mut phone = server.agent();
+    let mut password = PASSWORD.to_owned();
+    let mut told = 0;
+    for (how, end) in [
+        ("revoked from another session", "revoke"),
+        ("a password change", "password"),
+        ("log out everywhere", "everywhere"),
+    ] {
+        phone.log_in(&email, &password).await;
+        let signed_in = id_token_of(&server, &mut phone, &listening).await;
+        let r = match end {
+            "revoke" => {
+                let handle = palisade_crypto::sha256_hex(phone.session().unwrap().as_bytes());
+                desk.post_form("/account/sessions/revoke", &[("session", &handle)])
+                    .await
+            }
+            "password" => {
+                let new = "a passphrase for the phone";
+                let r = desk
+                    .post_form(
+                        "/account/password",
+                        &[("current_password", &password), ("new_password", new)],
+                    )
+                    .await;
+                password = new.to_owned();
+                r
+            }
+            _ => desk.post_form("/account/sessions/revoke-others", &[]).await,
+        };
+        assert_eq!(r.status, 303, "{how}: {}", r.body);
+        let claims = receiver.token(told).await;
+        told += 1;
+        assert_eq!(
+            (&claims["sub"], &claims["sid"]),
+            (&signed_in["sub"], &signed_in["sid"]),
+            "{how}"
+        );
+        assert_eq!(claims["aud"], listening.as_str(), "{how}");
+        assert_eq!(phone.get("/account").await.status, 303, "{how}: signed out");
+    }
+    assert_eq!(
+        bystander_receiver.calls(),
+        0,
+        "nothing for a client not in those sessions"
+    );
+    other.log_out().await;
+    let claims = bystander_receiver.token(0).await;
+    assert_eq!(claims["sid"], others_session["sid"]);
+    assert_eq!(receiver.tokens.lock().unwrap().len(), told);
+}
+
+on_both_backends!(every_way_a_session_ends_is_told);
+
+/// A delivery the client refused is still made after the server restarts: the job is durable.
+#[tokio::test]
+async fn a_pending_logout_survives_a_restart() {
+    let mut server = Server::start_with(
+        Options::default().env("PALISADE_EGRESS__ALLOWED_NETWORKS", r#"["127.0.0.1/32"]"#),
+    )
+    .await;
+    let (receiver, logout_uri) = start_receiver().await;
+    receiver.refuse(u32::MAX);
+    let listening = public_app(
+        &server,
+        "Listening app",
+        &["openid"],
+        &["--backchannel-logout-uri", &logout_uri],
+    );
+    let email = unique_email("restart");
+    let mut user = server.agent();
+    user.sign_up(&email, PASSWORD).await;
+    user.log_in(&email, PASSWORD).await;
+    let id_token = id_token_of(&server, &mut user, &listening).await;
+    user.log_out().await;
+    eventually(Duration::from_secs(20), "a refused delivery", || async {
+        (receiver.calls() >= 1).then_some(())
+    })
+    .await;
+
+    server.restart().await;
+    receiver.refuse(0);
+    let claims = receiver.token(0).await;
+    assert_eq!(claims["sid"], id_token["sid"]);
+    assert_eq!(
+        claims["iss"],
+        format!("https://localhost:{}", server.https.port()),
+        "delivered by the restarted server"
+    );
+}
 
 /// SCL-3: a registered logout URI cannot aim the server at its own network. Without an egress
 /// allowance, deliveries to a loopback address — written as an address or as a name that
@@ -192,11 +334,7 @@ async fn logout_uris_cannot_reach_the_servers_network(backend: Backend) {
             "the delivery failed for the policy, not the network: {error}"
         );
     }
-    assert_eq!(
-        *receiver.calls.lock().unwrap(),
-        0,
-        "nothing reached the receiver"
-    );
+    assert_eq!(receiver.calls(), 0, "nothing reached the receiver");
 }
 
 on_both_backends!(logout_uris_cannot_reach_the_servers_network);

@@ -112,30 +112,28 @@ impl Server {
             ),
             (None, Backend::Postgres) => palisade_store::test_support::postgres_url().await,
         };
-        let mut cmd = Command::new(binary());
-        cmd.arg("serve")
-            .current_dir(dir.path())
-            .env("PALISADE_DATA_DIR", dir.path().join("data"))
-            .env("PALISADE_SERVER__HTTPS_LISTEN", "127.0.0.1:0")
-            .env("PALISADE_SERVER__HTTP_LISTEN", "127.0.0.1:0")
-            .env("PALISADE_SERVER__ADMIN_LISTEN", "127.0.0.1:0")
-            .env("PALISADE_DATABASE__URL", &database_url);
-        for (k, v) in &options.env {
-            cmd.env(k, v);
-        }
-        let (child, logs, line) = spawn_until(cmd, "palisade listening");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-        let addr = |k: &str| v["fields"][k].as_str().unwrap().parse().unwrap();
+        let (child, logs, [https, http, admin]) = serve(dir.path(), &database_url, &options.env);
         Server {
-            https: addr("https"),
-            http: addr("http"),
-            admin: addr("admin"),
+            https,
+            http,
+            admin,
             child: Some(child),
             dir,
             logs,
             database_url,
             env: options.env.clone(),
         }
+    }
+
+    /// Stops the server (SIGTERM, waiting for it to exit) and starts it again on the same data
+    /// directory, database and settings; its listeners get new ports, and its log starts over.
+    pub(crate) async fn restart(&mut self) {
+        self.signal("TERM");
+        assert!(exit_of(self.child.as_mut().unwrap()).await.success());
+        let (child, logs, [https, http, admin]) =
+            serve(self.dir.path(), &self.database_url, &self.env);
+        (self.child, self.logs) = (Some(child), logs);
+        (self.https, self.http, self.admin) = (https, http, admin);
     }
 
     pub(crate) fn base(&self) -> String {
@@ -259,15 +257,7 @@ impl Server {
 
     /// Waits for the server to exit by itself (after a signal sent earlier).
     pub(crate) async fn exited(mut self) -> ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server did not stop");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        exit_of(self.child.as_mut().unwrap()).await
     }
 
     /// Runs a `palisade` command beside the server, on its data directory and database.
@@ -447,6 +437,43 @@ impl Drop for Server {
 
 /// Starts `cmd` (with a clean environment but `PATH`, debug logs and captured output) and waits
 /// for its first log line containing `marker`.
+/// The exit status of `child`, polled asynchronously (so that the test's own client connections
+/// keep answering the server's shutdown handshake) for at most 30 seconds.
+async fn exit_of(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "server did not stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `palisade serve` in `dir` on `database_url` with `env`, once it listens: the process, its
+/// log lines, and its HTTPS, HTTP and admin addresses.
+fn serve(
+    dir: &Path,
+    database_url: &str,
+    env: &[(String, String)],
+) -> (Child, Arc<Mutex<Vec<String>>>, [SocketAddr; 3]) {
+    let mut cmd = Command::new(binary());
+    cmd.arg("serve")
+        .current_dir(dir)
+        .env("PALISADE_DATA_DIR", dir.join("data"))
+        .env("PALISADE_SERVER__HTTPS_LISTEN", "127.0.0.1:0")
+        .env("PALISADE_SERVER__HTTP_LISTEN", "127.0.0.1:0")
+        .env("PALISADE_SERVER__ADMIN_LISTEN", "127.0.0.1:0")
+        .env("PALISADE_DATABASE__URL", database_url);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let (child, logs, line) = spawn_until(cmd, "palisade listening");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+    let addr = |k: &str| v["fields"][k].as_str().unwrap().parse().unwrap();
+    (child, logs, [addr("https"), addr("http"), addr("admin")])
+}
+
 fn spawn_until(mut cmd: Command, marker: &str) -> (Child, Arc<Mutex<Vec<String>>>, String) {
     let envs: Vec<_> = cmd
         .get_envs()
