@@ -1,7 +1,7 @@
 //! What the server publishes about its own routes: the OpenAPI 3.1 description of the social
 //! API at `/openapi.json` (SOC-4), generated from the same declarations that route the
 //! requests, and for administrators the inventory of every route with who may call it at
-//! `/admin/routes` (RES-6).
+//! `/admin/routes` (RES-6): the public listener's routes, and the admin listener's.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -15,14 +15,16 @@ use std::sync::{Arc, OnceLock};
 pub(crate) struct Published(Arc<OnceLock<(String, String)>>);
 
 impl Published {
-    pub(crate) fn publish(&self, inventory: &Inventory, issuer: &str) {
+    pub(crate) fn publish(&self, inventory: &Inventory, admin: &Inventory, issuer: &str) {
         let openapi = inventory.openapi(palisade_social::description(issuer));
         let openapi = openapi
             .to_pretty_json()
             .expect("an OpenAPI document serializes");
-        let routes =
-            serde_json::to_string_pretty(&serde_json::json!({ "routes": inventory.routes }))
-                .expect("routes serialize");
+        let routes = serde_json::to_string_pretty(&serde_json::json!({
+            "routes": inventory.routes,
+            "admin_listener": admin.routes,
+        }))
+        .expect("routes serialize");
         let _ = self.0.set((openapi, routes));
     }
 

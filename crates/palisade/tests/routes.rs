@@ -78,6 +78,11 @@ async fn start(backend: Backend) -> Server {
 }
 
 async fn inventory(server: &Server) -> Vec<Route> {
+    inventories(server).await.0
+}
+
+/// The routes of the public listener and of the admin listener, as `/admin/routes` lists them.
+async fn inventories(server: &Server) -> (Vec<Route>, Vec<Route>) {
     let r = server
         .http_client()
         .get(format!("{}/admin/routes", server.base()))
@@ -87,16 +92,19 @@ async fn inventory(server: &Server) -> Vec<Route> {
         .unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    body["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| Route {
-            method: r["method"].as_str().unwrap().to_owned(),
-            path: r["path"].as_str().unwrap().to_owned(),
-            access: r["access"].clone(),
-        })
-        .collect()
+    let listed = |key: &str| -> Vec<Route> {
+        body[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| Route {
+                method: r["method"].as_str().unwrap().to_owned(),
+                path: r["path"].as_str().unwrap().to_owned(),
+                access: r["access"].clone(),
+            })
+            .collect()
+    };
+    (listed("routes"), listed("admin_listener"))
 }
 
 /// `path` with each `{parameter}` replaced by `id`.
@@ -110,6 +118,12 @@ fn with_id(path: &str, id: &str) -> String {
         rest = &rest[close + 1..];
     }
     out + rest
+}
+
+/// Whether the path `template` (with `{parameter}` segments) matches `path`.
+fn template_matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t.starts_with('{') || t == p)
 }
 
 /// A request to `route` as an unknown caller: no cookie, no key, no token.
@@ -207,6 +221,74 @@ async fn every_route_declares_who_may_call_it() {
         .map(Route::spec)
         .collect();
     assert_eq!(documented, api, "every API route is documented");
+}
+
+/// RES-6: the inventory is checked against the routers as they are served, on both listeners:
+/// each listed path answers a method it does not list with `405` and an `Allow` header naming
+/// exactly the listed methods, paths beside the listed ones are not found, and neither
+/// listener answers the other's routes.
+#[tokio::test]
+async fn the_served_routers_are_the_inventory() {
+    let server = start(Backend::Sqlite).await;
+    let (public, admin) = inventories(&server).await;
+    assert_eq!(
+        admin.iter().map(Route::spec).collect::<BTreeSet<_>>(),
+        BTreeSet::from([
+            "GET /healthz".into(),
+            "GET /metrics".into(),
+            "GET /readyz".into()
+        ]),
+        "the admin listener"
+    );
+    let http = server.http_client();
+    let plain = reqwest::Client::new();
+    let admin_base = format!("http://{}", server.admin);
+    for (base, client, routes) in [
+        (server.base(), &http, &public),
+        (admin_base.clone(), &plain, &admin),
+    ] {
+        let mut methods = std::collections::BTreeMap::<&str, BTreeSet<String>>::new();
+        for r in routes.iter() {
+            assert_ne!(
+                r.method, "PATCH",
+                "the probe below needs a method no route uses"
+            );
+            methods.entry(&r.path).or_default().insert(r.method.clone());
+        }
+        for (path, listed) in methods {
+            let url = format!("{base}{}", with_id(path, "x0"));
+            let r = client.patch(&url).send().await.unwrap();
+            assert_eq!(r.status(), 405, "PATCH {path}");
+            let allowed: BTreeSet<String> = r.headers()["allow"]
+                .to_str()
+                .unwrap()
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .filter(|m| m != "HEAD")
+                .collect();
+            assert_eq!(allowed, listed, "{path} serves exactly the listed methods");
+            let beside = format!("{}/unlisted", with_id(path, "x0"));
+            if !routes.iter().any(|r| template_matches(&r.path, &beside)) {
+                let r = client.get(format!("{base}{beside}")).send().await.unwrap();
+                assert_eq!(r.status(), 404, "{beside}");
+            }
+        }
+    }
+    // Neither listener answers the other's routes.
+    for path in ["/login", "/admin/routes", "/api/me", "/oauth/token"] {
+        let r = plain
+            .get(format!("{admin_base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path} on the admin listener");
+    }
+    let r = http
+        .get(format!("{}/metrics", server.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "metrics on the public listener");
 }
 
 /// The objects a user owns, by the path that names them.
@@ -417,3 +499,257 @@ async fn no_one_reaches_anothers_objects_by_editing_the_path(backend: Backend) {
 
 on_both_backends!(a_token_without_the_scope_gets_nothing);
 on_both_backends!(no_one_reaches_anothers_objects_by_editing_the_path);
+
+/// Browser writes that take no CSRF token, reviewed one by one: anything else that a browser
+/// may post to (a public or session route) must refuse a forged request.
+const NOT_BROWSER_FORMS: &[&str] = &[
+    // An authorization request sent by POST (OpenID Connect Core §3.1.2.1): it changes
+    // nothing, and asks the signed-in user for consent on a page of its own.
+    "POST /oauth/authorize",
+    // RFC 7591 dynamic registration: an API authenticated by an initial access token.
+    "POST /oauth/register",
+];
+
+/// The browser writes of the inventory: public and session routes that change something.
+fn browser_writes(routes: &[Route]) -> Vec<&Route> {
+    routes
+        .iter()
+        .filter(|r| r.method != "GET")
+        .filter(|r| matches!(r.access["kind"].as_str(), Some("public" | "session")))
+        .filter(|r| !NOT_BROWSER_FORMS.contains(&r.spec().as_str()))
+        .collect()
+}
+
+/// A signed-in browser's cookies and the headers of a same-origin request, as reqwest parts.
+fn signed_in_cookies(agent: &Agent) -> String {
+    format!(
+        "__Host-palisade-csrf={}; __Host-palisade-session={}",
+        agent.csrf(),
+        agent.session().unwrap()
+    )
+}
+
+/// IDN-5: every browser write of the inventory refuses a request without the CSRF token, with
+/// a made-up one, and with the right one from another site (Fetch Metadata or Origin) — forms
+/// and this site's JSON scripts alike — and nothing happened to the account.
+#[tokio::test]
+async fn every_browser_write_refuses_a_forged_request() {
+    let server = start(Backend::Sqlite).await;
+    let routes = inventory(&server).await;
+    let mut agent = server.agent();
+    let email = unique_email("csrf");
+    agent.sign_up(&email, PASSWORD).await;
+    agent.log_in(&email, PASSWORD).await;
+    let cookies = signed_in_cookies(&agent);
+    let token = agent.csrf();
+    let made_up = "A".repeat(43);
+    let http = server.http_client();
+    let send = |route: &Route, json: bool, csrf: Option<&str>, site: (&str, String)| {
+        let url = format!("{}{}", server.base(), route.path);
+        let method = reqwest::Method::from_bytes(route.method.as_bytes()).unwrap();
+        let mut req = http
+            .request(method, url)
+            .header("cookie", &cookies)
+            .header("accept", "application/json")
+            .header(site.0, site.1);
+        req = match (json, csrf) {
+            (true, Some(t)) => req.header("x-csrf-token", t),
+            (false, Some(t)) => req.body(encode_form(&[("csrf", t)])),
+            _ => req,
+        };
+        req = if json {
+            req.header("content-type", "application/json").body("{}")
+        } else {
+            req.header("content-type", "application/x-www-form-urlencoded")
+        };
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let same_origin = || ("sec-fetch-site", "same-origin".to_owned());
+    let writes = browser_writes(&routes);
+    assert!(writes.len() >= 15, "{} browser writes", writes.len());
+    let mut scripts = 0;
+    for route in writes {
+        // A route of this site's scripts takes JSON: a form is not even read.
+        let json = send(route, false, None, same_origin()).await.0 == 415;
+        scripts += usize::from(json);
+        for (attack, csrf, site, code) in [
+            ("no token", None, same_origin(), "csrf"),
+            (
+                "a made-up token",
+                Some(made_up.as_str()),
+                same_origin(),
+                "csrf",
+            ),
+            (
+                "another site, by Fetch Metadata",
+                Some(token.as_str()),
+                ("sec-fetch-site", "cross-site".to_owned()),
+                "cross_site",
+            ),
+            (
+                "another site, by Origin",
+                Some(token.as_str()),
+                ("origin", "https://evil.example".to_owned()),
+                "cross_site",
+            ),
+        ] {
+            let (status, body) = send(route, json, csrf, site).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (403, Some(code)),
+                "{} with {attack}: {body}",
+                route.spec()
+            );
+        }
+    }
+    assert_eq!(scripts, 4, "the passkey routes take JSON");
+    // Nothing happened: still signed in, the same password, no second factor.
+    let account = agent.get("/account").await;
+    assert_eq!(account.status, 200);
+    let mut again = server.agent();
+    let r = again.log_in(&email, PASSWORD).await;
+    assert_eq!((r.status, r.location()), (303, "/account"));
+}
+
+/// Malformed bodies, each with its content type and what a browser form route answers it
+/// (the JSON API's answers depend on the schema); the same for every write.
+fn malformed_bodies(csrf: &str) -> Vec<(&'static str, &'static str, Vec<u8>, u16)> {
+    let form = "application/x-www-form-urlencoded";
+    let json = "application/json";
+    vec![
+        (
+            "oversized",
+            form,
+            format!("csrf={csrf}&x={}", "a".repeat(200_000)).into_bytes(),
+            413,
+        ),
+        (
+            "invalid UTF-8",
+            form,
+            format!("csrf={csrf}&x=%ff%fe%80").into_bytes(),
+            400,
+        ),
+        (
+            "a repeated field",
+            form,
+            format!("csrf={csrf}&a=1&a=2").into_bytes(),
+            400,
+        ),
+        (
+            "binary garbage",
+            form,
+            vec![0xff, 0x00, 0x26, 0x3d, 0x25],
+            400,
+        ),
+        ("truncated JSON", json, br#"{"body": "x"#.to_vec(), 415),
+        ("a JSON array", json, b"[1, 2, 3]".to_vec(), 415),
+        (
+            "JSON of the wrong types",
+            json,
+            br#"{"body": 7, "with": "x", "seq": "one"}"#.to_vec(),
+            415,
+        ),
+        (
+            "invalid UTF-8 in JSON",
+            json,
+            b"{\"body\": \"\xff\xfe\"}".to_vec(),
+            415,
+        ),
+        ("plain text", "text/plain", b"hello".to_vec(), 415),
+    ]
+}
+
+/// PLT-9: every write of the inventory, called with the credentials its declaration asks for
+/// and a malformed body, answers a typed client error carrying the request's trace id — never
+/// a 5xx — and no handler panics.
+#[tokio::test]
+async fn every_write_answers_malformed_input_with_a_typed_error() {
+    const SERVICE_KEY: &str = "service-key-for-the-route-inventory-0123456";
+    let server = Server::start_with(
+        Options::default()
+            .accepting_key("PALISADE_ADMIN__API_KEY_SHA256", ADMIN_KEY)
+            .accepting_key("PALISADE_AUDIT__INGEST_KEY_SHA256", SERVICE_KEY),
+    )
+    .await;
+    let routes = inventory(&server).await;
+    let client_id = &public_app(&server, "Malformed", &ALL_SCOPES, &[]);
+    let (member, agent) =
+        member_signed_in(&server, client_id, "malformed", &ALL_SCOPES.join(" ")).await;
+    let confidential = server.register_client(&[
+        "--name",
+        "Malformed service",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "social:read",
+    ]);
+    let basic = (
+        confidential["client_id"].as_str().unwrap().to_owned(),
+        confidential["client_secret"].as_str().unwrap().to_owned(),
+    );
+    let cookies = signed_in_cookies(&agent);
+    let csrf = agent.csrf();
+    let http = server.http_client();
+    // Browser forms answer each case exactly; the four passkey routes of this site's scripts
+    // take JSON; `/login/mfa` without a pending second step sends the browser back first.
+    let forms: Vec<String> = browser_writes(&routes)
+        .into_iter()
+        .map(Route::spec)
+        .filter(|r| !r.contains("passkey") && r != "POST /login/mfa")
+        .collect();
+    let mut answers = std::collections::BTreeMap::<u16, usize>::new();
+    for route in routes.iter().filter(|r| r.method != "GET") {
+        for (case, content_type, body, form_answer) in malformed_bodies(&csrf) {
+            let url = format!("{}{}", server.base(), with_id(&route.path, "x0"));
+            let method = reqwest::Method::from_bytes(route.method.as_bytes()).unwrap();
+            let mut req = http
+                .request(method, url)
+                .header("content-type", content_type)
+                .header("accept", "application/json")
+                .body(body);
+            req = match route.access["kind"].as_str().unwrap() {
+                "public" | "session" => req
+                    .header("cookie", &cookies)
+                    .header("sec-fetch-site", "same-origin")
+                    .header("x-csrf-token", &csrf),
+                "access_token" => req.bearer_auth(&member.token),
+                "admin_key" => req.bearer_auth(ADMIN_KEY),
+                "service_key" => req.bearer_auth(SERVICE_KEY),
+                "client" => req.basic_auth(&basic.0, Some(&basic.1)),
+                // A registration access token or a signature: refused without one, typed.
+                _ => req,
+            };
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            *answers.entry(status).or_default() += 1;
+            let what = format!("{} with {case}: {status}", route.spec());
+            assert!(status < 500, "{what}");
+            if forms.contains(&route.spec()) {
+                assert_eq!(status, form_answer, "{what}");
+            }
+            if status >= 400 {
+                let trace = r.headers()["x-trace-id"].to_str().unwrap().to_owned();
+                let body: Value = r
+                    .json()
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
+                assert_eq!(body["trace_id"], trace.as_str(), "{what}: {body}");
+                assert!(body["error"].is_string(), "{what}: {body}");
+                let said = body.get("message").or(body.get("error_description"));
+                assert!(said.is_some_and(Value::is_string), "{what}: {body}");
+            }
+        }
+    }
+    // The bodies were read and refused, not only stopped at the door: too large, malformed,
+    // of a type the route does not take. (Routes that read no body — userinfo with the token
+    // in its header, the passkey options — may answer as usual.)
+    for refusal in [400, 413, 415] {
+        assert!(answers.get(&refusal) >= Some(&15), "{answers:?}");
+    }
+    assert!(!server.logs().contains("panicked"), "no handler panicked");
+    assert_eq!(server.agent().get("/healthz").await.status, 200);
+}

@@ -14,6 +14,7 @@ use palisade_http::egress::Egress;
 use palisade_http::health::{self, Readiness};
 use palisade_http::metrics::HttpMetrics;
 use palisade_http::otlp::OtlpExporter;
+use palisade_http::routes::Inventory;
 use palisade_http::server::{self, ConnectionLimits};
 use palisade_http::stack::{self, Limits, Observer};
 use palisade_http::{Access, ApiKeys, Guards, Routes};
@@ -228,7 +229,8 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     if !unguarded.is_empty() {
         bail!("routes are declared with access no guard checks: {unguarded:?}");
     }
-    published.publish(&inventory, &public.base);
+    let (admin, admin_inventory) = admin_router(Arc::new(registry), readiness);
+    published.publish(&inventory, &admin_inventory, &public.base);
     let limits = Limits {
         body_bytes: config.server.body_limit_bytes,
         timeout: Duration::from_secs(config.server.request_timeout_seconds),
@@ -251,7 +253,6 @@ pub(crate) async fn run(config: Config) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on server.admin_listen {addr}"))?;
         admin_addr = Some(listener.local_addr()?);
-        let admin = admin_router(Arc::new(registry), readiness);
         supervisor.spawn_listener(
             "admin listener",
             server::serve_plain(listener, admin, supervisor.token()),
@@ -472,8 +473,9 @@ fn otlp_exporter(
 
 /// The operator listener (`server.admin_listen`): metrics and health, for the machine's own
 /// monitoring.
-fn admin_router(registry: Arc<Registry>, readiness: Readiness) -> Router {
-    let (router, _) = Routes::new()
+/// The admin listener's routes (metrics and health), with their inventory.
+fn admin_router(registry: Arc<Registry>, readiness: Readiness) -> (Router, Inventory) {
+    Routes::new()
         .route(Access::Public, "GET /metrics", move || {
             let registry = registry.clone();
             async move {
@@ -487,8 +489,7 @@ fn admin_router(registry: Arc<Registry>, readiness: Readiness) -> Router {
             }
         })
         .merge(health::router(readiness))
-        .finish();
-    router
+        .finish()
 }
 
 async fn stylesheet() -> impl axum::response::IntoResponse {
