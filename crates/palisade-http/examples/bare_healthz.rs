@@ -13,7 +13,7 @@ async fn main() {
     let loaded =
         palisade_tls::load_pair(args[1].as_ref(), args[2].as_ref()).expect("certificate pair");
     let resolver = Arc::new(SwappableResolver::new(loaded, CertMetrics::default()));
-    let tls = Arc::new(palisade_tls::server_config(resolver).expect("server config"));
+    let tls = Arc::new(palisade_tls::ServerConfigs::new(resolver).expect("server config"));
     let (router, _) = palisade_http::Routes::new()
         .route(palisade_http::Access::Public, "GET /healthz", || async {
             axum::Json(serde_json::json!({ "status": "ok" }))
@@ -42,6 +42,7 @@ async fn main() {
         tls,
         router,
         ConnectionLimits::default(),
+        Default::default(),
         tokio_util::sync::CancellationToken::new(),
     )
     .await;

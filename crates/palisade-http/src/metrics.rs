@@ -20,6 +20,11 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new([
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -32,6 +37,8 @@ pub struct HttpMetrics {
     pub duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     /// Requests received and not yet answered: what a shutdown is draining.
     pub in_flight: Gauge,
+    /// TLS handshakes refused or broken off, by why (`palisade_tls::failure_reason`).
+    pub tls_handshake_failures: Family<ReasonLabels, Counter>,
 }
 
 impl HttpMetrics {
@@ -52,10 +59,17 @@ impl HttpMetrics {
             "Requests received and not yet answered",
             in_flight.clone(),
         );
+        let tls_handshake_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed, by reason",
+            tls_handshake_failures.clone(),
+        );
         Self {
             requests,
             duration,
             in_flight,
+            tls_handshake_failures,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! is in flight (PLT-7).
 
 use crate::client_ip::PeerAddr;
+use crate::metrics::ReasonLabels;
 use axum::Router;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -11,12 +12,15 @@ use http::{StatusCode, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use rustls::server::Acceptor;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -86,12 +90,12 @@ impl Default for ConnectionLimits {
 /// Serves `router` over TLS on `listener` until `shutdown` is cancelled, then drains.
 pub async fn serve_tls(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Arc<palisade_tls::ServerConfigs>,
     router: Router,
     limits: ConnectionLimits,
+    failures: Family<ReasonLabels, Counter>,
     shutdown: CancellationToken,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut builder = Builder::new(TokioExecutor::new());
@@ -122,22 +126,38 @@ pub async fn serve_tls(
             tracing::warn!("connection limit reached; closing new connection");
             continue;
         };
-        let acceptor = acceptor.clone();
+        let tls = tls.clone();
+        let failures = failures.clone();
         let router = router.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;
             let _ = tcp.set_nodelay(true);
-            let stream =
-                match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
+            let handshake = async {
+                let start = LazyConfigAcceptor::new(Acceptor::default(), tcp).await?;
+                let config = tls.for_hello(&start.client_hello());
+                start.into_stream(config).await
+            };
+            let failed = |reason: &str| {
+                failures
+                    .get_or_create(&ReasonLabels {
+                        reason: reason.to_owned(),
+                    })
+                    .inc();
+            };
+            let stream = match tokio::time::timeout(limits.handshake_timeout, handshake).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    failed(palisade_tls::failure_reason(&e));
+                    return;
+                }
+                Err(_) => {
+                    failed("timeout");
+                    return;
+                }
+            };
             let service =
                 hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(PeerAddr(peer));

@@ -5,16 +5,16 @@
 #![warn(clippy::unwrap_used)]
 
 mod dev_cert;
+mod policy;
 mod reload;
 mod resolver;
 
 pub use dev_cert::{DevCertificate, Generated, ensure_dev_certificate};
+pub use policy::{ServerConfigs, failure_reason};
 pub use reload::{CertFiles, reload};
 pub use resolver::{CertMetrics, LoadedCert, SwappableResolver, load_pair};
 
-use rustls::ServerConfig;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// `[tls]` settings.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -64,18 +64,4 @@ pub enum TlsError {
 /// every test binary; a second call is harmless.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
-/// The server configuration: TLS 1.3 and 1.2 only, the provider's AEAD suites with forward
-/// secrecy (rustls implements no CBC, RC4 or static-RSA suite at all), X25519MLKEM768 hybrid key
-/// exchange preferred, ALPN for HTTP/2 and HTTP/1.1.
-pub fn server_config(resolver: Arc<SwappableResolver>) -> Result<ServerConfig, TlsError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Invalid(e.to_string()))?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
 }

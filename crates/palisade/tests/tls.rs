@@ -153,6 +153,77 @@ async fn negotiates_modern_parameters() {
     );
 }
 
+/// TLS-1: the server's order wins over a client that offers weaker options first: classical
+/// groups before the hybrid one and the weaker suites first get the hybrid group (asked for
+/// with a HelloRetryRequest) and the server's first suite, in TLS 1.3 and in TLS 1.2.
+#[tokio::test]
+async fn the_servers_preferences_win_over_a_weak_first_client() {
+    use rustls::crypto::aws_lc_rs::{cipher_suite as cs, kx_group};
+    let server = Server::start().await;
+    let ca = server.data_dir().join("tls/dev-ca.pem");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::pem::PemObject::pem_file_iter(&ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let weak_first = |version: &'static rustls::SupportedProtocolVersion| {
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        provider.kx_groups = vec![
+            kx_group::SECP256R1,
+            kx_group::SECP384R1,
+            kx_group::X25519,
+            kx_group::X25519MLKEM768,
+        ];
+        provider.cipher_suites = vec![
+            cs::TLS13_CHACHA20_POLY1305_SHA256,
+            cs::TLS13_AES_128_GCM_SHA256,
+            cs::TLS13_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ];
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        Arc::new(config)
+    };
+    for (version, group, suite) in [
+        (
+            &rustls::version::TLS13,
+            rustls::NamedGroup::X25519MLKEM768,
+            rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+        ),
+        (
+            &rustls::version::TLS12,
+            rustls::NamedGroup::X25519,
+            rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ),
+    ] {
+        let stream = connect(server.https, weak_first(version), "localhost")
+            .await
+            .unwrap();
+        let conn = stream.get_ref().1;
+        assert_eq!(
+            conn.negotiated_key_exchange_group().unwrap().name(),
+            group,
+            "{version:?}"
+        );
+        assert_eq!(conn.negotiated_cipher_suite().unwrap().suite(), suite);
+    }
+}
+
+/// The count of handshakes the server refused for `reason`.
+async fn handshake_failures(server: &Server, reason: &str) -> f64 {
+    let line = format!("palisade_tls_handshake_failures_total{{reason=\"{reason}\"}}");
+    server
+        .metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
 fn s_client(server: &Server, args: &[&str]) -> (bool, String) {
     let ca = server.data_dir().join("tls/dev-ca.pem");
     let out = std::process::Command::new("openssl")
@@ -249,7 +320,8 @@ async fn development_certificate_passes_strict_verifiers() {
     );
 }
 
-/// TLS-1: a client offering only TLS 1.0, TLS 1.1 or non-AEAD (CBC) suites is refused.
+/// TLS-1: a client offering only TLS 1.0, TLS 1.1 or non-AEAD (CBC) suites is refused — by the
+/// server, which counts each refusal by its reason, so the ClientHello did reach it.
 #[tokio::test]
 async fn legacy_protocols_and_suites_are_refused() {
     let server = Server::start().await;
@@ -258,21 +330,35 @@ async fn legacy_protocols_and_suites_are_refused() {
         ok && text.contains("Verify return code: 0"),
         "control: modern TLS 1.2 works\n{text}"
     );
-    for args in [
-        &["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"][..],
-        &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
-        &[
-            "-tls1_2",
-            "-cipher",
-            "AES128-SHA:AES256-SHA:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA256@SECLEVEL=0",
-        ],
+    for (args, reason) in [
+        (
+            &["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"][..],
+            "unsupported_protocol",
+        ),
+        (
+            &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
+            "unsupported_protocol",
+        ),
+        (
+            &[
+                "-tls1_2",
+                "-cipher",
+                "AES128-SHA:AES256-SHA:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA256@SECLEVEL=0",
+            ],
+            "no_shared_cipher_suite",
+        ),
     ] {
+        let before = handshake_failures(&server, reason).await;
         let (ok, text) = s_client(&server, args);
         assert!(!ok, "{args:?} must fail\n{text}");
         assert!(
-            text.contains("alert") || text.contains("no protocols available"),
-            "{args:?}\n{text}"
+            text.contains("alert"),
+            "refused by the server: {args:?}\n{text}"
         );
+        eventually(Duration::from_secs(10), "the refusal counted", || async {
+            (handshake_failures(&server, reason).await == before + 1.0).then_some(())
+        })
+        .await;
     }
 }
 

@@ -236,7 +236,7 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         timeout: Duration::from_secs(config.server.request_timeout_seconds),
     };
     let app = stack::wrap(app, guards, observer.clone(), limits);
-    let tls = Arc::new(palisade_tls::server_config(resolver.clone())?);
+    let tls = Arc::new(palisade_tls::ServerConfigs::new(resolver.clone())?);
     let connection_limits = ConnectionLimits {
         max_connections: config.server.max_connections,
         drain_timeout: drain,
@@ -244,7 +244,14 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     };
     supervisor.spawn_listener(
         "https listener",
-        server::serve_tls(https, tls, app, connection_limits, supervisor.token()),
+        server::serve_tls(
+            https,
+            tls,
+            app,
+            connection_limits,
+            observer.metrics.tls_handshake_failures.clone(),
+            supervisor.token(),
+        ),
     );
     let http_addr = listen_plain(&config, &public, &observer, limits, &mut supervisor).await?;
     let mut admin_addr = None;

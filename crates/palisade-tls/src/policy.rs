@@ -1,0 +1,89 @@
+//! The server's TLS policy (TLS-1): TLS 1.3 and 1.2 only, the provider's AEAD suites with
+//! forward secrecy (rustls implements no CBC, RC4 or static-RSA suite at all), and the server's
+//! order of preference — the X25519MLKEM768 hybrid first — whatever order the client offers.
+//!
+//! rustls follows the client's order among the key-exchange groups a configuration offers, so
+//! a client listing P-256 before the hybrid group would get P-256. The server therefore keeps
+//! one configuration per group and, once it has read the ClientHello, answers with the
+//! configuration of the first group of its own order that the client supports (a key share for
+//! it is then asked for with a HelloRetryRequest if the client sent none). Cipher suites follow
+//! the server's order too.
+
+use crate::{SwappableResolver, TlsError};
+use rustls::server::ClientHello;
+use rustls::{NamedGroup, PeerIncompatible, ServerConfig};
+use std::sync::Arc;
+
+/// The server's configurations, one per key-exchange group, in the server's order.
+pub struct ServerConfigs {
+    by_group: Vec<(NamedGroup, Arc<ServerConfig>)>,
+}
+
+impl ServerConfigs {
+    pub fn new(resolver: Arc<SwappableResolver>) -> Result<Self, TlsError> {
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let by_group = provider
+            .kx_groups
+            .iter()
+            .map(|group| {
+                let mut only = provider.clone();
+                only.kx_groups = vec![*group];
+                let mut config = ServerConfig::builder_with_provider(Arc::new(only))
+                    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+                    .map_err(|e| TlsError::Invalid(e.to_string()))?
+                    .with_no_client_auth()
+                    .with_cert_resolver(resolver.clone());
+                config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                config.ignore_client_order = true;
+                Ok((group.name(), Arc::new(config)))
+            })
+            .collect::<Result<Vec<_>, TlsError>>()?;
+        if by_group.is_empty() {
+            return Err(TlsError::Invalid(
+                "the crypto provider has no key exchange".into(),
+            ));
+        }
+        Ok(Self { by_group })
+    }
+
+    /// The configuration for a client: that of the server's most preferred group the client
+    /// supports, else the first (whose handshake then fails for want of a common group).
+    pub fn for_hello(&self, hello: &ClientHello<'_>) -> Arc<ServerConfig> {
+        let offered = hello.named_groups().unwrap_or_default();
+        self.by_group
+            .iter()
+            .find(|(group, _)| offered.contains(group))
+            .unwrap_or(&self.by_group[0])
+            .1
+            .clone()
+    }
+}
+
+/// Why a handshake failed, as a metric label: a small fixed set, never text from the peer.
+pub fn failure_reason(error: &std::io::Error) -> &'static str {
+    use PeerIncompatible as P;
+    match error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::PeerIncompatible(p)) => match p {
+            // Every TLS 1.2 and 1.3 client sends `signature_algorithms`; a ClientHello without
+            // it comes from TLS 1.1 or older.
+            P::SupportedVersionsExtensionRequired
+            | P::SignatureAlgorithmsExtensionRequired
+            | P::Tls12NotOffered
+            | P::Tls12NotOfferedOrEnabled
+            | P::ServerDoesNotSupportTls12Or13 => "unsupported_protocol",
+            P::NoCipherSuitesInCommon => "no_shared_cipher_suite",
+            P::NoKxGroupsInCommon | P::NamedGroupsExtensionRequired => "no_shared_group",
+            P::NoSignatureSchemesInCommon => "no_shared_signature_scheme",
+            _ => "peer_incompatible",
+        },
+        Some(rustls::Error::AlertReceived(_)) => "alert_received",
+        Some(rustls::Error::InvalidMessage(_) | rustls::Error::PeerMisbehaved(_)) => {
+            "invalid_message"
+        }
+        Some(_) => "other",
+        None => "connection",
+    }
+}
