@@ -416,6 +416,85 @@ on_both_backends!(private_key_jwt_clients);
 
 /// OAU-9: dynamic registration (RFC 7591) behind an initial access token, the registration
 /// policy, and management of one's own registration (RFC 7592).
+/// OAU-9: with `oauth.registration_allowed_hosts` set, registration and RFC 7592 updates accept
+/// redirect URIs on those hosts only — exactly those names, not their subdomains nor names that
+/// merely begin with them — and a refused update leaves the client as it was.
+async fn registration_keeps_to_the_redirect_allow_list(backend: Backend) {
+    let server = Server::start_with(
+        Options::on(backend)
+            .env("PALISADE_OAUTH__OPEN_REGISTRATION", "true")
+            .env(
+                "PALISADE_OAUTH__REGISTRATION_ALLOWED_HOSTS",
+                r#"["app.example"]"#,
+            ),
+    )
+    .await;
+    let http = server.http_client();
+    let base = server.base();
+    let metadata = |uri: &str| {
+        serde_json::json!({
+            "client_name": "Listed", "redirect_uris": [uri],
+            "grant_types": ["authorization_code"], "token_endpoint_auth_method": "none",
+            "scope": "openid",
+        })
+    };
+    for host in [
+        "evil.example",
+        "sub.app.example",
+        "app.example.evil.example",
+    ] {
+        let r = http
+            .post(format!("{base}/oauth/register"))
+            .json(&metadata(&format!("https://{host}/cb")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{host}");
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(e["error"], "invalid_redirect_uri", "{host}: {e}");
+        assert_eq!(
+            e["error_description"],
+            format!("redirect URI host `{host}` is not allowed")
+        );
+    }
+    let r = http
+        .post(format!("{base}/oauth/register"))
+        .json(&metadata("https://app.example/cb"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let reg: serde_json::Value = r.json().await.unwrap();
+    let management = reg["registration_client_uri"]
+        .as_str()
+        .unwrap()
+        .replace(&format!("https://localhost:{}", server.https.port()), &base);
+    let token = reg["registration_access_token"].as_str().unwrap();
+    let mut moved = metadata("https://evil.example/cb");
+    moved["client_id"] = reg["client_id"].clone();
+    let r = http
+        .put(&management)
+        .bearer_auth(token)
+        .json(&moved)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let read: serde_json::Value = http
+        .get(&management)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        read["redirect_uris"],
+        serde_json::json!(["https://app.example/cb"])
+    );
+}
+
 async fn dynamic_registration(backend: Backend) {
     let initial = "initial-access-token-for-the-tests-0123456789";
     let server = Server::start_with(
@@ -594,6 +673,7 @@ async fn dynamic_registration(backend: Backend) {
 }
 
 on_both_backends!(dynamic_registration);
+on_both_backends!(registration_keeps_to_the_redirect_allow_list);
 
 /// Client administration on the admin API: admin key only; the registration policy applies.
 async fn clients_on_the_admin_api(backend: Backend) {
