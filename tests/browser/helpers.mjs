@@ -190,7 +190,12 @@ export function startApp() {
 export function registerClient(server, args) {
   const out = spawnSync(process.env.PALISADE_TEST_BIN, ['clients', 'create', ...args], {
     cwd: server.dir,
-    env: { PATH: process.env.PATH, PALISADE_DATA_DIR: join(server.dir, 'data'), PALISADE_LOG__LEVEL: 'warn' },
+    env: {
+      PATH: process.env.PATH,
+      PALISADE_DATA_DIR: join(server.dir, 'data'),
+      PALISADE_LOG__LEVEL: 'warn',
+      ...server.database,
+    },
   });
   assert.equal(out.status, 0, out.stderr.toString());
   return JSON.parse(out.stdout.toString());

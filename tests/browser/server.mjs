@@ -3,15 +3,33 @@
 // The binary comes from $PALISADE_TEST_BIN. Each server gets a fresh temporary
 // directory (its cwd, with the data directory inside) and listens on
 // ephemeral loopback ports; the HTTPS port is read from the JSON log line
-// whose fields.message is "palisade listening".
+// whose fields.message is "palisade listening". With
+// PALISADE_TEST_BROWSER_BACKEND=postgres, each server gets a fresh database on
+// the PostgreSQL server at $PALISADE_TEST_POSTGRES_URL (created with the psql of
+// $PALISADE_TEST_PG_BIN) instead of SQLite in its data directory.
 
-import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 const START_DEADLINE_MS = 30_000;
+
+/** The database settings of a new server: none for SQLite, a fresh PostgreSQL database otherwise. */
+function databaseSettings() {
+  if (process.env.PALISADE_TEST_BROWSER_BACKEND !== 'postgres') return {};
+  const admin = process.env.PALISADE_TEST_POSTGRES_URL;
+  if (!admin) throw new Error('PALISADE_TEST_BROWSER_BACKEND=postgres needs PALISADE_TEST_POSTGRES_URL');
+  const name = `palisade_browser_${randomBytes(6).toString('hex')}`;
+  const psql = join(process.env.PALISADE_TEST_PG_BIN ?? '/usr/bin', 'psql');
+  const made = spawnSync(psql, [admin, '-qc', `CREATE DATABASE ${name}`]);
+  if (made.status !== 0) throw new Error(`could not create ${name}: ${made.stderr}`);
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return { PALISADE_DATABASE__URL: url.toString() };
+}
 const STOP_DEADLINE_MS = 15_000;
 
 /**
@@ -35,6 +53,7 @@ export async function startServer(settings = {}) {
   );
 
   const dir = await mkdtemp(join(tmpdir(), 'palisade-browser-'));
+  const database = databaseSettings();
   const child = spawn(bin, ['serve'], {
     cwd: dir,
     env: {
@@ -43,6 +62,7 @@ export async function startServer(settings = {}) {
       PALISADE_SERVER__HTTPS_LISTEN: '127.0.0.1:0',
       PALISADE_SERVER__HTTP_LISTEN: '127.0.0.1:0',
       PALISADE_SERVER__ADMIN_LISTEN: '127.0.0.1:0',
+      ...database,
       ...settings,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -114,5 +134,5 @@ export async function startServer(settings = {}) {
     return result.code;
   }
 
-  return { baseURL, issuer, dir, logs, stop };
+  return { baseURL, issuer, dir, database, logs, stop };
 }

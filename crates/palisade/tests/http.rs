@@ -8,9 +8,8 @@ use std::time::Duration;
 
 /// PLT-9: unknown routes and methods get typed JSON for API clients and a page for browsers,
 /// both carrying the trace id; no internal detail leaks.
-#[tokio::test]
-async fn errors_are_typed_and_carry_the_trace_id() {
-    let server = Server::start().await;
+async fn errors_are_typed_and_carry_the_trace_id(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let mut a = server.agent();
     let r = a.get_json("/no/such/route").await;
     assert_eq!(r.status, 404);
@@ -43,9 +42,8 @@ async fn errors_are_typed_and_carry_the_trace_id() {
 }
 
 /// PLT-5: a valid W3C traceparent is continued; the trace id reaches the response and the logs.
-#[tokio::test]
-async fn trace_context_is_propagated() {
-    let server = Server::start().await;
+async fn trace_context_is_propagated(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let client = server.http_client();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let r = client
@@ -152,9 +150,8 @@ async fn request_spans_are_exported_over_otlp() {
 }
 
 /// PLT-8: security headers on every page, error pages included.
-#[tokio::test]
-async fn pages_carry_security_headers() {
-    let server = Server::start().await;
+async fn pages_carry_security_headers(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let mut a = server.agent();
     let email = unique_email("headers");
     a.sign_up(&email, PASSWORD).await;
@@ -198,9 +195,8 @@ async fn pages_carry_security_headers() {
 }
 
 /// PLT-2: plain HTTP only redirects to HTTPS, and never to a host an attacker shaped.
-#[tokio::test]
-async fn plain_http_redirects_to_https() {
-    let server = Server::start().await;
+async fn plain_http_redirects_to_https(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -234,9 +230,8 @@ async fn plain_http_redirects_to_https() {
 }
 
 /// PLT-5, PLT-6, TLS-4: health on both listeners, metrics on the admin listener only.
-#[tokio::test]
-async fn health_and_metrics() {
-    let server = Server::start().await;
+async fn health_and_metrics(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let mut a = server.agent();
     let r = a.get_json("/healthz").await;
     assert_eq!((r.status, r.json()["status"].clone()), (200, "ok".into()));
@@ -275,13 +270,13 @@ async fn health_and_metrics() {
 }
 
 /// PLT-7: SIGTERM with a connection open: the server drains and exits 0.
-#[tokio::test]
-async fn sigterm_drains_and_exits_zero() {
+async fn sigterm_drains_and_exits_zero(backend: Backend) {
     // A drain limit far beyond the harness's 30 s stop deadline: if an idle connection held
     // shutdown up, the stop would fail rather than be cut short by the limit.
-    let server =
-        Server::start_with(Options::default().env("PALISADE_SERVER__DRAIN_TIMEOUT_SECONDS", "600"))
-            .await;
+    let server = Server::start_with(
+        Options::on(backend).env("PALISADE_SERVER__DRAIN_TIMEOUT_SECONDS", "600"),
+    )
+    .await;
     let mut a = server.agent();
     assert_eq!(a.get_json("/healthz").await.status, 200);
     let logs = server.logs_handle();
@@ -295,10 +290,9 @@ async fn sigterm_drains_and_exits_zero() {
 /// PLT-7: SIGTERM while a request is half sent: new connections are refused at once, the
 /// request in flight completes (a token issued), its audit event is stored, and the server
 /// exits 0.
-#[tokio::test]
-async fn sigterm_completes_the_request_in_flight() {
+async fn sigterm_completes_the_request_in_flight(backend: Backend) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = Server::start().await;
+    let server = Server::start_with(Options::on(backend)).await;
     let service = server.register_client(&[
         "--name",
         "in flight",
@@ -434,3 +428,13 @@ fn config_check_masks_secrets_and_names_bad_keys() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("identity.argon2_memory_kib"));
 }
+
+on_both_backends!(
+    errors_are_typed_and_carry_the_trace_id,
+    trace_context_is_propagated,
+    pages_carry_security_headers,
+    plain_http_redirects_to_https,
+    health_and_metrics,
+    sigterm_drains_and_exits_zero,
+    sigterm_completes_the_request_in_flight,
+);

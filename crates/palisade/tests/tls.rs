@@ -63,9 +63,8 @@ fn http1_client(ca: &[&Path]) -> Arc<rustls::ClientConfig> {
 
 /// PLT-2: the development certificate covers localhost, 127.0.0.1 and ::1, chains to the CA
 /// in the data directory, and its fingerprint is the one printed at start-up.
-#[tokio::test]
-async fn development_certificate() {
-    let server = Server::start().await;
+async fn development_certificate(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let ca = server.data_dir().join("tls/dev-ca.pem");
     let config = tls_client(&[&ca]);
     let mut fingerprints = Vec::new();
@@ -109,9 +108,8 @@ async fn development_certificate() {
 }
 
 /// TLS-1: TLS 1.3 with the post-quantum hybrid group preferred, TLS 1.2 with AEAD suites only.
-#[tokio::test]
-async fn negotiates_modern_parameters() {
-    let server = Server::start().await;
+async fn negotiates_modern_parameters(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let ca = server.data_dir().join("tls/dev-ca.pem");
     let stream = connect(server.https, tls_client(&[&ca]), "localhost")
         .await
@@ -156,10 +154,9 @@ async fn negotiates_modern_parameters() {
 /// TLS-1: the server's order wins over a client that offers weaker options first: classical
 /// groups before the hybrid one and the weaker suites first get the hybrid group (asked for
 /// with a HelloRetryRequest) and the server's first suite, in TLS 1.3 and in TLS 1.2.
-#[tokio::test]
-async fn the_servers_preferences_win_over_a_weak_first_client() {
+async fn the_servers_preferences_win_over_a_weak_first_client(backend: Backend) {
     use rustls::crypto::aws_lc_rs::{cipher_suite as cs, kx_group};
-    let server = Server::start().await;
+    let server = Server::start_with(Options::on(backend)).await;
     let ca = server.data_dir().join("tls/dev-ca.pem");
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pki_types::pem::PemObject::pem_file_iter(&ca).unwrap() {
@@ -263,9 +260,8 @@ fn strict_verify(ca: &Path, cert: &Path) -> (bool, String) {
 /// Mozilla's "intermediate" configuration, and OpenSSL's strict mode verifies it. The CA
 /// certifies nothing but the development names: a certificate for another name made with its
 /// key is refused.
-#[tokio::test]
-async fn development_certificate_passes_strict_verifiers() {
-    let server = Server::start().await;
+async fn development_certificate_passes_strict_verifiers(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let tls = server.data_dir().join("tls");
     let ca = tls.join("dev-ca.pem");
     let report = server.dir.path().join("sslyze.json");
@@ -322,9 +318,8 @@ async fn development_certificate_passes_strict_verifiers() {
 
 /// TLS-1: a client offering only TLS 1.0, TLS 1.1 or non-AEAD (CBC) suites is refused — by the
 /// server, which counts each refusal by its reason, so the ClientHello did reach it.
-#[tokio::test]
-async fn legacy_protocols_and_suites_are_refused() {
-    let server = Server::start().await;
+async fn legacy_protocols_and_suites_are_refused(backend: Backend) {
+    let server = Server::start_with(Options::on(backend)).await;
     let (ok, text) = s_client(&server, &["-tls1_2"]);
     assert!(
         ok && text.contains("Verify return code: 0"),
@@ -448,8 +443,7 @@ fn metric(metrics: &str, name: &str) -> f64 {
 
 /// PLT-6: a node serving an expired certificate is not ready; once a valid pair replaces it,
 /// it is ready again.
-#[tokio::test]
-async fn an_expired_certificate_makes_the_node_unready() {
+async fn an_expired_certificate_makes_the_node_unready(backend: Backend) {
     let pki = Pki::new();
     let cert_path = pki.dir.path().join("cert.pem");
     let key_path = pki.dir.path().join("key.pem");
@@ -457,7 +451,7 @@ async fn an_expired_certificate_makes_the_node_unready() {
     std::fs::write(&cert_path, &cert).unwrap();
     std::fs::write(&key_path, &key).unwrap();
     let server = Server::start_with(
-        Options::default()
+        Options::on(backend)
             .env("PALISADE_TLS__CERT_FILE", cert_path.to_str().unwrap())
             .env("PALISADE_TLS__KEY_FILE", key_path.to_str().unwrap())
             .env("PALISADE_TLS__RELOAD_INTERVAL_SECONDS", "1"),
@@ -492,8 +486,7 @@ async fn an_expired_certificate_makes_the_node_unready() {
 
 /// TLS-2: replaced certificate files are picked up by new handshakes while an open connection
 /// keeps working; garbage and mismatched pairs are refused and the last good pair keeps serving.
-#[tokio::test]
-async fn certificate_files_hot_reload() {
+async fn certificate_files_hot_reload(backend: Backend) {
     let pki = Pki::new();
     let cert_path = pki.dir.path().join("cert.pem");
     let key_path = pki.dir.path().join("key.pem");
@@ -501,7 +494,7 @@ async fn certificate_files_hot_reload() {
     std::fs::write(&cert_path, &cert_a).unwrap();
     std::fs::write(&key_path, &key_a).unwrap();
     let server = Server::start_with(
-        Options::default()
+        Options::on(backend)
             .env("PALISADE_TLS__CERT_FILE", cert_path.to_str().unwrap())
             .env("PALISADE_TLS__KEY_FILE", key_path.to_str().unwrap())
             // The timer is the fallback when file notifications are unavailable (inotify
@@ -577,3 +570,13 @@ async fn certificate_files_hot_reload() {
     assert!(server.logs().contains("do not match"));
     assert!(request_on(&mut open).await.contains("200"));
 }
+
+on_both_backends!(
+    development_certificate,
+    negotiates_modern_parameters,
+    the_servers_preferences_win_over_a_weak_first_client,
+    development_certificate_passes_strict_verifiers,
+    legacy_protocols_and_suites_are_refused,
+    an_expired_certificate_makes_the_node_unready,
+    certificate_files_hot_reload,
+);
