@@ -1,7 +1,7 @@
 //! External conformance data for the Merkle tree (AUD-3): the transparency-dev proof probes
 //! (every valid and every must-reject case) and byte-exact proof generation against the
-//! Certificate Transparency reference tree. The data lives in the shared project documents,
-//! beside this repository.
+//! Certificate Transparency reference tree. The vectors are public test data, kept in
+//! `tests/vectors/` with their sources (`tests/vectors/SOURCES.md`).
 
 use data_encoding::{BASE64, HEXLOWER};
 use palisade_tlog::merkle::{
@@ -12,13 +12,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 fn testdata() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/merkle");
-    assert!(
-        dir.is_dir(),
-        "shared test data not found at {}",
-        dir.display()
-    );
-    dir
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
 
 fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {

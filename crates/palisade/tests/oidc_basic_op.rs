@@ -1,5 +1,5 @@
 //! The OpenID Foundation's "Basic OP" certification plan, item by item
-//! (`shared/conformance/oidc-basic-op-plan.md`), against the running server over TLS. Each
+//! (`tests/conformance/oidc-basic-op-plan.md`), against the running server over TLS. Each
 //! check names the suite's module it ports, so a later official run maps one to one. Every
 //! request uses PKCE S256 (Palisade's policy, which the suite allows).
 
