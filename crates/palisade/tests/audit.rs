@@ -598,6 +598,7 @@ async fn services_ingest_events_with_proofs(backend: Backend) {
     }
 
     assert!(verify(&server).0);
+    server.logs_flushed().await;
     assert!(
         !server.logs().contains(key),
         "the API key never reaches the logs"

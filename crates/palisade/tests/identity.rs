@@ -134,7 +134,9 @@ async fn sign_up_login_totp_recovery_and_no_secrets_in_logs(backend: Backend) {
     ];
     secrets.extend(codes.iter().cloned());
     secrets.extend(codes.iter().map(|c| c.replace('-', "")));
-    server.assert_logs_free_of(&secrets.iter().map(String::as_str).collect::<Vec<_>>());
+    server
+        .assert_logs_free_of(&secrets.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
 }
 
 /// IDN-2: an unknown address and a wrong password get the same status and the same page.

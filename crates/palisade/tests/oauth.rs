@@ -313,6 +313,7 @@ async fn client_credentials_introspection_and_errors(backend: Backend) {
             .iter()
             .any(|a| a == "oauth.client.authentication_failed")
     );
+    server.logs_flushed().await;
     let logs = server.logs();
     for s in [&secret, &token] {
         assert!(!logs.contains(s.as_str()), "a secret reached the logs");

@@ -256,6 +256,7 @@ async fn code_flow_and_its_attacks(backend: Backend) {
     ] {
         assert!(actions.iter().any(|a| a == expected), "{expected} missing");
     }
+    server.logs_flushed().await;
     let logs = server.logs();
     assert!(
         !logs.contains(&code) && !logs.contains(&access),

@@ -106,7 +106,7 @@ async fn the_api_matches_its_description(backend: Backend) {
         report.contains(&format!("{operations} passed")),
         "not every one of the {operations} operations passed"
     );
-    server.assert_logs_free_of(&[&fuzzer.token]);
+    server.assert_logs_free_of(&[&fuzzer.token]).await;
 }
 
 on_both_backends!(the_api_matches_its_description);

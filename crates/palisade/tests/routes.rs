@@ -750,6 +750,7 @@ async fn every_write_answers_malformed_input_with_a_typed_error() {
     for refusal in [400, 413, 415] {
         assert!(answers.get(&refusal) >= Some(&15), "{answers:?}");
     }
+    server.logs_flushed().await;
     assert!(!server.logs().contains("panicked"), "no handler panicked");
     assert_eq!(server.agent().get("/healthz").await.status, 200);
 }
