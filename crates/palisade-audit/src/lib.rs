@@ -102,6 +102,8 @@ pub enum Action {
     SigningKeyRevoked,
     TlsCaCreated,
     TlsCertificateIssued,
+    /// An account's part of the trail erased (AUD-6); the event names no account.
+    SubjectErased,
     TokenIssued,
     ClientAuthenticationFailed,
     ClientRegistered,
@@ -144,6 +146,7 @@ impl Action {
             Action::SigningKeyRevoked => "keys.signing.revoked",
             Action::TlsCaCreated => "tls.ca.created",
             Action::TlsCertificateIssued => "tls.certificate.issued",
+            Action::SubjectErased => "audit.subject.erased",
             Action::TokenIssued => "oauth.token.issued",
             Action::ClientAuthenticationFailed => "oauth.client.authentication_failed",
             Action::ClientRegistered => "oauth.client.registered",

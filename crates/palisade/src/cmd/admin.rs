@@ -12,7 +12,7 @@ use palisade_identity::users::{self, Email};
 use serde_json::json;
 
 /// The variants become the subcommands `create-tenant`, `create-user`, `lock-user`,
-/// `unlock-user`, `set-role`.
+/// `unlock-user`, `set-role`, `erase-audit-trail`.
 #[allow(clippy::enum_variant_names)]
 #[derive(Subcommand)]
 pub(crate) enum AdminCommand {
@@ -47,6 +47,13 @@ pub(crate) enum AdminCommand {
         who: Who,
         #[arg(long)]
         role: String,
+    },
+    /// Erase an account from the audit trail (AUD-6): its keys are destroyed, so the details
+    /// sealed in its entries can never be read again, and the searchable rows forget it; the
+    /// entries stay, and the log still verifies.
+    EraseAuditTrail {
+        #[command(flatten)]
+        who: Who,
     },
 }
 
@@ -125,6 +132,19 @@ pub(crate) async fn run(config: Config, command: AdminCommand) -> Result<()> {
         AdminCommand::LockUser { who } => set_locked(&tool, &who, true).await?,
         AdminCommand::UnlockUser { who } => set_locked(&tool, &who, false).await?,
         AdminCommand::SetRole { who, role } => set_role(&tool, &who, &role).await?,
+        AdminCommand::EraseAuditTrail { who } => {
+            let user = account(&tool, &who).await?;
+            let destroyed = auditor.erase_subject(&user.id).await?;
+            // Recorded without naming the account: naming it would undo the erasure.
+            auditor
+                .record(
+                    SecurityEvent::new(Action::SubjectErased, Outcome::Success, &user.tenant_id)
+                        .detail("keys_destroyed", destroyed)
+                        .detail("via", "admin_cli"),
+                )
+                .await?;
+            super::print(&json!({ "user_id": user.id, "keys_destroyed": destroyed }))?;
+        }
     }
     tool.close().await;
     Ok(())
