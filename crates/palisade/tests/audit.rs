@@ -158,12 +158,25 @@ fn verify(server: &Server) -> (bool, serde_json::Value) {
 fn verify_with(server: &Server, args: &[&str]) -> (bool, serde_json::Value) {
     let out = server.cli(&[&["audit", "verify"], args].concat());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let report = serde_json::from_str(&stdout).unwrap_or_else(|_| {
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|_| {
         panic!(
             "no JSON report: {stdout} {}",
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    // Progress is reported as it goes, the last report at the end of a log that verified.
+    let progress: Vec<(u64, u64)> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "audit entries verified")
+        .map(|l| {
+            let n = |k: &str| l["fields"][k].as_u64().unwrap();
+            (n("done"), n("total"))
+        })
+        .collect();
+    if let (true, Some(entries)) = (out.status.success(), report["entries"].as_u64()) {
+        assert_eq!(progress.last(), Some(&(entries, entries)), "{progress:?}");
+    }
     (out.status.success(), report)
 }
 

@@ -80,8 +80,15 @@ pub(crate) async fn run(config: Config, command: AuditCommand) -> Result<bool> {
         (None, None) => unreachable!("a database is opened when no directory is given"),
     };
     let tty = std::io::stderr().is_terminal();
+    // Progress every 10,000 entries and at the end: a bar on a terminal, log lines otherwise
+    // (stderr stays JSON for whatever reads it).
     let mut report = palisade_audit::verify::verify(loaded, &trust, |done, total| {
-        if tty && (done % 10_000 == 0 || done == total) {
+        if !(done % 10_000 == 0 || done == total) {
+            return;
+        }
+        if !tty {
+            tracing::info!(done, total, "audit entries verified");
+        } else {
             const WIDTH: u64 = 40;
             let filled = (done * WIDTH)
                 .checked_div(total)
