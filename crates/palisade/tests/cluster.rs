@@ -80,7 +80,7 @@ async fn a_session_works_everywhere_and_a_revocation_reaches_every_node_within_a
 
 #[tokio::test]
 async fn rate_limits_and_the_login_throttle_count_across_nodes() {
-    // Three a minute (one every 20 s): none comes back during the test.
+    // Three a minute (one every 20 s), counted across the nodes.
     let d = Deployment::start(
         3,
         &[
@@ -92,6 +92,7 @@ async fn rate_limits_and_the_login_throttle_count_across_nodes() {
     .await;
     let client_id = public_app(&d.nodes[0], "Limited", SCOPES, &[]);
     // Signing in asks `/api/me` once: one of the three.
+    let since = std::time::Instant::now();
     let member = member(&d.nodes[0], &client_id, "limited", "social:read").await;
     let mut allowed = 0;
     for i in 0..12 {
@@ -109,10 +110,9 @@ async fn rate_limits_and_the_login_throttle_count_across_nodes() {
             other => panic!("{other}"),
         }
     }
-    assert_eq!(
-        allowed, 2,
-        "three a minute across the nodes, not three each"
-    );
+    // Three a minute across the nodes, not three each: two left after the sign-in's, and no
+    // more than the time since refilled.
+    assert_within_rate(allowed, 2, 3, since);
 
     // Two free failures on A and B; the third, on C, starts the back-off everywhere.
     let email = unique_email("guessed");

@@ -896,6 +896,35 @@ pub(crate) fn installed_tool(var: &str, default: &str) -> PathBuf {
     path
 }
 
+/// RES-7: calls `request` until a limiter answers `429`, as a flooding client would, each
+/// answer before that being `admitted`; returns how many were let through and the last
+/// `Retry-After`. Fails if no 429 comes within a hundred requests.
+pub(crate) async fn flood_until_limited<F, Fut>(admitted: u16, mut request: F) -> (u32, Option<u64>)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (u16, Option<u64>)>,
+{
+    for accepted in 0..100 {
+        match request().await {
+            (429, retry_after) => return (accepted, retry_after),
+            (status, _) => assert_eq!(status, admitted, "request {accepted}"),
+        }
+    }
+    panic!("no 429 in a hundred requests");
+}
+
+/// RES-7: a limiter of `per_minute` (a burst of as many, then one every 60/`per_minute` s)
+/// with `burst` of its allowance left at `since` let `accepted` requests through: at least
+/// that burst, and no more than the burst plus what the elapsed time refilled — a check that
+/// holds whatever the machine's speed.
+pub(crate) fn assert_within_rate(accepted: u32, burst: u32, per_minute: u32, since: Instant) {
+    let refilled = (since.elapsed().as_secs_f64() * f64::from(per_minute) / 60.0).floor() as u32;
+    assert!(
+        (burst..=burst + refilled).contains(&accepted),
+        "{accepted} let through: a burst of {burst}, {refilled} refilled since"
+    );
+}
+
 /// A wall clock the test moves forward for the server alone, with libfaketime (scripts/test
 /// installs it): expiry is then tested by moving time, not by waiting for it. Monotonic time is
 /// left alone, so the server's timers and timeouts behave as usual.
