@@ -643,6 +643,19 @@ impl EventRow {
         VALUES ";
     pub(crate) const COLUMNS: usize = 12;
 
+    /// The row with its subject forgotten, as `Auditor::erase_subject` leaves rows: for an
+    /// event whose subject was erased before the event was integrated.
+    pub(crate) fn forgotten(&self) -> Self {
+        Self {
+            actor: None,
+            target: None,
+            ip: None,
+            device: None,
+            details: "{}".into(),
+            ..self.clone()
+        }
+    }
+
     pub(crate) fn bind<'q>(
         &'q self,
         query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,

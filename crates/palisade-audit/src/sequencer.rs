@@ -64,6 +64,39 @@ pub(crate) enum Intake {
     },
 }
 
+/// The id of the key that sealed an entry's payload.
+fn payload_key(entry: &str) -> Option<String> {
+    let entry: serde_json::Value = serde_json::from_str(entry).ok()?;
+    entry["payload"]["key"].as_str().map(str::to_owned)
+}
+
+/// The payload keys of `entries`' security events that are destroyed.
+async fn erased_keys(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: palisade_store::Backend,
+    entries: &[QueuedEntry],
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    let keys: std::collections::BTreeSet<String> = entries
+        .iter()
+        .filter(|e| e.row.is_some())
+        .filter_map(|e| payload_key(&e.entry))
+        .collect();
+    let keys: Vec<String> = keys.into_iter().collect();
+    let mut erased = std::collections::HashSet::new();
+    for chunk in keys.chunks(PARAMS_PER_INSERT) {
+        let sql = format!(
+            "SELECT key_id FROM audit_subject_keys WHERE sealed_key IS NULL AND key_id IN ({})",
+            placeholders(backend, chunk.len(), 1)
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for key in chunk {
+            query = query.bind(key);
+        }
+        erased.extend(query.fetch_all(&mut **tx).await?);
+    }
+    Ok(erased)
+}
+
 #[derive(Serialize, Deserialize)]
 pub(crate) struct QueuedEntry {
     entry: String,
@@ -296,10 +329,26 @@ impl Writer {
             }
             query.execute(&mut *tx).await.map_err(store)?;
         }
-        let events: Vec<(u64, &EventRow)> = entries
+        // A subject erased while its events waited (queued by another process, or between
+        // sealing and this commit) is not brought back by their rows.
+        let erased = erased_keys(&mut tx, db.backend(), entries)
+            .await
+            .map_err(store)?;
+        let events: Vec<(u64, EventRow)> = entries
             .iter()
             .enumerate()
-            .filter_map(|(i, e)| Some((start + i as u64, e.row.as_deref()?)))
+            .filter_map(|(i, e)| {
+                let row = e.row.as_deref()?;
+                let forgotten = payload_key(&e.entry).is_some_and(|k| erased.contains(&k));
+                Some((
+                    start + i as u64,
+                    if forgotten {
+                        row.forgotten()
+                    } else {
+                        row.clone()
+                    },
+                ))
+            })
             .collect();
         for chunk in events.chunks(PARAMS_PER_INSERT / EventRow::COLUMNS) {
             let sql = format!(
