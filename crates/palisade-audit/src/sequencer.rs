@@ -70,18 +70,14 @@ fn payload_key(entry: &str) -> Option<String> {
     entry["payload"]["key"].as_str().map(str::to_owned)
 }
 
-/// The payload keys of `entries`' security events that are destroyed.
+/// Which of the payload `keys` (of a batch's security events) are destroyed.
 async fn erased_keys(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: palisade_store::Backend,
-    entries: &[QueuedEntry],
+    keys: &[Option<String>],
 ) -> Result<std::collections::HashSet<String>, sqlx::Error> {
-    let keys: std::collections::BTreeSet<String> = entries
-        .iter()
-        .filter(|e| e.row.is_some())
-        .filter_map(|e| payload_key(&e.entry))
-        .collect();
-    let keys: Vec<String> = keys.into_iter().collect();
+    let keys: std::collections::BTreeSet<&String> = keys.iter().flatten().collect();
+    let keys: Vec<&String> = keys.into_iter().collect();
     let mut erased = std::collections::HashSet::new();
     for chunk in keys.chunks(PARAMS_PER_INSERT) {
         let sql = format!(
@@ -331,15 +327,20 @@ impl Writer {
         }
         // A subject erased while its events waited (queued by another process, or between
         // sealing and this commit) is not brought back by their rows.
-        let erased = erased_keys(&mut tx, db.backend(), entries)
+        let keys: Vec<Option<String>> = entries
+            .iter()
+            .map(|e| e.row.as_ref().and_then(|_| payload_key(&e.entry)))
+            .collect();
+        let erased = erased_keys(&mut tx, db.backend(), &keys)
             .await
             .map_err(store)?;
         let events: Vec<(u64, EventRow)> = entries
             .iter()
+            .zip(&keys)
             .enumerate()
-            .filter_map(|(i, e)| {
+            .filter_map(|(i, (e, key))| {
                 let row = e.row.as_deref()?;
-                let forgotten = payload_key(&e.entry).is_some_and(|k| erased.contains(&k));
+                let forgotten = key.as_ref().is_some_and(|k| erased.contains(k));
                 Some((
                     start + i as u64,
                     if forgotten {

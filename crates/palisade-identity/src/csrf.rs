@@ -92,15 +92,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
             .iter()
             .position(|(k, _)| k == "csrf")
             .map(|i| pairs.swap_remove(i).1);
-        let valid = match (cookie_token, submitted) {
-            (Some(c), Some(s)) => {
-                well_formed(&c) && palisade_crypto::constant_time_eq(c.as_bytes(), s.as_bytes())
-            }
-            _ => false,
-        };
-        if !valid {
-            return Err(AppError::forbidden("csrf", "The form has expired or did not come from this site. Reload the page and try again.").into_response());
-        }
+        check_token(cookie_token.as_deref(), submitted.as_deref())
+            .map_err(IntoResponse::into_response)?;
         let de =
             serde::de::value::MapDeserializer::<_, serde::de::value::Error>::new(pairs.into_iter());
         serde_path_to_error::deserialize(de)

@@ -71,6 +71,24 @@ async fn start_receiver() -> (Receiver, String) {
     (receiver, url)
 }
 
+/// Options letting deliveries reach a receiver on loopback: the egress policy must allow it
+/// explicitly.
+fn reaching_loopback(options: Options) -> Options {
+    options.env("PALISADE_EGRESS__ALLOWED_NETWORKS", r#"["127.0.0.1/32"]"#)
+}
+
+/// A receiver, and a public client named `name` that registered it as its logout URI.
+async fn listening_app(server: &Server, name: &str) -> (Receiver, String) {
+    let (receiver, logout_uri) = start_receiver().await;
+    let client_id = public_app(
+        server,
+        name,
+        &["openid"],
+        &["--backchannel-logout-uri", &logout_uri],
+    );
+    (receiver, client_id)
+}
+
 /// Runs the code flow for `client_id` in the agent's session; the ID token's claims.
 async fn id_token_of(server: &Server, user: &mut Agent, client_id: &str) -> serde_json::Value {
     let flow = Flow::new(client_id, "openid");
@@ -81,20 +99,10 @@ async fn id_token_of(server: &Server, user: &mut Agent, client_id: &str) -> serd
 }
 
 async fn ended_sessions_log_clients_out(backend: Backend) {
-    // The receiver is on loopback: the egress policy must allow it explicitly.
-    let server = Server::start_with(
-        Options::on(backend).env("PALISADE_EGRESS__ALLOWED_NETWORKS", r#"["127.0.0.1/32"]"#),
-    )
-    .await;
+    let server = Server::start_with(reaching_loopback(Options::on(backend))).await;
     let issuer = format!("https://localhost:{}", server.https.port());
-    let (receiver, logout_uri) = start_receiver().await;
+    let (receiver, listening) = listening_app(&server, "Listening app").await;
     receiver.refuse(1);
-    let listening = public_app(
-        &server,
-        "Listening app",
-        &["openid"],
-        &["--backchannel-logout-uri", &logout_uri],
-    );
     let silent = public_app(&server, "Silent app", &["openid"], &[]);
     let metadata = server.fetch_json("/.well-known/openid-configuration").await;
     assert_eq!(metadata["backchannel_logout_supported"], true);
@@ -171,24 +179,9 @@ on_both_backends!(ended_sessions_log_clients_out);
 /// also has a logout URI but was signed in only through someone else's session hears nothing
 /// of it, and hears its own user's logout.
 async fn every_way_a_session_ends_is_told(backend: Backend) {
-    let server = Server::start_with(
-        Options::on(backend).env("PALISADE_EGRESS__ALLOWED_NETWORKS", r#"["127.0.0.1/32"]"#),
-    )
-    .await;
-    let (receiver, logout_uri) = start_receiver().await;
-    let listening = public_app(
-        &server,
-        "Listening app",
-        &["openid"],
-        &["--backchannel-logout-uri", &logout_uri],
-    );
-    let (bystander_receiver, bystander_uri) = start_receiver().await;
-    let bystander_app = public_app(
-        &server,
-        "Bystander app",
-        &["openid"],
-        &["--backchannel-logout-uri", &bystander_uri],
-    );
+    let server = Server::start_with(reaching_loopback(Options::on(backend))).await;
+    let (receiver, listening) = listening_app(&server, "Listening app").await;
+    let (bystander_receiver, bystander_app) = listening_app(&server, "Bystander app").await;
     let mut other = server.agent();
     let other_email = unique_email("other");
     other.sign_up(&other_email, PASSWORD).await;
@@ -255,18 +248,9 @@ on_both_backends!(every_way_a_session_ends_is_told);
 /// A delivery the client refused is still made after the server restarts: the job is durable.
 #[tokio::test]
 async fn a_pending_logout_survives_a_restart() {
-    let mut server = Server::start_with(
-        Options::default().env("PALISADE_EGRESS__ALLOWED_NETWORKS", r#"["127.0.0.1/32"]"#),
-    )
-    .await;
-    let (receiver, logout_uri) = start_receiver().await;
+    let mut server = Server::start_with(reaching_loopback(Options::default())).await;
+    let (receiver, listening) = listening_app(&server, "Listening app").await;
     receiver.refuse(u32::MAX);
-    let listening = public_app(
-        &server,
-        "Listening app",
-        &["openid"],
-        &["--backchannel-logout-uri", &logout_uri],
-    );
     let email = unique_email("restart");
     let mut user = server.agent();
     user.sign_up(&email, PASSWORD).await;

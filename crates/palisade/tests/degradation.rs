@@ -18,14 +18,6 @@ async fn redis_up(node: &Server) -> Option<bool> {
     Some(line.ends_with(" 1"))
 }
 
-/// PLT-6: the node's readiness answer on its admin listener.
-async fn readiness(node: &Server) -> (u16, serde_json::Value) {
-    let r = reqwest::get(format!("http://{}/readyz", node.admin))
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 #[tokio::test]
 async fn without_redis_nodes_serve_on_their_own_say_so_and_rejoin() {
     let mut d = Deployment::start(2, &[]).await;
@@ -59,7 +51,7 @@ async fn without_redis_nodes_serve_on_their_own_say_so_and_rejoin() {
         );
         // Still ready — it serves — and readiness says the bus is degraded.
         eventually(Duration::from_secs(10), "the bus degraded", || async {
-            let (status, ready) = readiness(node).await;
+            let (status, ready) = node.readiness().await;
             assert_eq!(status, 200, "{ready}");
             (ready["checks"]["bus"] == "degraded").then_some(())
         })
@@ -78,7 +70,7 @@ async fn without_redis_nodes_serve_on_their_own_say_so_and_rejoin() {
         .await;
         assert!(node.logs().contains("Redis reachable"));
         eventually(Duration::from_secs(10), "the bus back", || async {
-            (readiness(node).await.1["checks"]["bus"] == "ok").then_some(())
+            (node.readiness().await.1["checks"]["bus"] == "ok").then_some(())
         })
         .await;
     }
@@ -181,13 +173,13 @@ async fn while_postgres_restarts_requests_are_told_to_come_back_then_served() {
     }
     // PLT-6: not ready while the database is away.
     eventually(Duration::from_secs(30), "not ready", || async {
-        let (status, ready) = readiness(node).await;
+        let (status, ready) = node.readiness().await;
         (status == 503 && ready["checks"]["database"] != "ok").then_some(())
     })
     .await;
     pg.resume();
     eventually(Duration::from_secs(30), "ready again", || async {
-        (readiness(node).await.0 == 200).then_some(())
+        (node.readiness().await.0 == 200).then_some(())
     })
     .await;
     eventually(Duration::from_secs(30), "service restored", || async {

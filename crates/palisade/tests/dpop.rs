@@ -343,16 +343,7 @@ on_both_backends!(dpop_binds_tokens_to_the_clients_key);
 async fn pushed_requests_bind_the_code_to_the_proof_key(backend: Backend) {
     let server = Server::start_with(Options::on(backend)).await;
     let base = server.base();
-    let app = server.register_client(&[
-        "--name",
-        "Web app",
-        "--grant",
-        "authorization_code",
-        "--scope",
-        "openid",
-        "--redirect-uri",
-        REDIRECT,
-    ]);
+    let app = web_app(&server, "Web app");
     let (id, secret) = (
         app["client_id"].as_str().unwrap().to_owned(),
         app["client_secret"].as_str().unwrap().to_owned(),

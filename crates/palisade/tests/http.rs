@@ -291,7 +291,6 @@ async fn sigterm_drains_and_exits_zero(backend: Backend) {
 /// request in flight completes (a token issued), its audit event is stored, and the server
 /// exits 0.
 async fn sigterm_completes_the_request_in_flight(backend: Backend) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = Server::start_with(Options::on(backend)).await;
     let service = server.register_client(&[
         "--name",
@@ -310,21 +309,19 @@ async fn sigterm_completes_the_request_in_flight(backend: Backend) {
         )
         .as_bytes(),
     );
-    let mut stream = server.http1_stream().await;
-    let (first, rest) = body.split_at(body.len() / 2);
-    let head = format!(
-        "POST /oauth/token HTTP/1.1\r\nhost: localhost\r\nauthorization: Basic {basic}\r\n\
-         content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(first.as_bytes()).await.unwrap();
-    stream.flush().await.unwrap();
-
     // The server has the request (its handler waits for the rest of the body) before the
     // signal: an idle connection would rightly be closed instead.
-    server.until_in_flight(1).await;
+    let authorization = format!("Basic {basic}");
+    let held = server
+        .request_in_flight(
+            "POST /oauth/token",
+            &[
+                ("authorization", &authorization),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            &body,
+        )
+        .await;
     server.signal("TERM");
     eventually(
         Duration::from_secs(10),
@@ -337,9 +334,7 @@ async fn sigterm_completes_the_request_in_flight(backend: Backend) {
         },
     )
     .await;
-    stream.write_all(rest.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
+    let answer = held.finish().await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let (_, json) = answer.split_once("\r\n\r\n").unwrap();
     let tokens: serde_json::Value = serde_json::from_str(json).unwrap();

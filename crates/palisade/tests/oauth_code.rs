@@ -655,6 +655,15 @@ async fn concurrent_refreshes_keep_one_family(backend: Backend) {
     assert_eq!((families, live), (1, 1));
 }
 
+/// Whether the account's connected-apps page says there are none.
+async fn lists_no_apps(owner: &mut Agent) -> bool {
+    owner
+        .get("/account/apps")
+        .await
+        .body
+        .contains("id=\"no-apps\"")
+}
+
 /// OAU-6: the account page lists the apps the user consented to; revoking one ends its access
 /// and refresh tokens at once, and the next request asks for consent again.
 async fn revoking_consent_ends_the_apps_tokens(backend: Backend) {
@@ -686,13 +695,7 @@ async fn revoking_consent_ends_the_apps_tokens(backend: Backend) {
         400,
         "refresh token ended"
     );
-    assert!(
-        owner
-            .get("/account/apps")
-            .await
-            .body
-            .contains("id=\"no-apps\"")
-    );
+    assert!(lists_no_apps(&mut owner).await);
     let again = owner.get(&Flow::new(&client_id, "openid").url()).await;
     assert_eq!(again.status, 200, "consent is asked again");
     assert!(again.body.contains(r#"name="decision" value="deny""#));
@@ -716,13 +719,7 @@ async fn revoking_consent_ends_the_apps_tokens(backend: Backend) {
     assert!(!answer.contains_key("code"), "{answer:?}");
     let asked = owner.get(&Flow::new(&client_id, "openid").url()).await;
     assert_eq!(asked.status, 200, "a denial is not remembered");
-    assert!(
-        owner
-            .get("/account/apps")
-            .await
-            .body
-            .contains("id=\"no-apps\"")
-    );
+    assert!(lists_no_apps(&mut owner).await);
 
     let events = server.events().await;
     let actions: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
@@ -745,30 +742,15 @@ async fn codes_pushed_requests_and_refresh_tokens_expire(backend: Backend) {
     let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
     let flow = Flow::new(&client_id, "openid");
     let code = code_for(&mut a, &flow).await;
-    let pusher = server.register_client(&[
-        "--name",
-        "Pusher",
-        "--grant",
-        "authorization_code",
-        "--scope",
-        "openid",
-        "--redirect-uri",
-        REDIRECT,
-    ]);
+    let pusher = web_app(&server, "Pusher");
     let pusher_id = pusher["client_id"].as_str().unwrap();
-    let pushed_flow = Flow::new(pusher_id, "openid");
-    let pushed: serde_json::Value = server
-        .http_client()
-        .post(format!("{}/oauth/par", server.base()))
-        .basic_auth(pusher_id, pusher["client_secret"].as_str())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode_form(&pushed_flow.fields()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let auth = (pusher_id, pusher["client_secret"].as_str().unwrap());
+    let (_, pushed) = push(
+        &server,
+        Some(auth),
+        &Flow::new(pusher_id, "openid").fields(),
+    )
+    .await;
     let request_uri = pushed["request_uri"].as_str().unwrap();
 
     clock.advance(&server, Duration::from_secs(90)).await;
@@ -806,58 +788,26 @@ async fn codes_pushed_requests_and_refresh_tokens_expire(backend: Backend) {
 /// `request_uri` works once and only for its client.
 async fn pushed_authorization_requests(backend: Backend) {
     let server = Server::start_with(Options::on(backend)).await;
-    let web_app = |name: &str| {
-        server.register_client(&[
-            "--name",
-            name,
-            "--grant",
-            "authorization_code",
-            "--scope",
-            "openid",
-            "--redirect-uri",
-            REDIRECT,
-        ])
-    };
-    let app = web_app("Pusher");
+    let app = web_app(&server, "Pusher");
     let (id, secret) = (
         app["client_id"].as_str().unwrap().to_owned(),
         app["client_secret"].as_str().unwrap().to_owned(),
     );
     let flow = Flow::new(&id, "openid");
-    let push = |auth: Option<(String, String)>, fields: Vec<(String, String)>| {
-        let http = server.http_client();
-        let url = format!("{}/oauth/par", server.base());
-        async move {
-            let pairs: Vec<(&str, &str)> = fields
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            let mut req = http
-                .post(url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(encode_form(&pairs));
-            if let Some((id, secret)) = auth {
-                req = req.basic_auth(id, Some(secret));
-            }
-            let r = req.send().await.unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<serde_json::Value>().await.unwrap())
-        }
-    };
-    let creds = Some((id.clone(), secret.clone()));
+    let creds = Some((id.as_str(), secret.as_str()));
     assert_eq!(
-        push(None, flow.params.clone()).await.0,
+        push(&server, None, &flow.fields()).await.0,
         401,
         "pushing needs client authentication"
     );
     let bad = Flow::new(&id, "openid").with("code_challenge_method", Some("plain"));
-    let (status, e) = push(creds.clone(), bad.params.clone()).await;
+    let (status, e) = push(&server, creds, &bad.fields()).await;
     assert_eq!(
         (status, e["error"].as_str()),
         (400, Some("invalid_request")),
         "validated when pushed"
     );
-    let (status, pushed) = push(creds.clone(), flow.params.clone()).await;
+    let (status, pushed) = push(&server, creds, &flow.fields()).await;
     assert_eq!(status, 201, "{pushed}");
     let request_uri = pushed["request_uri"].as_str().unwrap().to_owned();
     assert!(request_uri.starts_with("urn:ietf:params:oauth:request_uri:"));
@@ -873,7 +823,7 @@ async fn pushed_authorization_requests(backend: Backend) {
         enc(&request_uri)
     );
     // Another client cannot use it.
-    let other = web_app("Other");
+    let other = web_app(&server, "Other");
     let stolen = format!(
         "/oauth/authorize?client_id={}&request_uri={}",
         enc(other["client_id"].as_str().unwrap()),

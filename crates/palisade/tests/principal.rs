@@ -135,17 +135,11 @@ on_both_backends!(the_principal_comes_from_the_token_and_the_account);
 async fn earlier_tokens_die_with_a_password_change_or_log_out_everywhere(backend: Backend) {
     let server = Server::start_with(Options::on(backend)).await;
     let client_id = public_app(&server, "Social app", &["openid", "social:read"], &[]);
-    let mut user = server.agent();
-    let email = unique_email("epoch");
-    user.sign_up(&email, PASSWORD).await;
-    user.log_in(&email, PASSWORD).await;
-    let token_for = async |user: &mut Agent| {
-        let flow = Flow::new(&client_id, "openid social:read");
-        let code = code_for(user, &flow).await;
-        let (status, tokens) = exchange(&server, &flow, &code, &flow.verifier).await;
-        assert_eq!(status, 200, "{tokens}");
-        tokens["access_token"].as_str().unwrap().to_owned()
-    };
+    let scope = "openid social:read";
+    let (member, mut user) =
+        common::social::member_signed_in(&server, &client_id, "epoch", scope).await;
+    let token_for =
+        async |user: &mut Agent| common::social::token_for(&server, user, &client_id, scope).await;
     let accepted = async |token: &str| {
         let (api, body, _) = me(&server, Some(token)).await;
         let (info, claims) = userinfo(&server, token).await;
@@ -160,7 +154,7 @@ async fn earlier_tokens_die_with_a_password_change_or_log_out_everywhere(backend
         assert_eq!((status, claims.get("sub")), (401, None));
     };
 
-    let before_password = token_for(&mut user).await;
+    let before_password = member.token;
     assert!(accepted(&before_password).await);
     let r = user
         .post_form(
@@ -227,25 +221,22 @@ on_both_backends!(each_principal_has_its_own_allowance);
 /// and once the held request is answered (and its post made) the API serves again.
 #[tokio::test]
 async fn the_api_sheds_past_its_in_flight_bound() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server =
         Server::start_with(Options::default().env("PALISADE_API__MAX_IN_FLIGHT", "1")).await;
     let client_id = public_app(&server, "Shed", &["social:read", "social:write"], &[]);
     let member =
         common::social::member(&server, &client_id, "shed", "social:read social:write").await;
-    let body = r#"{"body":"held in flight","visibility":"public"}"#;
-    let (first, rest) = body.split_at(10);
-    let mut held = server.http1_stream().await;
-    let head = format!(
-        "POST /api/posts HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        member.token,
-        body.len()
-    );
-    held.write_all(head.as_bytes()).await.unwrap();
-    held.write_all(first.as_bytes()).await.unwrap();
-    held.flush().await.unwrap();
-    server.until_in_flight(1).await;
+    let authorization = format!("Bearer {}", member.token);
+    let held = server
+        .request_in_flight(
+            "POST /api/posts",
+            &[
+                ("authorization", &authorization),
+                ("content-type", "application/json"),
+            ],
+            r#"{"body":"held in flight","visibility":"public"}"#,
+        )
+        .await;
 
     let r = server
         .http_client()
@@ -260,9 +251,7 @@ async fn the_api_sheds_past_its_in_flight_bound() {
     assert_eq!(refusal["error"], "unavailable");
     assert_eq!(server.agent().get_json("/healthz").await.status, 200);
 
-    held.write_all(rest.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    held.read_to_string(&mut answer).await.unwrap();
+    let answer = held.finish().await;
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     let (status, me, _) = me(&server, Some(&member.token)).await;
     assert_eq!(status, 200, "{me}");

@@ -5,25 +5,12 @@ mod common;
 
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use rustls::pki_types::ServerName;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-
-async fn connect(
-    addr: std::net::SocketAddr,
-    config: Arc<rustls::ClientConfig>,
-    name: &str,
-) -> Result<TlsStream<TcpStream>, std::io::Error> {
-    let tcp = TcpStream::connect(addr).await?;
-    TlsConnector::from(config)
-        .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
-        .await
-}
 
 fn peer_fingerprint(stream: &TlsStream<TcpStream>) -> String {
     let leaf = &stream.get_ref().1.peer_certificates().unwrap()[0];
@@ -52,13 +39,6 @@ async fn request_on(stream: &mut TlsStream<TcpStream>) -> String {
         .next()
         .unwrap()
         .to_owned()
-}
-
-fn http1_client(ca: &[&Path]) -> Arc<rustls::ClientConfig> {
-    let base = tls_client(ca);
-    let mut config = (*base).clone();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
 }
 
 /// PLT-2: the development certificate covers localhost, 127.0.0.1 and ::1, chains to the CA
@@ -441,30 +421,35 @@ fn metric(metrics: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} not in metrics"))
 }
 
-/// PLT-6: a node serving an expired certificate is not ready; once a valid pair replaces it,
-/// it is ready again.
-async fn an_expired_certificate_makes_the_node_unready(backend: Backend) {
-    let pki = Pki::new();
+/// A server serving `pair` (certificate PEM, key PEM) from files in `pki`'s directory, and the
+/// paths of those files, for the test to replace.
+async fn serving(
+    backend: Backend,
+    pki: &Pki,
+    (cert, key): (String, String),
+) -> (Server, PathBuf, PathBuf) {
     let cert_path = pki.dir.path().join("cert.pem");
     let key_path = pki.dir.path().join("key.pem");
-    let (cert, key) = pki.expired_leaf();
-    std::fs::write(&cert_path, &cert).unwrap();
-    std::fs::write(&key_path, &key).unwrap();
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
     let server = Server::start_with(
         Options::on(backend)
             .env("PALISADE_TLS__CERT_FILE", cert_path.to_str().unwrap())
             .env("PALISADE_TLS__KEY_FILE", key_path.to_str().unwrap())
+            // The timer is the fallback when file notifications are unavailable (inotify
+            // limits, network file systems); a short one keeps these tests quick either way.
             .env("PALISADE_TLS__RELOAD_INTERVAL_SECONDS", "1"),
     )
     .await;
-    let readiness = async || {
-        let r = reqwest::get(format!("http://{}/readyz", server.admin))
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json::<serde_json::Value>().await.unwrap())
-    };
-    let (status, ready) = readiness().await;
+    (server, cert_path, key_path)
+}
+
+/// PLT-6: a node serving an expired certificate is not ready; once a valid pair replaces it,
+/// it is ready again.
+async fn an_expired_certificate_makes_the_node_unready(backend: Backend) {
+    let pki = Pki::new();
+    let (server, cert_path, key_path) = serving(backend, &pki, pki.expired_leaf()).await;
+    let (status, ready) = server.readiness().await;
     assert_eq!(status, 503, "{ready}");
     assert_eq!(ready["status"], "not_ready");
     assert_eq!(ready["checks"]["certificate"], "expired");
@@ -477,7 +462,7 @@ async fn an_expired_certificate_makes_the_node_unready(backend: Backend) {
         Duration::from_secs(20),
         "ready with the new pair",
         || async {
-            let (status, ready) = readiness().await;
+            let (status, ready) = server.readiness().await;
             (status == 200 && ready["checks"]["certificate"] == "ok").then_some(())
         },
     )
@@ -488,20 +473,8 @@ async fn an_expired_certificate_makes_the_node_unready(backend: Backend) {
 /// keeps working; garbage and mismatched pairs are refused and the last good pair keeps serving.
 async fn certificate_files_hot_reload(backend: Backend) {
     let pki = Pki::new();
-    let cert_path = pki.dir.path().join("cert.pem");
-    let key_path = pki.dir.path().join("key.pem");
     let (cert_a, key_a) = pki.leaf();
-    std::fs::write(&cert_path, &cert_a).unwrap();
-    std::fs::write(&key_path, &key_a).unwrap();
-    let server = Server::start_with(
-        Options::on(backend)
-            .env("PALISADE_TLS__CERT_FILE", cert_path.to_str().unwrap())
-            .env("PALISADE_TLS__KEY_FILE", key_path.to_str().unwrap())
-            // The timer is the fallback when file notifications are unavailable (inotify
-            // limits, network file systems); a short one keeps this test quick either way.
-            .env("PALISADE_TLS__RELOAD_INTERVAL_SECONDS", "1"),
-    )
-    .await;
+    let (server, cert_path, key_path) = serving(backend, &pki, (cert_a.clone(), key_a)).await;
     // No session resumption: a resumed session shows the certificate of the session it
     // resumes, and the test asks what a new full handshake is given.
     let config = {

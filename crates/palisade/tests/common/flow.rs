@@ -33,6 +33,41 @@ pub(crate) fn public_app(server: &Server, name: &str, scopes: &[&str], extra: &[
         .to_owned()
 }
 
+/// A confidential web app of the code flow (`client_secret_basic`, `openid`): its registration,
+/// secret included.
+pub(crate) fn web_app(server: &Server, name: &str) -> serde_json::Value {
+    server.register_client(&[
+        "--name",
+        name,
+        "--grant",
+        "authorization_code",
+        "--scope",
+        "openid",
+        "--redirect-uri",
+        REDIRECT,
+    ])
+}
+
+/// RFC 9126: pushes `fields` to `/oauth/par`, with Basic credentials when given; the status
+/// and the answer.
+pub(crate) async fn push(
+    server: &Server,
+    auth: Option<(&str, &str)>,
+    fields: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    let mut req = server
+        .http_client()
+        .post(format!("{}/oauth/par", server.base()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode_form(fields));
+    if let Some((id, secret)) = auth {
+        req = req.basic_auth(id, Some(secret));
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
 pub(crate) struct Flow {
     pub client_id: String,
     pub verifier: String,

@@ -258,19 +258,45 @@ impl Server {
         self.exited().await
     }
 
-    /// An HTTP/1.1 connection over TLS to the server, for requests a test writes byte by byte
-    /// (a body sent in halves, to hold a request in flight).
-    pub(crate) async fn http1_stream(
+    /// Sends `method path` with `headers` and the first half of `body` on a connection of its
+    /// own, and returns once the server has the request in flight (its handler waiting for the
+    /// rest of the body).
+    pub(crate) async fn request_in_flight(
         &self,
-    ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        method_path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> HeldRequest {
+        use tokio::io::AsyncWriteExt;
         let ca = self.data_dir().join("tls/dev-ca.pem");
-        let mut config = (*tls_client(&[&ca])).clone();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let tcp = tokio::net::TcpStream::connect(self.https).await.unwrap();
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect("localhost".try_into().unwrap(), tcp)
+        let mut stream = connect(self.https, http1_client(&[&ca]), "localhost")
             .await
-            .unwrap()
+            .unwrap();
+        let mut head = format!("{method_path} HTTP/1.1\r\nhost: localhost\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        ));
+        let (first, rest) = body.split_at(body.len() / 2);
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(first.as_bytes()).await.unwrap();
+        stream.flush().await.unwrap();
+        self.until_in_flight(1).await;
+        HeldRequest {
+            stream,
+            rest: rest.to_owned(),
+        }
+    }
+
+    /// PLT-6: the server's readiness answer on its admin listener.
+    pub(crate) async fn readiness(&self) -> (u16, serde_json::Value) {
+        let r = reqwest::get(format!("http://{}/readyz", self.admin))
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
     }
 
     /// Waits until the server has exactly `n` requests in flight.
@@ -495,14 +521,50 @@ fn number_logged(line: &str, digits: &str) -> bool {
 /// The exit status of `child`, polled asynchronously (so that the test's own client connections
 /// keep answering the server's shutdown handshake) for at most 30 seconds.
 async fn exit_of(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "server did not stop");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    eventually(Duration::from_secs(30), "the server to stop", || {
+        let status = child.try_wait().unwrap();
+        async move { status }
+    })
+    .await
+}
+
+/// A request the server holds in flight (see [`Server::request_in_flight`]).
+pub(crate) struct HeldRequest {
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    rest: String,
+}
+
+impl HeldRequest {
+    /// Sends the rest of the body; the whole answer, as received.
+    pub(crate) async fn finish(mut self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.stream.write_all(self.rest.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        self.stream.read_to_string(&mut answer).await.unwrap();
+        answer
     }
+}
+
+/// A TLS connection to `addr` for the server name `name`.
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    name: &str,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, std::io::Error> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(
+            rustls_pki_types::ServerName::try_from(name.to_owned()).unwrap(),
+            tcp,
+        )
+        .await
+}
+
+/// A client trusting `ca` that speaks HTTP/1.1 only, for requests written by hand.
+pub(crate) fn http1_client(ca: &[&Path]) -> Arc<rustls::ClientConfig> {
+    let mut config = (*tls_client(ca)).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
 }
 
 /// `palisade serve` in `dir` on `database_url` with `env`, once it listens: the process, its
