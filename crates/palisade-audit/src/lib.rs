@@ -120,6 +120,10 @@ pub enum Action {
     TokenRefreshed,
     RefreshReused,
     TokenRevoked,
+    /// A WebSocket upgrade refused for its credential or Origin.
+    RealtimeRefused,
+    /// A WebSocket closed by the server for a security reason (revoked, limits).
+    RealtimeClosed,
 }
 
 impl Action {
@@ -163,6 +167,8 @@ impl Action {
             Action::TokenRefreshed => "oauth.token.refreshed",
             Action::RefreshReused => "oauth.refresh.reused",
             Action::TokenRevoked => "oauth.token.revoked",
+            Action::RealtimeRefused => "realtime.connection.refused",
+            Action::RealtimeClosed => "realtime.connection.closed",
         }
     }
 }

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Messages a slow subscriber may fall behind by before it must resynchronise.
 const BACKLOG: usize = 1024;
+/// Topics kept before unused ones are dropped.
+const PRUNE_FLOOR: usize = 1024;
 const CHANNEL_PREFIX: &str = "palisade:bus:";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RECONNECT_EVERY: Duration = Duration::from_millis(250);
@@ -49,6 +51,8 @@ struct Inner {
     connected: AtomicBool,
     epoch: AtomicU64,
     connected_metric: Gauge,
+    /// The number of topics at which unused ones are dropped next.
+    prune_at: AtomicUsize,
 }
 
 /// The local socket of a bus without Redis.
@@ -74,6 +78,7 @@ impl Bus {
             connected: AtomicBool::new(in_process),
             epoch: AtomicU64::new(0),
             connected_metric,
+            prune_at: AtomicUsize::new(PRUNE_FLOOR),
         }))
     }
 
@@ -128,10 +133,20 @@ impl Bus {
 
     fn sender(&self, topic: &str) -> broadcast::Sender<Delivery> {
         let mut topics = self.0.topics.lock().expect("bus topics");
-        topics
-            .entry(topic.to_owned())
-            .or_insert_with(|| broadcast::channel(BACKLOG).0)
-            .clone()
+        if let Some(sender) = topics.get(topic) {
+            return sender.clone();
+        }
+        // Topics come and go (a conversation's, while someone here follows it): those nobody
+        // listens to any more are dropped whenever the table has doubled since the last time.
+        if topics.len() >= self.0.prune_at.load(Ordering::Relaxed) {
+            topics.retain(|_, sender| sender.receiver_count() > 0);
+            self.0
+                .prune_at
+                .store((topics.len() * 2).max(PRUNE_FLOOR), Ordering::Relaxed);
+        }
+        let sender = broadcast::channel(BACKLOG).0;
+        topics.insert(topic.to_owned(), sender.clone());
+        sender
     }
 
     fn deliver(&self, topic: &str, delivery: Delivery) {

@@ -1,5 +1,5 @@
 //! What the nodes of one deployment share (SCL-1, SCL-2): a message bus, leases with fencing
-//! tokens, rate and back-off counters, and single-use ids. Anything that must agree across nodes
+//! tokens, rate and back-off counters, bounded slots, and single-use ids. Anything that must agree across nodes
 //! goes through these, never through a node's own memory.
 //!
 //! With no Redis configured everything is in process (one node: the embedded default, PLT-2),
@@ -14,6 +14,7 @@ mod counter;
 mod lease;
 mod link;
 mod replay;
+mod slots;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 
@@ -21,6 +22,7 @@ pub use bus::{Bus, Delivery, Subscription};
 pub use counter::{Backoff, BackoffPolicy, Counter, Rate};
 pub use lease::Lease;
 pub use replay::ReplayStore;
+pub use slots::Slots;
 
 use palisade_crypto::Secret;
 use palisade_store::Db;
@@ -64,6 +66,7 @@ pub struct Cluster {
     pub counter: Counter,
     pub backoff: Backoff,
     pub replay: ReplayStore,
+    pub slots: Slots,
     /// This process among the holders of leases.
     pub node_id: String,
     db: Db,
@@ -136,6 +139,7 @@ impl Cluster {
             counter: Counter::new(link.clone()),
             backoff: Backoff::new(link.clone()),
             replay: ReplayStore::new(db.clone(), link.clone()),
+            slots: Slots::new(link.clone()),
             node_id: palisade_store::new_id(),
             db,
             link,

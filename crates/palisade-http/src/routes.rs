@@ -40,6 +40,9 @@ pub enum Access {
     AccessToken { scope: &'static str },
     /// A request whose body is signed by a party the server already knows (a witness's logs).
     SignedBody,
+    /// A WebSocket upgrade, authenticated before it happens: a one-time ticket or an access
+    /// token in `Sec-WebSocket-Protocol`, or the session cookie from an allowed Origin.
+    Realtime,
 }
 
 impl Access {
@@ -55,6 +58,7 @@ impl Access {
             Access::ServiceKey => "service_key",
             Access::AccessToken { .. } => "access_token",
             Access::SignedBody => "signed_body",
+            Access::Realtime => "realtime",
         })
     }
 }

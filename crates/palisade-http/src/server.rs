@@ -106,7 +106,11 @@ pub async fn serve_tls(
         // One flat buffer per response: the TLS layer encrypts it as a single record instead of
         // one per header/body slice.
         .writev(false);
-    builder.http2().timer(TokioTimer::new());
+    // RFC 8441: WebSockets over HTTP/2 streams (extended CONNECT).
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .enable_connect_protocol();
     let builder = Arc::new(builder);
 
     loop {

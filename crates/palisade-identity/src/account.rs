@@ -141,8 +141,10 @@ pub(crate) async fn change_password(
     }
     let hash = id.hasher.hash(form.new_password).await?;
     users::set_password(&id.db, &user.id, &hash).await?;
-    id.revocations.account_changed(&user.id).await;
     let ended = sessions::revoke_others(&id.db, &user.id, &signed_in.session.id_hash).await?;
+    // After both changes: what rechecks on hearing it sees the new password's epoch and the
+    // ended sessions.
+    id.revocations.account_changed(&user.id).await;
     record_then_redirect(
         &id,
         signed_in
@@ -212,6 +214,8 @@ pub(crate) async fn revoke_session(
     if !sessions::revoke(&id.db, &signed_in.user.id, &form.session).await? {
         return Err(AppError::NotFound);
     }
+    // Its open connections (a real-time socket) close on every node.
+    id.revocations.account_changed(&signed_in.user.id).await;
     record_then_redirect(
         &id,
         signed_in

@@ -490,6 +490,7 @@ pub async fn end_session(
     signed_in: &SignedIn,
 ) -> Result<http::HeaderValue, AppError> {
     sessions::revoke(&id.db, &signed_in.user.id, &signed_in.session.id_hash).await?;
+    id.revocations.account_changed(&signed_in.user.id).await;
     id.auditor
         .record(signed_in.audit(ctx, Action::Logout, Outcome::Success))
         .await?;

@@ -16,6 +16,7 @@
 use crate::claims::{AccessClaims, TenantId};
 use crate::dpop::{Dpop, DpopError};
 use crate::revocation::{AccountState, Revocations};
+use crate::ticket::{Ticket, Tickets};
 use crate::verified::{Digest, VerifiedTokens};
 use crate::{AuthError, Principal};
 use palisade_jose::keyring::KeyRing;
@@ -34,6 +35,11 @@ pub enum Credentials<'a> {
         proof: &'a str,
         method: &'a str,
         path: &'a str,
+    },
+    /// A one-time ticket ([`Authenticator::issue_ticket`]) presented from `origin`.
+    Ticket {
+        ticket: &'a str,
+        origin: Option<&'a str>,
     },
 }
 
@@ -59,6 +65,7 @@ struct Inner {
     dpop: Dpop,
     revocations: Revocations,
     verified: VerifiedTokens,
+    tickets: Tickets,
 }
 
 /// What an authenticator is configured with.
@@ -68,6 +75,8 @@ pub struct AuthenticatorConfig {
     pub audience: String,
     pub resources: Vec<String>,
     pub skew_seconds: i64,
+    /// Seals one-time tickets; every node must derive the same.
+    pub ticket_key: [u8; 32],
 }
 
 impl Authenticator {
@@ -77,7 +86,9 @@ impl Authenticator {
         dpop: Dpop,
         revocations: Revocations,
     ) -> Self {
+        let tickets = Tickets::new(&config.ticket_key, dpop.replay().clone());
         Self(Arc::new(Inner {
+            tickets,
             keys,
             issuer: config.issuer,
             audience: config.audience,
@@ -103,6 +114,14 @@ impl Authenticator {
 
     /// The principal `credentials` act as, for this resource.
     pub async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Principal, AuthError> {
+        self.authenticate_live(credentials)
+            .await
+            .map(Principal::from_live)
+    }
+
+    /// [`Authenticator::authenticate`], with the token's claims and the account they were
+    /// checked against: what a long-lived connection checks again later ([`Self::recheck`]).
+    pub async fn authenticate_live(&self, credentials: Credentials<'_>) -> Result<Live, AuthError> {
         let (token, proof) = match credentials {
             Credentials::Bearer { token } => (token, None),
             Credentials::Dpop {
@@ -111,6 +130,7 @@ impl Authenticator {
                 method,
                 path,
             } => (token, Some((proof, method, path))),
+            Credentials::Ticket { ticket, origin } => return self.redeem(ticket, origin).await,
         };
         let claims = self.signed(token, Some(&self.0.audience))?;
         let proof = match (claims.key_binding(), proof) {
@@ -130,18 +150,51 @@ impl Authenticator {
             // unbound one dressed up as DPoP.
             _ => return Err(AuthError::InvalidToken),
         };
-        let live = self.live(claims).await?;
+        let live = self.check_revocation(claims, false).await?;
         if let Some(proof) = &proof {
             self.0.dpop.spend(proof).await.map_err(AuthError::from)?;
         }
-        Ok(Principal::from_live(live))
+        Ok(live)
+    }
+
+    /// A one-time ticket for the holder of `token`, which the caller has authenticated with
+    /// its proof, to present from `origin` within thirty seconds.
+    pub fn issue_ticket(&self, token: &str, origin: Option<&str>) -> Ticket {
+        self.0.tickets.issue(token, origin)
+    }
+
+    /// A ticket's token, as [`Self::authenticate_live`] would check it; its key binding was
+    /// proven when the ticket was issued. The ticket is spent last, once all else verified.
+    async fn redeem(&self, ticket: &str, origin: Option<&str>) -> Result<Live, AuthError> {
+        let opened = self.0.tickets.open(ticket, origin)?;
+        let claims = self.signed(&opened.token, Some(&self.0.audience))?;
+        let live = self.check_revocation(claims, false).await?;
+        let first = self.0.tickets.spend(&opened).await.map_err(|e| {
+            tracing::warn!(error = %e, "ticket not checked: the replay store failed");
+            AuthError::Unavailable
+        })?;
+        if !first {
+            return Err(AuthError::InvalidTicket(
+                "The ticket has been used already.",
+            ));
+        }
+        Ok(live)
+    }
+
+    /// Whether a connection authenticated as `claims` may go on: not expired, not revoked,
+    /// and the account's state as it is now.
+    pub async fn recheck(&self, claims: &AccessClaims) -> Result<Live, AuthError> {
+        if claims.exp <= now_ms() / 1000 {
+            return Err(AuthError::InvalidToken);
+        }
+        self.check_revocation(claims.clone(), true).await
     }
 
     /// A token of this issuer for any of its resources, not revoked: what introspection
     /// reports on. Proofs are not checked here: the holder of the token is not asking.
     pub async fn inspect(&self, token: &str) -> Result<Live, AuthError> {
         let claims = self.signed(token, None)?;
-        self.live(claims).await
+        self.check_revocation(claims, false).await
     }
 
     /// Signature, issuer, type, times and audience (this resource, or any of the issuer's when
@@ -187,8 +240,9 @@ impl Authenticator {
         }
     }
 
-    /// The revocation checks of a user's token; a client's own token has none.
-    async fn live(&self, claims: AccessClaims) -> Result<Live, AuthError> {
+    /// The revocation checks of a user's token; a client's own token has none. `fresh` reads
+    /// the database whatever is cached.
+    async fn check_revocation(&self, claims: AccessClaims, fresh: bool) -> Result<Live, AuthError> {
         let Some(epoch) = claims.rev else {
             return Ok(Live {
                 claims,
@@ -199,12 +253,19 @@ impl Authenticator {
         // Both at once: on a cache miss each is a round trip to the database.
         let (grant, account) = tokio::join!(
             async {
-                match &claims.gid {
-                    Some(g) => revocations.grant_is_live(g).await,
-                    None => Ok(false),
+                match (&claims.gid, fresh) {
+                    (Some(g), true) => revocations.grant_is_live_now(g).await,
+                    (Some(g), false) => revocations.grant_is_live(g).await,
+                    (None, _) => Ok(false),
                 }
             },
-            revocations.account(&claims.sub)
+            async {
+                if fresh {
+                    revocations.account_now(&claims.sub).await
+                } else {
+                    revocations.account(&claims.sub).await
+                }
+            }
         );
         let unavailable = |e: palisade_store::StoreError| {
             tracing::warn!(error = %e, "revocation state unavailable");
@@ -238,7 +299,8 @@ impl From<DpopError> for AuthError {
 }
 
 impl Principal {
-    fn from_live(live: Live) -> Self {
+    /// The principal of a token that verified and is live.
+    pub fn from_live(live: Live) -> Self {
         let Live { claims, account } = live;
         // RES-4: the tenant comes from the signed token only, and for a user's token it must
         // still be the account's (checked with the revocation state).

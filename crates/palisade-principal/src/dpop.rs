@@ -57,6 +57,11 @@ impl Dpop {
         }
     }
 
+    /// Where single-use ids are spent.
+    pub(crate) fn replay(&self) -> &ReplayStore {
+        &self.replay
+    }
+
     /// The nonce to hand out now, when nonces are on.
     pub fn nonce(&self) -> Option<String> {
         let key = self.nonce_key.as_ref()?;

@@ -62,6 +62,7 @@ impl Refusal {
                 Some("use_dpop_nonce"),
                 "Use the server's nonce.",
             ),
+            AuthError::InvalidTicket(d) => (StatusCode::UNAUTHORIZED, Some("invalid_ticket"), d),
             AuthError::InsufficientScope => (
                 StatusCode::FORBIDDEN,
                 Some("insufficient_scope"),

@@ -15,6 +15,7 @@ mod claims;
 pub mod dpop;
 mod guard;
 mod revocation;
+mod ticket;
 mod verified;
 
 pub use authenticator::{Authenticator, AuthenticatorConfig, Credentials, Live};
@@ -25,7 +26,8 @@ pub use guard::{
 };
 /// Account roles are the policies' own (one definition, in `palisade-authz`).
 pub use palisade_authz::Role;
-pub use revocation::{AccountState, Revocations};
+pub use revocation::{AccountState, Change, Changes, Revocations};
+pub use ticket::{TICKET_LIFETIME_MS, Ticket};
 
 /// The principal of a protected request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +80,9 @@ pub enum AuthError {
     InvalidProof(String),
     #[error("the DPoP proof must carry the server's nonce")]
     UseNonce,
+    /// A one-time ticket that is forged, expired, used, or presented from another Origin.
+    #[error("{0}")]
+    InvalidTicket(&'static str),
     #[error("the token lacks the required scope")]
     InsufficientScope,
     /// The revocation state or the replay store could not be read: try again shortly.

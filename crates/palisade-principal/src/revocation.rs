@@ -112,7 +112,26 @@ impl Revocations {
         Ok(live)
     }
 
-    /// Call after committing a change to the account (password, epoch, lock, role, erasure).
+    /// [`Self::account`], read from the database whatever is cached: for a check that runs
+    /// because a change was announced, and must not race the eviction it announced.
+    pub async fn account_now(&self, user_id: &str) -> Result<Option<AccountState>, StoreError> {
+        self.evict(&self.0.accounts, user_id);
+        self.account(user_id).await
+    }
+
+    /// [`Self::grant_is_live`], read from the database whatever is cached.
+    pub async fn grant_is_live_now(&self, grant_id: &str) -> Result<bool, StoreError> {
+        self.evict(&self.0.grants, grant_id);
+        self.grant_is_live(grant_id).await
+    }
+
+    /// The changes announced from now on, on every node.
+    pub fn changes(&self) -> Changes {
+        Changes(self.0.bus.subscribe(TOPIC))
+    }
+
+    /// Call after committing a change to the account (password, epoch, lock, role, erasure,
+    /// a session ended).
     pub async fn account_changed(&self, user_id: &str) {
         self.evict(&self.0.accounts, user_id);
         self.0.bus.publish(TOPIC, format!("a:{user_id}")).await;
@@ -132,17 +151,15 @@ impl Revocations {
                 d = changes.recv() => d,
                 _ = shutdown.cancelled() => return,
             };
-            match delivery {
-                Some(Delivery::Message(m)) => match std::str::from_utf8(&m) {
-                    Ok(m) if m.starts_with("a:") => self.evict(&self.0.accounts, &m[2..]),
-                    Ok(m) if m.starts_with("g:") => self.evict(&self.0.grants, &m[2..]),
-                    _ => tracing::warn!("unreadable revocation message ignored"),
-                },
-                Some(Delivery::Resync) => {
+            match delivery.map(Change::read) {
+                Some(Some(Change::Account(user))) => self.evict(&self.0.accounts, &user),
+                Some(Some(Change::Grant(grant))) => self.evict(&self.0.grants, &grant),
+                Some(Some(Change::Resync)) => {
                     self.0.evictions.fetch_add(1, Ordering::AcqRel);
                     self.0.accounts.lock().expect("revocation cache").clear();
                     self.0.grants.lock().expect("revocation cache").clear();
                 }
+                Some(None) => tracing::warn!("unreadable revocation message ignored"),
                 None => return,
             }
         }
@@ -187,6 +204,46 @@ impl Revocations {
     fn evict<T>(&self, table: &Table<T>, key: &str) {
         self.0.evictions.fetch_add(1, Ordering::AcqRel);
         table.lock().expect("revocation cache").remove(key);
+    }
+}
+
+/// A revocation change announced on the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The account changed (its epoch, lock, role or sessions): check its tokens again.
+    Account(String),
+    Grant(String),
+    /// Changes may have been missed: check everything again.
+    Resync,
+}
+
+impl Change {
+    fn read(delivery: Delivery) -> Option<Self> {
+        match delivery {
+            Delivery::Resync => Some(Change::Resync),
+            Delivery::Message(m) => {
+                let m = std::str::from_utf8(&m).ok()?;
+                if let Some(user) = m.strip_prefix("a:") {
+                    Some(Change::Account(user.to_owned()))
+                } else {
+                    m.strip_prefix("g:").map(|g| Change::Grant(g.to_owned()))
+                }
+            }
+        }
+    }
+}
+
+/// A subscription to revocation changes.
+pub struct Changes(palisade_cluster::Subscription);
+
+impl Changes {
+    /// The next change; `None` once the bus is gone. Unreadable messages are skipped.
+    pub async fn next(&mut self) -> Option<Change> {
+        loop {
+            if let Some(change) = Change::read(self.0.recv().await?) {
+                return Some(change);
+            }
+        }
     }
 }
 

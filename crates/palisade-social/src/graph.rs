@@ -73,7 +73,7 @@ pub(crate) async fn blocked_between(db: &Db, a: &str, b: &str) -> Result<bool, S
 }
 
 /// The relations one account can have to another.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Edge {
     Follow,
     Block,
@@ -92,17 +92,20 @@ impl Edge {
 
 /// Adds the edge `from → to` (again is a no-op). A block also removes the follows between the
 /// two, both ways.
-pub(crate) async fn add(db: &Db, edge: Edge, from: &str, to: &str) -> Result<(), StoreError> {
+/// Adds the edge; whether it is new.
+pub(crate) async fn add(db: &Db, edge: Edge, from: &str, to: &str) -> Result<bool, StoreError> {
     let (table, a, b) = edge.table();
     let mut tx = db.begin().await?;
-    sqlx::query(&format!(
+    let added = sqlx::query(&format!(
         "INSERT INTO {table} ({a}, {b}, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
     ))
     .bind(from)
     .bind(to)
     .bind(now_ms())
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected()
+        == 1;
     if let Edge::Block = edge {
         sqlx::query(
             "DELETE FROM follows WHERE (follower_id = $1 AND followee_id = $2) \
@@ -114,7 +117,7 @@ pub(crate) async fn add(db: &Db, edge: Edge, from: &str, to: &str) -> Result<(),
         .await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(added)
 }
 
 pub(crate) async fn remove(db: &Db, edge: Edge, from: &str, to: &str) -> Result<(), StoreError> {

@@ -12,6 +12,9 @@ mod graph;
 mod messages;
 mod posts;
 mod profiles;
+mod realtime;
+
+pub use realtime::SocialChannels;
 
 use palisade_http::input::Json;
 use palisade_http::routes::Documented;
@@ -27,6 +30,17 @@ use utoipa_axum::routes;
 struct Social {
     db: palisade_store::Db,
     authz: Arc<palisade_authz::Authorizer>,
+    /// Tells the real-time subscribers of what was stored.
+    fanout: palisade_realtime::Fanout,
+}
+
+/// The social API's real-time channels (conversations, notifications, posts), for the gateway.
+pub fn channels(
+    db: palisade_store::Db,
+    authz: Arc<palisade_authz::Authorizer>,
+    fanout: palisade_realtime::Fanout,
+) -> SocialChannels {
+    SocialChannels(Social { db, authz, fanout })
 }
 
 /// The social API's routes, each with its OpenAPI operation and the scope its token needs.
@@ -35,6 +49,7 @@ struct Social {
 pub fn router(
     db: palisade_store::Db,
     authz: Arc<palisade_authz::Authorizer>,
+    fanout: palisade_realtime::Fanout,
     shedder: Shedder,
 ) -> Routes {
     let scoped = |scope: &'static str, documented: Documented<Social>| {
@@ -63,7 +78,7 @@ pub fn router(
         routes.documented(access, documented)
     })
     .route_layer(axum::middleware::from_fn_with_state(shedder, shed))
-    .with_state(Social { db, authz })
+    .with_state(Social { db, authz, fanout })
 }
 
 /// The frame of the API's OpenAPI 3.1 description: what it is and how to get a token for it.

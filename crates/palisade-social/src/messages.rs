@@ -7,6 +7,7 @@ use crate::Social;
 use crate::decide::{refused, store, within_reach};
 use crate::graph;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use palisade_authz::{Action, Object};
@@ -14,8 +15,11 @@ use palisade_http::AppError;
 use palisade_http::input::{Json, Query, Text};
 use palisade_http::routes::ErrorBody;
 use palisade_principal::Principal;
+use palisade_realtime::Event;
+use palisade_realtime::streams::DURABLE_EPOCH;
 use palisade_store::{StoreError, new_id, now_ms};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 const MAX_PARTICIPANTS: usize = 50;
@@ -23,8 +27,8 @@ const MAX_MESSAGE: usize = 5_000;
 const PAGE_DEFAULT: i64 = 50;
 const PAGE_MAX: i64 = 200;
 
-struct Conversation {
-    id: String,
+pub(crate) struct Conversation {
+    pub(crate) id: String,
     tenant_id: String,
     participants: Vec<String>,
 }
@@ -76,7 +80,7 @@ impl Social {
             .await
     }
 
-    async fn authorized_conversation(
+    pub(crate) async fn authorized_conversation(
         &self,
         principal: &Principal,
         action: Action,
@@ -185,6 +189,8 @@ pub(crate) struct Summary {
     last_seq: i64,
     /// Others' messages after the principal's read marker.
     unread: i64,
+    /// How far the principal's devices have received it (their acknowledgements).
+    delivered_seq: i64,
 }
 
 /// The principal's conversations.
@@ -201,8 +207,8 @@ pub(crate) async fn list(
     principal: Principal,
 ) -> Result<Response, AppError> {
     // Unread: others' messages after the marker; what one sent oneself has been read.
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT m.conversation_id, \
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT m.conversation_id, m.delivered_seq, \
          (SELECT COUNT(*) FROM messages WHERE conversation_id = m.conversation_id \
           AND seq > m.read_seq AND sender_id <> m.user_id), \
          COALESCE((SELECT MAX(seq) FROM messages WHERE conversation_id = m.conversation_id), 0) \
@@ -214,10 +220,11 @@ pub(crate) async fn list(
     .map_err(store)?;
     let conversations = rows
         .into_iter()
-        .map(|(id, unread, last)| Summary {
+        .map(|(id, delivered_seq, unread, last)| Summary {
             id,
             last_seq: last,
             unread,
+            delivered_seq,
         })
         .collect();
     Ok(Json(Conversations { conversations }).into_response())
@@ -232,63 +239,246 @@ pub(crate) struct NewMessage {
     body: Text<1, MAX_MESSAGE>,
 }
 
+impl NewMessage {
+    /// A message sent over a socket: the same fields and rules as over REST.
+    pub(crate) fn from_raw(data: &RawValue) -> Result<Self, String> {
+        let mut reader = serde_json::Deserializer::from_str(data.get());
+        serde_path_to_error::deserialize(&mut reader)
+            .map_err(|e| format!("{}: {}", e.path(), e.inner()))
+    }
+}
+
 /// A message just sent.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Sent {
     /// Its number in the conversation.
     seq: i64,
+    /// The `Idempotency-Key` had been used: this is the message it sent then.
+    duplicate: bool,
 }
 
-/// Sends a message to a conversation the principal takes part in.
+/// The header that makes a send safe to retry.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Sends a message to a conversation the principal takes part in. With an `Idempotency-Key`
+/// (1 to 64 letters, digits, `-`, `_`, `.`, `:`), a retry — over REST or a socket — answers with
+/// the message the first attempt stored instead of storing it again.
 #[utoipa::path(post, path = "/api/conversations/{id}/messages", tag = "messages",
-    params(("id" = String, Path, description = "The conversation's id")),
+    params(("id" = String, Path, description = "The conversation's id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes the send safe to retry")),
     request_body = NewMessage,
     responses((status = 201, description = "Sent", body = Sent),
+              (status = 200, description = "Sent before with this key", body = Sent),
               (status = 409, description = "Too many concurrent senders; send again", body = ErrorBody)))]
 pub(crate) async fn send(
     State(social): State<Social>,
     principal: Principal,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Json(message): Json<NewMessage>,
 ) -> Result<Response, AppError> {
+    let key = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .filter(|k| valid_key(k))
+                .ok_or_else(|| {
+                    AppError::bad_request(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key is 1 to 64 letters, digits, '-', '_', '.' or ':'.",
+                    )
+                })?,
+        ),
+    };
     let conversation = social
         .authorized_conversation(&principal, Action::SendMessage, &id)
         .await?;
-    // The next number in the conversation; of two concurrent senders the primary key lets one
-    // through, and the other takes the number after it.
-    for _ in 0..5 {
-        let (seq,): (i64,) = sqlx::query_as(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = $1",
-        )
-        .bind(&conversation.id)
-        .fetch_one(social.db.pool())
-        .await
-        .map_err(store)?;
-        let inserted = sqlx::query(
-            "INSERT INTO messages (conversation_id, seq, sender_id, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&conversation.id)
-        .bind(seq)
-        .bind(&principal.subject)
-        .bind(message.body.as_str())
-        .bind(now_ms())
-        .execute(social.db.pool())
-        .await;
-        match inserted {
-            Ok(_) => return Ok((StatusCode::CREATED, Json(Sent { seq })).into_response()),
-            Err(e) => {
-                let e = StoreError::from(e);
-                if !e.is_unique_violation() {
-                    return Err(e.into());
+    let (seq, duplicate) = social
+        .send_message(&conversation, &principal.subject, &message, key)
+        .await?;
+    let status = if duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(Sent { seq, duplicate })).into_response())
+}
+
+/// What an idempotency key may be.
+pub(crate) fn valid_key(key: &str) -> bool {
+    (1..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+/// A message as its channel delivers it (its number is the event's offset).
+fn event_data(sender: &str, body: &str, created_at: i64) -> Result<Box<RawValue>, AppError> {
+    serde_json::value::to_raw_value(
+        &serde_json::json!({"sender": sender, "body": body, "created_at": created_at}),
+    )
+    .map_err(AppError::internal)
+}
+
+impl Social {
+    /// Stores a message from `sender` — once per idempotency key — and tells the
+    /// conversation's subscribers and the other participants' notifications. The number and
+    /// whether the key had been used.
+    pub(crate) async fn send_message(
+        &self,
+        conversation: &Conversation,
+        sender: &str,
+        message: &NewMessage,
+        key: Option<&str>,
+    ) -> Result<(i64, bool), AppError> {
+        let body = message.body.as_str();
+        // The next number in the conversation; of two concurrent senders the primary key lets
+        // one through, and the other takes the number after it. Of two sends with one key, the
+        // unique index lets one through, and the other finds it.
+        for _ in 0..5 {
+            if let Some(seq) = self.sent_with(conversation, sender, key).await? {
+                return Ok((seq, true));
+            }
+            let created_at = now_ms();
+            let inserted = sqlx::query_as::<_, (i64,)>(
+                "INSERT INTO messages (conversation_id, seq, sender_id, body, created_at, client_key) \
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM messages \
+                 WHERE conversation_id = $1 RETURNING seq",
+            )
+            .bind(&conversation.id)
+            .bind(sender)
+            .bind(body)
+            .bind(created_at)
+            .bind(key)
+            .fetch_one(self.db.pool())
+            .await;
+            match inserted {
+                Ok((seq,)) => {
+                    self.delivered(conversation, sender, seq, body, created_at)
+                        .await?;
+                    return Ok((seq, false));
+                }
+                Err(e) => {
+                    let e = StoreError::from(e);
+                    if !e.is_unique_violation() {
+                        return Err(e.into());
+                    }
                 }
             }
         }
+        Err(AppError::Conflict {
+            code: "busy",
+            message: "The conversation is busy; send again.".into(),
+        })
     }
-    Err(AppError::Conflict {
-        code: "busy",
-        message: "The conversation is busy; send again.".into(),
-    })
+
+    async fn sent_with(
+        &self,
+        conversation: &Conversation,
+        sender: &str,
+        key: Option<&str>,
+    ) -> Result<Option<i64>, AppError> {
+        let Some(key) = key else { return Ok(None) };
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT seq FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND client_key = $3",
+        )
+        .bind(&conversation.id)
+        .bind(sender)
+        .bind(key)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(store)?;
+        Ok(row.map(|(seq,)| seq))
+    }
+
+    /// Once a message is stored: its channel and the others' notifications.
+    async fn delivered(
+        &self,
+        conversation: &Conversation,
+        sender: &str,
+        seq: i64,
+        body: &str,
+        created_at: i64,
+    ) -> Result<(), AppError> {
+        let stream = format!("conversation:{}", conversation.id);
+        let event = Event {
+            offset: seq as u64,
+            audience: None,
+            data: event_data(sender, body, created_at)?,
+        };
+        self.fanout
+            .publish(&stream, &stream, DURABLE_EPOCH, &event)
+            .await;
+        let notice = serde_json::json!({
+            "kind": "message", "conversation": conversation.id, "seq": seq, "sender": sender,
+        });
+        for participant in conversation.participants.iter().filter(|p| *p != sender) {
+            self.notify(participant, &notice).await?;
+        }
+        Ok(())
+    }
+
+    /// The number of the conversation's last message; 0 when it has none.
+    pub(crate) async fn last_seq(&self, id: &str) -> Result<u64, AppError> {
+        let (last,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = $1")
+                .bind(id)
+                .fetch_one(self.db.pool())
+                .await
+                .map_err(store)?;
+        Ok(last as u64)
+    }
+
+    /// Up to `limit` messages after number `after`, oldest first, as channel events.
+    pub(crate) async fn messages_after(
+        &self,
+        id: &str,
+        after: u64,
+        limit: u64,
+    ) -> Result<Vec<Event>, AppError> {
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT seq, sender_id, body, created_at FROM messages \
+             WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(id)
+        .bind(after as i64)
+        .bind(limit as i64)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(store)?;
+        rows.into_iter()
+            .map(|(seq, sender, body, created_at)| {
+                Ok(Event {
+                    offset: seq as u64,
+                    audience: None,
+                    data: event_data(&sender, &body, created_at)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Moves `user`'s delivered marker forward to `seq` (never back, never past the last).
+    pub(crate) async fn mark_delivered(
+        &self,
+        id: &str,
+        user: &str,
+        seq: u64,
+    ) -> Result<(), AppError> {
+        sqlx::query(
+            "UPDATE conversation_members SET delivered_seq = $1 \
+             WHERE conversation_id = $2 AND user_id = $3 AND delivered_seq < $1 \
+             AND $1 <= (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = $2)",
+        )
+        .bind(seq as i64)
+        .bind(id)
+        .bind(user)
+        .execute(self.db.pool())
+        .await
+        .map_err(store)?;
+        Ok(())
+    }
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -170,7 +170,12 @@ pub(crate) async fn create(
     .execute(social.db.pool())
     .await
     .map_err(store)?;
-    Ok((StatusCode::CREATED, Json(post.shown())).into_response())
+    let shown = post.shown();
+    let event = serde_json::json!({"kind": "created", "post": &shown});
+    social
+        .post_event(&post.author_id, &post.visibility, &event)
+        .await?;
+    Ok((StatusCode::CREATED, Json(shown)).into_response())
 }
 
 /// A post, for whoever may read it.
@@ -205,6 +210,10 @@ pub(crate) async fn delete(
         .execute(social.db.pool())
         .await
         .map_err(store)?;
+    let event = serde_json::json!({"kind": "deleted", "post": {"id": post.id}});
+    social
+        .post_event(&post.author_id, &post.visibility, &event)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -147,7 +147,11 @@ async fn edge(
     };
     let target = social.authorized(principal, action, id).await?;
     if add {
-        graph::add(&social.db, edge, &principal.subject, &target.user_id).await?;
+        let added = graph::add(&social.db, edge, &principal.subject, &target.user_id).await?;
+        if added && edge == Edge::Follow {
+            let data = serde_json::json!({"kind": "follower", "follower": principal.subject});
+            social.notify(&target.user_id, &data).await?;
+        }
     } else {
         graph::remove(&social.db, edge, &principal.subject, &target.user_id).await?;
     }

@@ -38,6 +38,7 @@ pub(crate) struct Config {
     pub api: palisade_principal::ApiSettings,
     pub cluster: palisade_cluster::Settings,
     pub egress: palisade_http::egress::EgressSettings,
+    pub realtime: palisade_realtime::Settings,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -125,6 +126,7 @@ impl Default for Config {
             api: Default::default(),
             cluster: Default::default(),
             egress: Default::default(),
+            realtime: Default::default(),
         }
     }
 }
@@ -220,6 +222,7 @@ impl Config {
         self.api.validate()?;
         self.cluster.validate()?;
         self.egress.validate()?;
+        self.realtime.validate()?;
         self.identity.validate()
     }
 

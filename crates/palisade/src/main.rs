@@ -2,6 +2,7 @@
 // Library code handles every failure; tests and examples may unwrap.
 #![warn(clippy::unwrap_used)]
 
+mod browser_sessions;
 mod cmd;
 mod config;
 mod inventory;

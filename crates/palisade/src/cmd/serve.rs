@@ -182,6 +182,26 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         );
     }
 
+    let fanout = palisade_realtime::Fanout::new(cluster.bus.clone());
+    let gateway = palisade_realtime::Gateway::new(palisade_realtime::Parts {
+        settings: config.realtime.clone(),
+        own_origin: public.base.clone(),
+        authenticator: authenticator.clone(),
+        bus: cluster.bus.clone(),
+        counter: cluster.counter.clone(),
+        slots: cluster.slots.clone(),
+        node_id: cluster.node_id.clone(),
+        auditor: auditor.clone(),
+        channels: Arc::new(palisade_social::channels(
+            db.clone(),
+            policies.authz.clone(),
+            fanout.clone(),
+        )),
+        sessions: Arc::new(crate::browser_sessions::BrowserSessions(identity.clone())),
+        metrics: palisade_realtime::RealtimeMetrics::register(&mut registry),
+    });
+    supervisor.spawn_listener("realtime gateway", gateway.clone().run(supervisor.token()));
+
     let admin_keys =
         ApiKeys::from_hex_digests(&config.admin.api_key_sha256).map_err(anyhow::Error::msg)?;
     let ingest_keys =
@@ -197,7 +217,11 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         )
         .with("admin_key", admin_keys)
         .with("service_key", ServiceGuard::new(ingest_keys, tokens()))
-        .with("access_token", tokens());
+        .with("access_token", tokens())
+        .with(
+            "realtime",
+            palisade_realtime::RealtimeGuard(gateway.clone()),
+        );
 
     let readiness = Readiness {
         db: db.clone(),
@@ -217,8 +241,10 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         .merge(palisade_social::router(
             db.clone(),
             policies.authz.clone(),
+            fanout,
             palisade_http::shed::Shedder::new(config.api.max_in_flight),
         ))
+        .merge(palisade_realtime::router(gateway))
         .merge(palisade_oauth::router(oauth))
         .merge(crate::signing::router(
             key_ring,
@@ -359,6 +385,7 @@ fn authenticator(
             audience: oauth.resources[0].clone(),
             resources: oauth.resources.clone(),
             skew_seconds: oauth.skew_seconds,
+            ticket_key: node::derived_key(config, "realtime tickets")?,
         },
         dpop,
         revocations.clone(),

@@ -7,6 +7,7 @@ pub(crate) mod dpop_key;
 pub(crate) mod factors;
 pub(crate) mod flow;
 pub(crate) mod nodes;
+pub(crate) mod realtime;
 pub(crate) mod social;
 
 use std::collections::BTreeMap;

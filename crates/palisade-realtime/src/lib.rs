@@ -1,0 +1,139 @@
+//! The real-time gateway (RTM-1..8): authenticated WebSockets on the server's TLS listener,
+//! speaking the `palisade.v1` protocol (`palisade_realtime_client::protocol`).
+//!
+//! - [`admission`]: authentication before the upgrade — a one-time ticket from
+//!   `POST /api/realtime/ticket`, an access token in `Sec-WebSocket-Protocol`, or the session
+//!   cookie from an allowed Origin; never a credential in the URL.
+//! - [`channels`]: the domain's side — who may subscribe and publish (the same policies as the
+//!   REST API) and the durable, numbered streams behind each channel.
+//! - `connection`: one socket — delivery in stream order without gaps or duplicates, resume
+//!   from an offset, idempotent publishes, heartbeats, the token's lifetime, limits.
+//! - `outbox` and `hub`: bounded per-connection queues and this node's fan-out; [`fanout`]:
+//!   publishing across nodes over the cluster's bus.
+//! - [`gateway`]: the node's connections, closed on revocation and on shutdown.
+// Library code handles every failure; tests and examples may unwrap.
+#![warn(clippy::unwrap_used)]
+
+pub mod admission;
+pub mod channels;
+mod connection;
+pub mod fanout;
+pub mod gateway;
+mod hub;
+mod metrics;
+mod outbox;
+pub mod settings;
+pub mod streams;
+
+pub use admission::RealtimeGuard;
+pub use channels::{Accepted, ChannelError, Channels, Event, Grant};
+pub use fanout::Fanout;
+pub use gateway::{Gateway, Parts, Sessions};
+pub use metrics::RealtimeMetrics;
+pub use settings::Settings;
+
+use admission::Admitted;
+use axum::Extension;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use palisade_http::input::Json;
+use palisade_http::{Access, AppError, Routes};
+use palisade_principal::{Credentials, Principal};
+use palisade_realtime_client::protocol::SUBPROTOCOL;
+use serde::Serialize;
+use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
+
+/// The scope a ticket needs (each channel needs its own as well).
+pub const TICKET_SCOPE: &str = "social:read";
+
+/// `GET /ws` (and `CONNECT /ws`, RFC 8441, over HTTP/2) and `POST /api/realtime/ticket`.
+pub fn router(gateway: Gateway) -> Routes {
+    Routes::new()
+        .route(Access::Realtime, "GET /ws", upgrade)
+        .route(Access::Realtime, "CONNECT /ws", upgrade)
+        .documented(
+            Access::AccessToken {
+                scope: TICKET_SCOPE,
+            },
+            routes!(ticket),
+        )
+        .with_state(gateway)
+}
+
+/// Bytes a connection's reads are buffered in: small, because every idle connection holds
+/// one (tungstenite's default is 128 KiB).
+const READ_BUFFER: usize = 4096;
+/// Bytes written before a flush is forced.
+const WRITE_BUFFER: usize = 16 * 1024;
+
+async fn upgrade(
+    State(gateway): State<Gateway>,
+    Extension(admitted): Extension<Arc<Admitted>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let settings = &gateway.inner().settings;
+    let tracker = gateway.inner().tracker.clone();
+    ws.protocols([SUBPROTOCOL])
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(settings.queue_bytes + WRITE_BUFFER)
+        .max_message_size(settings.max_message_bytes)
+        .max_frame_size(settings.max_message_bytes)
+        .on_upgrade(move |socket| {
+            tracker.track_future(connection::serve(gateway, socket, admitted))
+        })
+}
+
+/// A one-time ticket for a WebSocket upgrade.
+#[derive(Serialize, ToSchema)]
+struct TicketView {
+    /// Present as the `palisade.ticket.<ticket>` subprotocol within thirty seconds, from the
+    /// Origin this request came from; it works once.
+    ticket: String,
+    /// Unix milliseconds.
+    expires_at: i64,
+}
+
+/// Trades the request's access token (with its DPoP proof when bound) for a one-time ticket to
+/// open a WebSocket with, bound to the Origin of this request.
+#[utoipa::path(post, path = "/api/realtime/ticket", tag = "realtime",
+    responses((status = 201, description = "The ticket", body = TicketView)))]
+async fn ticket(
+    State(gateway): State<Gateway>,
+    _principal: Principal,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let origin = headers
+        .get(http::header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    if let Some(origin) = &origin
+        && !gateway.inner().origins.iter().any(|o| o == origin)
+    {
+        return Err(AppError::forbidden(
+            "origin_not_allowed",
+            "Connections from this Origin are not allowed.",
+        ));
+    }
+    // The guard authenticated this very token; the ticket carries it.
+    let token = match palisade_principal::credentials(&headers, "POST", "", None) {
+        Ok((_, Credentials::Bearer { token } | Credentials::Dpop { token, .. })) => token,
+        _ => return Err(AppError::internal("ticket request without its token")),
+    };
+    let issued = gateway
+        .inner()
+        .authenticator
+        .issue_ticket(token, origin.as_deref());
+    Ok((
+        StatusCode::CREATED,
+        [(http::header::CACHE_CONTROL, "no-store")],
+        Json(TicketView {
+            ticket: issued.ticket,
+            expires_at: issued.expires_at,
+        }),
+    )
+        .into_response())
+}
