@@ -269,6 +269,11 @@ impl Gateway {
             palisade_principal::credentials(headers, "GET", path, None)
                 .map_err(|r| ("token", r.into_response()))?
                 .1
+        } else if !headers.contains_key(http::header::COOKIE) {
+            return Err((
+                "missing",
+                Refusal::new(Scheme::Bearer, AuthError::Missing).into_response(),
+            ));
         } else {
             // The session cookie: a browser sends it whichever site opened the socket, so only
             // an allowed Origin (checked above) may use it, and it must be there.

@@ -217,3 +217,256 @@ fn tungstenite_text(text: &str) -> palisade_realtime_client::Message {
 }
 
 on_both_backends!(a_conversation_is_the_same_over_rest_and_the_socket);
+
+/// The `error` code and message of a refused upgrade's JSON body.
+fn error_of(body: &serde_json::Value) -> (&str, &str) {
+    (
+        body["error"].as_str().unwrap_or_default(),
+        body["message"].as_str().unwrap_or_default(),
+    )
+}
+
+// RTM-1: authentication before the upgrade; never a credential in the URL; the Origin
+// allow-list; tickets single-use, short-lived and bound to their Origin.
+#[tokio::test]
+async fn upgrades_need_one_credential_and_an_allowed_origin() {
+    let clock = Clock::new();
+    let server = Server::start_with(clock.on(Options::on(Backend::Sqlite))).await;
+    let client_id = chat_app(&server);
+    let (victim, agent) = member_signed_in(&server, &client_id, "victim", SCOPES).await;
+    let own = own_origin(&server);
+    let evil = "https://evil.example";
+
+    // Credentials in the URL are refused, whatever else the request carries.
+    for query in [
+        format!("?access_token={}", victim.token),
+        format!("?x={}", victim.token),
+        "?ticket=abc".to_owned(),
+    ] {
+        let (status, body) = refused(ws_at(&server, &query).bearer(&victim.token)).await;
+        assert_eq!((status, error_of(&body).0), (400, "token_in_url"), "{query}");
+        assert!(error_of(&body).1.contains("never accepted in the URL"));
+    }
+    // No credential at all; no subprotocol.
+    let (status, body) = refused(ws(&server)).await;
+    assert_eq!((status, error_of(&body).0), (401, "unauthenticated"));
+    let (status, body) = refused(ws(&server).protocols(&[])).await;
+    assert_eq!((status, error_of(&body).0), (400, "subprotocol_required"));
+
+    // Cross-site WebSocket hijacking: the victim's cookie from another site's page.
+    let cookie = cookie_header(&agent);
+    let (status, body) = refused(ws(&server).header("cookie", &cookie).origin(evil)).await;
+    assert_eq!((status, error_of(&body).0), (403, "origin_not_allowed"));
+    let (status, body) = refused(ws(&server).header("cookie", &cookie)).await;
+    assert_eq!((status, error_of(&body).0), (403, "origin_required"));
+    let (status, body) = refused(ws(&server).bearer(&victim.token).origin(evil)).await;
+    assert_eq!((status, error_of(&body).0), (403, "origin_not_allowed"));
+    // From the server's own pages the cookie is enough.
+    let mut own_page = ws(&server).header("cookie", &cookie).origin(&own).open().await.unwrap();
+    match own_page.frame().await.unwrap() {
+        ServerFrame::Welcome { subject, .. } => assert_eq!(subject, victim.id),
+        other => panic!("{other:?}"),
+    }
+
+    // Tickets: forged, asked from another site, reused, presented from another Origin.
+    let (status, body) = refused(ws(&server).ticket("forged")).await;
+    assert_eq!((status, error_of(&body)), (401, ("invalid_ticket", "The ticket is not valid.")));
+    let (status, body) = ticket(&server, &victim.token, Some(evil)).await;
+    assert_eq!((status, error_of(&body).0), (403, "origin_not_allowed"));
+    let (status, issued) = ticket(&server, &victim.token, Some(&own)).await;
+    assert_eq!(status, 201, "{issued}");
+    let own_ticket = issued["ticket"].as_str().unwrap();
+    let (status, body) = refused(ws(&server).ticket(own_ticket)).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (401, ("invalid_ticket", "The ticket was issued to another origin."))
+    );
+    let first = ws(&server).ticket(own_ticket).origin(&own).open().await;
+    assert!(first.is_ok(), "a ticket works once from its origin");
+    let (status, body) = refused(ws(&server).ticket(own_ticket).origin(&own)).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (401, ("invalid_ticket", "The ticket has been used already."))
+    );
+    // A ticket expires thirty seconds after it was issued.
+    let (_, issued) = ticket(&server, &victim.token, None).await;
+    clock.advance(&server, Duration::from_secs(31)).await;
+    let (status, body) = refused(ws(&server).ticket(issued["ticket"].as_str().unwrap())).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (401, ("invalid_ticket", "The ticket has expired."))
+    );
+}
+
+// RTM-7, RES-2: subscribe and publish are decided by the policies, as REST is.
+#[tokio::test]
+async fn subscribe_and_publish_follow_the_policies() {
+    let server = Server::start_with(Options::on(Backend::Sqlite)).await;
+    let client_id = chat_app(&server);
+    let (alice, bob, id) = conversation(&server, &client_id).await;
+    let channel = format!("conversation:{id}");
+    let eve = member(&server, &client_id, "eve", SCOPES).await;
+    let reader = member(&server, &client_id, "reader", "social:read").await;
+    let db = server.db().await;
+    let history = || async {
+        let (stored,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        stored
+    };
+    let refusal = |frame: ServerFrame| match frame {
+        ServerFrame::Error { code, channel, .. } => (code, channel),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+
+    // A non-participant neither reads nor writes; nothing is stored.
+    let mut eves = connected(&server, &eve).await;
+    let answer = subscribe(&mut eves, &channel, None).await;
+    assert_eq!(refusal(answer), ("forbidden".into(), Some(channel.clone())));
+    let answer = publish(&mut eves, &channel, 1, "e-1", json!({"body": "let me in"})).await;
+    assert_eq!(refusal(answer).0, "forbidden");
+    assert_eq!(history().await, 0);
+    let answer = subscribe(&mut eves, "conversation:no-such-id", None).await;
+    assert_eq!(refusal(answer).0, "not_found");
+    // A token without the `messages` scope.
+    let mut readers = connected(&server, &reader).await;
+    assert_eq!(refusal(subscribe(&mut readers, &channel, None).await).0, "forbidden");
+    assert_eq!(refusal(subscribe(&mut readers, "nowhere", None).await).0, "not_found");
+
+    // Once Bob blocks Alice, she can neither subscribe nor send.
+    let (status, _) = call(
+        &server,
+        &bob.token,
+        "PUT",
+        &format!("/api/profiles/{}/block", alice.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let mut alices = connected(&server, &alice).await;
+    assert_eq!(refusal(subscribe(&mut alices, &channel, None).await).0, "forbidden");
+    let answer = publish(&mut alices, &channel, 1, "a-1", json!({"body": "hello?"})).await;
+    assert_eq!(refusal(answer).0, "forbidden");
+    assert_eq!(history().await, 0, "nothing was stored");
+
+    // An author's posts: followers-only posts reach followers only; a private profile is for
+    // followers alone; the server alone writes there.
+    let (status, _) = call(
+        &server,
+        &alice.token,
+        "PUT",
+        &format!("/api/profiles/{}", alice.id),
+        Some(json!({"display_name": "Alice", "bio": "", "public": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let posts = format!("posts:{}", alice.id);
+    let mut alices_notes = connected(&server, &alice).await;
+    subscribe(&mut alices_notes, "notifications", None).await;
+    let (status, _) = call(
+        &server,
+        &eve.token,
+        "PUT",
+        &format!("/api/profiles/{}/follow", alice.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, _, note) = message(&mut alices_notes).await;
+    assert_eq!(note, json!({"kind": "follower", "follower": eve.id}));
+    let mut follower = connected(&server, &eve).await;
+    let mut stranger = connected(&server, &reader).await;
+    for connection in [&mut follower, &mut stranger] {
+        assert!(matches!(
+            subscribe(connection, &posts, None).await,
+            ServerFrame::Subscribed { .. }
+        ));
+    }
+    let answer = publish(&mut follower, &posts, 1, "p-1", json!({"body": "forged"})).await;
+    assert_eq!(refusal(answer).0, "forbidden");
+    for (visibility, body) in [("followers", "for followers"), ("private", "mine"), ("public", "for all")] {
+        let (status, _) = call(
+            &server,
+            &alice.token,
+            "POST",
+            "/api/posts",
+            Some(json!({"body": body, "visibility": visibility})),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    let (_, offset, data) = message(&mut follower).await;
+    assert_eq!((offset, data["post"]["body"].as_str()), (1, Some("for followers")));
+    let (_, offset, _) = message(&mut follower).await;
+    assert_eq!(offset, 2);
+    let (_, offset, data) = message(&mut stranger).await;
+    assert_eq!(
+        (offset, data["post"]["body"].as_str()),
+        (2, Some("for all")),
+        "a stranger sees public posts only, and private posts reach nobody"
+    );
+}
+
+// RTM-4: a subscriber that reconnects with its last position gets exactly what it missed, in
+// order, or is told recovery is impossible — never a silent gap.
+#[tokio::test]
+async fn a_resumed_subscription_gets_exactly_what_it_missed() {
+    let server = Server::start_with(
+        Options::on(Backend::Sqlite).env("PALISADE_REALTIME__HISTORY_LIMIT", "5"),
+    )
+    .await;
+    let client_id = chat_app(&server);
+    let (alice, bob, id) = conversation(&server, &client_id).await;
+    let channel = format!("conversation:{id}");
+    let send = |n: usize| {
+        let (server, token, id) = (&server, alice.token.clone(), id.clone());
+        async move {
+            for _ in 0..n {
+                let path = format!("/api/conversations/{id}/messages");
+                let (status, _) = call(server, &token, "POST", &path, Some(json!({"body": "m"}))).await;
+                assert_eq!(status, 201);
+            }
+        }
+    };
+    let at = |offset| Some(Position { offset, epoch: "d1".into() });
+
+    let mut bobs = connected(&server, &bob).await;
+    subscribe(&mut bobs, &channel, None).await;
+    send(2).await;
+    assert_eq!(message(&mut bobs).await.1, 1);
+    assert_eq!(message(&mut bobs).await.1, 2);
+    bobs.abort();
+    send(3).await;
+    let mut bobs = connected(&server, &bob).await;
+    match subscribe(&mut bobs, &channel, at(2)).await {
+        ServerFrame::Subscribed { offset, recovered, reason, .. } => {
+            assert_eq!((offset, recovered, reason), (5, true, None));
+        }
+        other => panic!("{other:?}"),
+    }
+    for expected in 3..=5 {
+        assert_eq!(message(&mut bobs).await.1, expected);
+    }
+    send(1).await;
+    assert_eq!(message(&mut bobs).await.1, 6, "then live, without a gap or a repeat");
+    bobs.abort();
+
+    // Past the history window, and positions that cannot be right: explicitly not recovered.
+    send(10).await;
+    let mut bobs = connected(&server, &bob).await;
+    for (since, why) in [
+        (at(6), "too far behind: reload the history"),
+        (at(99), "position ahead of the stream"),
+        (Some(Position { offset: 6, epoch: "other".into() }), "epoch changed"),
+    ] {
+        match subscribe(&mut bobs, &channel, since).await {
+            ServerFrame::Subscribed { offset, recovered, reason, .. } => {
+                assert_eq!((offset, recovered, reason.as_deref()), (16, false, Some(why)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    send(1).await;
+    assert_eq!(message(&mut bobs).await.1, 17, "nothing replayed; live from the head");
+}
