@@ -147,9 +147,16 @@ pub(crate) async fn serve(gateway: Gateway, mut socket: WebSocket, admitted: Arc
     if let Some(code) = ending.code {
         finish(&mut socket, code, ending.reason).await;
     }
+    // Security closes are audited: revocations and limits.
     if matches!(
         ending.code,
-        Some(close::REVOKED | close::RATE_LIMITED | close::SLOW_CONSUMER | close::PROTOCOL_ERRORS)
+        Some(
+            close::REVOKED
+                | close::RATE_LIMITED
+                | close::SLOW_CONSUMER
+                | close::PROTOCOL_ERRORS
+                | close::TOO_BIG
+        )
     ) {
         connection.audit_close(ending.reason).await;
     }

@@ -20,35 +20,44 @@ pub async fn append(
     // takes the one after it.
     let mut last_error = None;
     for _ in 0..8 {
-        let inserted = sqlx::query_as::<_, (i64,)>(
-            "INSERT INTO realtime_events (stream, \"offset\", audience, data, created_at) \
-             SELECT $1, COALESCE(MAX(\"offset\"), 0) + 1, $2, $3, $4 \
-             FROM realtime_events WHERE stream = $1 RETURNING \"offset\"",
-        )
-        .bind(stream)
-        .bind(audience)
-        .bind(data.get())
-        .bind(now_ms())
-        .fetch_one(db.pool())
-        .await;
-        match inserted {
-            Ok((offset,)) => {
+        let mut tx = db.begin().await?;
+        let appended = append_in(&mut tx, stream, audience, &data).await;
+        match appended {
+            Ok(offset) => {
+                tx.commit().await?;
                 return Ok(Event {
-                    offset: offset as u64,
+                    offset,
                     audience: audience.map(str::to_owned),
                     data,
                 });
             }
-            Err(e) => {
-                let e = StoreError::from(e);
-                if !e.is_unique_violation() {
-                    return Err(e);
-                }
-                last_error = Some(e);
-            }
+            Err(e) if e.is_unique_violation() => last_error = Some(e),
+            Err(e) => return Err(e),
         }
     }
     Err(last_error.expect("the loop ran"))
+}
+
+/// Appends within the caller's transaction (with what it stores, in one commit); its offset.
+/// Of two concurrent transactions one fails with a unique violation and is to be retried.
+pub async fn append_in(
+    conn: &mut sqlx::AnyConnection,
+    stream: &str,
+    audience: Option<&str>,
+    data: &RawValue,
+) -> Result<u64, StoreError> {
+    let (offset,): (i64,) = sqlx::query_as(
+        "INSERT INTO realtime_events (stream, \"offset\", audience, data, created_at) \
+         SELECT $1, COALESCE(MAX(\"offset\"), 0) + 1, $2, $3, $4 \
+         FROM realtime_events WHERE stream = $1 RETURNING \"offset\"",
+    )
+    .bind(stream)
+    .bind(audience)
+    .bind(data.get())
+    .bind(now_ms())
+    .fetch_one(conn)
+    .await?;
+    Ok(offset as u64)
 }
 
 /// The last offset of `stream` (0: empty).

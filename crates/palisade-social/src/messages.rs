@@ -6,6 +6,7 @@
 use crate::Social;
 use crate::decide::{refused, store, within_reach};
 use crate::graph;
+use crate::realtime::notifications_of;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
@@ -16,7 +17,7 @@ use palisade_http::input::{Json, Query, Text};
 use palisade_http::routes::ErrorBody;
 use palisade_principal::Principal;
 use palisade_realtime::Event;
-use palisade_realtime::streams::DURABLE_EPOCH;
+use palisade_realtime::streams::{self, DURABLE_EPOCH};
 use palisade_store::{StoreError, new_id, now_ms};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -314,6 +315,13 @@ pub(crate) fn valid_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
+/// The notification of a new message.
+fn notice(conversation: &str, seq: i64, sender: &str) -> Result<Box<RawValue>, serde_json::Error> {
+    serde_json::value::to_raw_value(&serde_json::json!({
+        "kind": "message", "conversation": conversation, "seq": seq, "sender": sender,
+    }))
+}
+
 /// A message as its channel delivers it (its number is the event's offset).
 fn event_data(sender: &str, body: &str, created_at: i64) -> Result<Box<RawValue>, AppError> {
     serde_json::value::to_raw_value(
@@ -334,38 +342,54 @@ impl Social {
         key: Option<&str>,
     ) -> Result<(i64, bool), AppError> {
         let body = message.body.as_str();
-        // The next number in the conversation; of two concurrent senders the primary key lets
-        // one through, and the other takes the number after it. Of two sends with one key, the
-        // unique index lets one through, and the other finds it.
+        // The next number in the conversation and in each other participant's notifications,
+        // in one transaction (one commit to wait for). Of two concurrent senders the primary
+        // keys let one through, and the other retries with the numbers after it. Of two sends
+        // with one key, the unique index lets one through, and the other finds it.
+        let others: Vec<&String> = conversation
+            .participants
+            .iter()
+            .filter(|p| *p != sender)
+            .collect();
         for _ in 0..5 {
             if let Some(seq) = self.sent_with(conversation, sender, key).await? {
                 return Ok((seq, true));
             }
             let created_at = now_ms();
-            let inserted = sqlx::query_as::<_, (i64,)>(
-                "INSERT INTO messages (conversation_id, seq, sender_id, body, created_at, client_key) \
-                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM messages \
-                 WHERE conversation_id = $1 RETURNING seq",
-            )
-            .bind(&conversation.id)
-            .bind(sender)
-            .bind(body)
-            .bind(created_at)
-            .bind(key)
-            .fetch_one(self.db.pool())
+            let mut tx = self.db.begin().await.map_err(store)?;
+            let stored = async {
+                let (seq,): (i64,) = sqlx::query_as(
+                    "INSERT INTO messages (conversation_id, seq, sender_id, body, created_at, client_key) \
+                     SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM messages \
+                     WHERE conversation_id = $1 RETURNING seq",
+                )
+                .bind(&conversation.id)
+                .bind(sender)
+                .bind(body)
+                .bind(created_at)
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+                let notice = notice(&conversation.id, seq, sender)
+                    .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
+                let mut notes = Vec::new();
+                for other in &others {
+                    let stream = notifications_of(other);
+                    let offset = streams::append_in(&mut tx, &stream, None, &notice).await?;
+                    notes.push((stream, offset));
+                }
+                Ok::<_, StoreError>((seq, notice, notes))
+            }
             .await;
-            match inserted {
-                Ok((seq,)) => {
-                    self.delivered(conversation, sender, seq, body, created_at)
+            match stored {
+                Ok((seq, notice, notes)) => {
+                    tx.commit().await.map_err(store)?;
+                    self.delivered(conversation, sender, seq, body, created_at, notice, notes)
                         .await?;
                     return Ok((seq, false));
                 }
-                Err(e) => {
-                    let e = StoreError::from(e);
-                    if !e.is_unique_violation() {
-                        return Err(e.into());
-                    }
-                }
+                Err(e) if e.is_unique_violation() => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Err(AppError::Conflict {
@@ -393,7 +417,8 @@ impl Social {
         Ok(row.map(|(seq,)| seq))
     }
 
-    /// Once a message is stored: its channel and the others' notifications.
+    /// Once a message and its notifications are committed: every node's subscribers.
+    #[allow(clippy::too_many_arguments)] // the one place all of a send's results meet
     async fn delivered(
         &self,
         conversation: &Conversation,
@@ -401,6 +426,8 @@ impl Social {
         seq: i64,
         body: &str,
         created_at: i64,
+        notice: Box<RawValue>,
+        notes: Vec<(String, u64)>,
     ) -> Result<(), AppError> {
         let stream = format!("conversation:{}", conversation.id);
         let event = Event {
@@ -411,11 +438,13 @@ impl Social {
         self.fanout
             .publish(&stream, &stream, DURABLE_EPOCH, &event)
             .await;
-        let notice = serde_json::json!({
-            "kind": "message", "conversation": conversation.id, "seq": seq, "sender": sender,
-        });
-        for participant in conversation.participants.iter().filter(|p| *p != sender) {
-            self.notify(participant, &notice).await?;
+        for (stream, offset) in notes {
+            let event = Event {
+                offset,
+                audience: None,
+                data: notice.clone(),
+            };
+            self.publish_notification(&stream, &event).await;
         }
         Ok(())
     }

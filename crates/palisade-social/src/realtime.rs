@@ -27,7 +27,7 @@ const FOLLOWERS: &str = "followers";
 pub struct SocialChannels(pub(crate) Social);
 
 /// The stream of `user`'s notifications.
-fn notifications_of(user: &str) -> String {
+pub(crate) fn notifications_of(user: &str) -> String {
     format!("{NOTIFICATIONS}:{user}")
 }
 
@@ -73,10 +73,15 @@ impl Social {
         let raw = serde_json::value::to_raw_value(data).map_err(AppError::internal)?;
         let stream = notifications_of(user);
         let event = streams::append(&self.db, &stream, None, raw).await?;
-        self.fanout
-            .publish(&stream, NOTIFICATIONS, DURABLE_EPOCH, &event)
-            .await;
+        self.publish_notification(&stream, &event).await;
         Ok(())
+    }
+
+    /// Tells the connections of a notification stream about an event committed to it.
+    pub(crate) async fn publish_notification(&self, stream: &str, event: &Event) {
+        self.fanout
+            .publish(stream, NOTIFICATIONS, DURABLE_EPOCH, event)
+            .await;
     }
 
     /// Tells the subscribers of `author`'s posts; a private post reaches nobody.

@@ -244,7 +244,11 @@ async fn upgrades_need_one_credential_and_an_allowed_origin() {
         "?ticket=abc".to_owned(),
     ] {
         let (status, body) = refused(ws_at(&server, &query).bearer(&victim.token)).await;
-        assert_eq!((status, error_of(&body).0), (400, "token_in_url"), "{query}");
+        assert_eq!(
+            (status, error_of(&body).0),
+            (400, "token_in_url"),
+            "{query}"
+        );
         assert!(error_of(&body).1.contains("never accepted in the URL"));
     }
     // No credential at all; no subprotocol.
@@ -262,7 +266,12 @@ async fn upgrades_need_one_credential_and_an_allowed_origin() {
     let (status, body) = refused(ws(&server).bearer(&victim.token).origin(evil)).await;
     assert_eq!((status, error_of(&body).0), (403, "origin_not_allowed"));
     // From the server's own pages the cookie is enough.
-    let mut own_page = ws(&server).header("cookie", &cookie).origin(&own).open().await.unwrap();
+    let mut own_page = ws(&server)
+        .header("cookie", &cookie)
+        .origin(&own)
+        .open()
+        .await
+        .unwrap();
     match own_page.frame().await.unwrap() {
         ServerFrame::Welcome { subject, .. } => assert_eq!(subject, victim.id),
         other => panic!("{other:?}"),
@@ -270,7 +279,10 @@ async fn upgrades_need_one_credential_and_an_allowed_origin() {
 
     // Tickets: forged, asked from another site, reused, presented from another Origin.
     let (status, body) = refused(ws(&server).ticket("forged")).await;
-    assert_eq!((status, error_of(&body)), (401, ("invalid_ticket", "The ticket is not valid.")));
+    assert_eq!(
+        (status, error_of(&body)),
+        (401, ("invalid_ticket", "The ticket is not valid."))
+    );
     let (status, body) = ticket(&server, &victim.token, Some(evil)).await;
     assert_eq!((status, error_of(&body).0), (403, "origin_not_allowed"));
     let (status, issued) = ticket(&server, &victim.token, Some(&own)).await;
@@ -279,7 +291,10 @@ async fn upgrades_need_one_credential_and_an_allowed_origin() {
     let (status, body) = refused(ws(&server).ticket(own_ticket)).await;
     assert_eq!(
         (status, error_of(&body)),
-        (401, ("invalid_ticket", "The ticket was issued to another origin."))
+        (
+            401,
+            ("invalid_ticket", "The ticket was issued to another origin.")
+        )
     );
     let first = ws(&server).ticket(own_ticket).origin(&own).open().await;
     assert!(first.is_ok(), "a ticket works once from its origin");
@@ -331,8 +346,14 @@ async fn subscribe_and_publish_follow_the_policies() {
     assert_eq!(refusal(answer).0, "not_found");
     // A token without the `messages` scope.
     let mut readers = connected(&server, &reader).await;
-    assert_eq!(refusal(subscribe(&mut readers, &channel, None).await).0, "forbidden");
-    assert_eq!(refusal(subscribe(&mut readers, "nowhere", None).await).0, "not_found");
+    assert_eq!(
+        refusal(subscribe(&mut readers, &channel, None).await).0,
+        "forbidden"
+    );
+    assert_eq!(
+        refusal(subscribe(&mut readers, "nowhere", None).await).0,
+        "not_found"
+    );
 
     // Once Bob blocks Alice, she can neither subscribe nor send.
     let (status, _) = call(
@@ -345,7 +366,10 @@ async fn subscribe_and_publish_follow_the_policies() {
     .await;
     assert_eq!(status, 204);
     let mut alices = connected(&server, &alice).await;
-    assert_eq!(refusal(subscribe(&mut alices, &channel, None).await).0, "forbidden");
+    assert_eq!(
+        refusal(subscribe(&mut alices, &channel, None).await).0,
+        "forbidden"
+    );
     let answer = publish(&mut alices, &channel, 1, "a-1", json!({"body": "hello?"})).await;
     assert_eq!(refusal(answer).0, "forbidden");
     assert_eq!(history().await, 0, "nothing was stored");
@@ -385,7 +409,11 @@ async fn subscribe_and_publish_follow_the_policies() {
     }
     let answer = publish(&mut follower, &posts, 1, "p-1", json!({"body": "forged"})).await;
     assert_eq!(refusal(answer).0, "forbidden");
-    for (visibility, body) in [("followers", "for followers"), ("private", "mine"), ("public", "for all")] {
+    for (visibility, body) in [
+        ("followers", "for followers"),
+        ("private", "mine"),
+        ("public", "for all"),
+    ] {
         let (status, _) = call(
             &server,
             &alice.token,
@@ -397,7 +425,10 @@ async fn subscribe_and_publish_follow_the_policies() {
         assert_eq!(status, 201);
     }
     let (_, offset, data) = message(&mut follower).await;
-    assert_eq!((offset, data["post"]["body"].as_str()), (1, Some("for followers")));
+    assert_eq!(
+        (offset, data["post"]["body"].as_str()),
+        (1, Some("for followers"))
+    );
     let (_, offset, _) = message(&mut follower).await;
     assert_eq!(offset, 2);
     let (_, offset, data) = message(&mut stranger).await;
@@ -424,12 +455,18 @@ async fn a_resumed_subscription_gets_exactly_what_it_missed() {
         async move {
             for _ in 0..n {
                 let path = format!("/api/conversations/{id}/messages");
-                let (status, _) = call(server, &token, "POST", &path, Some(json!({"body": "m"}))).await;
+                let (status, _) =
+                    call(server, &token, "POST", &path, Some(json!({"body": "m"}))).await;
                 assert_eq!(status, 201);
             }
         }
     };
-    let at = |offset| Some(Position { offset, epoch: "d1".into() });
+    let at = |offset| {
+        Some(Position {
+            offset,
+            epoch: "d1".into(),
+        })
+    };
 
     let mut bobs = connected(&server, &bob).await;
     subscribe(&mut bobs, &channel, None).await;
@@ -440,7 +477,12 @@ async fn a_resumed_subscription_gets_exactly_what_it_missed() {
     send(3).await;
     let mut bobs = connected(&server, &bob).await;
     match subscribe(&mut bobs, &channel, at(2)).await {
-        ServerFrame::Subscribed { offset, recovered, reason, .. } => {
+        ServerFrame::Subscribed {
+            offset,
+            recovered,
+            reason,
+            ..
+        } => {
             assert_eq!((offset, recovered, reason), (5, true, None));
         }
         other => panic!("{other:?}"),
@@ -449,7 +491,11 @@ async fn a_resumed_subscription_gets_exactly_what_it_missed() {
         assert_eq!(message(&mut bobs).await.1, expected);
     }
     send(1).await;
-    assert_eq!(message(&mut bobs).await.1, 6, "then live, without a gap or a repeat");
+    assert_eq!(
+        message(&mut bobs).await.1,
+        6,
+        "then live, without a gap or a repeat"
+    );
     bobs.abort();
 
     // Past the history window, and positions that cannot be right: explicitly not recovered.
@@ -458,15 +504,33 @@ async fn a_resumed_subscription_gets_exactly_what_it_missed() {
     for (since, why) in [
         (at(6), "too far behind: reload the history"),
         (at(99), "position ahead of the stream"),
-        (Some(Position { offset: 6, epoch: "other".into() }), "epoch changed"),
+        (
+            Some(Position {
+                offset: 6,
+                epoch: "other".into(),
+            }),
+            "epoch changed",
+        ),
     ] {
         match subscribe(&mut bobs, &channel, since).await {
-            ServerFrame::Subscribed { offset, recovered, reason, .. } => {
-                assert_eq!((offset, recovered, reason.as_deref()), (16, false, Some(why)));
+            ServerFrame::Subscribed {
+                offset,
+                recovered,
+                reason,
+                ..
+            } => {
+                assert_eq!(
+                    (offset, recovered, reason.as_deref()),
+                    (16, false, Some(why))
+                );
             }
             other => panic!("{other:?}"),
         }
     }
     send(1).await;
-    assert_eq!(message(&mut bobs).await.1, 17, "nothing replayed; live from the head");
+    assert_eq!(
+        message(&mut bobs).await.1,
+        17,
+        "nothing replayed; live from the head"
+    );
 }

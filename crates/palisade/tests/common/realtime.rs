@@ -136,3 +136,15 @@ pub(crate) fn cookie_header(agent: &Agent) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+/// The details of the audit events `action` in `server`'s log, oldest first.
+pub(crate) async fn audited(server: &Server, action: &str) -> Vec<String> {
+    let db = server.db().await;
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT details FROM security_events WHERE action = $1 ORDER BY seq")
+            .bind(action)
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    rows.into_iter().map(|(d,)| d).collect()
+}
