@@ -358,3 +358,92 @@ async fn limits_have_their_own_answers() {
         "the size and rate closes are audited: {closes:?}"
     );
 }
+
+// RTM-2: the socket closes with its own code when its token expires, unless a fresh token
+// arrived in band first.
+#[tokio::test]
+async fn an_expiring_token_closes_the_socket_unless_refreshed() {
+    let clock = Clock::new();
+    let server = Server::start_with(clock.on(Options::on(Backend::Sqlite))).await;
+    let client_id = public_app(&server, "Chat", &["social:read", "messages"], &[]);
+    let (holder, mut agent) =
+        member_signed_in(&server, &client_id, "expiring", "social:read").await;
+    // Three seconds before the token expires, by the server's clock.
+    let exp = jwt_claims(&holder.token)["exp"].as_i64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    clock
+        .advance(&server, Duration::from_secs((exp - now - 3) as u64))
+        .await;
+    let open = || async {
+        let mut connection = ws(&server).bearer(&holder.token).open().await.unwrap();
+        match connection.frame().await.unwrap() {
+            ServerFrame::Welcome { expires_at, .. } => assert_eq!(expires_at, exp),
+            other => panic!("{other:?}"),
+        }
+        connection
+    };
+    let mut kept = open().await;
+    let mut expiring = open().await;
+    let fresh = token_for(&server, &mut agent, &client_id, "social:read").await;
+    kept.send(&ClientFrame::Refresh {
+        token: Some(fresh.clone()),
+        ticket: None,
+    })
+    .await
+    .unwrap();
+    let fresh_exp = jwt_claims(&fresh)["exp"].as_i64().unwrap();
+    assert_eq!(
+        kept.frame().await.unwrap(),
+        ServerFrame::Refreshed {
+            expires_at: fresh_exp
+        }
+    );
+    // Another account's token is not a refresh.
+    let other = member(&server, &client_id, "other", "social:read").await;
+    kept.send(&ClientFrame::Refresh {
+        token: Some(other.token),
+        ticket: None,
+    })
+    .await
+    .unwrap();
+    match kept.frame().await.unwrap() {
+        ServerFrame::Error { code, .. } => assert_eq!(code, "other_subject"),
+        other => panic!("{other:?}"),
+    }
+
+    let (code, reason) = closed_with(&mut expiring).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (close::TOKEN_EXPIRED, "token expired")
+    );
+    // The refreshed one outlived the old token.
+    assert!(matches!(
+        subscribe(&mut kept, "notifications", None).await,
+        ServerFrame::Subscribed { .. }
+    ));
+}
+
+// PLT-7, RTM-3: a shutdown sends every socket a close with 1001 and exits cleanly.
+#[tokio::test]
+async fn a_shutdown_closes_sockets_with_going_away() {
+    let server = Server::start_with(Options::on(Backend::Sqlite)).await;
+    let (members, channel) = members_of_a_conversation(&server, 2).await;
+    let mut connections = Vec::new();
+    for member in &members {
+        let mut connection = connected(&server, member).await;
+        subscribe(&mut connection, &channel, None).await;
+        connections.push(connection);
+    }
+    server.signal("TERM");
+    for connection in &mut connections {
+        let (code, reason) = closed_with(connection).await;
+        assert_eq!(
+            (code, reason.as_str()),
+            (close::GOING_AWAY, "server shutting down")
+        );
+    }
+    assert!(server.exited().await.success());
+}
