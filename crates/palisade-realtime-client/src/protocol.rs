@@ -1,6 +1,6 @@
 //! The `palisade.v1` protocol (RTM-1..7): JSON text frames, one object each, told apart by
-//! `type`. `docs/realtime-protocol.md` describes it for people and
-//! `docs/realtime-protocol.schema.json` for machines; a test checks the three agree.
+//! `type`. `PROTOCOL.md` beside this crate describes it for people and `protocol.schema.json`
+//! for machines; a test checks the three agree.
 //!
 //! A client subscribes to channels and may publish to those that take messages; every message
 //! delivered on a channel carries the channel's `offset` (1, 2, 3, … without gaps) and its

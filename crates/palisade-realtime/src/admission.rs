@@ -212,6 +212,7 @@ impl Gateway {
     }
 
     /// The principal of the one credential the upgrade presents.
+    #[allow(clippy::result_large_err)] // the refusal is the answer, built once
     async fn authenticate(
         &self,
         headers: &HeaderMap,
@@ -303,7 +304,10 @@ impl Gateway {
             .await
             .map_err(|e| token_refusal(Scheme::Bearer, e))?;
         let claims = live.claims.clone();
-        Ok((Principal::from_live(live), Credential::Token(claims)))
+        Ok((
+            Principal::from_live(live),
+            Credential::Token(Box::new(claims)),
+        ))
     }
 
     async fn audit_refusal(&self, ip: IpAddr, reason: &'static str) {

@@ -170,7 +170,7 @@ fn deadline(expires_at: i64) -> tokio::time::Instant {
 
 /// Sends the close frame and keeps reading until the client's reply (RFC 6455 §7.1.1: the
 /// close handshake completes only once both sides sent one), or gives up after a while.
-async fn finish(socket: &mut WebSocket, code: u16, reason: &'static str) {
+pub(crate) async fn finish(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
@@ -708,7 +708,7 @@ impl Connection {
             );
         }
         self.expires = deadline(principal.expires_at);
-        self.credential = Credential::Token(claims);
+        self.credential = Credential::Token(Box::new(claims));
         self.principal = principal;
         self.gateway.reauthenticated(
             self.admitted.id,
@@ -751,15 +751,23 @@ fn channel_error(e: &ChannelError, seq: Option<u64>, channel: &str) -> ServerFra
     }
 }
 
-/// Why reading failed: a frame over the size limit is closed with 1009, anything else means
-/// the connection is gone.
+/// Why reading failed: a frame over the size limit is closed with 1009, invalid UTF-8 with
+/// 1007, another protocol violation with 1002; anything else means the connection is gone.
 fn read_failure(e: &axum::Error) -> Ending {
+    match close_for(e) {
+        Some((code, reason)) => Ending::close(code, reason),
+        None => Ending::gone("read failed"),
+    }
+}
+
+/// The close code a read error calls for, if the connection can still be closed.
+pub(crate) fn close_for(e: &axum::Error) -> Option<(u16, &'static str)> {
     use tokio_tungstenite::tungstenite::Error;
     let inner = std::error::Error::source(e);
     match inner.and_then(|s| s.downcast_ref::<Error>()) {
-        Some(Error::Capacity(_)) => Ending::close(close::TOO_BIG, "message too big"),
-        Some(Error::Utf8(_)) => Ending::close(1007, "invalid UTF-8"),
-        Some(Error::Protocol(_)) => Ending::close(1002, "protocol error"),
-        _ => Ending::gone("read failed"),
+        Some(Error::Capacity(_)) => Some((close::TOO_BIG, "message too big")),
+        Some(Error::Utf8(_)) => Some((1007, "invalid UTF-8")),
+        Some(Error::Protocol(_)) => Some((1002, "protocol error")),
+        _ => None,
     }
 }

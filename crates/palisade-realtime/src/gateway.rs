@@ -27,7 +27,7 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// What a connection was authenticated with, checked again when a revocation is announced.
 #[derive(Debug, Clone)]
 pub(crate) enum Credential {
-    Token(AccessClaims),
+    Token(Box<AccessClaims>),
     /// The browser session in the principal (`Principal::session`).
     Session,
 }

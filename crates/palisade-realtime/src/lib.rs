@@ -50,11 +50,10 @@ use utoipa_axum::routes;
 /// The scope a ticket needs (each channel needs its own as well).
 pub const TICKET_SCOPE: &str = "social:read";
 
-/// `GET /ws` (and `CONNECT /ws`, RFC 8441, over HTTP/2) and `POST /api/realtime/ticket`.
+/// `GET /ws` (an HTTP/1.1 upgrade) and `POST /api/realtime/ticket`.
 pub fn router(gateway: Gateway) -> Routes {
     Routes::new()
         .route(Access::Realtime, "GET /ws", upgrade)
-        .route(Access::Realtime, "CONNECT /ws", upgrade)
         .documented(
             Access::AccessToken {
                 scope: TICKET_SCOPE,
@@ -70,22 +69,73 @@ const READ_BUFFER: usize = 4096;
 /// Bytes written before a flush is forced.
 const WRITE_BUFFER: usize = 16 * 1024;
 
-async fn upgrade(
-    State(gateway): State<Gateway>,
-    Extension(admitted): Extension<Arc<Admitted>>,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let settings = &gateway.inner().settings;
-    let tracker = gateway.inner().tracker.clone();
+/// The WebSocket configuration of every connection: small buffers, the size limits.
+fn configured(ws: WebSocketUpgrade, settings: &Settings) -> WebSocketUpgrade {
     ws.protocols([SUBPROTOCOL])
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(settings.queue_bytes + WRITE_BUFFER)
         .max_message_size(settings.max_message_bytes)
         .max_frame_size(settings.max_message_bytes)
-        .on_upgrade(move |socket| {
-            tracker.track_future(connection::serve(gateway, socket, admitted))
-        })
+}
+
+async fn upgrade(
+    State(gateway): State<Gateway>,
+    Extension(admitted): Extension<Arc<Admitted>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let tracker = gateway.inner().tracker.clone();
+    configured(ws, &gateway.inner().settings).on_upgrade(move |socket| {
+        tracker.track_future(connection::serve(gateway, socket, admitted))
+    })
+}
+
+/// What the Autobahn suite runs against (RTM-9), in test builds only: an echo over the
+/// gateway's WebSocket configuration, limits and close handling, without the protocol on top.
+#[cfg(feature = "conformance")]
+pub mod conformance {
+    use super::{Settings, configured, connection};
+    use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+
+    /// `GET /echo`, plain HTTP (the suite's client speaks `ws://`).
+    pub fn echo_router(settings: Settings) -> axum::Router {
+        palisade_http::Routes::new()
+            .route(
+                palisade_http::Access::Public,
+                "GET /echo",
+                move |ws: WebSocketUpgrade| {
+                    let settings = settings.clone();
+                    async move { configured(ws, &settings).on_upgrade(echo) }
+                },
+            )
+            .finish()
+            .0
+    }
+
+    async fn echo(mut socket: WebSocket) {
+        loop {
+            match socket.recv().await {
+                Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                    if socket.send(message).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(_))) => {
+                    // The close reply goes out while the socket is read.
+                    while let Some(Ok(_)) = socket.recv().await {}
+                    return;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    if let Some((code, reason)) = connection::close_for(&e) {
+                        connection::finish(&mut socket, code, reason).await;
+                    }
+                    return;
+                }
+                None => return,
+            }
+        }
+    }
 }
 
 /// A one-time ticket for a WebSocket upgrade.

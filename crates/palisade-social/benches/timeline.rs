@@ -120,6 +120,7 @@ async fn setup(backend: Backend) -> Setup {
             audience: RESOURCE.into(),
             resources: vec![RESOURCE.into()],
             skew_seconds: 30,
+            ticket_key: palisade_crypto::random_bytes::<32>(),
         },
         Dpop::new(ISSUER, 30, None, cluster.replay.clone()),
         revocations,
@@ -156,6 +157,7 @@ async fn setup(backend: Backend) -> Setup {
     let protected = palisade_social::router(
         db.clone(),
         Arc::new(palisade_authz::Authorizer::new()),
+        palisade_realtime::Fanout::new(cluster.bus.clone()),
         palisade_http::shed::Shedder::new(settings.max_in_flight),
     )
     .finish()

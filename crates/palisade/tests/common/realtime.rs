@@ -3,7 +3,10 @@
 
 use super::social::Member;
 use super::*;
+// What the real-time tests use, in one import (each test binary uses part of it).
+#[allow(unused_imports)]
 pub(crate) use palisade_realtime_client::protocol::{ClientFrame, Position, ServerFrame, close};
+#[allow(unused_imports)]
 pub(crate) use palisade_realtime_client::{ClientError, Connect, Connection, Incoming, Positions};
 use serde_json::Value;
 
