@@ -122,16 +122,9 @@ impl Social {
         }
         if channel == NOTIFICATIONS {
             needs(principal, "social:read")?;
-            let stream = notifications_of(&principal.subject);
-            let head = streams::head(&self.db, &stream)
-                .await
-                .map_err(store_refusal)?;
-            return Ok(Grant {
-                stream,
-                epoch: DURABLE_EPOCH.to_owned(),
-                head,
-                audiences: Vec::new(),
-            });
+            return self
+                .durable_grant(notifications_of(&principal.subject), Vec::new())
+                .await;
         }
         if let Some(author) = channel.strip_prefix(POSTS) {
             needs(principal, "social:read")?;
@@ -159,22 +152,31 @@ impl Social {
                 || graph::follows(&self.db, &principal.subject, owner)
                     .await
                     .map_err(store_refusal)?;
-            let stream = posts_of(owner);
-            let head = streams::head(&self.db, &stream)
-                .await
-                .map_err(store_refusal)?;
-            return Ok(Grant {
-                stream,
-                epoch: DURABLE_EPOCH.to_owned(),
-                head,
-                audiences: if follower {
-                    vec![FOLLOWERS.to_owned()]
-                } else {
-                    Vec::new()
-                },
-            });
+            let audiences = if follower {
+                vec![FOLLOWERS.to_owned()]
+            } else {
+                Vec::new()
+            };
+            return self.durable_grant(posts_of(owner), audiences).await;
         }
         Err(ChannelError::NotFound)
+    }
+
+    /// A subscription to a stream of `realtime_events`, from its last offset now.
+    async fn durable_grant(
+        &self,
+        stream: String,
+        audiences: Vec<String>,
+    ) -> Result<Grant, ChannelError> {
+        let head = streams::head(&self.db, &stream)
+            .await
+            .map_err(store_refusal)?;
+        Ok(Grant {
+            stream,
+            epoch: DURABLE_EPOCH.to_owned(),
+            head,
+            audiences,
+        })
     }
 }
 

@@ -26,16 +26,7 @@ fn chat_app(server: &Server) -> String {
 async fn conversation(server: &Server, client_id: &str) -> (Member, Member, String) {
     let alice = member(server, client_id, "alice", SCOPES).await;
     let bob = member(server, client_id, "bob", SCOPES).await;
-    let (status, started) = call(
-        server,
-        &alice.token,
-        "POST",
-        "/api/conversations",
-        Some(json!({"with": [bob.id]})),
-    )
-    .await;
-    assert_eq!(status, 201, "{started}");
-    let id = started["id"].as_str().unwrap().to_owned();
+    let id = start_conversation(server, &alice, &[&bob.id]).await;
     (alice, bob, id)
 }
 

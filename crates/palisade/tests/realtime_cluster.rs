@@ -21,24 +21,13 @@ async fn messages_cross_nodes_and_a_revocation_closes_sockets_everywhere() {
     let client_id = public_app(a, "Chat", &["social:read", "social:write", "messages"], &[]);
     let alice = member(a, &client_id, "alice", SCOPES).await;
     let (bob, mut bobs_agent) = member_signed_in(a, &client_id, "bob", SCOPES).await;
-    let (status, started) = call(
-        a,
-        &alice.token,
-        "POST",
-        "/api/conversations",
-        Some(json!({"with": [bob.id]})),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let channel = format!("conversation:{}", started["id"].as_str().unwrap());
+    let id = start_conversation(a, &alice, &[&bob.id]).await;
+    let channel = format!("conversation:{id}");
 
     // Bob listens on B; Alice sends on A, over REST and over a socket.
     let mut bobs = connected(b, &bob).await;
     subscribe(&mut bobs, &channel, None).await;
-    let path = format!(
-        "/api/conversations/{}/messages",
-        started["id"].as_str().unwrap()
-    );
+    let path = format!("/api/conversations/{id}/messages");
     let (status, _) = call(
         a,
         &alice.token,

@@ -447,3 +447,40 @@ async fn a_shutdown_closes_sockets_with_going_away() {
     }
     assert!(server.exited().await.success());
 }
+
+// RTM-3: a client that answers nothing (not even the server's pings) is closed with 4000.
+#[tokio::test]
+async fn a_silent_client_is_closed_by_the_heartbeat() {
+    let server = Server::start_with(
+        Options::on(Backend::Sqlite)
+            .env("PALISADE_REALTIME__PING_INTERVAL_SECONDS", "1")
+            .env("PALISADE_REALTIME__PONG_TIMEOUT_SECONDS", "1"),
+    )
+    .await;
+    let client_id = public_app(&server, "Quiet", &["social:read"], &[]);
+    let quiet = member(&server, &client_id, "quiet", "social:read").await;
+    // Never read from: its pings go unanswered.
+    let (_, issued) = ticket(&server, &quiet.token, None).await;
+    let mut silent = ws(&server)
+        .ticket(issued["ticket"].as_str().unwrap())
+        .open()
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), "the heartbeat timeout", || async {
+        let metrics = reqwest::get(format!("http://{}/metrics", server.admin))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        metrics
+            .contains(r#"palisade_realtime_disconnects_total{reason="heartbeat timeout"} 1"#)
+            .then_some(())
+    })
+    .await;
+    let (code, reason) = closed_with(&mut silent).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (close::HEARTBEAT_TIMEOUT, "heartbeat timeout")
+    );
+}

@@ -24,16 +24,7 @@ async fn conversations_are_for_their_participants(backend: Backend) {
     let bob = member(&server, client_id, "bob", SCOPES).await;
     let eve = member(&server, client_id, "eve", SCOPES).await;
 
-    let (status, started) = call(
-        &server,
-        &alice.token,
-        "POST",
-        "/api/conversations",
-        Some(json!({"with": [bob.id]})),
-    )
-    .await;
-    assert_eq!(status, 201, "{started}");
-    let id = started["id"].as_str().unwrap().to_owned();
+    let id = start_conversation(&server, &alice, &[&bob.id]).await;
     let messages = format!("/api/conversations/{id}/messages");
     for i in 1..=12 {
         let (who, text) = if i % 2 == 1 {

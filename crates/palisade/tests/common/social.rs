@@ -76,3 +76,17 @@ pub(crate) async fn call(
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or_default())
 }
+
+/// A conversation `starter` starts with `with`; its id.
+pub(crate) async fn start_conversation(server: &Server, starter: &Member, with: &[&str]) -> String {
+    let (status, started) = call(
+        server,
+        &starter.token,
+        "POST",
+        "/api/conversations",
+        Some(serde_json::json!({ "with": with })),
+    )
+    .await;
+    assert_eq!(status, 201, "{started}");
+    started["id"].as_str().unwrap().to_owned()
+}
