@@ -121,6 +121,7 @@ pub(crate) async fn serve(gateway: Gateway, mut socket: WebSocket, admitted: Arc
         admitted.principal.clone(),
         admitted.credential.clone(),
         stop.clone(),
+        outbox.clone(),
     );
     inner.metrics.connections.inc();
     let mut connection = Connection {
@@ -566,6 +567,7 @@ impl Connection {
                 }
                 Ok(())
             }
+            Outgoing::Reauthorize => self.reauthorize(socket).await,
             Outgoing::Event { stream, delivered } => {
                 let Some(channel) = self.channels_by_stream.get(&stream).cloned() else {
                     return Ok(());
@@ -596,6 +598,36 @@ impl Connection {
                 Ok(())
             }
         }
+    }
+
+    /// Decides every subscription again: one now refused ends with `unsubscribed`; one still
+    /// allowed takes its new audiences (a follower no more sees followers' posts no more).
+    async fn reauthorize(&mut self, socket: &mut WebSocket) -> Result<(), Ending> {
+        let inner = self.gateway.inner();
+        let channels: Vec<String> = self.subscriptions.keys().cloned().collect();
+        for channel in channels {
+            match inner.channels.subscribe(&self.principal, &channel).await {
+                Ok(grant) => {
+                    if let Some(subscription) = self.subscriptions.get_mut(&channel) {
+                        subscription.grant.audiences = grant.audiences;
+                    }
+                }
+                // The store did not answer: the subscription stands until the next decision.
+                Err(ChannelError::Unavailable) => {}
+                Err(_) => {
+                    if let Some(old) = self.subscriptions.remove(&channel) {
+                        self.channels_by_stream
+                            .remove(Hub::stream_of(&old._membership));
+                    }
+                    let frame = ServerFrame::Unsubscribed {
+                        channel,
+                        reason: "the policies no longer allow it".into(),
+                    };
+                    self.feed(socket, text(&frame)).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn publish(

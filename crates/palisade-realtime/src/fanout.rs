@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 pub(crate) const TOPIC: &str = "realtime";
+/// Accounts whose subscriptions are to be decided again.
+pub(crate) const REAUTHORIZE: &str = "realtime.reauthorize";
 
 /// An event on the bus.
 #[derive(Serialize, Deserialize)]
@@ -56,6 +58,14 @@ impl Fanout {
             Ok(bytes) => self.bus.publish(TOPIC, bytes).await,
             Err(e) => tracing::error!(error = %e, "real-time event not encoded"),
         }
+    }
+}
+
+impl Fanout {
+    /// Tells every node that what decides `user`'s subscriptions changed (a block or a follow,
+    /// by or of them): their open subscriptions are decided again, and dropped if refused.
+    pub async fn reauthorize(&self, user: &str) {
+        self.bus.publish(REAUTHORIZE, user.to_owned()).await;
     }
 }
 

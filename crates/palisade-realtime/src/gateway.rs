@@ -4,13 +4,14 @@
 //! 1001, then a drain).
 
 use crate::channels::Channels;
+use crate::fanout::REAUTHORIZE;
 use crate::hub::Hub;
 use crate::metrics::RealtimeMetrics;
-use crate::outbox::Stop;
+use crate::outbox::{Outbox, Outgoing, Stop};
 use crate::settings::Settings;
 use futures_util::future::BoxFuture;
 use palisade_audit::Auditor;
-use palisade_cluster::{Bus, Counter, Slots};
+use palisade_cluster::{Bus, Counter, Delivery, Slots};
 use palisade_http::AppError;
 use palisade_principal::{AccessClaims, AuthError, Authenticator, Change, Principal};
 use palisade_realtime_client::protocol::close;
@@ -90,6 +91,7 @@ struct Registered {
     principal: Principal,
     credential: Credential,
     stop: Stop,
+    outbox: Outbox,
 }
 
 /// A connection's entry in the registry; dropping it unregisters.
@@ -151,6 +153,7 @@ impl Gateway {
         principal: Principal,
         credential: Credential,
         stop: Stop,
+        outbox: Outbox,
     ) -> Registration {
         self.registry().insert(
             id,
@@ -158,6 +161,7 @@ impl Gateway {
                 principal,
                 credential,
                 stop,
+                outbox,
             },
         );
         Registration {
@@ -185,6 +189,7 @@ impl Gateway {
                 .run(self.0.bus.clone(), stop_tasks.clone()),
         );
         let watch = tokio::spawn(self.clone().watch_revocations(stop_tasks.clone()));
+        let relations = tokio::spawn(self.clone().watch_relations(stop_tasks.clone()));
         shutdown.cancelled().await;
         self.0.shutdown.cancel();
         self.0.tracker.close();
@@ -198,7 +203,29 @@ impl Gateway {
             );
         }
         stop_tasks.cancel();
-        let _ = tokio::join!(hub, watch);
+        let _ = tokio::join!(hub, watch, relations);
+    }
+
+    /// Asks the connections of accounts whose relations changed to decide their subscriptions
+    /// again; after a resync (announcements may be lost), all of them.
+    async fn watch_relations(self, shutdown: CancellationToken) {
+        let mut changes = self.0.bus.subscribe(REAUTHORIZE);
+        loop {
+            let delivery = tokio::select! {
+                d = changes.recv() => d,
+                _ = shutdown.cancelled() => return,
+            };
+            let user = match delivery {
+                None => return,
+                Some(Delivery::Resync) => None,
+                Some(Delivery::Message(user)) => Some(String::from_utf8_lossy(&user).into_owned()),
+            };
+            for entry in self.registry().values() {
+                if user.as_ref().is_none_or(|u| *u == entry.principal.subject) {
+                    entry.outbox.offer(Outgoing::Reauthorize);
+                }
+            }
+        }
     }
 
     async fn watch_revocations(self, shutdown: CancellationToken) {

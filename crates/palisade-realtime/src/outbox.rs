@@ -25,6 +25,9 @@ pub(crate) enum Outgoing {
     },
     /// The bus may have dropped events: every subscription is checked against its store.
     Resync,
+    /// The relations deciding the connection's subscriptions changed (a block, a follow):
+    /// each is decided again.
+    Reauthorize,
 }
 
 /// Why a connection is being closed from outside its own task.
@@ -92,7 +95,7 @@ pub(crate) fn bounded(
 fn size(item: &Outgoing) -> usize {
     match item {
         Outgoing::Event { delivered, .. } => delivered.frame.len(),
-        Outgoing::Resync => 0,
+        Outgoing::Resync | Outgoing::Reauthorize => 0,
     }
 }
 

@@ -155,6 +155,13 @@ async fn edge(
     } else {
         graph::remove(&social.db, edge, &principal.subject, &target.user_id).await?;
     }
+    // Blocks and follows decide subscriptions (a conversation, followers' posts): both
+    // accounts' open ones are decided again.
+    if edge != Edge::Mute {
+        for user in [&principal.subject, &target.user_id] {
+            social.fanout.reauthorize(user).await;
+        }
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -346,7 +346,10 @@ async fn subscribe_and_publish_follow_the_policies() {
         "not_found"
     );
 
-    // Once Bob blocks Alice, she can neither subscribe nor send.
+    // Once Bob blocks Alice, she can neither subscribe nor send, and her open subscription
+    // ends.
+    let mut alices_open = connected(&server, &alice).await;
+    subscribe(&mut alices_open, &channel, None).await;
     let (status, _) = call(
         &server,
         &bob.token,
@@ -364,6 +367,13 @@ async fn subscribe_and_publish_follow_the_policies() {
     let answer = publish(&mut alices, &channel, 1, "a-1", json!({"body": "hello?"})).await;
     assert_eq!(refusal(answer).0, "forbidden");
     assert_eq!(history().await, 0, "nothing was stored");
+    assert_eq!(
+        alices_open.frame().await.unwrap(),
+        ServerFrame::Unsubscribed {
+            channel: channel.clone(),
+            reason: "the policies no longer allow it".into()
+        }
+    );
 
     // An author's posts: followers-only posts reach followers only; a private profile is for
     // followers alone; the server alone writes there.
