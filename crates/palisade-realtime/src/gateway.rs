@@ -22,6 +22,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Connections whose credentials are checked against the database at once after a revocation.
+const RECHECKS_AT_ONCE: usize = 32;
 /// How long a shutdown waits for connections to finish their close handshakes.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -230,6 +232,7 @@ impl Gateway {
 
     async fn watch_revocations(self, shutdown: CancellationToken) {
         let mut changes = self.0.authenticator.revocations().changes();
+        let checks = Arc::new(tokio::sync::Semaphore::new(RECHECKS_AT_ONCE));
         loop {
             let change = tokio::select! {
                 c = changes.next() => c,
@@ -257,7 +260,13 @@ impl Gateway {
             }
             for (principal, credential, stop) in affected {
                 let gateway = self.clone();
+                let checks = checks.clone();
                 tokio::spawn(async move {
+                    // A resync rechecks every connection: a bounded number at once, so the
+                    // database is not flooded.
+                    let Ok(_permit) = checks.acquire().await else {
+                        return;
+                    };
                     if !gateway.still_valid(&principal, &credential).await {
                         stop.stop(close::REVOKED, "revoked");
                     }
