@@ -535,3 +535,96 @@ async fn a_resumed_subscription_gets_exactly_what_it_missed() {
         "nothing replayed; live from the head"
     );
 }
+
+async fn revoked(connection: &mut Connection) {
+    let (code, reason) = closed_with(connection).await;
+    assert_eq!((code, reason.as_str()), (close::REVOKED, "revoked"));
+}
+
+async fn alive(connection: &mut Connection) {
+    assert!(matches!(
+        subscribe(connection, "notifications", None).await,
+        ServerFrame::Subscribed { .. }
+    ));
+}
+
+/// A connection authenticated by `agent`'s session cookie, from the server's own pages.
+async fn from_own_page(server: &Server, agent: &Agent) -> Connection {
+    let mut connection = ws(server)
+        .header("cookie", &cookie_header(agent))
+        .origin(&own_origin(server))
+        .open()
+        .await
+        .unwrap();
+    assert!(matches!(
+        connection.frame().await.unwrap(),
+        ServerFrame::Welcome { .. }
+    ));
+    connection
+}
+
+async fn bearer(server: &Server, member: &Member) -> Connection {
+    let mut connection = ws(server).bearer(&member.token).open().await.unwrap();
+    assert!(matches!(
+        connection.frame().await.unwrap(),
+        ServerFrame::Welcome { .. }
+    ));
+    connection
+}
+
+// RTM-2: each way a credential ends closes exactly the sockets it authenticated, with 4003,
+// audited: signing out (the cookie's sockets), revoking an application's consent (its
+// tokens'), locking the account (all of them).
+#[tokio::test]
+async fn every_revocation_closes_the_sockets_it_ends() {
+    let server = Server::start_with(Options::on(Backend::Sqlite)).await;
+    let client_id = chat_app(&server);
+    let (member, mut agent) = member_signed_in(&server, &client_id, "revoked", SCOPES).await;
+    // Signing out ends the session's socket; the token's stays.
+    let mut by_cookie = from_own_page(&server, &agent).await;
+    let mut by_token = bearer(&server, &member).await;
+    agent.log_out().await;
+    revoked(&mut by_cookie).await;
+    alive(&mut by_token).await;
+
+    // Withdrawing the application's consent ends its tokens' sockets.
+    agent.log_in(&member.email, PASSWORD).await;
+    let mut by_cookie = from_own_page(&server, &agent).await;
+    agent.get("/account/apps").await;
+    let r = agent
+        .post_form("/account/apps/revoke", &[("client_id", client_id.as_str())])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    revoked(&mut by_token).await;
+    alive(&mut by_cookie).await;
+
+    // Locking the account ends everything.
+    let mut by_token = bearer(
+        &server,
+        &member_with_token(&server, &mut agent, &client_id).await,
+    )
+    .await;
+    let out = server.cli(&["admin", "lock-user", "--email", &member.email]);
+    assert!(out.status.success(), "{}", said(&out));
+    revoked(&mut by_cookie).await;
+    revoked(&mut by_token).await;
+    eventually(
+        Duration::from_secs(10),
+        "the closes in the audit log",
+        || async {
+            (audited(&server, "realtime.connection.closed").await.len() == 4).then_some(())
+        },
+    )
+    .await;
+}
+
+/// The signed-in account with a fresh token (a new consent).
+async fn member_with_token(server: &Server, agent: &mut Agent, client_id: &str) -> Member {
+    let token = token_for(server, agent, client_id, SCOPES).await;
+    let (_, me) = call(server, &token, "GET", "/api/me", None).await;
+    Member {
+        id: me["subject"].as_str().unwrap().to_owned(),
+        email: String::new(),
+        token,
+    }
+}
