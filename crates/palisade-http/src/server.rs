@@ -106,11 +106,7 @@ pub async fn serve_tls(
         // One flat buffer per response: the TLS layer encrypts it as a single record instead of
         // one per header/body slice.
         .writev(false);
-    // RFC 8441: WebSockets over HTTP/2 streams (extended CONNECT).
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .enable_connect_protocol();
+    builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
 
     loop {

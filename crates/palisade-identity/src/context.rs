@@ -52,6 +52,11 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     }
 }
 
+/// What a session may do as a principal: read and send, as the account pages do.
+const SESSION_SCOPES: &str = "social:read messages";
+/// The client a session acts through: Palisade's own pages.
+const FIRST_PARTY: &str = "palisade";
+
 /// A signed-in user with a live session. Pages that need one send everyone else to the login
 /// page (and back afterwards); other methods get a 401.
 #[derive(Debug, Clone)]
@@ -78,6 +83,22 @@ impl SignedIn {
         match users::get(&identity.db, &session.user_id).await? {
             Some(user) if !user.is_locked() => Ok(Some(Self { user, session })),
             _ => Ok(None),
+        }
+    }
+
+    /// The principal the session acts as on Palisade's own pages and their sockets: the
+    /// account's role and tenant, the scopes the account pages use, until the session ends.
+    pub fn principal(&self) -> palisade_principal::Principal {
+        use palisade_principal::{Principal, Role, Scopes, TenantId};
+        Principal {
+            role: Some(Role::parse(&self.user.role).unwrap_or(Role::Member)),
+            tenant: TenantId::new(self.user.tenant_id.clone()),
+            subject: self.user.id.clone(),
+            scopes: Scopes::parse(SESSION_SCOPES),
+            client_id: FIRST_PARTY.to_owned(),
+            session: Some(self.session.id_hash.clone()),
+            key_binding: None,
+            expires_at: self.session.expires_at / 1000,
         }
     }
 

@@ -54,6 +54,10 @@ pub const TICKET_SCOPE: &str = "social:read";
 pub fn router(gateway: Gateway) -> Routes {
     Routes::new()
         .route(Access::Realtime, "GET /ws", upgrade)
+        .route(Access::Public, "GET /static/realtime.js", || script(CLIENT))
+        .route(Access::Public, "GET /static/messages.js", || {
+            script(MESSAGES_PAGE)
+        })
         .documented(
             Access::AccessToken {
                 scope: TICKET_SCOPE,
@@ -61,6 +65,22 @@ pub fn router(gateway: Gateway) -> Routes {
             routes!(ticket),
         )
         .with_state(gateway)
+}
+
+/// The browser client, an ES module.
+const CLIENT: &str = include_str!("../static/realtime.js");
+/// The script of the account's conversation page.
+const MESSAGES_PAGE: &str = include_str!("../static/messages.js");
+
+async fn script(source: &'static str) -> Response {
+    (
+        [
+            (http::header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (http::header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        source,
+    )
+        .into_response()
 }
 
 /// Bytes a connection's reads are buffered in: small, because every idle connection holds

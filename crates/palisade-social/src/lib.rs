@@ -10,6 +10,7 @@
 mod decide;
 mod graph;
 mod messages;
+mod pages;
 mod posts;
 mod profiles;
 mod realtime;
@@ -78,6 +79,14 @@ pub fn router(
         routes.documented(access, documented)
     })
     .route_layer(axum::middleware::from_fn_with_state(shedder, shed))
+    // The account's pages are not shed (the API is).
+    .route(Access::Session, "GET /account/messages", pages::list)
+    .route(Access::Session, "POST /account/messages", pages::start)
+    .route(
+        Access::Session,
+        "GET /account/messages/{id}",
+        pages::conversation,
+    )
     .with_state(Social { db, authz, fanout })
 }
 

@@ -31,7 +31,7 @@ const PAGE_MAX: i64 = 200;
 pub(crate) struct Conversation {
     pub(crate) id: String,
     tenant_id: String,
-    participants: Vec<String>,
+    pub(crate) participants: Vec<String>,
 }
 
 impl Social {
@@ -121,57 +121,7 @@ pub(crate) async fn start(
     principal: Principal,
     Json(new): Json<NewConversation>,
 ) -> Result<Response, AppError> {
-    let mut participants = new.with;
-    participants.push(principal.subject.clone());
-    participants.sort();
-    participants.dedup();
-    if participants.len() < 2 || participants.len() > MAX_PARTICIPANTS {
-        return Err(AppError::bad_request(
-            "invalid_conversation",
-            format!("A conversation has 2 to {MAX_PARTICIPANTS} participants."),
-        ));
-    }
-    for p in &participants {
-        let same_tenant = graph::profile(&social.db, p)
-            .await?
-            .is_some_and(|profile| profile.tenant_id == principal.tenant.as_str());
-        if !same_tenant {
-            return Err(AppError::bad_request(
-                "invalid_conversation",
-                "Every participant must be an account of your organisation.",
-            ));
-        }
-    }
-    let conversation = Conversation {
-        id: new_id(),
-        tenant_id: principal.tenant.to_string(),
-        participants,
-    };
-    if !social
-        .may_converse(&principal, Action::SendMessage, &conversation)
-        .await?
-    {
-        return Err(refused());
-    }
-    let mut tx = social.db.begin().await.map_err(store)?;
-    sqlx::query("INSERT INTO conversations (id, tenant_id, created_at) VALUES ($1, $2, $3)")
-        .bind(&conversation.id)
-        .bind(&conversation.tenant_id)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await
-        .map_err(store)?;
-    for p in &conversation.participants {
-        sqlx::query(
-            "INSERT INTO conversation_members (conversation_id, user_id, read_seq) VALUES ($1, $2, 0)",
-        )
-        .bind(&conversation.id)
-        .bind(p)
-        .execute(&mut *tx)
-        .await
-        .map_err(store)?;
-    }
-    tx.commit().await.map_err(store)?;
+    let conversation = social.start_conversation(&principal, new.with).await?;
     Ok((
         StatusCode::CREATED,
         Json(Started {
@@ -182,14 +132,76 @@ pub(crate) async fn start(
         .into_response())
 }
 
+impl Social {
+    /// Starts a conversation between the principal and `with`, all accounts of its tenant.
+    pub(crate) async fn start_conversation(
+        &self,
+        principal: &Principal,
+        with: Vec<String>,
+    ) -> Result<Conversation, AppError> {
+        let mut participants = with;
+        participants.push(principal.subject.clone());
+        participants.sort();
+        participants.dedup();
+        if participants.len() < 2 || participants.len() > MAX_PARTICIPANTS {
+            return Err(AppError::bad_request(
+                "invalid_conversation",
+                format!("A conversation has 2 to {MAX_PARTICIPANTS} participants."),
+            ));
+        }
+        for p in &participants {
+            let same_tenant = graph::profile(&self.db, p)
+                .await?
+                .is_some_and(|profile| profile.tenant_id == principal.tenant.as_str());
+            if !same_tenant {
+                return Err(AppError::bad_request(
+                    "invalid_conversation",
+                    "Every participant must be an account of your organisation.",
+                ));
+            }
+        }
+        let conversation = Conversation {
+            id: new_id(),
+            tenant_id: principal.tenant.to_string(),
+            participants,
+        };
+        if !self
+            .may_converse(principal, Action::SendMessage, &conversation)
+            .await?
+        {
+            return Err(refused());
+        }
+        let mut tx = self.db.begin().await.map_err(store)?;
+        sqlx::query("INSERT INTO conversations (id, tenant_id, created_at) VALUES ($1, $2, $3)")
+            .bind(&conversation.id)
+            .bind(&conversation.tenant_id)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(store)?;
+        for p in &conversation.participants {
+            sqlx::query(
+                "INSERT INTO conversation_members (conversation_id, user_id, read_seq) VALUES ($1, $2, 0)",
+            )
+            .bind(&conversation.id)
+            .bind(p)
+            .execute(&mut *tx)
+            .await
+            .map_err(store)?;
+        }
+        tx.commit().await.map_err(store)?;
+        Ok(conversation)
+    }
+}
+
 /// One of the principal's conversations.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Summary {
-    id: String,
+    pub(crate) id: String,
     /// The number of its last message; 0 when it has none.
     last_seq: i64,
     /// Others' messages after the principal's read marker.
-    unread: i64,
+    pub(crate) unread: i64,
     /// How far the principal's devices have received it (their acknowledgements).
     delivered_seq: i64,
 }
@@ -207,28 +219,35 @@ pub(crate) async fn list(
     State(social): State<Social>,
     principal: Principal,
 ) -> Result<Response, AppError> {
-    // Unread: others' messages after the marker; what one sent oneself has been read.
-    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT m.conversation_id, m.delivered_seq, \
-         (SELECT COUNT(*) FROM messages WHERE conversation_id = m.conversation_id \
-          AND seq > m.read_seq AND sender_id <> m.user_id), \
-         COALESCE((SELECT MAX(seq) FROM messages WHERE conversation_id = m.conversation_id), 0) \
-         FROM conversation_members m WHERE m.user_id = $1 ORDER BY m.conversation_id",
-    )
-    .bind(&principal.subject)
-    .fetch_all(social.db.pool())
-    .await
-    .map_err(store)?;
-    let conversations = rows
-        .into_iter()
-        .map(|(id, delivered_seq, unread, last)| Summary {
-            id,
-            last_seq: last,
-            unread,
-            delivered_seq,
-        })
-        .collect();
+    let conversations = social.summaries(&principal).await?;
     Ok(Json(Conversations { conversations }).into_response())
+}
+
+impl Social {
+    /// The principal's conversations with their unread counts.
+    pub(crate) async fn summaries(&self, principal: &Principal) -> Result<Vec<Summary>, AppError> {
+        // Unread: others' messages after the marker; what one sent oneself has been read.
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT m.conversation_id, m.delivered_seq, \
+             (SELECT COUNT(*) FROM messages WHERE conversation_id = m.conversation_id \
+              AND seq > m.read_seq AND sender_id <> m.user_id), \
+             COALESCE((SELECT MAX(seq) FROM messages WHERE conversation_id = m.conversation_id), 0) \
+             FROM conversation_members m WHERE m.user_id = $1 ORDER BY m.conversation_id",
+        )
+        .bind(&principal.subject)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(store)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, delivered_seq, unread, last)| Summary {
+                id,
+                last_seq: last,
+                unread,
+                delivered_seq,
+            })
+            .collect())
+    }
 }
 
 /// A new message.

@@ -1,16 +1,11 @@
 //! The real-time gateway's view of first-party browser sessions: a signed-in user's session
-//! cookie makes a principal with the scopes the account pages use, for as long as the session
-//! lives and the account is unlocked.
+//! cookie makes its principal (`SignedIn::principal`), for as long as the session lives and the
+//! account is unlocked.
 
 use futures_util::future::BoxFuture;
 use palisade_http::AppError;
 use palisade_identity::{Identity, SignedIn, sessions, users};
-use palisade_principal::{Principal, Role, Scopes, TenantId};
-
-/// What a session may do on a socket: read and send, as the account pages do.
-const SESSION_SCOPES: &str = "social:read messages";
-/// The client a session acts through: Palisade's own pages.
-const FIRST_PARTY: &str = "palisade";
+use palisade_principal::Principal;
 
 pub(crate) struct BrowserSessions(pub(crate) Identity);
 
@@ -20,20 +15,9 @@ impl palisade_realtime::Sessions for BrowserSessions {
         headers: &'a http::HeaderMap,
     ) -> BoxFuture<'a, Result<Option<Principal>, AppError>> {
         Box::pin(async move {
-            let Some(signed_in) = SignedIn::from_headers(&self.0, headers).await? else {
-                return Ok(None);
-            };
-            let SignedIn { user, session } = signed_in;
-            Ok(Some(Principal {
-                role: Some(Role::parse(&user.role).unwrap_or(Role::Member)),
-                tenant: TenantId::new(user.tenant_id),
-                subject: user.id,
-                scopes: Scopes::parse(SESSION_SCOPES),
-                client_id: FIRST_PARTY.to_owned(),
-                session: Some(session.id_hash),
-                key_binding: None,
-                expires_at: session.expires_at / 1000,
-            }))
+            Ok(SignedIn::from_headers(&self.0, headers)
+                .await?
+                .map(|signed_in| signed_in.principal()))
         })
     }
 

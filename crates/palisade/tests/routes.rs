@@ -43,7 +43,9 @@ const PUBLIC: &[&str] = &[
     "GET /signup",
     "POST /signup",
     "GET /static/palisade.css",
+    "GET /static/messages.js",
     "GET /static/passkey.js",
+    "GET /static/realtime.js",
 ];
 
 const ALL_SCOPES: [&str; 5] = [
