@@ -3,7 +3,8 @@
 //!
 //! So far: `GET /api/me`, the principal a token acts as; profiles, follows, blocks, mutes and
 //! friends (SOC-1); posts and the home timeline (SOC-2); direct messages (SOC-3) — each decided
-//! by the Cedar policies.
+//! by the Cedar policies — and the same as real-time channels (`SocialChannels`) and the
+//! account's messages pages.
 // Library code handles every failure; tests and examples may unwrap.
 #![warn(clippy::unwrap_used)]
 
