@@ -55,6 +55,15 @@ pub enum ClientFrame {
     },
 }
 
+/// Whether `key` may be an idempotency key: 1 to 64 letters, digits, `-`, `_`, `.` or `:` (the
+/// rule for the `key` of a publish and for REST's `Idempotency-Key` alike).
+pub fn valid_key(key: &str) -> bool {
+    (1..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
 /// A position in a channel's stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

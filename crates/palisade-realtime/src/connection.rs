@@ -384,8 +384,9 @@ impl Connection {
         }
     }
 
-    /// Counts a publish or a subscription against the user's allowance on every node.
-    async fn user_allowance(&self) -> Result<(), ServerFrame> {
+    /// Counts a publish or a subscription against the user's allowance on every node; past it,
+    /// the message of the refusal.
+    async fn user_allowance(&self) -> Result<(), String> {
         let inner = self.gateway.inner();
         let rate = Rate {
             per_minute: inner.settings.user_messages_per_minute,
@@ -395,12 +396,9 @@ impl Connection {
             .check("realtime.user", &self.principal.subject, rate)
             .await
             .map_err(|wait| {
-                error(
-                    "rate_limited",
-                    format!(
-                        "Too many messages from this account; wait {} ms.",
-                        wait.as_millis()
-                    ),
+                format!(
+                    "Too many messages from this account; wait {} ms.",
+                    wait.as_millis()
                 )
             })
     }
@@ -412,33 +410,25 @@ impl Connection {
         since: Option<Position>,
     ) -> Result<(), Ending> {
         let inner = self.gateway.inner();
-        let with_channel = |frame: ServerFrame, name: &str| match frame {
-            ServerFrame::Error {
-                code, message, seq, ..
-            } => ServerFrame::Error {
-                code,
-                message,
-                seq,
-                channel: Some(name.to_owned()),
-            },
-            other => other,
+        let on_channel = |code: &str, message: String| ServerFrame::Error {
+            code: code.to_owned(),
+            message,
+            seq: None,
+            channel: Some(channel.clone()),
         };
         if !self.subscriptions.contains_key(&channel)
             && self.subscriptions.len() >= inner.settings.max_subscriptions
         {
-            let frame = error(
-                "too_many_subscriptions",
-                format!(
-                    "A connection has {} subscriptions at most.",
-                    inner.settings.max_subscriptions
-                ),
+            let message = format!(
+                "A connection has {} subscriptions at most.",
+                inner.settings.max_subscriptions
             );
-            return self
-                .send(socket, text(&with_channel(frame, &channel)))
-                .await;
+            let frame = on_channel("too_many_subscriptions", message);
+            return self.send(socket, text(&frame)).await;
         }
-        if let Err(frame) = self.user_allowance().await {
-            return self.refused(socket, with_channel(frame, &channel)).await;
+        if let Err(message) = self.user_allowance().await {
+            let frame = on_channel("rate_limited", message);
+            return self.refused(socket, frame).await;
         }
         self.refusals = 0;
         let grant = match inner.channels.subscribe(&self.principal, &channel).await {
@@ -650,21 +640,14 @@ impl Connection {
             );
         }
         self.last_seq = seq;
-        let key_ok = (1..=64).contains(&key.len())
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-        if !key_ok {
+        if !protocol::valid_key(&key) {
             return refused(
                 "invalid_key",
                 "The idempotency key is 1 to 64 letters, digits, '-', '_', '.' or ':'.",
             );
         }
-        if let Err(frame) = self.user_allowance().await {
-            return match frame {
-                ServerFrame::Error { code, message, .. } => refused(&code, &message),
-                other => other,
-            };
+        if let Err(message) = self.user_allowance().await {
+            return refused("rate_limited", &message);
         }
         let Ok(data) = serde_json::value::to_raw_value(&data) else {
             return refused("bad_frame", "The data is not JSON.");

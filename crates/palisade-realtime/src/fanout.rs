@@ -59,9 +59,7 @@ impl Fanout {
             Err(e) => tracing::error!(error = %e, "real-time event not encoded"),
         }
     }
-}
 
-impl Fanout {
     /// Tells every node that what decides `user`'s subscriptions changed (a block or a follow,
     /// by or of them): their open subscriptions are decided again, and dropped if refused.
     pub async fn reauthorize(&self, user: &str) {

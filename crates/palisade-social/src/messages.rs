@@ -303,7 +303,7 @@ pub(crate) async fn send(
             value
                 .to_str()
                 .ok()
-                .filter(|k| valid_key(k))
+                .filter(|k| palisade_realtime_client::protocol::valid_key(k))
                 .ok_or_else(|| {
                     AppError::bad_request(
                         "invalid_idempotency_key",
@@ -324,14 +324,6 @@ pub(crate) async fn send(
         StatusCode::CREATED
     };
     Ok((status, Json(Sent { seq, duplicate })).into_response())
-}
-
-/// What an idempotency key may be.
-pub(crate) fn valid_key(key: &str) -> bool {
-    (1..=64).contains(&key.len())
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
 /// The notification of a new message.
