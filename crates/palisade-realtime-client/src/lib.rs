@@ -60,6 +60,7 @@ impl From<tungstenite::Error> for ClientError {
 pub struct Connect {
     url: String,
     addr: Option<SocketAddr>,
+    local: Option<std::net::IpAddr>,
     tls: Arc<rustls::ClientConfig>,
     protocols: Vec<String>,
     headers: Vec<(String, String)>,
@@ -75,6 +76,7 @@ impl Connect {
         Self {
             url: url.into(),
             addr: None,
+            local: None,
             tls,
             protocols: vec![protocol::SUBPROTOCOL.to_owned()],
             headers: Vec::new(),
@@ -86,6 +88,13 @@ impl Connect {
     /// for TLS).
     pub fn at(mut self, addr: SocketAddr) -> Self {
         self.addr = Some(addr);
+        self
+    }
+
+    /// Connects from `ip` (a load generator spreading its connections over loopback addresses,
+    /// each with its own allowance of new connections).
+    pub fn from(mut self, ip: std::net::IpAddr) -> Self {
+        self.local = Some(ip);
         self
     }
 
@@ -150,9 +159,23 @@ impl Connect {
                 .map_err(|_| ClientError::Request(format!("invalid value of {name}")))?;
             headers.append(name, value);
         }
-        let tcp = match self.addr {
-            Some(addr) => TcpStream::connect(addr).await?,
-            None => TcpStream::connect((host.as_str(), port)).await?,
+        let addr = match self.addr {
+            Some(addr) => addr,
+            None => tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .next()
+                .ok_or_else(|| ClientError::Request(format!("{host} has no address")))?,
+        };
+        let tcp = match self.local {
+            Some(ip) => {
+                let socket = match ip {
+                    std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                    std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+                };
+                socket.bind(SocketAddr::new(ip, 0))?;
+                socket.connect(addr).await?
+            }
+            None => TcpStream::connect(addr).await?,
         };
         tcp.set_nodelay(true)?;
         let name = ServerName::try_from(host)

@@ -2,9 +2,7 @@
 //! becomes a Merkle leaf, the server publishes a signed checkpoint of the whole log, and the
 //! leaves carry pseudonyms, not account ids or addresses.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use data_encoding::BASE64;
 use palisade_tlog::merkle::{leaf_hash, root, verify_consistency, verify_inclusion};
 use palisade_tlog::note::{Checkpoint, Verifier, open};

@@ -3,10 +3,8 @@
 //! Afterwards the log verifies, its indexes run without a gap, and every event a node
 //! acknowledged is in it exactly once.
 
-mod common;
-
-use common::nodes::Deployment;
-use common::*;
+use crate::common::nodes::Deployment;
+use crate::common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

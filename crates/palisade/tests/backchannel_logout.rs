@@ -6,12 +6,10 @@
 //! answer is tried again, across a restart of the server; a client with a logout URI that was
 //! not signed in through the session hears nothing.
 
-mod common;
-
+use crate::common::flow::*;
+use crate::common::*;
 use axum::extract::State;
 use axum::http::StatusCode;
-use common::flow::*;
-use common::*;
 use palisade_jose::verify::{Expectations, verify};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

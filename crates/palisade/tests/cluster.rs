@@ -2,13 +2,11 @@
 //! node establishes or changes holds on the others — sessions, revocation, rate limits, the
 //! login throttle, single-use DPoP proofs, signing keys and replaced policies.
 
-mod common;
-
-use common::dpop_key::DpopKey;
-use common::flow::*;
-use common::nodes::{Deployment, PUBLIC_URL};
-use common::social::*;
-use common::*;
+use crate::common::dpop_key::DpopKey;
+use crate::common::flow::*;
+use crate::common::nodes::{Deployment, PUBLIC_URL};
+use crate::common::social::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 const SCOPES: &[&str] = &["openid", "social:read", "social:write"];

@@ -2,12 +2,10 @@
 //! `palisade_cluster_redis_up 0`), then rejoin when it is back; with PostgreSQL restarting,
 //! requests are answered `503` with `Retry-After` — never `500` — and recover by themselves.
 
-mod common;
-
-use common::flow::*;
-use common::nodes::{Deployment, TestPostgres, TestRedis};
-use common::social::*;
-use common::*;
+use crate::common::flow::*;
+use crate::common::nodes::{Deployment, TestPostgres, TestRedis};
+use crate::common::social::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 async fn redis_up(node: &Server) -> Option<bool> {

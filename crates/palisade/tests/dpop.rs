@@ -3,11 +3,9 @@
 //! proof, with a replayed proof or with a proof for another token; a bound refresh token or
 //! code spent without the key.
 
-mod common;
-
-use common::dpop_key::DpopKey;
-use common::flow::*;
-use common::*;
+use crate::common::dpop_key::DpopKey;
+use crate::common::flow::*;
+use crate::common::*;
 use palisade_jose::Algorithm;
 use serde_json::{Value, json};
 

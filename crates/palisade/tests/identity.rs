@@ -1,10 +1,10 @@
 //! Identity over real HTTPS (IDN-1..7, TOK-6): sign-up, login, TOTP, recovery codes, sessions,
 //! enumeration resistance, brute-force throttling and CSRF, each attack performed and refused.
 
-mod common;
+use crate::common;
 
-use common::factors::totp_code;
-use common::*;
+use crate::common::factors::totp_code;
+use crate::common::*;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;

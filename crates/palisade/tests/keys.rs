@@ -5,10 +5,8 @@
 //! JWKS before a rotation verifies the new key's tokens without fetching it again; the retired
 //! key's tokens stay valid until that key is revoked, and end at once when it is.
 
-mod common;
-
-use common::flow::introspect;
-use common::*;
+use crate::common::flow::introspect;
+use crate::common::*;
 use std::time::Duration;
 
 async fn jwks(server: &Server) -> (String, Vec<serde_json::Value>) {

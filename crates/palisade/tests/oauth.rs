@@ -3,9 +3,7 @@
 //! tokens signed by a published key, RFC 6749 errors with trace ids, introspection, and the
 //! audit ingest accepting a token granting `audit:write`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use palisade_jose::verify::{Expectations, verify};
 
 struct Registered {

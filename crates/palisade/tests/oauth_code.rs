@@ -5,10 +5,10 @@
 //! off by a character gets an error page rather than a redirect, a code outlives neither its
 //! session, and "log out everywhere" ends access tokens at once.
 
-mod common;
+use crate::common;
 
-use common::flow::*;
-use common::*;
+use crate::common::flow::*;
+use crate::common::*;
 use palisade_jose::verify::{Expectations, verify};
 use std::time::Duration;
 

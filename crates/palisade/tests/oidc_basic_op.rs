@@ -3,10 +3,8 @@
 //! check names the suite's module it ports, so a later official run maps one to one. Every
 //! request uses PKCE S256 (Palisade's policy, which the suite allows).
 
-mod common;
-
-use common::flow::*;
-use common::*;
+use crate::common::flow::*;
+use crate::common::*;
 use palisade_jose::verify::{Expectations, verify};
 use serde_json::Value;
 use std::collections::HashMap;

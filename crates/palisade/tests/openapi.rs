@@ -4,11 +4,9 @@
 //! statuses and content types, bodies matching their schemas, invalid input refused, and the
 //! token actually required.
 
-mod common;
-
-use common::flow::*;
-use common::social::*;
-use common::*;
+use crate::common::flow::*;
+use crate::common::social::*;
+use crate::common::*;
 use serde_json::json;
 
 async fn the_api_matches_its_description(backend: Backend) {

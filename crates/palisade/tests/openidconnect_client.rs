@@ -3,10 +3,8 @@
 //! a nonce, the code exchange with client_secret_basic, the ID token verified by the crate
 //! (signature against the published keys, issuer, audience, expiry, nonce), and userinfo.
 
-mod common;
-
-use common::flow::*;
-use common::*;
+use crate::common::flow::*;
+use crate::common::*;
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
 };

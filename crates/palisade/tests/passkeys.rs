@@ -2,10 +2,8 @@
 //! authenticator, and the attacks a relying party must refuse: replayed ceremonies, phishing
 //! origins, forged signatures, removed credentials.
 
-mod common;
-
-use common::factors::{assertion, challenge, registration};
-use common::*;
+use crate::common::factors::{assertion, challenge, registration};
+use crate::common::*;
 use data_encoding::BASE64URL_NOPAD as B64;
 use palisade_identity::webauthn::testing::{PRESENT_ONLY, SoftKey, UV};
 use serde_json::{Value, json};

@@ -3,9 +3,9 @@
 //! validated first, an invalid set refused with the old one kept — and every replacement
 //! audited.
 
-mod common;
+use crate::common;
 
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 const ADMIN_KEY: &str = "admin-key-for-the-policy-tests-0123456789";

@@ -3,10 +3,10 @@
 //! from the account on every request, so a promotion or demotion applies to the next request
 //! made with the same token; a token without the route's scope gets nothing.
 
-mod common;
+use crate::common;
 
-use common::flow::*;
-use common::*;
+use crate::common::flow::*;
+use crate::common::*;
 
 async fn me(server: &Server, token: Option<&str>) -> (u16, serde_json::Value, String) {
     let mut req = server

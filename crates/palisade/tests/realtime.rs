@@ -2,12 +2,10 @@
 //! socket and REST alike, exactly-once publishes, resume from an offset, and the policies on
 //! every subscribe and publish.
 
-mod common;
-
-use common::flow::*;
-use common::realtime::*;
-use common::social::*;
-use common::*;
+use crate::common::flow::*;
+use crate::common::realtime::*;
+use crate::common::social::*;
+use crate::common::*;
 use serde_json::json;
 use std::time::Duration;
 

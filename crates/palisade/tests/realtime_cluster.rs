@@ -2,13 +2,11 @@
 //! sent on one reaches a subscriber on the other with the stream's offsets, and a password
 //! changed on one closes the account's sockets on the other within a second.
 
-mod common;
-
-use common::flow::*;
-use common::nodes::Deployment;
-use common::realtime::*;
-use common::social::*;
-use common::*;
+use crate::common::flow::*;
+use crate::common::nodes::Deployment;
+use crate::common::realtime::*;
+use crate::common::social::*;
+use crate::common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

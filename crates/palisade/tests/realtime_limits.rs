@@ -4,12 +4,10 @@
 //! their own codes, a token's expiry closes the socket unless refreshed in band, and a shutdown
 //! says goodbye with 1001.
 
-mod common;
-
-use common::flow::*;
-use common::realtime::*;
-use common::social::*;
-use common::*;
+use crate::common::flow::*;
+use crate::common::realtime::*;
+use crate::common::social::*;
+use crate::common::*;
 use serde_json::json;
 use std::time::Duration;
 

@@ -3,11 +3,9 @@
 //! introspection tells a client only about tokens of its own tenant and, for a resource server,
 //! of its own audience — every other token is `active: false`, whoever asks.
 
-mod common;
-
-use common::flow::*;
-use common::nodes::PUBLIC_URL;
-use common::*;
+use crate::common::flow::*;
+use crate::common::nodes::PUBLIC_URL;
+use crate::common::*;
 use data_encoding::BASE64URL_NOPAD;
 
 const OWN_API: &str = "https://palisade.test/api";

@@ -4,11 +4,9 @@
 //! that names an object lets one user reach another's by editing the id in the path (RES-3).
 //! The cases come from the inventory, so a new route is covered, or fails here, by itself.
 
-mod common;
-
-use common::flow::*;
-use common::social::*;
-use common::*;
+use crate::common::flow::*;
+use crate::common::social::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 

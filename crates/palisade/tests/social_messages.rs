@@ -3,11 +3,9 @@
 //! numbered, history pages newest first without gaps, read markers only move forward, and a
 //! block stops the conversation.
 
-mod common;
-
-use common::flow::*;
-use common::social::*;
-use common::*;
+use crate::common::flow::*;
+use crate::common::social::*;
+use crate::common::*;
 use serde_json::json;
 
 const SCOPES: &str = "social:read social:write messages";

@@ -3,11 +3,9 @@
 //! timeline shows what one may read of the accounts one follows, newest first, page by page
 //! without gaps or repeats, and leaves muted authors out.
 
-mod common;
-
-use common::flow::*;
-use common::social::*;
-use common::*;
+use crate::common::flow::*;
+use crate::common::social::*;
+use crate::common::*;
 use serde_json::json;
 
 const SCOPES: &str = "social:read social:write moderation";

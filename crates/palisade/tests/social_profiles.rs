@@ -4,12 +4,12 @@
 //! nothing); followers see private profiles; a block cuts everything both ways but blocking
 //! back; each action needs its scope.
 
-mod common;
+use crate::common;
 
-use common::flow::*;
-use common::social::Member;
-use common::social::member;
-use common::*;
+use crate::common::flow::*;
+use crate::common::social::Member;
+use crate::common::social::member;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// `METHOD /api/profiles/{id}{suffix}` as `who`; the status and body.

@@ -3,11 +3,9 @@
 //! reach of every other tenant's tokens; and the tenant in a token is trusted only as signed,
 //! and only while it is still the account's.
 
-mod common;
-
-use common::flow::*;
-use common::social::*;
-use common::*;
+use crate::common::flow::*;
+use crate::common::social::*;
+use crate::common::*;
 use data_encoding::BASE64URL_NOPAD as B64;
 use serde_json::{Value, json};
 

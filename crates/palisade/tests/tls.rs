@@ -1,9 +1,7 @@
 //! Transport security (TLS-1, TLS-2): protocol and suite policy, the development certificate,
 //! and hot reload of certificate files without dropping open connections.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

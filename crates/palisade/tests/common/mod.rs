@@ -1085,7 +1085,6 @@ pub(crate) fn tls_client(ca_files: &[&Path]) -> Arc<rustls::ClientConfig> {
 }
 
 /// Declares a test twice, once per database backend (PLT-3: same behaviour, same suite).
-#[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {$(
         mod $name {

@@ -1,9 +1,7 @@
 //! The HTTP surface (PLT-4..9): typed errors for any malformed input, trace context, security
 //! headers, the HTTPS redirect, health, metrics, configuration checks and graceful shutdown.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 /// PLT-9: unknown routes and methods get typed JSON for API clients and a page for browsers,
