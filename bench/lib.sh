@@ -26,7 +26,7 @@ build_release() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
 # start_palisade WORKDIR [ENV=VALUE ...]: starts the release server with its data in WORKDIR;
-# sets palisade_pid and palisade_https (host:port).
+# sets palisade_pid, palisade_https and palisade_admin (host:port).
 start_palisade() {
   local dir=$1; shift
   mkdir -p "$dir"
@@ -41,7 +41,9 @@ start_palisade() {
     kill -0 "$palisade_pid" 2>/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     sleep 0.1
   done
-  palisade_https=$(grep '"palisade listening"' "$dir/server.log" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["fields"]["https"])')
+  local fields
+  fields=$(grep '"palisade listening"' "$dir/server.log" | python3 -c 'import json,sys; f = json.loads(sys.stdin.readline())["fields"]; print(f["https"], f["admin"])')
+  read -r palisade_https palisade_admin <<<"$fields"
 }
 
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }

@@ -205,22 +205,29 @@ fn serde_urlencoded(fields: &[(&str, &str)]) -> String {
 
 /// The hidden fields of a page's form but its CSRF field (the browser adds its own).
 fn hidden_fields(body: &str) -> Vec<(String, String)> {
-    let unescape = |s: &str| {
-        s.replace("&quot;", "\"")
-            .replace("&#34;", "\"")
-            .replace("&#39;", "'")
-            .replace("&#x27;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&")
-    };
-    body.split(r#"<input type="hidden" name=""#)
+    // An attribute's value in one `<input ...>` tag, entities decoded (askama escapes these).
+    fn attribute(tag: &str, name: &str) -> Option<String> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        let value = &tag[start..start + tag[start..].find('"')?];
+        let mut decoded = value.to_owned();
+        for (entity, c) in [
+            ("&quot;", "\""),
+            ("&#34;", "\""),
+            ("&#39;", "'"),
+            ("&#x27;", "'"),
+            ("&lt;", "<"),
+            ("&gt;", ">"),
+            ("&amp;", "&"),
+        ] {
+            decoded = decoded.replace(entity, c);
+        }
+        Some(decoded)
+    }
+    body.split("<input")
         .skip(1)
-        .filter_map(|rest| {
-            let (name, rest) = rest.split_once('"')?;
-            let value = rest.strip_prefix(r#" value=""#)?.split_once('"')?.0;
-            Some((unescape(name), unescape(value)))
-        })
+        .filter_map(|rest| rest.split_once('>').map(|(tag, _)| tag))
+        .filter(|tag| attribute(tag, "type").as_deref() == Some("hidden"))
+        .filter_map(|tag| Some((attribute(tag, "name")?, attribute(tag, "value")?)))
         .filter(|(name, _)| name != "csrf")
         .collect()
 }

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result, bail};
 use data_encoding::BASE64URL_NOPAD;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use rustls_pki_types::ServerName;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -168,6 +168,13 @@ impl Peer {
             ),
         };
         for socket in publishers {
+            // A publisher reads nothing else, but Engine.IO closes a connection that leaves its
+            // pings unanswered.
+            while let Some(Some(incoming)) = socket.next().now_or_never() {
+                if matches!(incoming?, Message::Text(t) if t.as_str() == "2") {
+                    socket.send(Message::text("3")).await?;
+                }
+            }
             socket.send(Message::text(frame.clone())).await?;
         }
         Ok(())

@@ -45,6 +45,18 @@ pub(crate) async fn setup(
     let gateway = Gateway::new(base, &common.ca)?;
     let (connection, poster_id) = gateway.open(&sessions[0], source(0, 1)).await?;
     connection.close().await?;
+    // A public profile: anyone signed in may follow its posts live.
+    let client = api_client(&common.ca)?;
+    let profile = json!({"display_name": "Poster", "bio": "", "public": true});
+    let answer = client
+        .put(format!("{base}/api/profiles/{poster_id}"))
+        .bearer_auth(&poster_token)
+        .json(&profile)
+        .send()
+        .await?;
+    if !answer.status().is_success() {
+        bail!("making the profile public: {}", answer.text().await?);
+    }
     Ok(Population {
         base: base.to_owned(),
         sessions,
@@ -210,10 +222,13 @@ pub(crate) enum Target {
 
 /// Publishes one message for a fan-out round.
 enum Publisher {
+    /// Posts through the API, several in flight as a busy poster's app would send them (the
+    /// peers' publishers do not wait for an answer at all); each is answered once stored.
     Palisade {
         client: reqwest::Client,
         url: String,
         token: String,
+        in_flight: tokio::task::JoinSet<Result<()>>,
     },
     Peer {
         peer: Arc<Peer>,
@@ -221,29 +236,64 @@ enum Publisher {
     },
 }
 
+/// A client of the API trusting the server's CA.
+fn api_client(ca: &std::path::Path) -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(ca)?)?])
+        .build()?)
+}
+
 impl Publisher {
-    async fn publish(&mut self, n: u64) -> Result<()> {
+    /// The population's poster, posting through the API.
+    fn poster(common: &Common, population: &Population) -> Result<Self> {
+        Ok(Publisher::Palisade {
+            client: api_client(&common.ca)?,
+            url: format!("{}/api/posts", population.base),
+            token: population.poster_token.clone(),
+            in_flight: tokio::task::JoinSet::new(),
+        })
+    }
+
+    /// Sends message `n`, with fewer than `window` earlier ones still unanswered.
+    async fn publish(&mut self, n: u64, window: usize) -> Result<()> {
         match self {
-            Publisher::Palisade { client, url, token } => {
+            Publisher::Palisade {
+                client,
+                url,
+                token,
+                in_flight,
+            } => {
+                while in_flight.len() >= window.max(1) {
+                    in_flight.join_next().await.context("a post in flight")???;
+                }
                 let body =
                     json!({"body": format!("post {n} to every follower"), "visibility": "public"});
-                let response = client
-                    .post(&*url)
-                    .bearer_auth(&*token)
-                    .json(&body)
-                    .send()
-                    .await?;
-                if response.status().as_u16() != 201 {
-                    bail!(
-                        "posting answered {}: {}",
-                        response.status(),
-                        response.text().await?
-                    );
-                }
+                let request = client.post(&*url).bearer_auth(&*token).json(&body);
+                in_flight.spawn(async move {
+                    let response = request.send().await?;
+                    if response.status().as_u16() != 201 {
+                        bail!(
+                            "posting answered {}: {}",
+                            response.status(),
+                            response.text().await?
+                        );
+                    }
+                    Ok(())
+                });
                 Ok(())
             }
             Publisher::Peer { peer, sockets } => peer.publish(sockets, n).await,
         }
+    }
+
+    /// Waits until everything sent was answered.
+    async fn settle(&mut self) -> Result<()> {
+        if let Publisher::Palisade { in_flight, .. } = self {
+            while let Some(done) = in_flight.join_next().await {
+                done??;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -269,14 +319,7 @@ pub(crate) async fn fanout(common: &Common, load: &FanoutLoad, target: Target) -
                     }
                 });
             }
-            let client = reqwest::Client::builder()
-                .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&common.ca)?)?])
-                .build()?;
-            let publisher = Publisher::Palisade {
-                client,
-                url: format!("{}/api/posts", population.base),
-                token: population.poster_token.clone(),
-            };
+            let publisher = Publisher::poster(common, &population)?;
             (publisher, "palisade.v1 over TLS 1.3 (rustls)")
         }
         Target::Peer {
@@ -313,8 +356,9 @@ pub(crate) async fn fanout(common: &Common, load: &FanoutLoad, target: Target) -
                 delivered.load(Ordering::Relaxed) - start_count >= ahead
             })
             .await?;
-            publisher.publish(i).await?;
+            publisher.publish(i, load.window as usize).await?;
         }
+        publisher.settle().await?;
         let expected = load.messages * n as u64;
         until("every delivery", || {
             delivered.load(Ordering::Relaxed) - start_count >= expected
@@ -544,14 +588,7 @@ pub(crate) async fn storm(
         subscribed(&gateway, population, i, common.spread, &channel)
     })
     .await?;
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&common.ca)?)?])
-        .build()?;
-    let mut publisher = Publisher::Palisade {
-        client,
-        url: format!("{}/api/posts", population.base),
-        token: population.poster_token.clone(),
-    };
+    let mut publisher = Publisher::poster(common, population)?;
     // Everyone loses the network at once; the posts go on without them.
     let mut away = Vec::new();
     for (i, (connection, positions)) in held.into_iter().enumerate() {
@@ -559,8 +596,9 @@ pub(crate) async fn storm(
         away.push((i, positions));
     }
     for n in 0..missed {
-        publisher.publish(n).await?;
+        publisher.publish(n, 1).await?;
     }
+    publisher.settle().await?;
     let started = Instant::now();
     let gateway = Arc::new(gateway);
     let returns: Vec<_> = away

@@ -34,6 +34,24 @@ struct Social {
     authz: Arc<palisade_authz::Authorizer>,
     /// Tells the real-time subscribers of what was stored.
     fanout: palisade_realtime::Fanout,
+    /// Stores messages with their notifications, many senders to a commit.
+    messages: palisade_store::group_commit::GroupCommit<messages::Stored>,
+}
+
+impl Social {
+    fn new(
+        db: palisade_store::Db,
+        authz: Arc<palisade_authz::Authorizer>,
+        fanout: palisade_realtime::Fanout,
+    ) -> Self {
+        let messages = palisade_store::group_commit::GroupCommit::start(db.clone());
+        Self {
+            db,
+            authz,
+            fanout,
+            messages,
+        }
+    }
 }
 
 /// The social API's real-time channels (conversations, notifications, posts), for the gateway.
@@ -42,7 +60,7 @@ pub fn channels(
     authz: Arc<palisade_authz::Authorizer>,
     fanout: palisade_realtime::Fanout,
 ) -> SocialChannels {
-    SocialChannels(Social { db, authz, fanout })
+    SocialChannels(Social::new(db, authz, fanout))
 }
 
 /// The social API's routes, each with its OpenAPI operation and the scope its token needs.
@@ -88,7 +106,7 @@ pub fn router(
         "GET /account/messages/{id}",
         pages::conversation,
     )
-    .with_state(Social { db, authz, fanout })
+    .with_state(Social::new(db, authz, fanout))
 }
 
 /// The frame of the API's OpenAPI 3.1 description: what it is and how to get a token for it.

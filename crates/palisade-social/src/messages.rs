@@ -341,6 +341,14 @@ fn event_data(sender: &str, body: &str, created_at: i64) -> Result<Box<RawValue>
     .map_err(AppError::internal)
 }
 
+/// A message as committed: its number, and its notice in each other participant's
+/// notifications (the stream and the offset there).
+pub(crate) struct Stored {
+    seq: i64,
+    notice: Box<RawValue>,
+    notes: Vec<(String, u64)>,
+}
+
 impl Social {
     /// Stores a message from `sender` — once per idempotency key — and tells the
     /// conversation's subscribers and the other participants' notifications. The number and
@@ -354,47 +362,53 @@ impl Social {
     ) -> Result<(i64, bool), AppError> {
         let body = message.body.as_str();
         // The next number in the conversation and in each other participant's notifications,
-        // in one transaction (one commit to wait for). Of two concurrent senders the primary
+        // in one transaction, whose commit other senders' messages share (group commit). Of two
+        // concurrent senders (on two nodes; one writer's batch runs in turn) the primary
         // keys let one through, and the other retries with the numbers after it. Of two sends
         // with one key, the unique index lets one through, and the other finds it.
-        let others: Vec<&String> = conversation
+        let others: Vec<String> = conversation
             .participants
             .iter()
             .filter(|p| *p != sender)
+            .cloned()
             .collect();
         for _ in 0..5 {
             if let Some(seq) = self.sent_with(conversation, sender, key).await? {
                 return Ok((seq, true));
             }
             let created_at = now_ms();
-            let mut tx = self.db.begin().await.map_err(store)?;
-            let stored = async {
-                let (seq,): (i64,) = sqlx::query_as(
-                    "INSERT INTO messages (conversation_id, seq, sender_id, body, created_at, client_key) \
-                     SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM messages \
-                     WHERE conversation_id = $1 RETURNING seq",
-                )
-                .bind(&conversation.id)
-                .bind(sender)
-                .bind(body)
-                .bind(created_at)
-                .bind(key)
-                .fetch_one(&mut *tx)
-                .await?;
-                let notice = notice(&conversation.id, seq, sender)
-                    .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
-                let mut notes = Vec::new();
-                for other in &others {
-                    let stream = notifications_of(other);
-                    let offset = streams::append_in(&mut tx, &stream, None, &notice).await?;
-                    notes.push((stream, offset));
-                }
-                Ok::<_, StoreError>((seq, notice, notes))
-            }
-            .await;
+            let (id, from, text) = (conversation.id.clone(), sender.to_owned(), body.to_owned());
+            let (client_key, others) = (key.map(str::to_owned), others.clone());
+            let stored = self
+                .messages
+                .run(move |conn| {
+                    Box::pin(async move {
+                        let (seq,): (i64,) = sqlx::query_as(
+                            "INSERT INTO messages (conversation_id, seq, sender_id, body, created_at, client_key) \
+                             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM messages \
+                             WHERE conversation_id = $1 RETURNING seq",
+                        )
+                        .bind(&id)
+                        .bind(&from)
+                        .bind(&text)
+                        .bind(created_at)
+                        .bind(&client_key)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                        let notice = notice(&id, seq, &from)
+                            .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
+                        let mut notes = Vec::new();
+                        for other in &others {
+                            let stream = notifications_of(other);
+                            let offset = streams::append_in(conn, &stream, None, &notice).await?;
+                            notes.push((stream, offset));
+                        }
+                        Ok(Stored { seq, notice, notes })
+                    })
+                })
+                .await;
             match stored {
-                Ok((seq, notice, notes)) => {
-                    tx.commit().await.map_err(store)?;
+                Ok(Stored { seq, notice, notes }) => {
                     self.delivered(conversation, sender, seq, body, created_at, notice, notes)
                         .await?;
                     return Ok((seq, false));

@@ -5,8 +5,10 @@
 // Library code handles every failure; tests and examples may unwrap.
 #![warn(clippy::unwrap_used)]
 
-#[cfg(feature = "test-support")]
+#[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
+
+pub mod group_commit;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
@@ -31,6 +33,10 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The failure of a transaction shared by several callers ([`group_commit`]), as each
+    /// of them sees it.
+    #[error("{0}")]
+    Shared(std::sync::Arc<StoreError>),
 }
 
 impl StoreError {
@@ -38,6 +44,9 @@ impl StoreError {
     /// restarting, overloaded or gone for a moment — as opposed to refusing a statement: the
     /// client should come back shortly (503 with `Retry-After`), never see an error page.
     pub fn is_unavailable(&self) -> bool {
+        if let StoreError::Shared(e) = self {
+            return e.is_unavailable();
+        }
         matches!(
             self,
             StoreError::Database(
@@ -52,6 +61,9 @@ impl StoreError {
 
     /// True when the failure is a unique-constraint violation, which callers map to a conflict.
     pub fn is_unique_violation(&self) -> bool {
+        if let StoreError::Shared(e) = self {
+            return e.is_unique_violation();
+        }
         matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
     }
 }
