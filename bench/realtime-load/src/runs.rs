@@ -264,7 +264,10 @@ impl Publisher {
                 in_flight,
             } => {
                 while in_flight.len() >= window.max(1) {
-                    in_flight.join_next().await.context("a post in flight")???;
+                    in_flight
+                        .join_next()
+                        .await
+                        .context("a post in flight")???;
                 }
                 let body =
                     json!({"body": format!("post {n} to every follower"), "visibility": "public"});

@@ -227,14 +227,21 @@ impl Connection {
         }
         let mut heartbeat = tokio::time::interval(settings.ping_interval());
         heartbeat.reset();
+        // The waits that end the connection are made once, not on every turn of the loop: each
+        // would register with the timer or the shared shutdown token, per delivery.
+        let shutdown = inner.shutdown.cancelled();
+        let stop = self.stop.clone();
+        let stopped = stop.stopped();
+        let expiry = tokio::time::sleep_until(self.expires);
+        tokio::pin!(shutdown, stopped, expiry);
         loop {
             let step = tokio::select! {
                 biased;
-                _ = inner.shutdown.cancelled() => {
+                _ = &mut shutdown => {
                     Err(Ending::close(close::GOING_AWAY, "server shutting down"))
                 }
-                (code, reason) = self.stop.stopped() => Err(Ending::close(code, reason)),
-                _ = tokio::time::sleep_until(self.expires) => {
+                (code, reason) = &mut stopped => Err(Ending::close(code, reason)),
+                _ = &mut expiry => {
                     Err(Ending::close(close::TOKEN_EXPIRED, "token expired"))
                 }
                 _ = heartbeat.tick() => self.heartbeat(socket).await,
@@ -246,6 +253,10 @@ impl Connection {
             };
             if let Err(ending) = step {
                 return ending;
+            }
+            // A credential refreshed in band moved the expiry.
+            if expiry.deadline() != self.expires {
+                expiry.as_mut().reset(self.expires);
             }
         }
     }
@@ -559,20 +570,25 @@ impl Connection {
             }
             Outgoing::Reauthorize => self.reauthorize(socket).await,
             Outgoing::Event { stream, delivered } => {
-                let Some(channel) = self.channels_by_stream.get(&stream).cloned() else {
+                let Some(channel) = self.channels_by_stream.get(&stream) else {
                     return Ok(());
                 };
-                let Some(last) = self.subscriptions.get(&channel).map(|s| s.last) else {
+                let Some(last) = self.subscriptions.get(channel).map(|s| s.last) else {
                     return Ok(());
                 };
                 if delivered.offset <= last {
                     return Ok(());
                 }
                 if delivered.offset > last + 1 {
+                    let channel = channel.clone();
                     self.replay(socket, &channel, Some(delivered.offset - 1))
                         .await?;
                 }
-                let Some(subscription) = self.subscriptions.get_mut(&channel) else {
+                let Some(subscription) = self
+                    .channels_by_stream
+                    .get(&stream)
+                    .and_then(|channel| self.subscriptions.get_mut(channel))
+                else {
                     return Ok(());
                 };
                 if delivered.offset != subscription.last + 1 {
