@@ -222,13 +222,13 @@ pub(crate) enum Target {
 
 /// Publishes one message for a fan-out round.
 enum Publisher {
-    /// Posts through the API, several in flight as a busy poster's app would send them (the
-    /// peers' publishers do not wait for an answer at all); each is answered once stored.
+    /// Posts through the API, one at a time: each answered once stored. (Posts kept in flight
+    /// together are refused with 503 here: their writes wait behind the deliveries of the
+    /// posts before them, past SQLite's busy timeout.)
     Palisade {
         client: reqwest::Client,
         url: String,
         token: String,
-        in_flight: tokio::task::JoinSet<Result<()>>,
     },
     Peer {
         peer: Arc<Peer>,
@@ -250,53 +250,31 @@ impl Publisher {
             client: api_client(&common.ca)?,
             url: format!("{}/api/posts", population.base),
             token: population.poster_token.clone(),
-            in_flight: tokio::task::JoinSet::new(),
         })
     }
 
-    /// Sends message `n`, with fewer than `window` earlier ones still unanswered.
-    async fn publish(&mut self, n: u64, window: usize) -> Result<()> {
+    async fn publish(&mut self, n: u64) -> Result<()> {
         match self {
-            Publisher::Palisade {
-                client,
-                url,
-                token,
-                in_flight,
-            } => {
-                while in_flight.len() >= window.max(1) {
-                    in_flight
-                        .join_next()
-                        .await
-                        .context("a post in flight")???;
-                }
+            Publisher::Palisade { client, url, token } => {
                 let body =
                     json!({"body": format!("post {n} to every follower"), "visibility": "public"});
-                let request = client.post(&*url).bearer_auth(&*token).json(&body);
-                in_flight.spawn(async move {
-                    let response = request.send().await?;
-                    if response.status().as_u16() != 201 {
-                        bail!(
-                            "posting answered {}: {}",
-                            response.status(),
-                            response.text().await?
-                        );
-                    }
-                    Ok(())
-                });
+                let response = client
+                    .post(&*url)
+                    .bearer_auth(&*token)
+                    .json(&body)
+                    .send()
+                    .await?;
+                if response.status().as_u16() != 201 {
+                    bail!(
+                        "posting answered {}: {}",
+                        response.status(),
+                        response.text().await?
+                    );
+                }
                 Ok(())
             }
             Publisher::Peer { peer, sockets } => peer.publish(sockets, n).await,
         }
-    }
-
-    /// Waits until everything sent was answered.
-    async fn settle(&mut self) -> Result<()> {
-        if let Publisher::Palisade { in_flight, .. } = self {
-            while let Some(done) = in_flight.join_next().await {
-                done??;
-            }
-        }
-        Ok(())
     }
 }
 
@@ -359,9 +337,8 @@ pub(crate) async fn fanout(common: &Common, load: &FanoutLoad, target: Target) -
                 delivered.load(Ordering::Relaxed) - start_count >= ahead
             })
             .await?;
-            publisher.publish(i, load.window as usize).await?;
+            publisher.publish(i).await?;
         }
-        publisher.settle().await?;
         let expected = load.messages * n as u64;
         until("every delivery", || {
             delivered.load(Ordering::Relaxed) - start_count >= expected
@@ -599,9 +576,8 @@ pub(crate) async fn storm(
         away.push((i, positions));
     }
     for n in 0..missed {
-        publisher.publish(n, 1).await?;
+        publisher.publish(n).await?;
     }
-    publisher.settle().await?;
     let started = Instant::now();
     let gateway = Arc::new(gateway);
     let returns: Vec<_> = away

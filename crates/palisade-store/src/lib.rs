@@ -56,7 +56,8 @@ impl StoreError {
                     | sqlx::Error::Tls(_)
                     | sqlx::Error::WorkerCrashed
             )
-        ) || matches!(self, StoreError::Database(sqlx::Error::Database(e)) if is_shutting_down(e.code().as_deref()))
+        ) || matches!(self, StoreError::Database(sqlx::Error::Database(e))
+            if is_shutting_down(e.code().as_deref()) || is_sqlite_busy(e.as_ref()))
     }
 
     /// True when the failure is a unique-constraint violation, which callers map to a conflict.
@@ -66,6 +67,15 @@ impl StoreError {
         }
         matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
     }
+}
+
+/// SQLite's "database is locked" (SQLITE_BUSY and its extended codes): a writer held the
+/// database longer than the busy timeout, which an overloaded node can do.
+fn is_sqlite_busy(e: &dyn sqlx::error::DatabaseError) -> bool {
+    e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        && e.code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == 5)
 }
 
 /// PostgreSQL's SQLSTATEs of a server going away: admin shutdown, crash shutdown, cannot
@@ -285,6 +295,41 @@ mod tests {
             format!("{:?}", DatabaseUrl::new("sqlite://x.db")),
             "sqlite://x.db"
         );
+    }
+
+    /// A write that waited out the busy timeout behind another writer is "come back
+    /// shortly", not an internal error.
+    #[tokio::test]
+    async fn a_locked_sqlite_database_is_unavailable_for_a_moment() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("busy.db").display());
+        let mut holder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let mut waiter = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("PRAGMA busy_timeout = 0")
+            .execute(&mut waiter)
+            .await
+            .unwrap();
+        let e = sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut waiter)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("database is locked"), "{e}");
+        assert!(StoreError::Database(e).is_unavailable());
+        // A refused statement is still the caller's error.
+        let e = sqlx::query("INSERT INTO missing VALUES (1)")
+            .execute(&mut holder)
+            .await
+            .unwrap_err();
+        assert!(!StoreError::Database(e).is_unavailable());
     }
 
     #[tokio::test]
