@@ -46,6 +46,15 @@ start_palisade() {
   read -r palisade_https palisade_admin <<<"$fields"
 }
 
+# poll_until SECONDS COMMAND...: runs COMMAND until it succeeds; fails after SECONDS.
+poll_until() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.1
+  done
+}
+
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # wrk_rps ARGS...: runs wrk and prints requests/second.

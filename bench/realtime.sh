@@ -97,7 +97,7 @@ echo "== fan-out: socket.io" >&2
 redis_port=$(free_port)
 redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no >"$work/redis.log" 2>&1 &
 pids+=($!)
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
+poll_until 30 redis-cli -p "$redis_port" ping >/dev/null 2>&1 || { cat "$work/redis.log" >&2; exit 1; }
 peer socketio-server.mjs REDIS_URL="redis://127.0.0.1:$redis_port"
 "$load" fanout --ca "$ca" --subscribers "$subscribers" peer --flavor socketio \
   --ports "$(IFS=,; echo "${ports[*]}")" --secret "$secret" >"$work/fanout-socketio.json"

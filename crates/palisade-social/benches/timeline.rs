@@ -154,10 +154,13 @@ async fn setup(backend: Backend) -> Setup {
         cnf: None,
     };
     let token = palisade_jose::jws::sign(&keys.signing_key(), "at+jwt", &claims);
-    let protected = palisade_social::router(
+    let social = palisade_social::Service::new(
         db.clone(),
         Arc::new(palisade_authz::Authorizer::new()),
         palisade_realtime::Fanout::new(cluster.bus.clone()),
+    );
+    let protected = palisade_social::router(
+        &social,
         palisade_http::shed::Shedder::new(settings.max_in_flight),
     )
     .finish()

@@ -38,40 +38,37 @@ struct Social {
     messages: palisade_store::group_commit::GroupCommit<messages::Stored>,
 }
 
-impl Social {
-    fn new(
+/// The social domain of one node, made once: its REST routes and its real-time channels
+/// share it, so messages sent either way go through one group-commit writer.
+#[derive(Clone)]
+pub struct Service(Social);
+
+impl Service {
+    pub fn new(
         db: palisade_store::Db,
         authz: Arc<palisade_authz::Authorizer>,
         fanout: palisade_realtime::Fanout,
     ) -> Self {
         let messages = palisade_store::group_commit::GroupCommit::start(db.clone());
-        Self {
+        Self(Social {
             db,
             authz,
             fanout,
             messages,
-        }
+        })
     }
-}
 
-/// The social API's real-time channels (conversations, notifications, posts), for the gateway.
-pub fn channels(
-    db: palisade_store::Db,
-    authz: Arc<palisade_authz::Authorizer>,
-    fanout: palisade_realtime::Fanout,
-) -> SocialChannels {
-    SocialChannels(Social::new(db, authz, fanout))
+    /// The social API's real-time channels (conversations, notifications, posts), for the
+    /// gateway.
+    pub fn channels(&self) -> SocialChannels {
+        SocialChannels(self.0.clone())
+    }
 }
 
 /// The social API's routes, each with its OpenAPI operation and the scope its token needs.
 /// Past `shedder`'s bound requests are shed (RES-7); then the route's guard establishes the
 /// principal and enforces the scope before the handler runs, and the policies decide the rest.
-pub fn router(
-    db: palisade_store::Db,
-    authz: Arc<palisade_authz::Authorizer>,
-    fanout: palisade_realtime::Fanout,
-    shedder: Shedder,
-) -> Routes {
+pub fn router(service: &Service, shedder: Shedder) -> Routes {
     let scoped = |scope: &'static str, documented: Documented<Social>| {
         (Access::AccessToken { scope }, documented)
     };
@@ -106,7 +103,7 @@ pub fn router(
         "GET /account/messages/{id}",
         pages::conversation,
     )
-    .with_state(Social::new(db, authz, fanout))
+    .with_state(service.0.clone())
 }
 
 /// The frame of the API's OpenAPI 3.1 description: what it is and how to get a token for it.

@@ -183,6 +183,7 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     }
 
     let fanout = palisade_realtime::Fanout::new(cluster.bus.clone());
+    let social = palisade_social::Service::new(db.clone(), policies.authz.clone(), fanout);
     let gateway = palisade_realtime::Gateway::new(palisade_realtime::Parts {
         settings: config.realtime.clone(),
         own_origin: public.base.clone(),
@@ -192,11 +193,7 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         slots: cluster.slots.clone(),
         node_id: cluster.node_id.clone(),
         auditor: auditor.clone(),
-        channels: Arc::new(palisade_social::channels(
-            db.clone(),
-            policies.authz.clone(),
-            fanout.clone(),
-        )),
+        channels: Arc::new(social.channels()),
         sessions: Arc::new(crate::browser_sessions::BrowserSessions(identity.clone())),
         metrics: palisade_realtime::RealtimeMetrics::register(&mut registry),
     });
@@ -239,9 +236,7 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         .merge(crate::policies::router(policies.clone()))
         .merge(crate::inventory::router(published.clone()))
         .merge(palisade_social::router(
-            db.clone(),
-            policies.authz.clone(),
-            fanout,
+            &social,
             palisade_http::shed::Shedder::new(config.api.max_in_flight),
         ))
         .merge(palisade_realtime::router(gateway))
