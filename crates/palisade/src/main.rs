@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::clients::ClientsCommand,
     },
+    /// Audit JWT deployments from outside (needs no configuration).
+    Scan {
+        #[command(subcommand)]
+        command: cmd::scan::ScanCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -95,6 +100,9 @@ fn release_memory_promptly() {
 fn main() -> ExitCode {
     release_memory_promptly();
     let cli = Cli::parse();
+    if let Command::Scan { command } = cli.command {
+        return scan(command);
+    }
     let config = match config::Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -155,7 +163,9 @@ fn main() -> ExitCode {
             Command::Keys { command } => cmd::keys::run(config, command)
                 .await
                 .map(|()| ExitCode::SUCCESS),
-            Command::Config { .. } => unreachable!("handled before the runtime starts"),
+            Command::Config { .. } | Command::Scan { .. } => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     });
     match result {
@@ -169,6 +179,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A scanner looks at a deployment from outside: no configuration, no server log.
+fn scan(command: cmd::scan::ScanCommand) -> ExitCode {
+    palisade_tls::install_crypto_provider();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(cmd::scan::run(command)));
+    result.unwrap_or_else(|e| {
+        eprintln!("palisade scan: {e:#}");
+        ExitCode::FAILURE
+    })
 }
 
 #[cfg(test)]

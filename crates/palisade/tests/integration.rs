@@ -28,6 +28,7 @@ mod realtime_cluster;
 mod realtime_limits;
 mod resources;
 mod routes;
+mod scan;
 mod social_messages;
 mod social_posts;
 mod social_profiles;

@@ -24,19 +24,7 @@ async fn jwks(server: &Server) -> (String, Vec<serde_json::Value>) {
 
 /// A client_credentials access token for `auth`.
 async fn client_token(server: &Server, auth: &(String, String)) -> String {
-    let r: serde_json::Value = server
-        .http_client()
-        .post(format!("{}/oauth/token", server.base()))
-        .basic_auth(&auth.0, Some(&auth.1))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["access_token"].as_str().unwrap().to_owned()
+    server.client_credentials_token(&auth.0, &auth.1).await
 }
 
 /// The `kid` a token's header names.

@@ -6,6 +6,7 @@ pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod clients;
 pub(crate) mod keys;
+pub(crate) mod scan;
 pub(crate) mod serve;
 pub(crate) mod witness;
 

@@ -420,6 +420,23 @@ impl Server {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// A client_credentials access token for the client `id` with secret `secret`.
+    pub(crate) async fn client_credentials_token(&self, id: &str, secret: &str) -> String {
+        let r: serde_json::Value = self
+            .http_client()
+            .post(format!("{}/oauth/token", self.base()))
+            .basic_auth(id, Some(secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// GETs a public JSON document.
     pub(crate) async fn fetch_json(&self, path: &str) -> serde_json::Value {
         let r = self
