@@ -52,6 +52,17 @@ pub struct Rule {
     pub cwe: u32,
 }
 
+/// Declares a scanner's catalogue of rules as constants, one per line:
+/// `NAME = "ID", cwe, "summary", "remedy";` (CWE 0 for informational rules).
+macro_rules! rules {
+    ($($name:ident = $id:literal, $cwe:literal, $summary:literal, $remedy:literal;)*) => {
+        $(pub const $name: $crate::finding::Rule = $crate::finding::Rule {
+            id: $id, summary: $summary, remedy: $remedy, cwe: $cwe,
+        };)*
+    };
+}
+pub(crate) use rules;
+
 /// One weakness found.
 #[derive(Debug, Serialize)]
 pub struct Finding {

@@ -1,5 +1,6 @@
 //! Palisade's scanners, as a library any program can use: `jwt` audits a token offline and
-//! probes a target that accepts it; every scan returns a [`finding::Report`] that
+//! probes a target that accepts it; `tls` audits a TLS server's protocols, suites, groups and
+//! chain; every scan returns a [`finding::Report`] that
 //! [`output`] writes as text, JSON or SARIF 2.1.0.
 //!
 //! It depends on no Palisade server crate: it sees a target only from outside.
@@ -9,6 +10,7 @@
 pub mod finding;
 pub mod jwt;
 pub mod output;
+pub mod tls;
 
 /// Why a scan could not be completed (as opposed to what it found).
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,8 @@ pub enum ScanError {
     Http(String),
     #[error("the target cannot be probed: {0}")]
     Oracle(String),
+    #[error("the TLS server cannot be scanned: {0}")]
+    Tls(String),
     #[error("{0}")]
     Io(String),
 }

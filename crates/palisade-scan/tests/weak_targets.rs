@@ -2,11 +2,14 @@
 //! finding and severity, every hit confirmed; a sound one yields nothing above info; the
 //! SARIF report validates against the OASIS SARIF 2.1.0 schema.
 
+#[path = "support/findings.rs"]
+mod findings;
 #[path = "support/targets.rs"]
 mod targets;
 
 use std::collections::BTreeSet;
 
+use findings::{above_info, message};
 use palisade_scan::finding::{Report, Severity};
 use palisade_scan::jwt::{self, Candidates, Placement};
 use palisade_scan::output::{Format, render};
@@ -41,29 +44,6 @@ async fn scan(target: &WeakTarget) -> Report {
     jwt::scan(options(target, target.token(), vec![Candidates::BuiltIn]))
         .await
         .unwrap()
-}
-
-fn above_info(report: &Report) -> BTreeSet<(&'static str, Severity)> {
-    report
-        .findings
-        .iter()
-        .filter(|f| f.severity > Severity::Info)
-        .map(|f| (f.rule.id, f.severity))
-        .collect()
-}
-
-fn message<'a>(report: &'a Report, rule: &str, containing: &str) -> &'a str {
-    report
-        .findings
-        .iter()
-        .find(|f| f.rule.id == rule && f.message.contains(containing))
-        .map(|f| f.message.as_str())
-        .unwrap_or_else(|| {
-            panic!(
-                "no {rule} finding with {containing:?} in {:#?}",
-                report.findings
-            )
-        })
 }
 
 /// The seconds in "... up to N s <bound>".

@@ -63,11 +63,13 @@ enum Command {
         #[command(subcommand)]
         command: cmd::clients::ClientsCommand,
     },
-    /// Audit JWT deployments from outside (needs no configuration).
+    /// Audit JWT and TLS deployments from outside (needs no configuration).
     Scan {
         #[command(subcommand)]
         command: cmd::scan::ScanCommand,
     },
+    /// Check downloaded release files against the release's signed SHA256SUMS.
+    VerifyRelease(cmd::verify_release::VerifyReleaseArgs),
 }
 
 #[derive(Subcommand)]
@@ -100,8 +102,15 @@ fn release_memory_promptly() {
 fn main() -> ExitCode {
     release_memory_promptly();
     let cli = Cli::parse();
-    if let Command::Scan { command } = cli.command {
-        return scan(command);
+    match cli.command {
+        Command::Scan { command } => return scan(command),
+        Command::VerifyRelease(args) => {
+            return cmd::verify_release::run(args).unwrap_or_else(|e| {
+                eprintln!("palisade verify-release: {e:#}");
+                ExitCode::FAILURE
+            });
+        }
+        _ => {}
     }
     let config = match config::Config::load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -163,7 +172,7 @@ fn main() -> ExitCode {
             Command::Keys { command } => cmd::keys::run(config, command)
                 .await
                 .map(|()| ExitCode::SUCCESS),
-            Command::Config { .. } | Command::Scan { .. } => {
+            Command::Config { .. } | Command::Scan { .. } | Command::VerifyRelease(_) => {
                 unreachable!("handled before the runtime starts")
             }
         }

@@ -612,10 +612,19 @@ async fn every_command_prints_one_json_document() {
         "",
     );
 
-    let left_out: BTreeSet<String> = ["serve", "witness", "config check"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    // The scanners and verify-release need targets and releases of their own: scan.rs and
+    // release.rs read their JSON.
+    let left_out: BTreeSet<String> = [
+        "serve",
+        "witness",
+        "config check",
+        "scan jwt",
+        "scan tls",
+        "verify-release",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     let all: BTreeSet<String> = commands().difference(&left_out).cloned().collect();
     assert_eq!(called, all, "every command is called");
 }

@@ -26,6 +26,7 @@ mod principal;
 mod realtime;
 mod realtime_cluster;
 mod realtime_limits;
+mod release;
 mod resources;
 mod routes;
 mod scan;

@@ -1,5 +1,6 @@
-//! SCN-3: `palisade scan jwt` run against Palisade itself, as its users would run it, finds
-//! nothing above info; SCN-1: its exit code says the highest severity of what it finds.
+//! SCN-3: `palisade scan jwt` and `palisade scan tls` run against Palisade itself, as their
+//! users would run them, find nothing above info; SCN-1: the exit code says the highest
+//! severity of what a scan finds.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -9,9 +10,15 @@ use crate::common::{Server, binary};
 /// Runs `palisade scan jwt - ARGS` with the token on stdin; returns the exit code and the
 /// JSON report.
 fn scan(token: &str, args: &[&str]) -> (i32, serde_json::Value) {
+    run_scan(&[&["jwt", "-"], args].concat(), token)
+}
+
+/// Runs `palisade scan ARGS --format json --quiet` with `stdin`.
+fn run_scan(args: &[&str], stdin: &str) -> (i32, serde_json::Value) {
     let mut child = Command::new(binary())
-        .args(["scan", "jwt", "-", "--format", "json", "--quiet"])
+        .arg("scan")
         .args(args)
+        .args(["--format", "json", "--quiet"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -21,7 +28,7 @@ fn scan(token: &str, args: &[&str]) -> (i32, serde_json::Value) {
         .stdin
         .take()
         .unwrap()
-        .write_all(token.as_bytes())
+        .write_all(stdin.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -87,6 +94,47 @@ async fn every_probe_against_palisade_finds_nothing() {
         "{messages:?}"
     );
     assert!(messages.iter().any(|m| m.starts_with("the target publishes") && m.ends_with("/.well-known/jwks.json")), "{messages:?}");
+}
+
+#[tokio::test]
+async fn scan_tls_of_palisade_finds_nothing() {
+    let server = Server::start().await;
+    let ca = server.data_dir().join("tls/dev-ca.pem");
+    let target = format!("127.0.0.1:{}", server.https.port());
+    let (code, report) = run_scan(
+        &[
+            "tls",
+            &target,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--no-system-roots",
+        ],
+        "",
+    );
+    assert_eq!(
+        findings_above_info(&report),
+        Vec::<String>::new(),
+        "{report:#}"
+    );
+    assert_eq!(code, 0);
+    let message = |rule: &str| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == rule)
+            .and_then(|f| f["message"].as_str())
+            .unwrap_or_else(|| panic!("no {rule}: {report:#}"))
+            .to_owned()
+    };
+    assert_eq!(message("TLS-PROTOCOLS"), "accepts TLS 1.2, TLS 1.3");
+    assert!(message("TLS-GROUPS").starts_with("accepts X25519MLKEM768, x25519,"));
+    assert_eq!(
+        message("TLS-MOZILLA-INTERMEDIATE"),
+        "meets Mozilla's intermediate profile (6.0)"
+    );
+    assert!(message("TLS-HSTS").contains("max-age=63072000"));
+    assert!(message("TLS-CHAIN").contains("(EC P-256, 90 days"));
 }
 
 #[test]

@@ -3,15 +3,7 @@
 //! insufficient session expiration, 326 inadequate encryption strength, 798/521 weak or
 //! hard-coded credentials, 312 cleartext storage of sensitive information, 918 SSRF.
 
-use crate::finding::Rule;
-
-macro_rules! rules {
-    ($($name:ident = $id:literal, $cwe:literal, $summary:literal, $remedy:literal;)*) => {
-        $(pub const $name: Rule = Rule { id: $id, summary: $summary, remedy: $remedy, cwe: $cwe };)*
-    };
-}
-
-rules! {
+crate::finding::rules! {
     ALG_NONE = "JWT-ALG-NONE", 347,
         "The token is unsigned (alg: none).",
         "Sign every token and refuse `none` in the verifier's algorithm allow-list.";

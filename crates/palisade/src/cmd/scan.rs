@@ -12,14 +12,52 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use palisade_scan::finding::Report;
 use palisade_scan::jwt::{self, Candidates, Mask, Placement, Signer};
 use palisade_scan::output::{self, Format};
+use palisade_scan::tls;
 
 #[derive(Subcommand)]
 pub(crate) enum ScanCommand {
     /// Audit a JWT offline (header, claims, key set, weak HMAC secret) and, with --target,
     /// probe a service that accepts it.
-    Jwt(JwtArgs),
+    Jwt(Box<JwtArgs>),
+    /// Audit a TLS server: protocol versions, suites and groups it accepts, its certificate
+    /// chain, OCSP stapling, ALPN, HSTS, and Mozilla's modern and intermediate profiles.
+    Tls(TlsArgs),
+}
+
+/// Where the report goes and in what form.
+#[derive(Args)]
+struct ReportArgs {
+    #[arg(long, value_enum, default_value = "text")]
+    format: OutputFormat,
+    /// Write the report here instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct TlsArgs {
+    /// The server, as host:port (port 443 when left out).
+    target: String,
+    /// The name to send as SNI and to check the certificate against, when it is not the host.
+    #[arg(long, value_name = "NAME")]
+    sni: Option<String>,
+    /// Also trust this CA certificate (PEM; repeatable).
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Vec<PathBuf>,
+    /// Trust only the --ca-cert roots, not the system's.
+    #[arg(long)]
+    no_system_roots: bool,
+    /// Seconds to wait for each connection and each answer.
+    #[arg(long, default_value_t = 5)]
+    timeout: u64,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -81,23 +119,55 @@ pub(crate) struct JwtArgs {
     /// Accept any TLS certificate from the target.
     #[arg(long)]
     insecure: bool,
-    #[arg(long, value_enum, default_value = "text")]
-    format: OutputFormat,
-    /// Write the report here instead of stdout.
-    #[arg(long, short, value_name = "FILE")]
-    output: Option<PathBuf>,
     /// Print a cracked secret in full (by default only its length and ends are shown).
     #[arg(long)]
     reveal_secrets: bool,
-    /// No progress lines on stderr.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 pub(crate) async fn run(command: ScanCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ScanCommand::Jwt(args) => scan_jwt(args).await,
+        ScanCommand::Jwt(args) => scan_jwt(*args).await,
+        ScanCommand::Tls(args) => scan_tls(args).await,
     }
+}
+
+async fn scan_tls(args: TlsArgs) -> anyhow::Result<ExitCode> {
+    let mut ca_certs = Vec::new();
+    for path in &args.ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        ca_certs.extend(
+            tls::certificates_from_pem(&pem).with_context(|| format!("{}", path.display()))?,
+        );
+    }
+    let report = tls::scan(tls::Options {
+        target: args.target.clone(),
+        server_name: args.sni.clone(),
+        ca_certs,
+        system_roots: !args.no_system_roots,
+        timeout: Duration::from_secs(args.timeout),
+        progress: !args.report.quiet,
+    })
+    .await?;
+    emit(&report, &args.report)
+}
+
+/// Writes the report where asked; the exit code says the highest severity found.
+fn emit(report: &Report, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let format = match args.format {
+        OutputFormat::Text => Format::Text,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Sarif => Format::Sarif,
+    };
+    let rendered = output::render(report, format);
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, rendered).with_context(|| format!("{}", path.display()))?
+        }
+        None => print!("{rendered}"),
+    }
+    Ok(ExitCode::from(report.exit_code()))
 }
 
 async fn scan_jwt(args: JwtArgs) -> anyhow::Result<ExitCode> {
@@ -158,7 +228,7 @@ async fn scan_jwt(args: JwtArgs) -> anyhow::Result<ExitCode> {
         threads: args
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        progress: !args.quiet,
+        progress: !args.report.quiet,
         max_lifetime: args.max_lifetime,
         signer,
         target,
@@ -166,19 +236,7 @@ async fn scan_jwt(args: JwtArgs) -> anyhow::Result<ExitCode> {
         reveal_secrets: args.reveal_secrets,
     })
     .await?;
-    let format = match args.format {
-        OutputFormat::Text => Format::Text,
-        OutputFormat::Json => Format::Json,
-        OutputFormat::Sarif => Format::Sarif,
-    };
-    let rendered = output::render(&report, format);
-    match &args.output {
-        Some(path) => {
-            std::fs::write(path, rendered).with_context(|| format!("{}", path.display()))?
-        }
-        None => print!("{rendered}"),
-    }
-    Ok(ExitCode::from(report.exit_code()))
+    emit(&report, &args.report)
 }
 
 /// One client for every request of a scan: no redirects (a redirect to a sign-in page is an
