@@ -10,9 +10,10 @@ mod nginx;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use findings::{above_info, message};
+use findings::{above_info, message, sarif_check};
 use nginx::{INTERMEDIATE, LEGACY, Leaf, Nginx, TestCa};
 use palisade_scan::finding::{Report, Severity};
+use palisade_scan::output::{Format, render};
 use palisade_scan::tls;
 
 async fn scan(server: &Nginx, ca: Option<&TestCa>) -> Report {
@@ -74,6 +75,10 @@ async fn a_legacy_server_is_found_with_each_weakness() {
     ] {
         assert!(verdict.contains(deviation), "{verdict}");
     }
+    assert_eq!(
+        sarif_check(&render(&report, Format::Sarif)),
+        Ok(report.findings.len())
+    );
     assert!(
         message(&report, "TLS-CHAIN", "").contains("RSA 2048"),
         "{report:#?}"
