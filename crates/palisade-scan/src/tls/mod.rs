@@ -128,6 +128,7 @@ pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>,
 fn split_target(target: &str) -> Result<(String, u16), ScanError> {
     let bad = || ScanError::Usage(format!("{target} is not host:port"));
     let (host, port) = match target.rsplit_once(':') {
+        _ if target.starts_with('[') && target.ends_with(']') => (target, 443),
         Some((h, p)) if !h.is_empty() && (!h.contains(':') || h.starts_with('[')) => {
             (h, p.parse().map_err(|_| bad())?)
         }
@@ -380,7 +381,8 @@ mod tests {
             ("example.test".into(), 8443)
         );
         assert_eq!(t("example.test").unwrap(), ("example.test".into(), 443));
-        assert_eq!(t("[::1]:443").unwrap(), ("::1".into(), 443));
+        assert_eq!(t("[::1]:8443").unwrap(), ("::1".into(), 8443));
+        assert_eq!(t("[::1]").unwrap(), ("::1".into(), 443));
         assert_eq!(t("127.0.0.1:1").unwrap(), ("127.0.0.1".into(), 1));
         assert!(
             t("example.test:http")
