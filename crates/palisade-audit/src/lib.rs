@@ -102,6 +102,9 @@ pub enum Action {
     SigningKeyRevoked,
     TlsCaCreated,
     TlsCertificateIssued,
+    /// A certificate request refused: a bad, used or expired join token, or an unsound request.
+    TlsCertificateRefused,
+    CaJoinTokenCreated,
     /// An account's part of the trail erased (AUD-6); the event names no account.
     SubjectErased,
     TokenIssued,
@@ -150,6 +153,8 @@ impl Action {
             Action::SigningKeyRevoked => "keys.signing.revoked",
             Action::TlsCaCreated => "tls.ca.created",
             Action::TlsCertificateIssued => "tls.certificate.issued",
+            Action::TlsCertificateRefused => "tls.certificate.refused",
+            Action::CaJoinTokenCreated => "tls.ca.join_token.created",
             Action::SubjectErased => "audit.subject.erased",
             Action::TokenIssued => "oauth.token.issued",
             Action::ClientAuthenticationFailed => "oauth.client.authentication_failed",
@@ -181,6 +186,8 @@ pub enum Origin {
     Palisade,
     Client(String),
     Key(String),
+    /// A workload authenticated by its X.509-SVID: its SPIFFE ID.
+    Workload(String),
 }
 
 impl Origin {
@@ -189,6 +196,7 @@ impl Origin {
             Origin::Palisade => "palisade".to_owned(),
             Origin::Client(id) => format!("client:{id}"),
             Origin::Key(id) => format!("key:{id}"),
+            Origin::Workload(id) => format!("workload:{id}"),
         }
     }
 }

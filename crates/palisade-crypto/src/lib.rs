@@ -63,6 +63,18 @@ pub fn hmac_sha1_for_totp(key: &[u8], data: &[u8]) -> [u8; 20] {
     out
 }
 
+/// PEM with 64-character lines and a final newline, as OpenSSL writes it.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = data_encoding::BASE64.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

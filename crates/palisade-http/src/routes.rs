@@ -43,6 +43,12 @@ pub enum Access {
     /// A WebSocket upgrade, authenticated before it happens: a one-time ticket or an access
     /// token in `Sec-WebSocket-Protocol`, or the session cookie from an allowed Origin.
     Realtime,
+    /// A one-time join token from `palisade ca join-token`, exchanged for a first X.509-SVID.
+    JoinToken,
+    /// An X.509-SVID of the internal CA, presented on the mTLS listener.
+    Svid,
+    /// An X.509-SVID whose SPIFFE ID `ca.allow` lists for `group`.
+    Workload { group: &'static str },
 }
 
 impl Access {
@@ -59,6 +65,8 @@ impl Access {
             Access::AccessToken { .. } => "access_token",
             Access::SignedBody => "signed_body",
             Access::Realtime => "realtime",
+            Access::JoinToken => "join_token",
+            Access::Svid | Access::Workload { .. } => "workload",
         })
     }
 }

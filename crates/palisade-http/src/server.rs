@@ -87,7 +87,8 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown` is cancelled, then drains.
+/// Serves `router` over TLS on `listener` until `shutdown` is cancelled, then drains. On an
+/// mTLS listener each request carries the client's `Arc<PeerCertificate>`.
 pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<palisade_tls::ServerConfigs>,
@@ -158,9 +159,17 @@ pub async fn serve_tls(
                     return;
                 }
             };
+            // On an mTLS listener, who the client certificate says the peer is, for every
+            // request of the connection.
+            let certificate = tls
+                .peer(stream.get_ref().1.peer_certificates())
+                .map(Arc::new);
             let service =
                 hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(PeerAddr(peer));
+                    if let Some(certificate) = &certificate {
+                        req.extensions_mut().insert(certificate.clone());
+                    }
                     router.clone().oneshot(req.map(axum::body::Body::new))
                 });
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);

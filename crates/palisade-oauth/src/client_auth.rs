@@ -1,6 +1,8 @@
 //! Client authentication (OAU-4): exactly the method a client registered — HTTP Basic or the
 //! form body with its secret (compared by digest), a `private_key_jwt` assertion (RFC 7523,
-//! single use across nodes), or nothing for a public client.
+//! single use across nodes), the client certificate of a mutual-TLS connection (RFC 8705: an
+//! SVID naming the registered SPIFFE ID, or the registered self-signed certificate), or nothing
+//! for a public client.
 
 use crate::clients::{AuthMethod, Client, ClientCache};
 use crate::error::OAuthError;
@@ -26,6 +28,8 @@ pub(crate) struct Presented {
     pub post_secret: Option<String>,
     /// A `client_assertion` of type `jwt-bearer` (RFC 7523).
     pub assertion: Option<String>,
+    /// The client certificate of the connection, on the mTLS listener.
+    pub certificate: Option<std::sync::Arc<palisade_tls::ca::PeerCertificate>>,
 }
 
 /// Longest lifetime accepted for a client assertion: they are meant to be made per request.
@@ -154,6 +158,23 @@ pub(crate) async fn authenticate(
         (None, None, _) => return Err(refuse()),
     };
     let client = known.cache.find(known.db, &id).await?.ok_or_else(refuse)?;
+    // Only the client id in the form: a public client, or one whose credential is the
+    // connection's certificate.
+    if method == AuthMethod::None && client.auth_method.is_mutual_tls() {
+        let registered = client.tls_client_certificate.as_deref();
+        let presented = presented.certificate.as_deref();
+        let proved = match client.auth_method {
+            AuthMethod::TlsClientAuth => presented
+                .and_then(|p| p.svid.as_ref())
+                .is_some_and(|id| Some(id.to_string().as_str()) == registered),
+            _ => presented.is_some_and(|p| {
+                registered.is_some_and(|r| {
+                    palisade_crypto::constant_time_eq(r.as_bytes(), p.thumbprint.as_bytes())
+                })
+            }),
+        };
+        return if proved { Ok(client) } else { Err(refuse()) };
+    }
     if client.auth_method != method {
         return Err(refuse());
     }
@@ -205,6 +226,7 @@ mod tests {
                 backchannel_logout_uri: None,
                 registered_by: Registrar::Admin,
                 resource: None,
+                tls_client_certificate: None,
             },
         )
         .await
@@ -233,6 +255,7 @@ mod tests {
             post_id: None,
             post_secret: None,
             assertion: None,
+            certificate: None,
         };
         let ok = authenticate(basic(&client.client_id, &secret))
             .await
@@ -247,6 +270,7 @@ mod tests {
                 post_id: Some(client.client_id.clone()),
                 post_secret: Some(secret.clone()),
                 assertion: None,
+                certificate: None,
             },
             // No secret at all, as a public client would.
             Presented {
@@ -254,6 +278,7 @@ mod tests {
                 post_id: Some(client.client_id.clone()),
                 post_secret: None,
                 assertion: None,
+                certificate: None,
             },
         ] {
             assert!(matches!(
@@ -266,6 +291,7 @@ mod tests {
             post_id: None,
             post_secret: Some(secret.clone()),
             assertion: None,
+            certificate: None,
         };
         assert!(matches!(
             authenticate(both).await,

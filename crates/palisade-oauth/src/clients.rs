@@ -18,6 +18,12 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// A JWT signed with one of the client's registered keys (RFC 7523).
     PrivateKeyJwt,
+    /// Mutual TLS with an X.509-SVID of the internal CA naming the registered SPIFFE ID
+    /// (RFC 8705 §2.1, `tls_client_auth_san_uri`).
+    TlsClientAuth,
+    /// Mutual TLS with the self-signed certificate whose thumbprint was registered (RFC 8705
+    /// §2.2).
+    SelfSignedTlsClientAuth,
     /// Public clients (browser and native apps): no secret.
     None,
 }
@@ -28,6 +34,8 @@ impl AuthMethod {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
             AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::TlsClientAuth => "tls_client_auth",
+            AuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
             AuthMethod::None => "none",
         }
     }
@@ -37,6 +45,8 @@ impl AuthMethod {
             "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
             "client_secret_post" => Some(AuthMethod::ClientSecretPost),
             "private_key_jwt" => Some(AuthMethod::PrivateKeyJwt),
+            "tls_client_auth" => Some(AuthMethod::TlsClientAuth),
+            "self_signed_tls_client_auth" => Some(AuthMethod::SelfSignedTlsClientAuth),
             "none" => Some(AuthMethod::None),
             _ => None,
         }
@@ -89,6 +99,19 @@ pub struct Client {
     /// For a resource server: the resource (RFC 8707) it serves; it may introspect only tokens
     /// for that audience.
     pub resource: Option<String>,
+    /// The client certificate of a mutual-TLS client: the SPIFFE ID its SVID names
+    /// (`tls_client_auth`), or its self-signed certificate's SHA-256 thumbprint.
+    pub tls_client_certificate: Option<String>,
+}
+
+impl AuthMethod {
+    /// Whether the client authenticates with the certificate of its TLS connection.
+    pub fn is_mutual_tls(self) -> bool {
+        matches!(
+            self,
+            AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth
+        )
+    }
 }
 
 impl Client {
@@ -114,6 +137,9 @@ pub struct NewClient {
     pub backchannel_logout_uri: Option<String>,
     pub registered_by: Registrar,
     pub resource: Option<String>,
+    /// Required for the mutual-TLS methods: the SPIFFE ID (`tls_client_auth`) or the
+    /// certificate's base64url SHA-256 thumbprint (`self_signed_tls_client_auth`).
+    pub tls_client_certificate: Option<String>,
 }
 
 pub const GRANTS: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
@@ -192,6 +218,32 @@ impl NewClient {
         if (self.auth_method == AuthMethod::PrivateKeyJwt) == self.jwks.is_empty() {
             return Err("keys are required for private_key_jwt, and only for it".into());
         }
+        match (self.auth_method, &self.tls_client_certificate) {
+            (AuthMethod::TlsClientAuth, Some(id)) => {
+                palisade_tls::ca::SpiffeId::parse(id)
+                    .map_err(|e| format!("tls_client_auth_san_uri {id}: {e}"))?;
+            }
+            (AuthMethod::SelfSignedTlsClientAuth, Some(thumbprint)) => {
+                let bytes = data_encoding::BASE64URL_NOPAD
+                    .decode(thumbprint.as_bytes())
+                    .ok();
+                if bytes.is_none_or(|b| b.len() != 32) {
+                    return Err(
+                        "the certificate thumbprint must be a base64url SHA-256 digest".into(),
+                    );
+                }
+            }
+            (AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth, None) => {
+                return Err(format!(
+                    "{} needs the client's certificate (SPIFFE ID or thumbprint)",
+                    self.auth_method.as_str()
+                ));
+            }
+            (_, Some(_)) => {
+                return Err("a client certificate is only for the mutual-TLS methods".into());
+            }
+            (_, None) => {}
+        }
         if self.auth_method == AuthMethod::None
             && self.grant_types.iter().any(|g| g == "client_credentials")
         {
@@ -221,6 +273,7 @@ struct Row {
     tenant_id: String,
     registered_by: String,
     resource: Option<String>,
+    tls_client_certificate: Option<String>,
 }
 
 fn from_row(row: Row) -> Result<Client, StoreError> {
@@ -251,6 +304,7 @@ fn from_row(row: Row) -> Result<Client, StoreError> {
             _ => Registrar::Registration,
         },
         resource: row.resource,
+        tls_client_certificate: row.tls_client_certificate,
         tenant_id: row.tenant_id,
         client_id: row.client_id,
         name: row.name,
@@ -261,7 +315,7 @@ fn from_row(row: Row) -> Result<Client, StoreError> {
 
 const COLUMNS: &str = "client_id, name, auth_method, secret_sha256, redirect_uris, grant_types, \
                        scopes, created_at, jwks, backchannel_logout_uri, tenant_id, \
-                       registered_by, resource";
+                       registered_by, resource, tls_client_certificate";
 
 fn jwks_text(jwks: &[palisade_jose::Jwk]) -> Option<String> {
     (!jwks.is_empty()).then(|| serde_json::to_string(jwks).expect("JWKs serialize"))
@@ -280,7 +334,7 @@ pub async fn create(db: &Db, new: NewClient) -> Result<(Client, Option<String>),
         .map(|s| palisade_crypto::sha256_hex(s.as_bytes()));
     sqlx::query(&format!(
         "INSERT INTO oauth_clients ({COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     ))
     .bind(&client_id)
     .bind(&new.name)
@@ -295,6 +349,7 @@ pub async fn create(db: &Db, new: NewClient) -> Result<(Client, Option<String>),
     .bind(&new.tenant_id)
     .bind(new.registered_by.as_str())
     .bind(&new.resource)
+    .bind(&new.tls_client_certificate)
     .execute(db.pool())
     .await?;
     let client = find(db, &client_id).await?.ok_or_else(|| {

@@ -17,8 +17,10 @@ use http::request::Parts;
 use palisade_audit::{Action, Outcome};
 use palisade_http::{Access, AppError, Guard};
 use palisade_identity::RequestContext;
+use palisade_tls::ca::PeerCertificate;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Back-channel forms are small: a code, a token, a verifier, an assertion.
@@ -63,6 +65,7 @@ async fn client(
     oauth: &OAuth,
     ctx: &RequestContext,
     headers: &HeaderMap,
+    certificate: Option<Arc<PeerCertificate>>,
     params: &HashMap<String, String>,
 ) -> Result<Client, OAuthError> {
     let authorization = headers
@@ -95,6 +98,7 @@ async fn client(
         post_id: params.get("client_id").cloned(),
         post_secret: params.get("client_secret").cloned(),
         assertion,
+        certificate,
     };
     // A client assertion may name the issuer or the endpoint it is sent to.
     let issuer = &oauth.config().issuer;
@@ -132,6 +136,8 @@ async fn client(
 pub(crate) struct Authenticated {
     pub params: HashMap<String, String>,
     pub client: Client,
+    /// The thumbprint of the certificate a mutual-TLS client authenticated with.
+    pub certificate: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
@@ -167,8 +173,18 @@ impl Guard for ClientGuard {
                 .map_err(IntoResponse::into_response)?;
             let authenticated = async {
                 let params = form(&parts.headers, &body)?;
-                let client = client(&self.0, &ctx, &parts.headers, &params).await?;
-                Ok::<_, OAuthError>(Authenticated { params, client })
+                let presented = parts.extensions.get::<Arc<PeerCertificate>>().cloned();
+                let client =
+                    client(&self.0, &ctx, &parts.headers, presented.clone(), &params).await?;
+                // Tokens of a client that proved itself with its certificate are bound to it.
+                let certificate = presented
+                    .filter(|_| client.auth_method.is_mutual_tls())
+                    .map(|p| p.thumbprint.clone());
+                Ok::<_, OAuthError>(Authenticated {
+                    params,
+                    client,
+                    certificate,
+                })
             };
             let authenticated = authenticated.await.map_err(IntoResponse::into_response)?;
             let mut request = Request::from_parts(parts, axum::body::Body::from(body));

@@ -13,7 +13,7 @@ use serde_json::json;
 
 pub(crate) async fn introspect(
     State(oauth): State<OAuth>,
-    Authenticated { params, client }: Authenticated,
+    Authenticated { params, client, .. }: Authenticated,
 ) -> Result<Response, OAuthError> {
     if client.auth_method == AuthMethod::None {
         return Err(OAuthError::InvalidClient { basic: false });
@@ -46,7 +46,7 @@ pub(crate) async fn introspect(
         "jti": c.jti,
     });
     if let Some(cnf) = c.cnf {
-        body["cnf"] = json!({ "jkt": cnf.jkt });
+        body["cnf"] = json!(cnf);
     }
     Ok(no_store(body))
 }

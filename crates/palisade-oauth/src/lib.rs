@@ -75,6 +75,9 @@ pub struct OAuthConfig {
     pub refresh_key: [u8; 32],
     pub skew_seconds: i64,
     pub registration: RegistrationPolicy,
+    /// The base URL of the mutual-TLS listener, when there is one: where clients authenticate
+    /// with their certificates and get certificate-bound tokens (RFC 8705 §5).
+    pub mtls_base: Option<String>,
 }
 
 /// Who may register clients dynamically (OAU-9).
@@ -146,6 +149,8 @@ pub struct TokenFor<'a> {
     pub user: Option<UserBinding<'a>>,
     /// The DPoP key the token is bound to.
     pub jkt: Option<&'a str>,
+    /// The client certificate the token is bound to (RFC 8705), by its SHA-256 thumbprint.
+    pub x5t: Option<&'a str>,
 }
 
 pub struct UserBinding<'a> {
@@ -196,8 +201,9 @@ impl OAuth {
             sid: t.user.as_ref().map(|u| u.sid.to_owned()),
             gid: t.user.as_ref().map(|u| u.grant.to_owned()),
             rev: t.user.as_ref().map(|u| u.epoch),
-            cnf: t.jkt.map(|jkt| Confirmation {
-                jkt: jkt.to_owned(),
+            cnf: (t.jkt.is_some() || t.x5t.is_some()).then(|| Confirmation {
+                jkt: t.jkt.map(str::to_owned),
+                x5t_s256: t.x5t.map(str::to_owned),
             }),
         };
         AccessToken {

@@ -30,6 +30,8 @@ pub(crate) struct Metadata {
     scope: Option<String>,
     jwks: Option<JwkSet>,
     backchannel_logout_uri: Option<String>,
+    /// RFC 8705 §2.1.2: the SPIFFE ID a `tls_client_auth` client's certificate names.
+    tls_client_auth_san_uri: Option<String>,
     /// Checked, not stored: ID tokens are signed with the server's algorithm, never `none`.
     id_token_signed_response_alg: Option<String>,
 }
@@ -98,6 +100,7 @@ impl Metadata {
             backchannel_logout_uri: self.backchannel_logout_uri,
             registered_by,
             resource: None,
+            tls_client_certificate: self.tls_client_auth_san_uri,
         }
     }
 }

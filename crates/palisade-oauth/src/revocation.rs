@@ -15,7 +15,7 @@ use serde_json::json;
 pub(crate) async fn revoke(
     State(oauth): State<OAuth>,
     ctx: RequestContext,
-    Authenticated { params, client }: Authenticated,
+    Authenticated { params, client, .. }: Authenticated,
 ) -> Result<Response, OAuthError> {
     let token = params
         .get("token")

@@ -104,9 +104,21 @@ pub(crate) async fn token(
     State(oauth): State<OAuth>,
     ctx: RequestContext,
     headers: HeaderMap,
-    Authenticated { params, client }: Authenticated,
+    Authenticated {
+        params,
+        client,
+        certificate,
+    }: Authenticated,
 ) -> Response {
-    let answer = issue(&oauth, &ctx, &headers, &params, client).await;
+    let answer = issue(
+        &oauth,
+        &ctx,
+        &headers,
+        &params,
+        client,
+        certificate.as_deref(),
+    )
+    .await;
     // Every answer carries a fresh nonce, so clients always hold one (RFC 9449 §8).
     let mut answer = match answer {
         Ok(r) => r,
@@ -127,6 +139,7 @@ async fn issue(
     headers: &HeaderMap,
     params: &HashMap<String, String>,
     client: Client,
+    certificate: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let request = TokenRequest::parse(params)?;
     if !client.allows_grant(request.grant().as_str()) {
@@ -144,7 +157,7 @@ async fn issue(
         .await?;
     match request {
         TokenRequest::ClientCredentials { scope, resource } => {
-            client_credentials(oauth, ctx, scope, resource, client, proof).await
+            client_credentials(oauth, ctx, scope, resource, client, proof, certificate).await
         }
         TokenRequest::AuthorizationCode {
             code,
@@ -156,10 +169,10 @@ async fn issue(
                 redirect_uri: &redirect_uri,
                 verifier: &verifier,
             };
-            authorization_code(oauth, ctx, presented, client, proof).await
+            authorization_code(oauth, ctx, presented, client, proof, certificate).await
         }
         TokenRequest::RefreshToken { token, scope } => {
-            refresh(oauth, ctx, &token, scope, client, proof).await
+            refresh(oauth, ctx, &token, scope, client, proof, certificate).await
         }
     }
 }
@@ -186,6 +199,7 @@ async fn client_credentials(
     resource: Option<String>,
     client: Client,
     proof: Option<Proof>,
+    certificate: Option<&str>,
 ) -> Result<Response, OAuthError> {
     if client.auth_method == AuthMethod::None {
         return Err(OAuthError::UnauthorizedClient(
@@ -229,6 +243,7 @@ async fn client_credentials(
         audience: &audience,
         user: None,
         jkt: proof.as_ref().map(|p| p.jkt.as_str()),
+        x5t: certificate,
     });
     oauth
         .0
@@ -266,6 +281,7 @@ async fn authorization_code(
     presented: Presented<'_>,
     client: Client,
     proof: Option<Proof>,
+    certificate: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let db = &oauth.0.db;
     let grant = match codes::redeem(db, presented.code).await? {
@@ -348,6 +364,7 @@ async fn authorization_code(
         &refresh,
         &grant.scope,
         proof.as_ref(),
+        certificate,
     );
     if let Some(token) = refresh_token {
         body["refresh_token"] = token.into();
@@ -420,6 +437,7 @@ fn user_tokens(
     refresh: &codes::Refresh,
     scope: &str,
     proof: Option<&Proof>,
+    certificate: Option<&str>,
 ) -> Value {
     let sid = session_handle(&refresh.session_id);
     let access = oauth.issue_access_token(TokenFor {
@@ -434,6 +452,7 @@ fn user_tokens(
             epoch: user.revocation_epoch,
         }),
         jkt: proof.map(|p| p.jkt.as_str()),
+        x5t: certificate,
     });
     json!({
         "access_token": access.token,
@@ -455,6 +474,7 @@ async fn refresh(
     asked: Option<String>,
     client: Client,
     proof: Option<Proof>,
+    certificate: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let db = &oauth.0.db;
     let config = oauth.config();
@@ -525,7 +545,15 @@ async fn refresh(
         }
         None => refresh.scope.clone(),
     };
-    let mut body = user_tokens(oauth, &client, &user, &refresh, &scope, proof.as_ref());
+    let mut body = user_tokens(
+        oauth,
+        &client,
+        &user,
+        &refresh,
+        &scope,
+        proof.as_ref(),
+        certificate,
+    );
     body["refresh_token"] = successor.into();
     // OpenID Connect §12.2: a fresh ID token for the same user and original authentication.
     if scope.split(' ').any(|s| s == "openid")

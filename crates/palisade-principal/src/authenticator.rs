@@ -119,9 +119,30 @@ impl Authenticator {
             .map(Principal::from_live)
     }
 
+    /// [`Authenticator::authenticate`] on a connection whose client presented a certificate
+    /// with the SHA-256 thumbprint `certificate` (mutual TLS): a token bound to a certificate
+    /// (RFC 8705 §3) is accepted only with that one.
+    pub async fn authenticate_on(
+        &self,
+        credentials: Credentials<'_>,
+        certificate: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        self.authenticate_presented(credentials, certificate)
+            .await
+            .map(Principal::from_live)
+    }
+
     /// [`Authenticator::authenticate`], with the token's claims and the account they were
     /// checked against: what a long-lived connection checks again later ([`Self::recheck`]).
     pub async fn authenticate_live(&self, credentials: Credentials<'_>) -> Result<Live, AuthError> {
+        self.authenticate_presented(credentials, None).await
+    }
+
+    async fn authenticate_presented(
+        &self,
+        credentials: Credentials<'_>,
+        certificate: Option<&str>,
+    ) -> Result<Live, AuthError> {
         let (token, proof) = match credentials {
             Credentials::Bearer { token } => (token, None),
             Credentials::Dpop {
@@ -133,6 +154,14 @@ impl Authenticator {
             Credentials::Ticket { ticket, origin } => return self.redeem(ticket, origin).await,
         };
         let claims = self.signed(token, Some(&self.0.audience))?;
+        // A certificate-bound token is worth nothing without the certificate's key: the
+        // connection must have been made with that very certificate.
+        if let Some(bound) = claims.certificate_binding()
+            && !certificate
+                .is_some_and(|c| palisade_crypto::constant_time_eq(c.as_bytes(), bound.as_bytes()))
+        {
+            return Err(AuthError::InvalidToken);
+        }
         let proof = match (claims.key_binding(), proof) {
             (None, None) => None,
             (Some(jkt), Some((proof, method, path))) => {

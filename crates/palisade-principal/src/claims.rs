@@ -98,10 +98,14 @@ impl Audience {
     }
 }
 
-/// `cnf` (RFC 9449 §6): the DPoP key a token is bound to, by its JWK thumbprint.
+/// `cnf`: what a token is bound to — the DPoP key by its JWK thumbprint (RFC 9449 §6), or the
+/// client certificate of a mutual-TLS connection by its SHA-256 (RFC 8705 §3.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confirmation {
-    pub jkt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+    #[serde(default, rename = "x5t#S256", skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<String>,
 }
 
 /// An access token's claims.
@@ -133,7 +137,12 @@ pub struct AccessClaims {
 impl AccessClaims {
     /// The JWK thumbprint of the DPoP key the token is bound to.
     pub fn key_binding(&self) -> Option<&str> {
-        self.cnf.as_ref().map(|c| c.jkt.as_str())
+        self.cnf.as_ref().and_then(|c| c.jkt.as_deref())
+    }
+
+    /// The SHA-256 thumbprint (base64url) of the client certificate the token is bound to.
+    pub fn certificate_binding(&self) -> Option<&str> {
+        self.cnf.as_ref().and_then(|c| c.x5t_s256.as_deref())
     }
 
     /// A user's token, as opposed to a client's own (client credentials).

@@ -14,6 +14,7 @@ use palisade_audit::Origin;
 use palisade_cluster::{Counter, Rate};
 use palisade_http::client_ip::{PeerAddr, network_key};
 use palisade_http::{Access, ApiKeys, AppError, Guard};
+use palisade_tls::ca::{AllowList, TrustDomain};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -288,7 +289,15 @@ impl AccessTokenGuard {
             }
             .into_response()
         };
-        let principal = self.auth.authenticate(credentials).await.map_err(refuse)?;
+        let certificate = parts
+            .extensions
+            .get::<std::sync::Arc<palisade_tls::ca::PeerCertificate>>()
+            .map(|peer| peer.thumbprint.as_str());
+        let principal = self
+            .auth
+            .authenticate_on(credentials, certificate)
+            .await
+            .map_err(refuse)?;
         if !principal.has_scope(scope) {
             return Err(refuse(AuthError::InsufficientScope));
         }
@@ -371,20 +380,35 @@ impl Guard for AccessTokenGuard {
     }
 }
 
-/// The guard of `Access::ServiceKey` routes (the audit ingest): a service's API key, or an
-/// access token granting `audit:write` that a client holds for itself — never a user's token,
-/// whatever its scopes. The writer reaches the handler as an [`Origin`], which the log records.
+/// The guard of `Access::ServiceKey` routes (the audit ingest): an X.509-SVID that `ca.allow`
+/// lists for [`AUDIT_INGEST`], a service's API key, or an access token granting `audit:write`
+/// that a client holds for itself — never a user's token, whatever its scopes. The writer
+/// reaches the handler as an [`Origin`], which the log records.
 pub struct ServiceGuard {
     keys: ApiKeys,
     tokens: AccessTokenGuard,
+    workloads: Option<(TrustDomain, AllowList)>,
 }
+
+/// The route group of the audit ingest in `ca.allow`.
+pub const AUDIT_INGEST: &str = "audit-ingest";
 
 /// The scope that lets a service client write audit events.
 pub const AUDIT_WRITE: &str = "audit:write";
 
 impl ServiceGuard {
     pub fn new(keys: ApiKeys, tokens: AccessTokenGuard) -> Self {
-        Self { keys, tokens }
+        Self {
+            keys,
+            tokens,
+            workloads: None,
+        }
+    }
+
+    /// Admits the workloads of `trust_domain` that `allow` lists for [`AUDIT_INGEST`].
+    pub fn with_workloads(mut self, trust_domain: TrustDomain, allow: AllowList) -> Self {
+        self.workloads = Some((trust_domain, allow));
+        self
     }
 }
 
@@ -395,6 +419,20 @@ impl Guard for ServiceGuard {
         request: Request,
     ) -> BoxFuture<'a, Result<Request, Response>> {
         Box::pin(async move {
+            let workload = self.workloads.as_ref().and_then(|(domain, allow)| {
+                crate::workload::presented_svid(&request, domain).map(|id| (allow, id))
+            });
+            let mut refused_workload = None;
+            if let Some((allow, id)) = workload {
+                if allow.permits(AUDIT_INGEST, &id) {
+                    let mut request = request;
+                    request
+                        .extensions_mut()
+                        .insert(Origin::Workload(id.to_string()));
+                    return Ok(request);
+                }
+                refused_workload = Some(id);
+            }
             if let Some(key) = self.keys.presented(request.headers()) {
                 let mut request = request;
                 request.extensions_mut().insert(Origin::Key(key));
@@ -408,6 +446,14 @@ impl Guard for ServiceGuard {
                 .and_then(|v| v.split_once(' '))
                 .map(|(s, _)| s.to_ascii_lowercase());
             if !matches!(scheme.as_deref(), Some("bearer" | "dpop")) {
+                // A workload that proved who it is, but is not one the ingest admits.
+                if let Some(id) = refused_workload {
+                    return Err(AppError::forbidden(
+                        "workload_not_allowed",
+                        format!("{id} is not on the audit ingest's allow-list"),
+                    )
+                    .into_response());
+                }
                 return Err(Refusal::new(Scheme::Bearer, AuthError::Missing).into_response());
             }
             let mut request = self.tokens.admit(AUDIT_WRITE, request).await?;

@@ -17,17 +17,20 @@ mod guard;
 mod revocation;
 mod ticket;
 mod verified;
+mod workload;
 
 pub use authenticator::{Authenticator, AuthenticatorConfig, Credentials, Live};
 pub use claims::{AccessClaims, Audience, Confirmation, Scopes, TenantId};
 pub use dpop::{Dpop, DpopError};
 pub use guard::{
-    AUDIT_WRITE, AccessTokenGuard, ApiSettings, Refusal, Scheme, ServiceGuard, credentials,
+    AUDIT_INGEST, AUDIT_WRITE, AccessTokenGuard, ApiSettings, Refusal, Scheme, ServiceGuard,
+    credentials,
 };
 /// Account roles are the policies' own (one definition, in `palisade-authz`).
 pub use palisade_authz::Role;
 pub use revocation::{AccountState, Change, Changes, Revocations};
 pub use ticket::{TICKET_LIFETIME_MS, Ticket};
+pub use workload::{Workload, WorkloadGuard, presented_svid};
 
 /// The principal of a protected request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 // Library code handles every failure; tests and examples may unwrap.
 #![warn(clippy::unwrap_used)]
 
+pub mod ca;
 mod dev_cert;
 mod policy;
 mod reload;

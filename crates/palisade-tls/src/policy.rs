@@ -9,7 +9,9 @@
 //! it is then asked for with a HelloRetryRequest if the client sent none). Cipher suites follow
 //! the server's order too.
 
+use crate::ca::{PeerCertificate, PeerVerifier};
 use crate::{SwappableResolver, TlsError};
+use rustls::pki_types::CertificateDer;
 use rustls::server::ClientHello;
 use rustls::{NamedGroup, PeerIncompatible, ServerConfig};
 use std::sync::Arc;
@@ -17,10 +19,27 @@ use std::sync::Arc;
 /// The server's configurations, one per key-exchange group, in the server's order.
 pub struct ServerConfigs {
     by_group: Vec<(NamedGroup, Arc<ServerConfig>)>,
+    peers: Option<Arc<PeerVerifier>>,
 }
 
 impl ServerConfigs {
+    /// The public listener's: no client certificates.
     pub fn new(resolver: Arc<SwappableResolver>) -> Result<Self, TlsError> {
+        Self::build(resolver, None)
+    }
+
+    /// An mTLS listener's: every client presents a certificate `peers` accepts.
+    pub fn mutual(
+        resolver: Arc<SwappableResolver>,
+        peers: Arc<PeerVerifier>,
+    ) -> Result<Self, TlsError> {
+        Self::build(resolver, Some(peers))
+    }
+
+    fn build(
+        resolver: Arc<SwappableResolver>,
+        peers: Option<Arc<PeerVerifier>>,
+    ) -> Result<Self, TlsError> {
         let provider = rustls::crypto::aws_lc_rs::default_provider();
         let by_group = provider
             .kx_groups
@@ -28,11 +47,14 @@ impl ServerConfigs {
             .map(|group| {
                 let mut only = provider.clone();
                 only.kx_groups = vec![*group];
-                let mut config = ServerConfig::builder_with_provider(Arc::new(only))
+                let config = ServerConfig::builder_with_provider(Arc::new(only))
                     .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-                    .map_err(|e| TlsError::Invalid(e.to_string()))?
-                    .with_no_client_auth()
-                    .with_cert_resolver(resolver.clone());
+                    .map_err(|e| TlsError::Invalid(e.to_string()))?;
+                let config = match &peers {
+                    Some(peers) => config.with_client_cert_verifier(peers.clone()),
+                    None => config.with_no_client_auth(),
+                };
+                let mut config = config.with_cert_resolver(resolver.clone());
                 config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
                 config.ignore_client_order = true;
                 Ok((group.name(), Arc::new(config)))
@@ -43,7 +65,13 @@ impl ServerConfigs {
                 "the crypto provider has no key exchange".into(),
             ));
         }
-        Ok(Self { by_group })
+        Ok(Self { by_group, peers })
+    }
+
+    /// Who the client is, on an mTLS listener: read once per connection from the certificates
+    /// its handshake presented.
+    pub fn peer(&self, presented: Option<&[CertificateDer<'_>]>) -> Option<PeerCertificate> {
+        self.peers.as_ref()?.identify(presented?)
     }
 
     /// The configuration for a client: that of the server's most preferred group the client

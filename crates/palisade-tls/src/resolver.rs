@@ -34,22 +34,33 @@ pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, TlsErr
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError::Invalid(format!("{}: {e}", cert_path.display())))?;
-    let leaf = chain
-        .first()
-        .ok_or_else(|| TlsError::Invalid(format!("{}: no certificate", cert_path.display())))?
-        .clone();
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| TlsError::Invalid(format!("{}: {e}", key_path.display())))?;
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    let certified = CertifiedKey::from_der(chain, key, &provider)
-        .map_err(|e| TlsError::Invalid(format!("certificate and key do not match: {e}")))?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref())
-        .map_err(|e| TlsError::Invalid(format!("{}: {e}", cert_path.display())))?;
-    Ok(LoadedCert {
-        key: Arc::new(certified),
-        not_after: parsed.validity().not_after.timestamp(),
-        fingerprint: fingerprint(leaf.as_ref()),
-    })
+    LoadedCert::from_der(chain, key)
+        .map_err(|e| TlsError::Invalid(format!("{}: {e}", cert_path.display())))
+}
+
+impl LoadedCert {
+    /// A chain (leaf first) and its key, which must match the leaf.
+    pub fn from_der(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Self, TlsError> {
+        let leaf = chain
+            .first()
+            .ok_or_else(|| TlsError::Invalid("no certificate".into()))?
+            .clone();
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let certified = CertifiedKey::from_der(chain, key, &provider)
+            .map_err(|e| TlsError::Invalid(format!("certificate and key do not match: {e}")))?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref())
+            .map_err(|e| TlsError::Invalid(e.to_string()))?;
+        Ok(Self {
+            key: Arc::new(certified),
+            not_after: parsed.validity().not_after.timestamp(),
+            fingerprint: fingerprint(leaf.as_ref()),
+        })
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {

@@ -39,6 +39,7 @@ pub(crate) struct Config {
     pub cluster: palisade_cluster::Settings,
     pub egress: palisade_http::egress::EgressSettings,
     pub realtime: palisade_realtime::Settings,
+    pub ca: palisade_ca::CaSettings,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -127,6 +128,7 @@ impl Default for Config {
             cluster: Default::default(),
             egress: Default::default(),
             realtime: Default::default(),
+            ca: Default::default(),
         }
     }
 }
@@ -223,6 +225,7 @@ impl Config {
         self.cluster.validate()?;
         self.egress.validate()?;
         self.realtime.validate()?;
+        self.ca.validate()?;
         self.identity.validate()
     }
 

@@ -58,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::keys::KeysCommand,
     },
+    /// Manage the internal CA and workload identities (SPIFFE X.509-SVIDs).
+    Ca {
+        #[command(subcommand)]
+        command: cmd::ca::CaCommand,
+    },
     /// Manage OAuth clients.
     Clients {
         #[command(subcommand)]
@@ -167,6 +172,9 @@ fn main() -> ExitCode {
             }),
             Command::Witness => cmd::witness::run(config).await.map(|()| ExitCode::SUCCESS),
             Command::Clients { command } => cmd::clients::run(config, command)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::Ca { command } => cmd::ca::run(config, command)
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::Keys { command } => cmd::keys::run(config, command)

@@ -143,6 +143,7 @@ pub(crate) async fn key_ring(
 pub(crate) fn oauth_config(
     config: &Config,
     public: &crate::config::PublicUrl,
+    mtls_base: Option<String>,
 ) -> Result<palisade_oauth::OAuthConfig> {
     let o = &config.oauth;
     let issuer = public.base.clone();
@@ -163,6 +164,7 @@ pub(crate) fn oauth_config(
             allowed_hosts: o.registration_allowed_hosts.clone(),
             per_minute: o.registration_per_minute,
         },
+        mtls_base,
     })
 }
 

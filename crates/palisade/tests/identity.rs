@@ -611,6 +611,22 @@ async fn every_command_prints_one_json_document() {
         &[client["client_id"].as_str().unwrap()],
         "",
     );
+    // The internal CA, for a trust domain this server was not started with.
+    let ca_config = server.dir.path().join("ca.toml");
+    std::fs::write(&ca_config, "[ca]\ntrust_domain = \"cli.test\"\n").unwrap();
+    let with_ca = ["--config", ca_config.to_str().unwrap()];
+    let created = run("ca init", &with_ca, "");
+    assert_eq!(created["trust_domain"], "cli.test");
+    let token = run(
+        "ca join-token",
+        &[&with_ca[..], &["--spiffe-id", "spiffe://cli.test/svc/a"]].concat(),
+        "",
+    );
+    assert_eq!(token["spiffe_id"], "spiffe://cli.test/svc/a");
+    run("ca list", &with_ca, "");
+    let bundle = run("ca bundle", &with_ca, "");
+    assert_eq!(bundle["bundle"], created["bundle"]);
+    run("ca rotate", &with_ca, "");
 
     // The scanners and verify-release need targets and releases of their own: scan.rs and
     // release.rs read their JSON.

@@ -9,6 +9,7 @@ mod audit;
 mod audit_failover;
 mod autobahn;
 mod backchannel_logout;
+mod ca;
 mod cluster;
 mod degradation;
 mod dpop;

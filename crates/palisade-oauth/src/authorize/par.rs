@@ -22,6 +22,7 @@ pub(crate) async fn push(
     Authenticated {
         params: form,
         client,
+        ..
     }: Authenticated,
 ) -> Response {
     let mut answer = pushed_request(&oauth, &headers, form, client)

@@ -78,17 +78,7 @@ pub(crate) fn ed25519_spki(x: &[u8]) -> Vec<u8> {
     spki(&[ED25519], x)
 }
 
-/// PEM with 64-character lines and a final newline, as OpenSSL writes it.
-pub(crate) fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = data_encoding::BASE64.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
+pub(crate) use palisade_crypto::pem;
 
 /// The DER inside the first PEM block with this label.
 pub(crate) fn pem_decode(text: &str, label: &str) -> Option<Vec<u8>> {

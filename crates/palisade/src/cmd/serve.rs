@@ -22,6 +22,7 @@ use palisade_identity::{Identity, IdentityMetrics, SessionGuard};
 use palisade_jobs::{Jobs, Supervisor};
 use palisade_principal::{
     AccessTokenGuard, Authenticator, AuthenticatorConfig, Dpop, Revocations, ServiceGuard,
+    WorkloadGuard,
 };
 use palisade_tls::{CertFiles, CertMetrics, DevCertificate, SwappableResolver};
 use prometheus_client::registry::Registry;
@@ -48,6 +49,15 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         })?;
     let https_addr = https.local_addr()?;
     let public = config.public_url(https_addr.port());
+    let mtls = match config.ca.mtls_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on ca.mtls_listen {addr}"))?,
+        ),
+        None => None,
+    };
+    let mtls_addr = mtls.as_ref().map(TcpListener::local_addr).transpose()?;
 
     let cluster = Cluster::new(
         db.clone(),
@@ -125,7 +135,11 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     );
     let revocations = Revocations::new(db.clone(), cluster.bus.clone());
     supervisor.spawn("revocations", revocations.clone().follow(shutdown.clone()));
-    let oauth_config = node::oauth_config(&config, &public)?;
+    let oauth_config = node::oauth_config(
+        &config,
+        &public,
+        mtls_addr.map(|addr| config.ca.mtls_base(addr.port())),
+    )?;
     let authenticator = authenticator(&config, &oauth_config, &key_ring, &cluster, &revocations)?;
 
     let identity = Identity::new(
@@ -199,13 +213,40 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     });
     supervisor.spawn_listener("realtime gateway", gateway.clone().run(supervisor.token()));
 
+    let ca = palisade_ca::Ca::load_or_create(
+        db.clone(),
+        &node::sealing_key(&config)?,
+        auditor.clone(),
+        &config.ca,
+    )
+    .await
+    .context("ca")?;
+    let node_identity = match (&ca, config.ca.mtls_listen) {
+        (Some(ca), Some(_)) => Some(
+            palisade_ca::node::NodeIdentity::start(
+                ca.clone(),
+                cluster.node_id.clone(),
+                config.ca.node_dns_names(),
+                svid_metrics(&mut registry),
+            )
+            .await
+            .context("this node's SVID")?,
+        ),
+        _ => None,
+    };
+
     let admin_keys =
         ApiKeys::from_hex_digests(&config.admin.api_key_sha256).map_err(anyhow::Error::msg)?;
     let ingest_keys =
         ApiKeys::from_hex_digests(&config.audit.ingest_key_sha256).map_err(anyhow::Error::msg)?;
     let tokens =
         || AccessTokenGuard::new(authenticator.clone(), cluster.counter.clone(), config.api);
-    let guards = Guards::new()
+    let mut service_guard = ServiceGuard::new(ingest_keys, tokens());
+    if let Some(ca) = &ca {
+        let domain = ca.authority().trust_domain().clone();
+        service_guard = service_guard.with_workloads(domain, config.ca.allow.clone());
+    }
+    let mut guards = Guards::new()
         .with("session", SessionGuard(identity.clone()))
         .with("client", palisade_oauth::ClientGuard(oauth.clone()))
         .with(
@@ -213,12 +254,22 @@ pub(crate) async fn run(config: Config) -> Result<()> {
             palisade_oauth::RegistrationGuard(oauth.clone()),
         )
         .with("admin_key", admin_keys)
-        .with("service_key", ServiceGuard::new(ingest_keys, tokens()))
+        .with("service_key", service_guard)
         .with("access_token", tokens())
         .with(
             "realtime",
             palisade_realtime::RealtimeGuard(gateway.clone()),
         );
+
+    if let Some(ca) = &ca {
+        let domain = ca.authority().trust_domain().clone();
+        guards = guards
+            .with("join_token", palisade_ca::JoinTokenGuard(ca.clone()))
+            .with(
+                "workload",
+                WorkloadGuard::new(domain, config.ca.allow.clone()),
+            );
+    }
 
     let readiness = Readiness {
         db: db.clone(),
@@ -226,7 +277,7 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         bus: cluster.bus.clone(),
     };
     let published = crate::inventory::Published::default();
-    let routes = Routes::new()
+    let mut routes = Routes::new()
         .merge(palisade_identity::router(identity))
         .merge(health::router(readiness.clone()))
         .route(Access::Public, "GET /static/palisade.css", stylesheet)
@@ -245,6 +296,9 @@ pub(crate) async fn run(config: Config) -> Result<()> {
             key_ring,
             config.tokens.jwks_cache_seconds,
         ));
+    if let Some(ca) = &ca {
+        routes = routes.merge(palisade_ca::router(ca.clone()));
+    }
     let (app, inventory) = routes.finish();
     let unguarded = guards.unguarded(&inventory);
     if !unguarded.is_empty() {
@@ -263,6 +317,31 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         drain_timeout: drain,
         ..Default::default()
     };
+    if let (Some(ca), Some(node_identity), Some(listener)) = (&ca, node_identity, mtls) {
+        let peers = Arc::new(palisade_tls::ca::PeerVerifier::new(
+            ca.authority().certificate(),
+            true,
+        )?);
+        let mutual = Arc::new(palisade_tls::ServerConfigs::mutual(
+            node_identity.resolver(),
+            peers,
+        )?);
+        supervisor.spawn_listener(
+            "mtls listener",
+            server::serve_tls(
+                listener,
+                mutual,
+                app.clone(),
+                connection_limits,
+                observer.metrics.tls_handshake_failures.clone(),
+                supervisor.token(),
+            ),
+        );
+        supervisor.spawn(
+            "node svid",
+            node_identity.maintain(cluster.bus.clone(), shutdown.clone()),
+        );
+    }
     supervisor.spawn_listener(
         "https listener",
         server::serve_tls(
@@ -295,6 +374,7 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     }
     tracing::info!(
         https = %https_addr,
+        mtls = mtls_addr.map(|a| a.to_string()),
         http = http_addr.map(|a| a.to_string()),
         admin = admin_addr.map(|a| a.to_string()),
         database = ?db.backend(),
@@ -319,22 +399,46 @@ pub(crate) async fn run(config: Config) -> Result<()> {
 }
 
 fn cert_metrics(registry: &mut Registry) -> CertMetrics {
+    register_cert_metrics(
+        registry,
+        [
+            (
+                "tls_certificate_not_after_seconds",
+                "Expiry of the served certificate, seconds since the Unix epoch",
+            ),
+            (
+                "tls_certificate_reload_failures",
+                "Certificate reloads refused (unreadable, corrupt or mismatched files)",
+            ),
+            ("tls_certificate_reloads", "Certificates swapped in"),
+        ],
+    )
+}
+
+fn svid_metrics(registry: &mut Registry) -> CertMetrics {
+    register_cert_metrics(
+        registry,
+        [
+            (
+                "tls_node_svid_not_after_seconds",
+                "Expiry of this node's own X.509-SVID, seconds since the Unix epoch",
+            ),
+            (
+                "tls_node_svid_rotation_failures",
+                "Rotations of this node's SVID that failed (the current one stays in service)",
+            ),
+            ("tls_node_svid_rotations", "SVIDs of this node swapped in"),
+        ],
+    )
+}
+
+/// A served certificate's metrics under `names`: its expiry, failed and done replacements.
+fn register_cert_metrics(registry: &mut Registry, names: [(&str, &str); 3]) -> CertMetrics {
     let metrics = CertMetrics::default();
-    registry.register(
-        "tls_certificate_not_after_seconds",
-        "Expiry of the served certificate, seconds since the Unix epoch",
-        metrics.not_after_seconds.clone(),
-    );
-    registry.register(
-        "tls_certificate_reload_failures",
-        "Certificate reloads refused (unreadable, corrupt or mismatched files)",
-        metrics.reload_failures.clone(),
-    );
-    registry.register(
-        "tls_certificate_reloads",
-        "Certificates swapped in",
-        metrics.reloads.clone(),
-    );
+    let [expiry, failures, swaps] = names;
+    registry.register(expiry.0, expiry.1, metrics.not_after_seconds.clone());
+    registry.register(failures.0, failures.1, metrics.reload_failures.clone());
+    registry.register(swaps.0, swaps.1, metrics.reloads.clone());
     metrics
 }
 

@@ -25,7 +25,7 @@ pub(crate) const PASSWORD: &str = "correct horse battery staple";
 /// one test; when its server is dropped, its logs are checked for all of them (TOK-6).
 static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-fn remember_secret(value: &str) {
+pub(crate) fn remember_secret(value: &str) {
     // Six-digit TOTP codes are skipped: such digit runs occur in any log's timestamps.
     if value.len() >= 8 && !value.bytes().all(|b| b.is_ascii_digit()) {
         SECRETS.lock().unwrap().push(value.to_owned());
@@ -46,6 +46,8 @@ pub(crate) struct Server {
     pub https: SocketAddr,
     pub http: SocketAddr,
     pub admin: SocketAddr,
+    /// The mTLS listener, when `ca.mtls_listen` is configured.
+    pub mtls: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     logs: Arc<Mutex<Vec<String>>>,
     database_url: String,
@@ -113,11 +115,13 @@ impl Server {
             ),
             (None, Backend::Postgres) => palisade_store::test_support::postgres_url().await,
         };
-        let (child, logs, [https, http, admin]) = serve(dir.path(), &database_url, &options.env);
+        let (child, logs, [https, http, admin], mtls) =
+            serve(dir.path(), &database_url, &options.env);
         Server {
             https,
             http,
             admin,
+            mtls,
             child: Some(child),
             dir,
             logs,
@@ -131,10 +135,10 @@ impl Server {
     pub(crate) async fn restart(&mut self) {
         self.signal("TERM");
         assert!(exit_of(self.child.as_mut().unwrap()).await.success());
-        let (child, logs, [https, http, admin]) =
+        let (child, logs, [https, http, admin], mtls) =
             serve(self.dir.path(), &self.database_url, &self.env);
         (self.child, self.logs) = (Some(child), logs);
-        (self.https, self.http, self.admin) = (https, http, admin);
+        (self.https, self.http, self.admin, self.mtls) = (https, http, admin, mtls);
     }
 
     pub(crate) fn base(&self) -> String {
@@ -585,13 +589,17 @@ pub(crate) fn http1_client(ca: &[&Path]) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
-/// `palisade serve` in `dir` on `database_url` with `env`, once it listens: the process, its
-/// log lines, and its HTTPS, HTTP and admin addresses.
-fn serve(
-    dir: &Path,
-    database_url: &str,
-    env: &[(String, String)],
-) -> (Child, Arc<Mutex<Vec<String>>>, [SocketAddr; 3]) {
+/// A started server: the process, its log lines, its HTTPS, HTTP and admin addresses, and its
+/// mTLS address if it has that listener.
+type Serving = (
+    Child,
+    Arc<Mutex<Vec<String>>>,
+    [SocketAddr; 3],
+    Option<SocketAddr>,
+);
+
+/// `palisade serve` in `dir` on `database_url` with `env`, once it listens.
+fn serve(dir: &Path, database_url: &str, env: &[(String, String)]) -> Serving {
     let mut cmd = Command::new(binary());
     cmd.arg("serve")
         .current_dir(dir)
@@ -606,7 +614,13 @@ fn serve(
     let (child, logs, line) = spawn_until(cmd, "palisade listening");
     let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
     let addr = |k: &str| v["fields"][k].as_str().unwrap().parse().unwrap();
-    (child, logs, [addr("https"), addr("http"), addr("admin")])
+    let mtls = v["fields"]["mtls"].as_str().map(|a| a.parse().unwrap());
+    (
+        child,
+        logs,
+        [addr("https"), addr("http"), addr("admin")],
+        mtls,
+    )
 }
 
 fn spawn_until(mut cmd: Command, marker: &str) -> (Child, Arc<Mutex<Vec<String>>>, String) {

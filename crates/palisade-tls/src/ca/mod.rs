@@ -1,0 +1,13 @@
+//! The internal CA and workload identities (TLS-5): SPIFFE IDs, the authority that signs
+//! X.509-SVIDs, and the verification of peers on mTLS connections.
+
+mod authority;
+mod peer;
+mod spiffe;
+
+pub use authority::{Authority, CaError, IssuedSvid, Validity, check_request, check_svid};
+pub use peer::{AllowList, IdPattern, PeerCertificate, PeerVerifier};
+pub use spiffe::{SpiffeId, SpiffeIdError, TrustDomain};
+
+#[cfg(test)]
+mod tests;
