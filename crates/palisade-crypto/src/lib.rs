@@ -5,6 +5,7 @@
 
 mod sealing;
 mod secret;
+pub mod webhook;
 
 pub use sealing::{SealError, SealingKey};
 pub use secret::Secret;

@@ -110,6 +110,7 @@ pub struct Egress {
     client: reqwest::Client,
     policy: Arc<Policy>,
     max_bytes: usize,
+    connect_timeout: Duration,
 }
 
 impl Egress {
@@ -129,18 +130,20 @@ impl Egress {
             allowed_networks: settings.networks()?,
             trusted_hosts,
         });
+        let connect_timeout = Duration::from_secs(settings.timeout_seconds.min(5));
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(CheckedResolver(policy.clone())))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .timeout(Duration::from_secs(settings.timeout_seconds))
-            .connect_timeout(Duration::from_secs(settings.timeout_seconds.min(5)))
+            .connect_timeout(connect_timeout)
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Self {
             client,
             policy,
             max_bytes: settings.max_response_bytes,
+            connect_timeout,
         })
     }
 
@@ -156,6 +159,17 @@ impl Egress {
         &self,
         url: &str,
         content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Result<Answer, EgressError> {
+        self.post_with_headers(url, content_type, &[], body).await
+    }
+
+    /// POSTs `body` as `content_type` with `headers` besides (a webhook's signature).
+    pub async fn post_with_headers(
+        &self,
+        url: &str,
+        content_type: &str,
+        headers: &[(&str, String)],
         body: impl Into<reqwest::Body>,
     ) -> Result<Answer, EgressError> {
         let url = reqwest::Url::parse(url).map_err(|_| EgressError::InvalidUrl)?;
@@ -176,14 +190,14 @@ impl Egress {
         {
             return Err(EgressError::Refused(ip.to_string()));
         }
-        let sent = self
+        let mut request = self
             .client
             .post(url)
-            .header(http::header::CONTENT_TYPE, content_type)
-            .body(body)
-            .send()
-            .await
-            .map_err(classify)?;
+            .header(http::header::CONTENT_TYPE, content_type);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let sent = request.body(body).send().await.map_err(classify)?;
         let status = sent.status();
         let mut sent = sent;
         let mut body = Vec::new();
@@ -197,6 +211,34 @@ impl Egress {
             status,
             body: body.into(),
         })
+    }
+}
+
+impl Egress {
+    /// A TCP connection to `host:port` under the same policy as requests (TLS endpoints that
+    /// are watched, not spoken HTTP to): only to an address the policy allows, or any address
+    /// of a host the operator configured.
+    pub async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<tokio::net::TcpStream, EgressError> {
+        let trusted = self.policy.trusted_hosts.contains(host);
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare, port))
+            .await
+            .map_err(|_| EgressError::Connect)?
+            .filter(|a| trusted || self.policy.allows(a.ip()))
+            .collect();
+        if addresses.is_empty() {
+            return Err(EgressError::Refused(host.to_owned()));
+        }
+        let connect = tokio::net::TcpStream::connect(&addresses[..]);
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(_)) => Err(EgressError::Connect),
+            Err(_) => Err(EgressError::Timeout),
+        }
     }
 }
 

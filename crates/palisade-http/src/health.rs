@@ -19,6 +19,9 @@ pub struct Readiness {
     pub db: Db,
     pub cert: Arc<SwappableResolver>,
     pub bus: palisade_cluster::Bus,
+    /// The served certificate's last seconds in which the node reports itself degraded
+    /// (`tls.expiry_degraded_days`): still serving, but someone must look.
+    pub expiring_within_seconds: i64,
 }
 
 pub fn router(readiness: Readiness) -> Routes {
@@ -38,21 +41,25 @@ async fn readyz(State(r): State<Readiness>) -> Response {
         Ok(Err(_)) => "error",
         Err(_) => "timeout",
     };
-    let now = palisade_store::now_ms() / 1000;
-    let certificate = if r.cert.current().not_after > now {
-        "ok"
-    } else {
-        "expired"
+    let left = r.cert.current().not_after - palisade_store::now_ms() / 1000;
+    let certificate = match left {
+        ..=0 => "expired",
+        left if left <= r.expiring_within_seconds => "expiring",
+        _ => "ok",
     };
     let bus = if r.bus.reliable() { "ok" } else { "degraded" };
-    let ready = database == "ok" && certificate == "ok";
+    let ready = database == "ok" && certificate != "expired";
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = serde_json::json!({
-        "status": if ready { "ready" } else { "not_ready" },
+        "status": match (ready, certificate) {
+            (false, _) => "not_ready",
+            (true, "expiring") => "degraded",
+            (true, _) => "ready",
+        },
         "checks": { "database": database, "certificate": certificate, "bus": bus },
     });
     let mut response = (status, Json(body)).into_response();

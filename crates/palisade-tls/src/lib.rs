@@ -26,6 +26,26 @@ pub struct TlsSettings {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
     pub reload_interval_seconds: u64,
+    /// TLS endpoints (`host:port`) whose certificates are watched besides the served one (TLS-4).
+    pub monitor: Vec<String>,
+    /// How often the served certificate and the endpoints are looked at.
+    pub monitor_interval_seconds: u64,
+    /// Days before expiry at which a warning is raised (a log line, a metric, the webhooks),
+    /// once per certificate and threshold.
+    pub expiry_warning_days: Vec<u32>,
+    /// Within this many days of its expiry, the served certificate makes `/readyz` degraded.
+    pub expiry_degraded_days: u32,
+    /// Receivers of the warnings, as Standard Webhooks signed with their secret.
+    pub expiry_webhooks: Vec<ExpiryWebhook>,
+}
+
+/// A receiver of certificate expiry warnings.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiryWebhook {
+    pub url: String,
+    /// `whsec_…`: the receiver checks `webhook-signature` with it.
+    pub secret: palisade_crypto::Secret<String>,
 }
 
 impl Default for TlsSettings {
@@ -34,6 +54,11 @@ impl Default for TlsSettings {
             cert_file: None,
             key_file: None,
             reload_interval_seconds: 60,
+            monitor: Vec::new(),
+            monitor_interval_seconds: 3600,
+            expiry_warning_days: vec![30, 14, 7, 3, 1],
+            expiry_degraded_days: 7,
+            expiry_webhooks: Vec::new(),
         }
     }
 }
@@ -43,11 +68,39 @@ impl TlsSettings {
         if self.cert_file.is_some() != self.key_file.is_some() {
             return Err("tls.cert_file and tls.key_file must be set together".into());
         }
-        if self.reload_interval_seconds == 0 {
-            return Err("tls.reload_interval_seconds must be positive".into());
+        if self.reload_interval_seconds == 0 || self.monitor_interval_seconds == 0 {
+            return Err(
+                "tls.reload_interval_seconds and tls.monitor_interval_seconds must be positive"
+                    .into(),
+            );
+        }
+        for endpoint in &self.monitor {
+            split_endpoint(endpoint)?;
+        }
+        for hook in &self.expiry_webhooks {
+            if !hook.url.starts_with("https://") && !hook.url.starts_with("http://") {
+                return Err(format!(
+                    "tls.expiry_webhooks: {} is not an http(s) URL",
+                    hook.url
+                ));
+            }
+            palisade_crypto::webhook::WebhookSecret::parse(hook.secret.expose())
+                .map_err(|e| format!("tls.expiry_webhooks {}: {e}", hook.url))?;
         }
         Ok(())
     }
+}
+
+/// `host:port` (`[v6]:port` for an IPv6 address) as a host and a port.
+pub fn split_endpoint(endpoint: &str) -> Result<(String, u16), String> {
+    let bad = || format!("tls.monitor: `{endpoint}` is not host:port");
+    let (host, port) = endpoint.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -36,3 +36,4 @@ mod social_posts;
 mod social_profiles;
 mod tenancy;
 mod tls;
+mod tls_expiry;

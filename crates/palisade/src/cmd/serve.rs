@@ -164,7 +164,7 @@ pub(crate) async fn run(config: Config) -> Result<()> {
             authenticator: authenticator.clone(),
             cluster: cluster.clone(),
             jobs: jobs.clone(),
-            egress,
+            egress: egress.clone(),
         },
         oauth_config,
     );
@@ -176,6 +176,13 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     for (kind, handler) in palisade_oauth::backchannel_jobs(&oauth) {
         jobs.register(kind, handler);
     }
+    jobs.register(
+        palisade_certs::WARNING_JOB,
+        Arc::new(
+            palisade_certs::WarningDelivery::new(egress.clone(), &config.tls.expiry_webhooks)
+                .map_err(anyhow::Error::msg)?,
+        ),
+    );
     let drain = Duration::from_secs(config.server.drain_timeout_seconds);
     supervisor.spawn("jobs", jobs.clone().run(shutdown.clone(), drain));
 
@@ -275,7 +282,18 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         db: db.clone(),
         cert: resolver.clone(),
         bus: cluster.bus.clone(),
+        expiring_within_seconds: i64::from(config.tls.expiry_degraded_days) * 86_400,
     };
+    let monitor = palisade_certs::Monitor::new(
+        &config.tls,
+        resolver.clone(),
+        egress.clone(),
+        db.clone(),
+        jobs.clone(),
+        palisade_certs::MonitorMetrics::register(&mut registry),
+    )
+    .map_err(anyhow::Error::msg)?;
+    supervisor.spawn("certificate expiry", monitor.run(shutdown.clone()));
     let published = crate::inventory::Published::default();
     let mut routes = Routes::new()
         .merge(palisade_identity::router(identity))
@@ -442,8 +460,8 @@ fn register_cert_metrics(registry: &mut Registry, names: [(&str, &str); 3]) -> C
     metrics
 }
 
-/// The one outbound client; the hosts the operator configured (witnesses, a collector) are
-/// trusted whatever their addresses.
+/// The one outbound client; the hosts the operator configured (witnesses, a collector, the
+/// expiry warning receivers and watched endpoints) are trusted whatever their addresses.
 fn egress(config: &Config) -> Result<Egress> {
     let mut trusted: Vec<&str> = config
         .audit
@@ -454,6 +472,14 @@ fn egress(config: &Config) -> Result<Egress> {
     if let Some(otlp) = &config.telemetry.otlp_endpoint {
         trusted.push(otlp);
     }
+    trusted.extend(config.tls.expiry_webhooks.iter().map(|w| w.url.as_str()));
+    let watched: Vec<String> = config
+        .tls
+        .monitor
+        .iter()
+        .map(|endpoint| format!("tls://{endpoint}"))
+        .collect();
+    trusted.extend(watched.iter().map(String::as_str));
     Egress::new(&config.egress, &trusted).map_err(|e| anyhow::anyhow!("egress: {e}"))
 }
 
