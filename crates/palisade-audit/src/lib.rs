@@ -105,6 +105,8 @@ pub enum Action {
     /// A certificate request refused: a bad, used or expired join token, or an unsound request.
     TlsCertificateRefused,
     CaJoinTokenCreated,
+    /// An ACME order failed; the certificate in service stays.
+    TlsCertificateRenewalFailed,
     /// An account's part of the trail erased (AUD-6); the event names no account.
     SubjectErased,
     TokenIssued,
@@ -155,6 +157,7 @@ impl Action {
             Action::TlsCertificateIssued => "tls.certificate.issued",
             Action::TlsCertificateRefused => "tls.certificate.refused",
             Action::CaJoinTokenCreated => "tls.ca.join_token.created",
+            Action::TlsCertificateRenewalFailed => "tls.certificate.renewal_failed",
             Action::SubjectErased => "audit.subject.erased",
             Action::TokenIssued => "oauth.token.issued",
             Action::ClientAuthenticationFailed => "oauth.client.authentication_failed",

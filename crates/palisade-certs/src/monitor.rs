@@ -141,7 +141,8 @@ impl Monitor {
         let served = self.served.current();
         // The resolver writes fingerprints as OpenSSL shows them; warnings use plain hex.
         let fingerprint = served.fingerprint.replace(':', "").to_ascii_lowercase();
-        self.consider("served", served.not_after, &fingerprint).await;
+        self.consider("served", served.not_after, &fingerprint)
+            .await;
         for endpoint in &self.endpoints {
             let subject = Subject {
                 certificate: endpoint.label.clone(),

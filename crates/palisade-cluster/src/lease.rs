@@ -33,6 +33,11 @@ impl Lease {
         self.ttl.as_millis() as i64
     }
 
+    /// The lease's name (the row writers guard their writes with).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Takes the lease if nobody holds it (or its holder let it expire); its fencing token.
     pub async fn try_acquire(&self) -> Result<Option<u64>, StoreError> {
         let now = now_ms();

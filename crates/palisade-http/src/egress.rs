@@ -31,6 +31,9 @@ pub struct EgressSettings {
     pub timeout_seconds: u64,
     /// Answers longer than this are refused.
     pub max_response_bytes: usize,
+    /// PEM CA certificates trusted besides the system's, for servers on a private PKI (an
+    /// internal ACME directory, a collector).
+    pub extra_roots_file: Option<std::path::PathBuf>,
 }
 
 impl Default for EgressSettings {
@@ -39,6 +42,7 @@ impl Default for EgressSettings {
             allowed_networks: Vec::new(),
             timeout_seconds: 10,
             max_response_bytes: 1024 * 1024,
+            extra_roots_file: None,
         }
     }
 }
@@ -131,7 +135,17 @@ impl Egress {
             trusted_hosts,
         });
         let connect_timeout = Duration::from_secs(settings.timeout_seconds.min(5));
+        let extra_roots = match &settings.extra_roots_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("egress.extra_roots_file {}: {e}", path.display()))?;
+                reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| format!("egress.extra_roots_file {}: {e}", path.display()))?
+            }
+            None => Vec::new(),
+        };
         let client = reqwest::Client::builder()
+            .tls_certs_merge(extra_roots)
             .dns_resolver(Arc::new(CheckedResolver(policy.clone())))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -159,7 +173,7 @@ impl Egress {
         &self,
         url: &str,
         content_type: &str,
-        body: impl Into<reqwest::Body>,
+        body: impl Into<bytes::Bytes>,
     ) -> Result<Answer, EgressError> {
         self.post_with_headers(url, content_type, &[], body).await
     }
@@ -170,9 +184,31 @@ impl Egress {
         url: &str,
         content_type: &str,
         headers: &[(&str, String)],
-        body: impl Into<reqwest::Body>,
+        body: impl Into<bytes::Bytes>,
     ) -> Result<Answer, EgressError> {
-        let url = reqwest::Url::parse(url).map_err(|_| EgressError::InvalidUrl)?;
+        let mut request = http::Request::post(url).header(http::header::CONTENT_TYPE, content_type);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let request = request
+            .body(body.into())
+            .map_err(|_| EgressError::InvalidUrl)?;
+        let answer = self.send(request).await?;
+        Ok(Answer {
+            status: answer.status(),
+            body: answer.into_body(),
+        })
+    }
+
+    /// Sends any request (an ACME client's GETs, HEADs and POSTs) under the policy, and the
+    /// whole answer with its headers, within the size cap.
+    pub async fn send(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, EgressError> {
+        let (parts, body) = request.into_parts();
+        let url =
+            reqwest::Url::parse(&parts.uri.to_string()).map_err(|_| EgressError::InvalidUrl)?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(EgressError::InvalidUrl);
         }
@@ -190,16 +226,18 @@ impl Egress {
         {
             return Err(EgressError::Refused(ip.to_string()));
         }
-        let mut request = self
+        let mut sent = self
             .client
-            .post(url)
-            .header(http::header::CONTENT_TYPE, content_type);
-        for (name, value) in headers {
-            request = request.header(*name, value);
+            .request(parts.method, url)
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(classify)?;
+        let mut answer = http::Response::builder().status(sent.status());
+        if let Some(headers) = answer.headers_mut() {
+            *headers = std::mem::take(sent.headers_mut());
         }
-        let sent = request.body(body).send().await.map_err(classify)?;
-        let status = sent.status();
-        let mut sent = sent;
         let mut body = Vec::new();
         while let Some(chunk) = sent.chunk().await.map_err(classify)? {
             if body.len() + chunk.len() > self.max_bytes {
@@ -207,10 +245,7 @@ impl Egress {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Answer {
-            status,
-            body: body.into(),
-        })
+        answer.body(body.into()).map_err(|_| EgressError::Failed)
     }
 }
 

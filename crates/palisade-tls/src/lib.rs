@@ -37,6 +37,70 @@ pub struct TlsSettings {
     pub expiry_degraded_days: u32,
     /// Receivers of the warnings, as Standard Webhooks signed with their secret.
     pub expiry_webhooks: Vec<ExpiryWebhook>,
+    /// Certificates obtained and renewed from an ACME CA (TLS-3), instead of files.
+    pub acme: Option<AcmeSettings>,
+}
+
+/// `[tls.acme]`: the CA, who we are to it, the names and how they are proved.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeSettings {
+    /// The directory URL (`https://acme-v02.api.letsencrypt.org/directory`).
+    pub directory: String,
+    /// `mailto:` addresses the CA may write to.
+    #[serde(default)]
+    pub contact: Vec<String>,
+    /// The DNS names of the one certificate ordered.
+    pub identifiers: Vec<String>,
+    /// How control of the names is proved: `http-01` (served by the plain-HTTP listener on
+    /// port 80 of every node) or `dns-01` (through `dns_hook`).
+    #[serde(default)]
+    pub challenge: AcmeChallenge,
+    /// For `dns-01`: run as `HOOK set|clear <record name> <value>`; it must publish (remove)
+    /// the TXT record before it exits.
+    #[serde(default)]
+    pub dns_hook: Option<PathBuf>,
+    /// How often a node looks whether the certificate is due for renewal.
+    #[serde(default = "AcmeSettings::default_check_seconds")]
+    pub check_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum AcmeChallenge {
+    #[default]
+    #[serde(rename = "http-01")]
+    Http01,
+    #[serde(rename = "dns-01")]
+    Dns01,
+}
+
+impl AcmeSettings {
+    fn default_check_seconds() -> u64 {
+        600
+    }
+
+    /// The key the certificate is stored under: its names, in order.
+    pub fn name(&self) -> String {
+        let mut names = self.identifiers.clone();
+        names.sort();
+        names.join(",")
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.directory.starts_with("https://") {
+            return Err("tls.acme.directory must be an https URL".into());
+        }
+        if self.identifiers.is_empty() {
+            return Err("tls.acme.identifiers must name at least one DNS name".into());
+        }
+        if self.challenge == AcmeChallenge::Dns01 && self.dns_hook.is_none() {
+            return Err("tls.acme.challenge dns-01 needs tls.acme.dns_hook".into());
+        }
+        if self.check_seconds == 0 {
+            return Err("tls.acme.check_seconds must be positive".into());
+        }
+        Ok(())
+    }
 }
 
 /// A receiver of certificate expiry warnings.
@@ -59,6 +123,7 @@ impl Default for TlsSettings {
             expiry_warning_days: vec![30, 14, 7, 3, 1],
             expiry_degraded_days: 7,
             expiry_webhooks: Vec::new(),
+            acme: None,
         }
     }
 }
@@ -76,6 +141,12 @@ impl TlsSettings {
         }
         for endpoint in &self.monitor {
             split_endpoint(endpoint)?;
+        }
+        if let Some(acme) = &self.acme {
+            if self.cert_file.is_some() {
+                return Err("tls.acme and tls.cert_file exclude each other".into());
+            }
+            acme.validate()?;
         }
         for hook in &self.expiry_webhooks {
             if !hook.url.starts_with("https://") && !hook.url.starts_with("http://") {

@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 
+mod acme;
 mod audit;
 mod audit_failover;
 mod autobahn;

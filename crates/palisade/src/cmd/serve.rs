@@ -294,6 +294,23 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
     supervisor.spawn("certificate expiry", monitor.run(shutdown.clone()));
+    if let Some(acme) = &config.tls.acme {
+        let acme = palisade_certs::acme::Acme::new(palisade_certs::acme::Parts {
+            settings: acme.clone(),
+            db: db.clone(),
+            sealing: node::sealing_key(&config)?,
+            egress: egress.clone(),
+            resolver: resolver.clone(),
+            lease: cluster.lease(
+                &format!("acme:{}", acme.name()),
+                palisade_certs::acme::LEASE_TTL,
+            ),
+            bus: cluster.bus.clone(),
+            auditor: auditor.clone(),
+            metrics: palisade_certs::acme::AcmeMetrics::register(&mut registry),
+        });
+        supervisor.spawn("acme", acme.maintain(shutdown.clone()));
+    }
     let published = crate::inventory::Published::default();
     let mut routes = Routes::new()
         .merge(palisade_identity::router(identity))
@@ -371,7 +388,7 @@ pub(crate) async fn run(config: Config) -> Result<()> {
             supervisor.token(),
         ),
     );
-    let http_addr = listen_plain(&config, &public, &observer, limits, &mut supervisor).await?;
+    let http_addr = listen_plain(&config, &public, &observer, limits, &db, &mut supervisor).await?;
     let mut admin_addr = None;
     if let Some(addr) = config.server.admin_listen {
         let listener = TcpListener::bind(addr)
@@ -461,7 +478,8 @@ fn register_cert_metrics(registry: &mut Registry, names: [(&str, &str); 3]) -> C
 }
 
 /// The one outbound client; the hosts the operator configured (witnesses, a collector, the
-/// expiry warning receivers and watched endpoints) are trusted whatever their addresses.
+/// expiry warning receivers, watched endpoints, the ACME directory) are trusted whatever their
+/// addresses.
 fn egress(config: &Config) -> Result<Egress> {
     let mut trusted: Vec<&str> = config
         .audit
@@ -473,6 +491,9 @@ fn egress(config: &Config) -> Result<Egress> {
         trusted.push(otlp);
     }
     trusted.extend(config.tls.expiry_webhooks.iter().map(|w| w.url.as_str()));
+    if let Some(acme) = &config.tls.acme {
+        trusted.push(&acme.directory);
+    }
     let watched: Vec<String> = config
         .tls
         .monitor
@@ -517,12 +538,14 @@ fn authenticator(
     ))
 }
 
-/// The plain-HTTP listener, which only redirects to the public URL.
+/// The plain-HTTP listener, which redirects to the public URL, and answers ACME http-01
+/// challenges when ACME is configured.
 async fn listen_plain(
     config: &Config,
     public: &PublicUrl,
     observer: &Observer,
     limits: Limits,
+    db: &palisade_store::Db,
     supervisor: &mut Supervisor,
 ) -> Result<Option<std::net::SocketAddr>> {
     let Some(addr) = config.server.http_listen else {
@@ -532,12 +555,14 @@ async fn listen_plain(
         .await
         .with_context(|| format!("cannot listen on server.http_listen {addr}"))?;
     let bound = listener.local_addr()?;
-    let redirect = stack::wrap(
-        server::redirect_to_https(&public.base),
-        Guards::new(),
-        observer.clone(),
-        limits,
-    );
+    let mut plain = server::redirect_to_https(&public.base);
+    if config.tls.acme.is_some() {
+        plain = palisade_certs::acme::challenge_router(db.clone())
+            .finish()
+            .0
+            .merge(plain);
+    }
+    let redirect = stack::wrap(plain, Guards::new(), observer.clone(), limits);
     supervisor.spawn_listener(
         "http redirect listener",
         server::serve_plain(listener, redirect, supervisor.token()),

@@ -1,0 +1,333 @@
+//! ACME (TLS-3, RFC 8555) with shared storage: the account, the http-01 answers and the
+//! certificate live in the database, so any node answers the CA and every node serves what one
+//! obtained. One node orders at a time, under a lease whose fencing token guards the store: a
+//! node that lost the lease while ordering cannot replace what the next holder stored. Renewal
+//! falls due with a third of the lifetime left (half, for certificates under ten days);
+//! failures are retried with jittered exponential back-off, and the certificate in service
+//! stays in service whatever fails.
+
+mod http;
+mod order;
+mod store;
+
+use palisade_audit::{Action, Auditor, Outcome, SecurityEvent};
+use palisade_cluster::{Bus, Lease};
+use palisade_crypto::SealingKey;
+use palisade_http::egress::Egress;
+use palisade_http::{Access, Routes};
+use palisade_store::{Db, StoreError, now_ms};
+use palisade_tls::{AcmeChallenge, AcmeSettings, LoadedCert, SwappableResolver};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The bus topic on which a node that stored a certificate tells the others.
+const TOPIC: &str = "tls.certificates";
+/// Longer than an order takes (the CA is polled for at most 90 s twice).
+pub const LEASE_TTL: Duration = Duration::from_secs(240);
+const RETRY_FIRST_S: i64 = 60;
+const RETRY_MAX_S: i64 = 6 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AcmeError {
+    #[error("ACME: {0}")]
+    Acme(#[from] instant_acme::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("audit: {0}")]
+    Audit(#[from] palisade_audit::AuditError),
+    #[error("the CA offers no {0:?} challenge")]
+    NoChallenge(AcmeChallenge),
+    #[error("{0}")]
+    Order(String),
+    #[error("DNS hook: {0}")]
+    Hook(String),
+    #[error("the certificate issued is unusable: {0}")]
+    Certificate(String),
+    #[error("the lease was lost while ordering; the certificate was not stored")]
+    Fenced,
+}
+
+#[derive(Clone, Default)]
+pub struct AcmeMetrics {
+    pub orders: Counter,
+    pub failures: Counter,
+}
+
+impl AcmeMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        registry.register(
+            "acme_orders",
+            "Certificates obtained by ACME",
+            m.orders.clone(),
+        );
+        registry.register(
+            "acme_failures",
+            "ACME orders that failed (the certificate in service stays)",
+            m.failures.clone(),
+        );
+        m
+    }
+}
+
+pub struct Parts {
+    pub settings: AcmeSettings,
+    pub db: Db,
+    pub sealing: SealingKey,
+    pub egress: Egress,
+    pub resolver: Arc<SwappableResolver>,
+    pub lease: Lease,
+    pub bus: Bus,
+    pub auditor: Auditor,
+    pub metrics: AcmeMetrics,
+}
+
+pub struct Acme(Parts);
+
+/// When a certificate valid over `not_before..not_after` falls due for renewal.
+fn renew_at(not_before: i64, not_after: i64) -> i64 {
+    let lifetime = not_after - not_before;
+    if lifetime < 10 * 86_400 {
+        not_before + lifetime / 2
+    } else {
+        not_after - lifetime / 3
+    }
+}
+
+/// Seconds to wait after the `failures`-th failure in a row: doubling from a minute to six
+/// hours, less up to a fifth at random so that nodes and restarts spread out.
+fn back_off(failures: u32) -> i64 {
+    let full = RETRY_FIRST_S
+        .saturating_mul(1 << failures.saturating_sub(1).min(20))
+        .min(RETRY_MAX_S);
+    let jitter = i64::from(u16::from_le_bytes(palisade_crypto::random_bytes::<2>()));
+    full - full * jitter / (5 * 65_536)
+}
+
+fn now() -> i64 {
+    now_ms() / 1000
+}
+
+fn loaded(chain: &str, key: &str) -> Result<LoadedCert, AcmeError> {
+    let bad = |e: String| AcmeError::Certificate(e);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    LoadedCert::from_der(chain, key).map_err(|e| bad(e.to_string()))
+}
+
+impl Acme {
+    pub fn new(parts: Parts) -> Self {
+        Self(parts)
+    }
+
+    /// Serves the stored certificate if there is one newer than what is served.
+    async fn follow_store(&self) -> Result<Option<store::Stored>, AcmeError> {
+        let p = &self.0;
+        let Some(stored) = store::certificate(&p.db, &p.sealing, &p.settings.name()).await? else {
+            return Ok(None);
+        };
+        let next = loaded(&stored.chain, &stored.key)?;
+        if next.fingerprint != p.resolver.current().fingerprint {
+            tracing::info!(fingerprint = %next.fingerprint, not_after = next.not_after, "serving the ACME certificate");
+            p.resolver.swap(next);
+        }
+        Ok(Some(stored))
+    }
+
+    /// Serves the stored certificate at once, then keeps it renewed until `shutdown`.
+    pub async fn maintain(self, shutdown: CancellationToken) {
+        let mut updates = self.0.bus.subscribe(TOPIC);
+        let check = Duration::from_secs(self.0.settings.check_seconds);
+        let (mut failures, mut not_before) = (0u32, 0i64);
+        loop {
+            let due = match self.follow_store().await {
+                Ok(Some(stored)) => renew_at(stored.not_before, stored.not_after) <= now(),
+                Ok(None) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the stored ACME certificate");
+                    false
+                }
+            };
+            if due && now() >= not_before {
+                match self.renew().await {
+                    Ok(_) => failures = 0,
+                    Err(e) => {
+                        failures += 1;
+                        let wait = back_off(failures);
+                        not_before = now() + wait;
+                        self.failed(&e, failures, wait).await;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(check) => {}
+                _ = updates.recv() => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn failed(&self, error: &AcmeError, failures: u32, wait: i64) {
+        self.0.metrics.failures.inc();
+        tracing::error!(error = %error, failures, retry_in_seconds = wait, "ACME order failed; the certificate in service stays");
+        let event = SecurityEvent::new(
+            Action::TlsCertificateRenewalFailed,
+            Outcome::Failure,
+            palisade_store::DEFAULT_TENANT,
+        )
+        .target(self.0.settings.name())
+        .detail("kind", "acme")
+        .detail("failures", failures)
+        .detail("retry_in_seconds", wait);
+        if let Err(e) = self.0.auditor.record(event).await {
+            tracing::error!(error = %e, "cannot record a failed ACME order");
+        }
+    }
+
+    /// Orders a certificate if this node gets the lease and it is still due; whether it did.
+    async fn renew(&self) -> Result<bool, AcmeError> {
+        let p = &self.0;
+        let Some(token) = p.lease.try_acquire().await? else {
+            return Ok(false);
+        };
+        let result = self.renew_holding(token).await;
+        if let Err(e) = p.lease.release(token).await {
+            tracing::warn!(error = %e, "cannot release the ACME lease; it expires by itself");
+        }
+        result
+    }
+
+    async fn renew_holding(&self, token: u64) -> Result<bool, AcmeError> {
+        let p = &self.0;
+        let name = p.settings.name();
+        // Another node may have renewed between this node's look and its lease.
+        if let Some(stored) = store::certificate(&p.db, &p.sealing, &name).await?
+            && renew_at(stored.not_before, stored.not_after) > now()
+        {
+            return Ok(false);
+        }
+        let account = self.account().await?;
+        let (chain, key) = order::obtain(&account, &p.settings, &p.db).await?;
+        let next = loaded(&chain, &key)?;
+        let leaf = CertificateDer::pem_slice_iter(chain.as_bytes())
+            .next()
+            .and_then(Result::ok)
+            .ok_or_else(|| AcmeError::Certificate("no certificate".into()))?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(&leaf)
+            .map_err(|e| AcmeError::Certificate(e.to_string()))?;
+        let stored = store::Stored {
+            chain,
+            key,
+            not_before: parsed.validity().not_before.timestamp(),
+            not_after: parsed.validity().not_after.timestamp(),
+        };
+        if !store::store_certificate(&p.db, &p.sealing, &name, &stored, p.lease.name(), token)
+            .await?
+        {
+            return Err(AcmeError::Fenced);
+        }
+        p.metrics.orders.inc();
+        tracing::info!(fingerprint = %next.fingerprint, not_after = next.not_after, names = %name, "ACME certificate issued");
+        p.resolver.swap(next);
+        p.bus.publish(TOPIC, &b"stored"[..]).await;
+        p.auditor
+            .record(
+                SecurityEvent::new(
+                    Action::TlsCertificateIssued,
+                    Outcome::Success,
+                    palisade_store::DEFAULT_TENANT,
+                )
+                .target(name)
+                .detail("kind", "acme")
+                .detail("not_after", stored.not_after),
+            )
+            .await?;
+        Ok(true)
+    }
+
+    /// The account at the directory: the stored one, or a new one, stored.
+    async fn account(&self) -> Result<instant_acme::Account, AcmeError> {
+        let p = &self.0;
+        let builder = || {
+            instant_acme::Account::builder_with_http(Box::new(http::EgressHttp(p.egress.clone())))
+        };
+        let directory = &p.settings.directory;
+        if let Some(json) = store::account(&p.db, &p.sealing, directory).await?
+            && let Ok(credentials) = serde_json::from_slice(&json)
+        {
+            return Ok(builder().from_credentials(credentials).await?);
+        }
+        let contact: Vec<&str> = p.settings.contact.iter().map(String::as_str).collect();
+        let (account, credentials) = builder()
+            .create(
+                &instant_acme::NewAccount {
+                    contact: &contact,
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                },
+                directory.clone(),
+                None,
+            )
+            .await?;
+        let json = serde_json::to_vec(&credentials)
+            .map_err(|e| AcmeError::Order(format!("account credentials: {e}")))?;
+        store::save_account(&p.db, &p.sealing, directory, &json).await?;
+        tracing::info!(directory = %directory, "ACME account created");
+        Ok(account)
+    }
+}
+
+/// `GET /.well-known/acme-challenge/{token}` (RFC 8555 §8.3), for the plain-HTTP listener:
+/// the key authorization of a pending http-01 challenge, from shared storage.
+pub fn challenge_router(db: Db) -> Routes {
+    Routes::new()
+        .route(
+            Access::Public,
+            "GET /.well-known/acme-challenge/{token}",
+            answer,
+        )
+        .with_state(db)
+}
+
+async fn answer(
+    axum::extract::State(db): axum::extract::State<Db>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Result<axum::response::Response, palisade_http::AppError> {
+    use axum::response::IntoResponse;
+    match store::challenge(&db, &token).await? {
+        Some(key_authorization) => Ok((
+            [(::http::header::CONTENT_TYPE, "application/octet-stream")],
+            key_authorization,
+        )
+            .into_response()),
+        None => Err(palisade_http::AppError::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_falls_due_with_a_third_left_or_half_of_a_short_lifetime() {
+        let day = 86_400;
+        assert_eq!(renew_at(0, 90 * day), 60 * day);
+        assert_eq!(renew_at(0, 6 * day), 3 * day);
+        assert_eq!(renew_at(100, 400), 250);
+        for failures in 1..30 {
+            let wait = back_off(failures);
+            let full = (RETRY_FIRST_S << (failures - 1).min(20)).min(RETRY_MAX_S);
+            assert!(
+                wait <= full && wait > full * 4 / 5 - 1,
+                "{failures}: {wait}"
+            );
+        }
+    }
+}

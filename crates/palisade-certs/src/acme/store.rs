@@ -1,0 +1,151 @@
+//! ACME's rows: accounts (sealed), http-01 answers, and the certificates obtained.
+
+use palisade_crypto::SealingKey;
+use palisade_store::{Db, StoreError, now_ms};
+
+fn sealed_text(sealing: &SealingKey, context: &str, plain: &[u8]) -> String {
+    data_encoding::BASE64.encode(&sealing.seal(context.as_bytes(), plain))
+}
+
+fn opened(sealing: &SealingKey, context: &str, text: &str) -> Option<Vec<u8>> {
+    let sealed = data_encoding::BASE64.decode(text.as_bytes()).ok()?;
+    sealing.open(context.as_bytes(), &sealed).ok()
+}
+
+pub(crate) async fn account(
+    db: &Db,
+    sealing: &SealingKey,
+    directory: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT sealed FROM acme_accounts WHERE directory = $1")
+            .bind(directory)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(row.and_then(|(text,)| opened(sealing, &format!("acme account {directory}"), &text)))
+}
+
+pub(crate) async fn save_account(
+    db: &Db,
+    sealing: &SealingKey,
+    directory: &str,
+    credentials: &[u8],
+) -> Result<(), StoreError> {
+    let sealed = sealed_text(sealing, &format!("acme account {directory}"), credentials);
+    sqlx::query(
+        "INSERT INTO acme_accounts (directory, sealed, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (directory) DO UPDATE SET sealed = excluded.sealed",
+    )
+    .bind(directory)
+    .bind(sealed)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn put_challenge(
+    db: &Db,
+    token: &str,
+    key_authorization: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO acme_challenges (token, key_authorization, expires_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (token) DO UPDATE SET key_authorization = excluded.key_authorization",
+    )
+    .bind(token)
+    .bind(key_authorization)
+    .bind(now_ms() + 3_600_000)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn challenge(db: &Db, token: &str) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT key_authorization FROM acme_challenges WHERE token = $1 AND expires_at > $2",
+    )
+    .bind(token)
+    .bind(now_ms())
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.map(|(k,)| k))
+}
+
+pub(crate) async fn clear_challenge(db: &Db, token: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM acme_challenges WHERE token = $1")
+        .bind(token)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// A certificate as stored: its chain (PEM) and its key (PEM, unsealed).
+pub(crate) struct Stored {
+    pub chain: String,
+    pub key: String,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+pub(crate) async fn certificate(
+    db: &Db,
+    sealing: &SealingKey,
+    name: &str,
+) -> Result<Option<Stored>, StoreError> {
+    let row: Option<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT chain, sealed_key, not_before, not_after FROM tls_certificates WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.and_then(|(chain, sealed, not_before, not_after)| {
+        let key = opened(sealing, &format!("tls certificate {name}"), &sealed)?;
+        Some(Stored {
+            chain,
+            key: String::from_utf8(key).ok()?,
+            not_before,
+            not_after,
+        })
+    }))
+}
+
+/// Stores a certificate obtained under the lease `lease` with the fencing token `token`: only
+/// while that token is the lease's current one, so a node that lost the lease while ordering
+/// (paused, partitioned) cannot replace what the new holder stored. Whether it was stored.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn store_certificate(
+    db: &Db,
+    sealing: &SealingKey,
+    name: &str,
+    certificate: &Stored,
+    lease: &str,
+    token: u64,
+) -> Result<bool, StoreError> {
+    let sealed = sealed_text(
+        sealing,
+        &format!("tls certificate {name}"),
+        certificate.key.as_bytes(),
+    );
+    let token = token as i64;
+    let done = sqlx::query(
+        "INSERT INTO tls_certificates (name, chain, sealed_key, not_before, not_after, fencing, stored_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS \
+           (SELECT 1 FROM cluster_leases WHERE name = $8 AND token = $6) \
+         ON CONFLICT (name) DO UPDATE SET chain = excluded.chain, sealed_key = excluded.sealed_key, \
+           not_before = excluded.not_before, not_after = excluded.not_after, \
+           fencing = excluded.fencing, stored_at = excluded.stored_at \
+         WHERE tls_certificates.fencing <= excluded.fencing",
+    )
+    .bind(name)
+    .bind(&certificate.chain)
+    .bind(sealed)
+    .bind(certificate.not_before)
+    .bind(certificate.not_after)
+    .bind(token)
+    .bind(now_ms())
+    .bind(lease)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

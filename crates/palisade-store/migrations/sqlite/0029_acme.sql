@@ -1,0 +1,23 @@
+-- ACME (TLS-3). The account at each directory: its credentials (with the account key), sealed.
+CREATE TABLE acme_accounts (
+    directory    TEXT PRIMARY KEY,
+    sealed       TEXT NOT NULL,
+    created_at   INTEGER NOT NULL
+);
+-- http-01 answers, in shared storage so that whichever node the CA reaches answers.
+CREATE TABLE acme_challenges (
+    token              TEXT PRIMARY KEY,
+    key_authorization  TEXT NOT NULL,
+    expires_at         INTEGER NOT NULL
+);
+-- Certificates obtained, by their names: the chain, its key (sealed), and the fencing token of
+-- the lease under which it was stored (a node that lost the lease cannot overwrite it).
+CREATE TABLE tls_certificates (
+    name        TEXT PRIMARY KEY,
+    chain       TEXT NOT NULL,
+    sealed_key  TEXT NOT NULL,
+    not_before  INTEGER NOT NULL,
+    not_after   INTEGER NOT NULL,
+    fencing     INTEGER NOT NULL,
+    stored_at   INTEGER NOT NULL
+);

@@ -1,0 +1,276 @@
+//! ACME (TLS-3) against Pebble and pebble-challtestsrv (Debian's, on loopback): the node
+//! creates its account, proves the name by http-01 (answered by its plain-HTTP listener from
+//! shared storage) or dns-01 (through the configured hook writing to challtestsrv), stores the
+//! certificate sealed in the database and serves it on the next handshake; a restart serves the
+//! stored certificate without ordering again.
+
+use crate::common::*;
+use rcgen::{CertificateParams, KeyPair};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+const NAME: &str = "acme.test";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Pebble (the CA) and challtestsrv (its DNS), with their own directory.
+struct Pebble {
+    children: Vec<Child>,
+    dir: tempfile::TempDir,
+    directory: String,
+    management: SocketAddr,
+    dns_management: SocketAddr,
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Pebble {
+    /// Validating http-01 on `http_port` of the names' address (127.0.0.1).
+    async fn start(http_port: u16, tls_port: u16) -> Pebble {
+        let dir = tempfile::tempdir().unwrap();
+        // Pebble does not ship its listener's certificate.
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.path().join("wfe.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("wfe-key.pem"), key.serialize_pem()).unwrap();
+        let (wfe, management, dns, dns_management) =
+            (free_port(), free_port(), free_port(), free_port());
+        let config = serde_json::json!({ "pebble": {
+            "listenAddress": format!("127.0.0.1:{wfe}"),
+            "managementListenAddress": format!("127.0.0.1:{management}"),
+            "certificate": dir.path().join("wfe.pem"),
+            "privateKey": dir.path().join("wfe-key.pem"),
+            "httpPort": http_port,
+            "tlsPort": tls_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+            "certificateValidityPeriod": 3600,
+        }});
+        std::fs::write(dir.path().join("pebble.json"), config.to_string()).unwrap();
+        let log = |name: &str| Stdio::from(std::fs::File::create(dir.path().join(name)).unwrap());
+        let dns_server = Command::new("pebble-challtestsrv")
+            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .args(["-dns01", &format!("127.0.0.1:{dns}")])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .args(["-management", &format!("127.0.0.1:{dns_management}")])
+            .stdout(log("challtestsrv.log"))
+            .stderr(log("challtestsrv.err"))
+            .spawn()
+            .expect("pebble-challtestsrv (Debian package pebble)");
+        let pebble = Command::new("pebble")
+            .arg("-config")
+            .arg(dir.path().join("pebble.json"))
+            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .stdout(log("pebble.log"))
+            .stderr(log("pebble.err"))
+            .spawn()
+            .expect("pebble (Debian package pebble)");
+        let pebble = Pebble {
+            children: vec![dns_server, pebble],
+            directory: format!("https://127.0.0.1:{wfe}/dir"),
+            management: SocketAddr::from(([127, 0, 0, 1], management)),
+            dns_management: SocketAddr::from(([127, 0, 0, 1], dns_management)),
+            dir,
+        };
+        for port in [wfe, management, dns_management] {
+            eventually(Duration::from_secs(20), "pebble listening", || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+                    .map(drop)
+            })
+            .await;
+        }
+        pebble
+    }
+
+    fn wfe_certificate(&self) -> PathBuf {
+        self.dir.path().join("wfe.pem")
+    }
+
+    /// The root Pebble made at this start (from its management interface).
+    async fn root(&self) -> Vec<u8> {
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(
+                &std::fs::read(self.wfe_certificate()).unwrap(),
+            )
+            .unwrap()])
+            .build()
+            .unwrap();
+        client
+            .get(format!("https://{}/roots/0", self.management))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    /// A dns-01 hook that publishes and withdraws TXT records in challtestsrv.
+    fn dns_hook(&self) -> PathBuf {
+        let path = self.dir.path().join("dns-hook");
+        let at = self.dns_management;
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\nset -e\ncase \"$1\" in\n\
+                 set) curl -sf -X POST -d \"{{\\\"host\\\":\\\"$2.\\\",\\\"value\\\":\\\"$3\\\"}}\" http://{at}/set-txt ;;\n\
+                 clear) curl -sf -X POST -d \"{{\\\"host\\\":\\\"$2.\\\"}}\" http://{at}/clear-txt ;;\n\
+                 esac\n"
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+}
+
+/// The leaf served to a fresh handshake for `NAME`, verified against `root`.
+async fn served_leaf(
+    server: &Server,
+    root: &[u8],
+) -> x509_parser::prelude::X509Certificate<'static> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(root).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let stream = connect(server.https, Arc::new(config), NAME)
+        .await
+        .expect("the served certificate chains to Pebble's root for the name");
+    let leaf = stream.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let der: &'static [u8] = Box::leak(leaf.as_ref().to_vec().into_boxed_slice());
+    x509_parser::parse_x509_certificate(der).unwrap().1
+}
+
+fn issued(server: &Server) -> usize {
+    server
+        .logs()
+        .lines()
+        .filter(|l| l.contains("ACME certificate issued"))
+        .count()
+}
+
+async fn obtains_and_serves(challenge: &str) {
+    let (http_port, https_port) = (free_port(), free_port());
+    let pebble = Pebble::start(http_port, https_port).await;
+    let hook = pebble.dns_hook();
+    let acme = format!(
+        "{{directory = \"{}\", identifiers = [\"{NAME}\"], challenge = \"{challenge}\", dns_hook = \"{}\", contact = [\"mailto:ops@acme.test\"]}}",
+        pebble.directory,
+        hook.display()
+    );
+    let mut server = Server::start_with(
+        Options::default()
+            .env(
+                "PALISADE_SERVER__HTTP_LISTEN",
+                format!("127.0.0.1:{http_port}"),
+            )
+            .env(
+                "PALISADE_SERVER__HTTPS_LISTEN",
+                format!("127.0.0.1:{https_port}"),
+            )
+            .env("PALISADE_TLS__ACME", acme)
+            .env(
+                "PALISADE_EGRESS__EXTRA_ROOTS_FILE",
+                pebble.wfe_certificate().to_str().unwrap(),
+            ),
+    )
+    .await;
+    eventually(Duration::from_secs(60), "the ACME certificate", || {
+        let server = &server;
+        async move { (issued(server) == 1).then_some(()) }
+    })
+    .await;
+    let root = pebble.root().await;
+    let leaf = served_leaf(&server, &root).await;
+    let names: Vec<String> = leaf
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(names, [format!("DNSName({NAME})")]);
+    let lifetime = leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp();
+    assert!(lifetime <= 3600, "Pebble's configured lifetime: {lifetime}");
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains("palisade_acme_orders_total 1"),
+        "one order"
+    );
+    // The key is sealed at rest; no answer is left behind.
+    let db = server.db().await;
+    let (sealed,): (String,) = sqlx::query_as("SELECT sealed_key FROM tls_certificates")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert!(!sealed.contains("PRIVATE KEY"));
+    let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM acme_challenges")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    db.close().await;
+
+    // After a restart the stored certificate is served, and nothing is ordered.
+    let serial = leaf.raw_serial_as_string();
+    server.restart().await;
+    let again = served_leaf(&server, &root).await;
+    assert_eq!(again.raw_serial_as_string(), serial);
+    assert_eq!(issued(&server), 0);
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains("palisade_acme_orders_total 0")
+    );
+    let events = server.events().await;
+    assert!(
+        events
+            .iter()
+            .any(|(action, outcome, _)| action == "tls.certificate.issued" && outcome == "success")
+    );
+}
+
+#[tokio::test]
+async fn http_01_obtains_and_serves_a_certificate() {
+    obtains_and_serves("http-01").await;
+}
+
+#[tokio::test]
+async fn dns_01_obtains_and_serves_a_certificate() {
+    obtains_and_serves("dns-01").await;
+}
