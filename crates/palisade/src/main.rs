@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::ca::CaCommand,
     },
+    /// Show and renew the certificates obtained by ACME.
+    Certs {
+        #[command(subcommand)]
+        command: cmd::certs::CertsCommand,
+    },
     /// Manage OAuth clients.
     Clients {
         #[command(subcommand)]
@@ -175,6 +180,9 @@ fn main() -> ExitCode {
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::Ca { command } => cmd::ca::run(config, command)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::Certs { command } => cmd::certs::run(config, command)
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::Keys { command } => cmd::keys::run(config, command)

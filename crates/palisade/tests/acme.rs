@@ -179,7 +179,7 @@ fn issued(server: &Server) -> usize {
         .count()
 }
 
-async fn obtains_and_serves(challenge: &str) {
+async fn obtains_and_serves(challenge: &str) -> (Server, Pebble, Vec<u8>) {
     let (http_port, https_port) = (free_port(), free_port());
     let pebble = Pebble::start(http_port, https_port).await;
     let hook = pebble.dns_hook();
@@ -263,11 +263,137 @@ async fn obtains_and_serves(challenge: &str) {
             .iter()
             .any(|(action, outcome, _)| action == "tls.certificate.issued" && outcome == "success")
     );
+    (server, pebble, root)
 }
 
+fn certs(server: &Server, command: &str) -> serde_json::Value {
+    let out = server.cli(&["certs", command]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// One keep-alive request on an open connection; the status line.
+async fn status_on(stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(format!("GET /healthz HTTP/1.1\r\nhost: {NAME}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// http-01, then `palisade certs`: the status and schedule, a renewal asked for by the operator
+/// (served while a connection opened before it keeps working), and a CA gone away (the
+/// failure is recorded and backed off, and the certificate in service stays).
 #[tokio::test]
-async fn http_01_obtains_and_serves_a_certificate() {
-    obtains_and_serves("http-01").await;
+async fn http_01_obtains_serves_and_renews_a_certificate() {
+    let (server, pebble, root) = obtains_and_serves("http-01").await;
+    let before = served_leaf(&server, &root).await;
+    let status = certs(&server, "status");
+    let certificate = &status["certificate"];
+    assert_eq!(certificate["name"], NAME);
+    assert_eq!(certificate["serial"], before.raw_serial_as_string());
+    let (not_before, not_after) = (
+        certificate["not_before"].as_i64().unwrap(),
+        certificate["not_after"].as_i64().unwrap(),
+    );
+    // A one-hour certificate is renewed at half its lifetime.
+    assert_eq!(
+        certificate["renew_at"],
+        not_before + (not_after - not_before) / 2
+    );
+    assert_eq!(certificate["renewal"]["failures"], 0);
+    assert_eq!(certs(&server, "list").as_array().unwrap().len(), 1);
+
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(&root).unwrap())
+        .unwrap();
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut held = connect(server.https, Arc::new(config), NAME).await.unwrap();
+    assert_eq!(status_on(&mut held).await, "HTTP/1.1 200 OK");
+
+    certs(&server, "renew");
+    let renewed = eventually(Duration::from_secs(60), "the renewed certificate", || {
+        let (server, root, serial) = (&server, &root, before.raw_serial_as_string());
+        async move {
+            let leaf = served_leaf(server, root).await;
+            (leaf.raw_serial_as_string() != serial).then_some(leaf)
+        }
+    })
+    .await;
+    assert_eq!(
+        status_on(&mut held).await,
+        "HTTP/1.1 200 OK",
+        "the connection outlived the renewal"
+    );
+    assert_eq!(
+        certs(&server, "status")["certificate"]["renewal"]["renew_requested"],
+        0
+    );
+
+    // The CA goes away: the renewal fails, is recorded with its back-off, and nothing changes.
+    drop(pebble);
+    certs(&server, "renew");
+    let status = eventually(Duration::from_secs(60), "the failure recorded", || {
+        let server = &server;
+        async move {
+            let status = certs(server, "status");
+            (status["certificate"]["renewal"]["failures"] == 1).then_some(status)
+        }
+    })
+    .await;
+    let renewal = &status["certificate"]["renewal"];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let wait = renewal["next_attempt_at"].as_i64().unwrap() - now;
+    assert!(
+        (40..=60).contains(&wait),
+        "the first back-off is about a minute: {wait}"
+    );
+    assert!(
+        renewal["last_error"].as_str().unwrap().contains("ACME"),
+        "{renewal}"
+    );
+    assert_eq!(
+        served_leaf(&server, &root).await.raw_serial_as_string(),
+        renewed.raw_serial_as_string(),
+        "the certificate in service stays"
+    );
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains("palisade_acme_failures_total 1")
+    );
+    eventually(Duration::from_secs(10), "the failure audited", || {
+        let server = &server;
+        async move {
+            server
+                .events()
+                .await
+                .iter()
+                .any(|(a, o, _)| a == "tls.certificate.renewal_failed" && o == "failure")
+                .then_some(())
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

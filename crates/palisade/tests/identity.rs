@@ -627,6 +627,18 @@ async fn every_command_prints_one_json_document() {
     let bundle = run("ca bundle", &with_ca, "");
     assert_eq!(bundle["bundle"], created["bundle"]);
     run("ca rotate", &with_ca, "");
+    // ACME certificates, for a directory nobody contacts here.
+    let acme_config = server.dir.path().join("acme.toml");
+    std::fs::write(
+        &acme_config,
+        "[tls.acme]\ndirectory = \"https://acme.invalid/dir\"\nidentifiers = [\"cli.test\"]\n",
+    )
+    .unwrap();
+    let with_acme = ["--config", acme_config.to_str().unwrap()];
+    run("certs list", &with_acme, "");
+    let status = run("certs status", &with_acme, "");
+    assert_eq!(status["name"], "cli.test");
+    run("certs renew", &with_acme, "");
 
     // The scanners and verify-release need targets and releases of their own: scan.rs and
     // release.rs read their JSON.

@@ -10,6 +10,8 @@ mod http;
 mod order;
 mod store;
 
+pub use store::RenewalState;
+
 use palisade_audit::{Action, Auditor, Outcome, SecurityEvent};
 use palisade_cluster::{Bus, Lease};
 use palisade_crypto::SealingKey;
@@ -145,26 +147,9 @@ impl Acme {
     pub async fn maintain(self, shutdown: CancellationToken) {
         let mut updates = self.0.bus.subscribe(TOPIC);
         let check = Duration::from_secs(self.0.settings.check_seconds);
-        let (mut failures, mut not_before) = (0u32, 0i64);
         loop {
-            let due = match self.follow_store().await {
-                Ok(Some(stored)) => renew_at(stored.not_before, stored.not_after) <= now(),
-                Ok(None) => true,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the stored ACME certificate");
-                    false
-                }
-            };
-            if due && now() >= not_before {
-                match self.renew().await {
-                    Ok(_) => failures = 0,
-                    Err(e) => {
-                        failures += 1;
-                        let wait = back_off(failures);
-                        not_before = now() + wait;
-                        self.failed(&e, failures, wait).await;
-                    }
-                }
+            if let Err(e) = self.look().await {
+                tracing::error!(error = %e, "cannot look at the ACME certificate");
             }
             tokio::select! {
                 _ = tokio::time::sleep(check) => {}
@@ -174,7 +159,38 @@ impl Acme {
         }
     }
 
-    async fn failed(&self, error: &AcmeError, failures: u32, wait: i64) {
+    /// Serves what is stored, and renews if it is due (or an operator asked) and the back-off
+    /// of earlier failures, shared by the nodes, allows.
+    async fn look(&self) -> Result<(), AcmeError> {
+        let p = &self.0;
+        let name = p.settings.name();
+        let stored = self.follow_store().await?;
+        let mut state = store::state(&p.db, &name).await?;
+        let requested = state.renew_requested != 0;
+        let due = stored
+            .as_ref()
+            .is_none_or(|s| renew_at(s.not_before, s.not_after) <= now());
+        let allowed = due && now() >= state.next_attempt_at;
+        if !(requested || allowed) {
+            return Ok(());
+        }
+        match self.renew(requested).await {
+            Ok(false) => {}
+            Ok(true) => {}
+            Err(e) => {
+                state.failures += 1;
+                let wait = back_off(u32::try_from(state.failures).unwrap_or(u32::MAX));
+                state.next_attempt_at = now() + wait;
+                state.last_error = Some(e.to_string());
+                state.renew_requested = 0;
+                store::set_state(&p.db, &name, &state).await?;
+                self.failed(&e, state.failures, wait).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn failed(&self, error: &AcmeError, failures: i64, wait: i64) {
         self.0.metrics.failures.inc();
         tracing::error!(error = %error, failures, retry_in_seconds = wait, "ACME order failed; the certificate in service stays");
         let event = SecurityEvent::new(
@@ -191,25 +207,28 @@ impl Acme {
         }
     }
 
-    /// Orders a certificate if this node gets the lease and it is still due; whether it did.
-    async fn renew(&self) -> Result<bool, AcmeError> {
+    /// Orders a certificate if this node gets the lease and it is still due (or `forced`);
+    /// whether it did.
+    async fn renew(&self, forced: bool) -> Result<bool, AcmeError> {
         let p = &self.0;
         let Some(token) = p.lease.try_acquire().await? else {
             return Ok(false);
         };
-        let result = self.renew_holding(token).await;
+        let result = self.renew_holding(token, forced).await;
         if let Err(e) = p.lease.release(token).await {
             tracing::warn!(error = %e, "cannot release the ACME lease; it expires by itself");
         }
         result
     }
 
-    async fn renew_holding(&self, token: u64) -> Result<bool, AcmeError> {
+    async fn renew_holding(&self, token: u64, forced: bool) -> Result<bool, AcmeError> {
         let p = &self.0;
         let name = p.settings.name();
         // Another node may have renewed between this node's look and its lease.
+        let requested = store::state(&p.db, &name).await?.renew_requested != 0;
         if let Some(stored) = store::certificate(&p.db, &p.sealing, &name).await?
             && renew_at(stored.not_before, stored.not_after) > now()
+            && !(forced && requested)
         {
             return Ok(false);
         }
@@ -233,6 +252,8 @@ impl Acme {
         {
             return Err(AcmeError::Fenced);
         }
+        // Cleared before the lease is let go, so the next holder does not order again.
+        store::set_state(&p.db, &name, &store::RenewalState::default()).await?;
         p.metrics.orders.inc();
         tracing::info!(fingerprint = %next.fingerprint, not_after = next.not_after, names = %name, "ACME certificate issued");
         p.resolver.swap(next);
@@ -282,6 +303,59 @@ impl Acme {
         tracing::info!(directory = %directory, "ACME account created");
         Ok(account)
     }
+}
+
+/// A certificate's state, as `palisade certs` shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct CertificateStatus {
+    pub name: String,
+    pub issuer: Option<String>,
+    pub serial: Option<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    /// When renewal falls due: a third of the lifetime before expiry (half, under ten days).
+    pub renew_at: i64,
+    pub stored_at: i64,
+    pub renewal: RenewalState,
+}
+
+/// Every stored certificate with its renewal state.
+pub async fn status(db: &Db) -> Result<Vec<CertificateStatus>, StoreError> {
+    let mut out = Vec::new();
+    for row in store::certificates(db).await? {
+        let leaf = CertificateDer::pem_slice_iter(row.chain.as_bytes())
+            .next()
+            .and_then(Result::ok);
+        let parsed = leaf
+            .as_ref()
+            .and_then(|l| x509_parser::parse_x509_certificate(l).ok().map(|(_, c)| c));
+        out.push(CertificateStatus {
+            issuer: parsed.as_ref().map(|c| c.issuer().to_string()),
+            serial: parsed.as_ref().map(|c| c.raw_serial_as_string()),
+            renew_at: renew_at(row.not_before, row.not_after),
+            renewal: store::state(db, &row.name).await?,
+            name: row.name,
+            not_before: row.not_before,
+            not_after: row.not_after,
+            stored_at: row.stored_at,
+        });
+    }
+    Ok(out)
+}
+
+/// Asks the nodes to renew the certificate of `settings` now, whatever its date and back-off.
+pub async fn request_renewal(
+    db: &Db,
+    bus: &Bus,
+    settings: &AcmeSettings,
+) -> Result<(), StoreError> {
+    let name = settings.name();
+    let mut state = store::state(db, &name).await?;
+    state.renew_requested = 1;
+    state.next_attempt_at = 0;
+    store::set_state(db, &name, &state).await?;
+    bus.publish(TOPIC, &b"renew"[..]).await;
+    Ok(())
 }
 
 /// `GET /.well-known/acme-challenge/{token}` (RFC 8555 §8.3), for the plain-HTTP listener:

@@ -149,3 +149,58 @@ pub(crate) async fn store_certificate(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Where a certificate's renewal stands.
+#[derive(Debug, Default, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct RenewalState {
+    pub failures: i64,
+    /// Seconds since the Unix epoch; 0 when nothing holds an attempt back.
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub renew_requested: i64,
+}
+
+pub(crate) async fn state(db: &Db, name: &str) -> Result<RenewalState, StoreError> {
+    let row: Option<RenewalState> = sqlx::query_as(
+        "SELECT failures, next_attempt_at, last_error, renew_requested FROM acme_state WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.unwrap_or_default())
+}
+
+pub(crate) async fn set_state(db: &Db, name: &str, state: &RenewalState) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO acme_state (name, failures, next_attempt_at, last_error, renew_requested) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET failures = excluded.failures, \
+         next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error, \
+         renew_requested = excluded.renew_requested",
+    )
+    .bind(name)
+    .bind(state.failures)
+    .bind(state.next_attempt_at)
+    .bind(&state.last_error)
+    .bind(state.renew_requested)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// What `palisade certs list` shows of a stored certificate.
+#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+pub(crate) struct CertificateRow {
+    pub(crate) name: String,
+    pub(crate) not_before: i64,
+    pub(crate) not_after: i64,
+    pub(crate) stored_at: i64,
+    pub(crate) chain: String,
+}
+
+pub(crate) async fn certificates(db: &Db) -> Result<Vec<CertificateRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT name, not_before, not_after, stored_at, chain FROM tls_certificates ORDER BY name",
+    )
+    .fetch_all(db.pool())
+    .await?)
+}

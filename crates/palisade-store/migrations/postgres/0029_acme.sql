@@ -21,3 +21,13 @@ CREATE TABLE tls_certificates (
     fencing     BIGINT NOT NULL,
     stored_at   BIGINT NOT NULL
 );
+-- Where each certificate's renewal stands, shared by the nodes: failures in a row and when the
+-- next attempt may be made (the back-off survives restarts), and an operator's request to renew
+-- now (`palisade certs renew`).
+CREATE TABLE acme_state (
+    name               TEXT PRIMARY KEY,
+    failures           BIGINT NOT NULL,
+    next_attempt_at    BIGINT NOT NULL,
+    last_error         TEXT,
+    renew_requested    BIGINT NOT NULL
+);

@@ -21,3 +21,13 @@ CREATE TABLE tls_certificates (
     fencing     INTEGER NOT NULL,
     stored_at   INTEGER NOT NULL
 );
+-- Where each certificate's renewal stands, shared by the nodes: failures in a row and when the
+-- next attempt may be made (the back-off survives restarts), and an operator's request to renew
+-- now (`palisade certs renew`).
+CREATE TABLE acme_state (
+    name               TEXT PRIMARY KEY,
+    failures           INTEGER NOT NULL,
+    next_attempt_at    INTEGER NOT NULL,
+    last_error         TEXT,
+    renew_requested    INTEGER NOT NULL
+);

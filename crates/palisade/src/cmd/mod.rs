@@ -6,6 +6,7 @@
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod ca;
+pub(crate) mod certs;
 pub(crate) mod clients;
 pub(crate) mod keys;
 pub(crate) mod scan;
