@@ -135,10 +135,19 @@ pub async fn serve_tls(
         tokio::spawn(async move {
             let _slot = slot;
             let _ = tcp.set_nodelay(true);
+            // `None`: an ACME tls-alpn-01 validation, answered by the handshake alone.
             let handshake = async {
                 let start = LazyConfigAcceptor::new(Acceptor::default(), tcp).await?;
-                let config = tls.for_hello(&start.client_hello());
-                start.into_stream(config).await
+                let hello = start.client_hello();
+                if let Some(name) = tls.validation_of(&hello) {
+                    let config = tls.validation_config(&name).await.ok_or_else(|| {
+                        std::io::Error::other("no tls-alpn-01 challenge for the name")
+                    })?;
+                    drop(start.into_stream(config).await?);
+                    return Ok(None);
+                }
+                let config = tls.for_hello(&hello);
+                start.into_stream(config).await.map(Some)
             };
             let failed = |reason: &str| {
                 failures
@@ -148,7 +157,8 @@ pub async fn serve_tls(
                     .inc();
             };
             let stream = match tokio::time::timeout(limits.handshake_timeout, handshake).await {
-                Ok(Ok(stream)) => stream,
+                Ok(Ok(Some(stream))) => stream,
+                Ok(Ok(None)) => return,
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "TLS handshake failed");
                     failed(palisade_tls::failure_reason(&e));

@@ -11,7 +11,7 @@ mod reload;
 mod resolver;
 
 pub use dev_cert::{DevCertificate, Generated, ensure_dev_certificate};
-pub use policy::{ServerConfigs, failure_reason};
+pub use policy::{AlpnChallenges, ServerConfigs, failure_reason};
 pub use reload::{CertFiles, reload};
 pub use resolver::{CertMetrics, LoadedCert, SwappableResolver, load_pair};
 
@@ -53,7 +53,8 @@ pub struct AcmeSettings {
     /// The DNS names of the one certificate ordered.
     pub identifiers: Vec<String>,
     /// How control of the names is proved: `http-01` (served by the plain-HTTP listener on
-    /// port 80 of every node) or `dns-01` (through `dns_hook`).
+    /// port 80 of every node), `tls-alpn-01` (answered by the HTTPS listener on port 443) or
+    /// `dns-01` (through `dns_hook`).
     #[serde(default)]
     pub challenge: AcmeChallenge,
     /// For `dns-01`: run as `HOOK set|clear <record name> <value>`; it must publish (remove)
@@ -70,6 +71,8 @@ pub enum AcmeChallenge {
     #[default]
     #[serde(rename = "http-01")]
     Http01,
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
     #[serde(rename = "dns-01")]
     Dns01,
 }

@@ -13,13 +13,29 @@ use crate::ca::{PeerCertificate, PeerVerifier};
 use crate::{SwappableResolver, TlsError};
 use rustls::pki_types::CertificateDer;
 use rustls::server::ClientHello;
+use rustls::sign::CertifiedKey;
 use rustls::{NamedGroup, PeerIncompatible, ServerConfig};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+
+/// The ALPN protocol of ACME's tls-alpn-01 validation (RFC 8737 §6.2).
+const ACME_TLS: &[u8] = b"acme-tls/1";
+
+/// Answers to ACME tls-alpn-01 challenges (RFC 8737): the certificate, carrying the
+/// `acmeIdentifier` extension, to present for a name being validated, if one is.
+pub trait AlpnChallenges: Send + Sync + 'static {
+    fn certificate<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Option<Arc<CertifiedKey>>> + Send + 'a>>;
+}
 
 /// The server's configurations, one per key-exchange group, in the server's order.
 pub struct ServerConfigs {
     by_group: Vec<(NamedGroup, Arc<ServerConfig>)>,
     peers: Option<Arc<PeerVerifier>>,
+    challenges: Option<Arc<dyn AlpnChallenges>>,
 }
 
 impl ServerConfigs {
@@ -65,7 +81,39 @@ impl ServerConfigs {
                 "the crypto provider has no key exchange".into(),
             ));
         }
-        Ok(Self { by_group, peers })
+        Ok(Self {
+            by_group,
+            peers,
+            challenges: None,
+        })
+    }
+
+    /// Answers tls-alpn-01 validations from `challenges`.
+    pub fn with_alpn_challenges(mut self, challenges: Arc<dyn AlpnChallenges>) -> Self {
+        self.challenges = Some(challenges);
+        self
+    }
+
+    /// The name an ACME validation asks about: a ClientHello offering `acme-tls/1` and nothing
+    /// else (RFC 8737 §3), on a listener that answers challenges.
+    pub fn validation_of(&self, hello: &ClientHello<'_>) -> Option<String> {
+        self.challenges.as_ref()?;
+        let mut offered = hello.alpn()?;
+        let only_acme = offered.next() == Some(ACME_TLS) && offered.next().is_none();
+        only_acme
+            .then(|| hello.server_name().map(str::to_owned))
+            .flatten()
+    }
+
+    /// The configuration answering the validation of `name` with its challenge certificate, if
+    /// a challenge for it is pending; the connection ends after the handshake.
+    pub async fn validation_config(&self, name: &str) -> Option<Arc<ServerConfig>> {
+        let key = self.challenges.as_ref()?.certificate(name).await?;
+        let mut config = ServerConfig::builder()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key)));
+        config.alpn_protocols = vec![ACME_TLS.to_vec()];
+        Some(Arc::new(config))
     }
 
     /// Who the client is, on an mTLS listener: read once per connection from the certificates

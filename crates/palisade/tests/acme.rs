@@ -1,6 +1,7 @@
 //! ACME (TLS-3) against Pebble and pebble-challtestsrv (Debian's, on loopback): the node
 //! creates its account, proves the name by http-01 (answered by its plain-HTTP listener from
-//! shared storage) or dns-01 (through the configured hook writing to challtestsrv), stores the
+//! shared storage), tls-alpn-01 (answered by its HTTPS listener) or dns-01 (through the
+//! configured hook writing to challtestsrv), stores the
 //! certificate sealed in the database and serves it on the next handshake; a restart serves the
 //! stored certificate without ordering again.
 
@@ -399,4 +400,9 @@ async fn http_01_obtains_serves_and_renews_a_certificate() {
 #[tokio::test]
 async fn dns_01_obtains_and_serves_a_certificate() {
     obtains_and_serves("dns-01").await;
+}
+
+#[tokio::test]
+async fn tls_alpn_01_obtains_and_serves_a_certificate() {
+    obtains_and_serves("tls-alpn-01").await;
 }

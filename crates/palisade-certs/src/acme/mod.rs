@@ -358,6 +358,40 @@ pub async fn request_renewal(
     Ok(())
 }
 
+/// The tls-alpn-01 answers (RFC 8737 §3), from shared storage so any node answers: for a name
+/// being validated, a self-signed certificate for it carrying the critical `acmeIdentifier`
+/// extension with the SHA-256 of the key authorization, made for the handshake.
+pub struct AlpnAnswers(pub Db);
+
+impl palisade_tls::AlpnChallenges for AlpnAnswers {
+    fn certificate<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<Arc<rustls::sign::CertifiedKey>>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            let key_authorization = store::challenge(&self.0, &order::alpn_key(name))
+                .await
+                .ok()??;
+            let digest = palisade_crypto::sha256(key_authorization.as_bytes());
+            let key = rcgen::KeyPair::generate().ok()?;
+            let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).ok()?;
+            params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(&digest)];
+            let certificate = params.self_signed(&key).ok()?;
+            // `CertifiedKey::from_der` would refuse the critical acmeIdentifier extension that
+            // is the point of this certificate; the key is loaded directly instead.
+            let signing = rustls::crypto::aws_lc_rs::default_provider()
+                .key_provider
+                .load_private_key(PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+                .ok()?;
+            let certified =
+                rustls::sign::CertifiedKey::new(vec![certificate.der().clone()], signing);
+            Some(Arc::new(certified))
+        })
+    }
+}
+
 /// `GET /.well-known/acme-challenge/{token}` (RFC 8555 §8.3), for the plain-HTTP listener:
 /// the key authorization of a pending http-01 challenge, from shared storage.
 pub fn challenge_router(db: Db) -> Routes {
@@ -404,4 +438,34 @@ mod tests {
             );
         }
     }
+}
+
+#[cfg(test)]
+mod alpn_tests {
+    use super::*;
+    use palisade_tls::AlpnChallenges;
+
+    async fn a_pending_challenge_is_answered_with_its_digest(db: Db) {
+        store::put_challenge(&db, &order::alpn_key("acme.test"), "token.thumbprint")
+            .await
+            .unwrap();
+        let answers = AlpnAnswers(db);
+        let key = answers.certificate("acme.test").await.expect("an answer");
+        let (_, cert) = x509_parser::parse_x509_certificate(&key.cert[0]).unwrap();
+        let acme = cert
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == "1.3.6.1.5.5.7.1.31")
+            .expect("acmeIdentifier");
+        assert!(acme.critical);
+        let digest = palisade_crypto::sha256(b"token.thumbprint");
+        assert_eq!(
+            &acme.value[2..],
+            &digest[..],
+            "an OCTET STRING of the digest"
+        );
+        assert!(answers.certificate("other.test").await.is_none());
+    }
+
+    palisade_store::both_backends!(a_pending_challenge_is_answered_with_its_digest);
 }

@@ -36,6 +36,7 @@ pub(crate) async fn obtain(
             }
             let kind = match settings.challenge {
                 AcmeChallenge::Http01 => ChallengeType::Http01,
+                AcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
                 AcmeChallenge::Dns01 => ChallengeType::Dns01,
             };
             let mut challenge = authorization
@@ -46,6 +47,11 @@ pub(crate) async fn obtain(
                 AcmeChallenge::Http01 => {
                     store::put_challenge(db, &challenge.token, key_authorization.as_str()).await?;
                     published.push(Published::Http(challenge.token.clone()));
+                }
+                AcmeChallenge::TlsAlpn01 => {
+                    let key = alpn_key(&challenge.identifier().to_string());
+                    store::put_challenge(db, &key, key_authorization.as_str()).await?;
+                    published.push(Published::Http(key));
                 }
                 AcmeChallenge::Dns01 => {
                     let record = format!(
@@ -82,6 +88,11 @@ pub(crate) async fn obtain(
         }
     }
     result
+}
+
+/// Where a tls-alpn-01 answer for `name` is kept among the challenges.
+pub(crate) fn alpn_key(name: &str) -> String {
+    format!("tls-alpn-01:{name}")
 }
 
 enum Published {

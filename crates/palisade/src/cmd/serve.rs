@@ -346,7 +346,13 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         timeout: Duration::from_secs(config.server.request_timeout_seconds),
     };
     let app = stack::wrap(app, guards, observer.clone(), limits);
-    let tls = Arc::new(palisade_tls::ServerConfigs::new(resolver.clone())?);
+    let mut tls = palisade_tls::ServerConfigs::new(resolver.clone())?;
+    if let Some(acme) = &config.tls.acme
+        && acme.challenge == palisade_tls::AcmeChallenge::TlsAlpn01
+    {
+        tls = tls.with_alpn_challenges(Arc::new(palisade_certs::acme::AlpnAnswers(db.clone())));
+    }
+    let tls = Arc::new(tls);
     let connection_limits = ConnectionLimits {
         max_connections: config.server.max_connections,
         drain_timeout: drain,
