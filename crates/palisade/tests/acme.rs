@@ -156,6 +156,16 @@ async fn served_leaf(
     server: &Server,
     root: &[u8],
 ) -> x509_parser::prelude::X509Certificate<'static> {
+    chained_leaf(server, root)
+        .await
+        .expect("the served certificate chains to Pebble's root for the name")
+}
+
+/// The served leaf, if it chains to `root` for `NAME`.
+async fn chained_leaf(
+    server: &Server,
+    root: &[u8],
+) -> Option<x509_parser::prelude::X509Certificate<'static>> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -164,12 +174,10 @@ async fn served_leaf(
     let config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let stream = connect(server.https, Arc::new(config), NAME)
-        .await
-        .expect("the served certificate chains to Pebble's root for the name");
+    let stream = connect(server.https, Arc::new(config), NAME).await.ok()?;
     let leaf = stream.get_ref().1.peer_certificates().unwrap()[0].clone();
     let der: &'static [u8] = Box::leak(leaf.as_ref().to_vec().into_boxed_slice());
-    x509_parser::parse_x509_certificate(der).unwrap().1
+    Some(x509_parser::parse_x509_certificate(der).unwrap().1)
 }
 
 fn issued(server: &Server) -> usize {
@@ -206,7 +214,7 @@ async fn obtains_and_serves(challenge: &str) -> (Server, Pebble, Vec<u8>) {
             ),
     )
     .await;
-    eventually(Duration::from_secs(60), "the ACME certificate", || {
+    eventually(Duration::from_secs(150), "the ACME certificate", || {
         let server = &server;
         async move { (issued(server) == 1).then_some(()) }
     })
@@ -329,7 +337,7 @@ async fn http_01_obtains_serves_and_renews_a_certificate() {
     assert_eq!(status_on(&mut held).await, "HTTP/1.1 200 OK");
 
     certs(&server, "renew");
-    let renewed = eventually(Duration::from_secs(60), "the renewed certificate", || {
+    let renewed = eventually(Duration::from_secs(150), "the renewed certificate", || {
         let (server, root, serial) = (&server, &root, before.raw_serial_as_string());
         async move {
             let leaf = served_leaf(server, root).await;
@@ -405,4 +413,84 @@ async fn dns_01_obtains_and_serves_a_certificate() {
 #[tokio::test]
 async fn tls_alpn_01_obtains_and_serves_a_certificate() {
     obtains_and_serves("tls-alpn-01").await;
+}
+
+fn orders(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("palisade_acme_orders_total "))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// Three nodes on one database (SCL-1): one order between them, and every node serves its
+/// certificate within seconds; an operator's renewal is again one order, served by all.
+#[tokio::test]
+async fn three_nodes_order_once_and_all_serve_the_certificate() {
+    let pebble = Pebble::start(free_port(), free_port()).await;
+    let acme = format!(
+        "{{directory = \"{}\", identifiers = [\"{NAME}\"], challenge = \"dns-01\", dns_hook = \"{}\"}}",
+        pebble.directory,
+        pebble.dns_hook().display()
+    );
+    let roots = pebble.wfe_certificate();
+    let deployment = crate::common::nodes::Deployment::start(
+        3,
+        &[
+            ("PALISADE_TLS__ACME", acme.as_str()),
+            ("PALISADE_EGRESS__EXTRA_ROOTS_FILE", roots.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let root = pebble.root().await;
+    // Each node's served serial, `None` while it serves no certificate of Pebble's.
+    let serials = || async {
+        let mut serials = Vec::new();
+        for node in &deployment.nodes {
+            serials.push(
+                chained_leaf(node, &root)
+                    .await
+                    .map(|l| l.raw_serial_as_string()),
+            );
+        }
+        serials
+    };
+    let total_orders = || async {
+        let mut total = 0;
+        for node in &deployment.nodes {
+            total += orders(&node.metrics().await);
+        }
+        total
+    };
+    let first = eventually(
+        Duration::from_secs(150),
+        "every node serving the certificate",
+        || async move {
+            let s = serials().await;
+            let one = s[0].clone()?;
+            s.iter().all(|x| x.as_ref() == Some(&one)).then_some(one)
+        },
+    )
+    .await;
+    assert_eq!(total_orders().await, 1, "one order between three nodes");
+
+    let out = deployment.nodes[2].cli(&["certs", "renew"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(
+        Duration::from_secs(150),
+        "every node serving the renewal",
+        || {
+            let (serials, first) = (serials, first.clone());
+            async move {
+                let s = serials().await;
+                let one = s[0].clone().filter(|x| *x != first)?;
+                s.iter().all(|x| x.as_ref() == Some(&one)).then_some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(total_orders().await, 2, "one order for the renewal");
 }

@@ -170,8 +170,9 @@ impl Acme {
         let due = stored
             .as_ref()
             .is_none_or(|s| renew_at(s.not_before, s.not_after) <= now());
-        let allowed = due && now() >= state.next_attempt_at;
-        if !(requested || allowed) {
+        // An operator's request waits out a back-off like a due renewal: both are retried until
+        // they succeed (`palisade certs renew` clears the back-off).
+        if !((due || requested) && now() >= state.next_attempt_at) {
             return Ok(());
         }
         match self.renew(requested).await {
@@ -182,7 +183,6 @@ impl Acme {
                 let wait = back_off(u32::try_from(state.failures).unwrap_or(u32::MAX));
                 state.next_attempt_at = now() + wait;
                 state.last_error = Some(e.to_string());
-                state.renew_requested = 0;
                 store::set_state(&p.db, &name, &state).await?;
                 self.failed(&e, state.failures, wait).await;
             }
@@ -255,8 +255,10 @@ impl Acme {
         // Cleared before the lease is let go, so the next holder does not order again.
         store::set_state(&p.db, &name, &store::RenewalState::default()).await?;
         p.metrics.orders.inc();
-        tracing::info!(fingerprint = %next.fingerprint, not_after = next.not_after, names = %name, "ACME certificate issued");
+        let (fingerprint, not_after) = (next.fingerprint.clone(), next.not_after);
+        // Served before it is announced: whoever reads the log line gets it on the next handshake.
         p.resolver.swap(next);
+        tracing::info!(%fingerprint, not_after, names = %name, "ACME certificate issued");
         p.bus.publish(TOPIC, &b"stored"[..]).await;
         p.auditor
             .record(
@@ -468,4 +470,53 @@ mod alpn_tests {
     }
 
     palisade_store::both_backends!(a_pending_challenge_is_answered_with_its_digest);
+}
+
+#[cfg(test)]
+mod fencing_tests {
+    use super::*;
+
+    fn certificate(serial: &str) -> store::Stored {
+        store::Stored {
+            chain: serial.to_owned(),
+            key: "key".to_owned(),
+            not_before: 0,
+            not_after: 1,
+        }
+    }
+
+    async fn a_node_that_lost_the_lease_cannot_store_its_result(db: Db) {
+        let sealing = SealingKey::from_bytes(&[5u8; 32]).unwrap();
+        let name = "acme:a.test";
+        let a = Lease::new(db.clone(), name, "node-a", Duration::from_secs(60));
+        let b = Lease::new(db.clone(), name, "node-b", Duration::from_secs(60));
+        let first = a.try_acquire().await.unwrap().expect("a holds the lease");
+        assert!(
+            store::store_certificate(&db, &sealing, "a.test", &certificate("A1"), name, first)
+                .await
+                .unwrap()
+        );
+        // A pauses; its lease goes to B, which stores its own result.
+        a.release(first).await.unwrap();
+        let second = b.try_acquire().await.unwrap().expect("b holds the lease");
+        assert!(second > first);
+        assert!(
+            store::store_certificate(&db, &sealing, "a.test", &certificate("B1"), name, second)
+                .await
+                .unwrap()
+        );
+        // A wakes with the result of its order: refused, and B's stays.
+        assert!(
+            !store::store_certificate(&db, &sealing, "a.test", &certificate("A2"), name, first)
+                .await
+                .unwrap()
+        );
+        let kept = store::certificate(&db, &sealing, "a.test")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.chain, "B1");
+    }
+
+    palisade_store::both_backends!(a_node_that_lost_the_lease_cannot_store_its_result);
 }
