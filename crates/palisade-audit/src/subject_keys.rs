@@ -5,7 +5,6 @@
 //! live keys in memory; an erasure is announced on the bus so that every node forgets the key at
 //! once, and no node seals a new entry with a key that was destroyed elsewhere.
 
-use data_encoding::BASE64;
 use palisade_cluster::{Bus, Delivery};
 use palisade_crypto::SealingKey;
 use palisade_store::{Db, StoreError, new_id, now_ms};
@@ -40,12 +39,11 @@ impl SubjectKey {
     }
 
     pub fn seal(&self, plaintext: &[u8]) -> String {
-        BASE64.encode(&self.key.seal(&self.context(), plaintext))
+        self.key.seal_text(&self.context(), plaintext)
     }
 
     pub fn open(&self, sealed: &str) -> Option<Vec<u8>> {
-        let bytes = BASE64.decode(sealed.as_bytes()).ok()?;
-        self.key.open(&self.context(), &bytes).ok()
+        self.key.open_text(&self.context(), sealed).ok()
     }
 }
 
@@ -96,7 +94,7 @@ impl SubjectKeys {
             None => {
                 let id = new_id();
                 let raw = palisade_crypto::random_bytes::<32>();
-                let sealed = BASE64.encode(&self.master.seal(&wrap_context(&id), &raw));
+                let sealed = self.master.seal_text(&wrap_context(&id), &raw);
                 // Two first events of one subject may race: the unique index keeps one key.
                 sqlx::query(
                     "INSERT INTO audit_subject_keys (key_id, subject, sealed_key, created_at) \
@@ -148,10 +146,10 @@ impl SubjectKeys {
     }
 
     fn unwrap(&self, id: String, sealed: &str) -> Result<SubjectKey, StoreError> {
-        let raw = BASE64
-            .decode(sealed.as_bytes())
+        let raw = self
+            .master
+            .open_text(&wrap_context(&id), sealed)
             .ok()
-            .and_then(|b| self.master.open(&wrap_context(&id), &b).ok())
             .and_then(|raw| SealingKey::from_bytes(&raw).ok())
             .ok_or_else(|| {
                 StoreError::Database(sqlx::Error::Protocol(format!(

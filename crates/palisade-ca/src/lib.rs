@@ -21,7 +21,9 @@ pub use store::SvidRecord;
 use palisade_audit::{Action, Auditor, Outcome, SecurityEvent};
 use palisade_crypto::SealingKey;
 use palisade_store::{Db, StoreError, now_ms};
-use palisade_tls::ca::{Authority, CaError, IssuedSvid, SpiffeId, TrustDomain, Validity};
+use palisade_tls::ca::{
+    Authority, CaError, CertificateRequest, IssuedSvid, SpiffeId, TrustDomain, Validity,
+};
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use std::sync::Arc;
 use time::Duration;
@@ -102,7 +104,7 @@ impl Ca {
         }
         let (authority, key) =
             Authority::create(trust_domain.clone(), Validity::from_now(lifetime))?;
-        let sealed = sealing.seal(&seal_context(&trust_domain), key.secret_pkcs8_der());
+        let sealed = sealing.seal_text(&seal_context(&trust_domain), key.secret_pkcs8_der());
         store::insert_authority(db, &authority, &sealed).await?;
         auditor
             .record(
@@ -136,7 +138,7 @@ impl Ca {
             });
         }
         let key = sealing
-            .open(&seal_context(configured), &sealed)
+            .open_text(&seal_context(configured), &sealed)
             .map_err(|_| ServiceError::Sealed)?;
         let authority = Authority::open(
             configured.clone(),
@@ -223,24 +225,29 @@ impl Ca {
     /// spent, so a malformed request does not waste it; two requests racing for one token get
     /// one SVID between them.
     pub async fn enroll(&self, token: &str, csr: &[u8]) -> Result<IssuedSvid, ServiceError> {
-        self.check(None, csr).await?;
+        let request = self.parse(None, csr).await?;
         let Some(id) = store::spend_join_token(&self.0.db, &digest(token), now_ms()).await? else {
             self.record_refusal(None, "join_token").await?;
             return Err(ServiceError::JoinToken);
         };
         let id = SpiffeId::parse(&id).map_err(CaError::from)?;
-        self.sign(csr, &id, Via::JoinToken).await
+        self.sign(&request, &id, Via::JoinToken).await
     }
 
     /// A new SVID for the workload that proved its current one.
     pub async fn renew(&self, id: &SpiffeId, csr: &[u8]) -> Result<IssuedSvid, ServiceError> {
-        self.check(Some(id), csr).await?;
-        self.sign(csr, id, Via::Renewal).await
+        let request = self.parse(Some(id), csr).await?;
+        self.sign(&request, id, Via::Renewal).await
     }
 
-    async fn sign(&self, csr: &[u8], id: &SpiffeId, via: Via) -> Result<IssuedSvid, ServiceError> {
+    async fn sign(
+        &self,
+        request: &CertificateRequest,
+        id: &SpiffeId,
+        via: Via,
+    ) -> Result<IssuedSvid, ServiceError> {
         let svid = self.0.authority.sign_request(
-            csr,
+            request,
             id,
             &[],
             Validity::from_now(self.0.svid_lifetime),
@@ -287,12 +294,18 @@ impl Ca {
     }
 
     /// A request the CA would not sign is refused before anything is spent, and audited.
-    async fn check(&self, id: Option<&SpiffeId>, csr: &[u8]) -> Result<(), ServiceError> {
-        if let Err(e) = palisade_tls::ca::check_request(csr) {
-            self.record_refusal(id, reason(&e)).await?;
-            return Err(e.into());
+    async fn parse(
+        &self,
+        id: Option<&SpiffeId>,
+        csr: &[u8],
+    ) -> Result<CertificateRequest, ServiceError> {
+        match CertificateRequest::parse(csr) {
+            Ok(request) => Ok(request),
+            Err(e) => {
+                self.record_refusal(id, reason(&e)).await?;
+                Err(e.into())
+            }
         }
-        Ok(())
     }
 
     pub(crate) async fn record_refusal(

@@ -6,10 +6,10 @@ use palisade_tls::ca::{Authority, CaError, IssuedSvid, SpiffeId};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-/// The stored authority: trust domain, certificate and sealed key.
+/// The stored authority: trust domain, certificate and sealed key (`SealingKey::seal_text`).
 pub(crate) async fn authority(
     db: &Db,
-) -> Result<Option<(String, CertificateDer<'static>, Vec<u8>)>, ServiceError> {
+) -> Result<Option<(String, CertificateDer<'static>, String)>, ServiceError> {
     let row: Option<(String, String, String)> =
         sqlx::query_as("SELECT trust_domain, certificate, sealed_key FROM ca_authority")
             .fetch_optional(db.pool())
@@ -20,16 +20,13 @@ pub(crate) async fn authority(
     };
     let certificate = CertificateDer::from_pem_slice(pem.as_bytes())
         .map_err(|e| CaError::Stored(format!("ca_authority.certificate: {e}")))?;
-    let sealed = data_encoding::BASE64
-        .decode(sealed.as_bytes())
-        .map_err(|e| CaError::Stored(format!("ca_authority.sealed_key: {e}")))?;
     Ok(Some((domain, certificate, sealed)))
 }
 
 pub(crate) async fn insert_authority(
     db: &Db,
     authority: &Authority,
-    sealed_key: &[u8],
+    sealed_key: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO ca_authority (trust_domain, certificate, sealed_key, created_at) \
@@ -37,7 +34,7 @@ pub(crate) async fn insert_authority(
     )
     .bind(authority.trust_domain().as_str())
     .bind(pem(authority.certificate()))
-    .bind(data_encoding::BASE64.encode(sealed_key))
+    .bind(sealed_key)
     .bind(now_ms())
     .execute(db.pool())
     .await?;

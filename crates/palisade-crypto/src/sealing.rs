@@ -35,6 +35,19 @@ impl SealingKey {
         out
     }
 
+    /// [`SealingKey::seal`], as base64 text for a database column.
+    pub fn seal_text(&self, context: &[u8], plaintext: &[u8]) -> String {
+        data_encoding::BASE64.encode(&self.seal(context, plaintext))
+    }
+
+    /// Opens what [`SealingKey::seal_text`] wrote.
+    pub fn open_text(&self, context: &[u8], sealed: &str) -> Result<Vec<u8>, SealError> {
+        let sealed = data_encoding::BASE64
+            .decode(sealed.as_bytes())
+            .map_err(|_| SealError::Open)?;
+        self.open(context, &sealed)
+    }
+
     pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
         if sealed.len() < NONCE_LEN {
             return Err(SealError::Open);

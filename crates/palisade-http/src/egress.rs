@@ -107,6 +107,17 @@ impl Policy {
     fn allows(&self, ip: IpAddr) -> bool {
         is_public(ip) || self.allowed_networks.iter().any(|n| n.contains(&ip))
     }
+
+    /// The addresses of `host` on `port` that may be reached: those the policy allows, or all
+    /// of a trusted host's. What is connected to is one of these, never a fresh lookup.
+    async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<std::net::SocketAddr>> {
+        let trusted = self.trusted_hosts.contains(host);
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        Ok(tokio::net::lookup_host((bare, port))
+            .await?
+            .filter(|a| trusted || self.allows(a.ip()))
+            .collect())
+    }
 }
 
 #[derive(Clone)]
@@ -258,13 +269,11 @@ impl Egress {
         host: &str,
         port: u16,
     ) -> Result<tokio::net::TcpStream, EgressError> {
-        let trusted = self.policy.trusted_hosts.contains(host);
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare, port))
+        let addresses = self
+            .policy
+            .resolve(host, port)
             .await
-            .map_err(|_| EgressError::Connect)?
-            .filter(|a| trusted || self.policy.allows(a.ip()))
-            .collect();
+            .map_err(|_| EgressError::Connect)?;
         if addresses.is_empty() {
             return Err(EgressError::Refused(host.to_owned()));
         }
@@ -326,11 +335,7 @@ impl Resolve for CheckedResolver {
         let policy = self.0.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let trusted = policy.trusted_hosts.contains(&host);
-            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
-            let allowed: Vec<_> = resolved
-                .filter(|a| trusted || policy.allows(a.ip()))
-                .collect();
+            let allowed = policy.resolve(&host, 0).await?;
             if allowed.is_empty() {
                 return Err(Box::new(Refused(host)) as Box<dyn std::error::Error + Send + Sync>);
             }

@@ -261,8 +261,8 @@ pub(crate) async fn totp_page(
         return Ok(Redirect::to("/account").into_response());
     }
     let seed = totp::new_secret();
-    let sealed = id.sealing.seal(&totp_context(&user.id), &seed);
-    users::set_pending_totp(&id.db, &user.id, &data_encoding::BASE64.encode(&sealed)).await?;
+    let sealed = id.sealing.seal_text(&totp_context(&user.id), &seed);
+    users::set_pending_totp(&id.db, &user.id, &sealed).await?;
     render_enrolment(&id, &signed_in, &csrf, &seed, None, StatusCode::OK)
 }
 

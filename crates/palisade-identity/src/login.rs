@@ -461,11 +461,8 @@ pub(crate) fn open_totp_seed(id: &Identity, user: &User) -> Result<Option<Vec<u8
     let Some(sealed) = &user.totp_secret else {
         return Ok(None);
     };
-    let bytes = data_encoding::BASE64
-        .decode(sealed.as_bytes())
-        .map_err(AppError::internal)?;
     id.sealing
-        .open(&totp_context(&user.id), &bytes)
+        .open_text(&totp_context(&user.id), sealed)
         .map(Some)
         .map_err(AppError::internal)
 }

@@ -7,7 +7,7 @@
 //! sealed at rest under the server's sealing key.
 
 use crate::keys::{Algorithm, KeyError, PublicKey, SigningKey};
-use data_encoding::{BASE64, BASE64URL_NOPAD};
+use data_encoding::BASE64URL_NOPAD;
 use palisade_crypto::SealingKey;
 use palisade_store::{Db, StoreError, now_ms};
 use serde::Serialize;
@@ -267,7 +267,7 @@ async fn insert_key(
     now: i64,
 ) -> Result<Option<CreatedKey>, KeyRingError> {
     let (key, pkcs8) = SigningKey::generate(alg)?;
-    let sealed = BASE64.encode(&sealing.seal(&seal_context(&key.kid), &pkcs8));
+    let sealed = sealing.seal_text(&seal_context(&key.kid), &pkcs8);
     let stored = sqlx::query(
         "INSERT INTO signing_keys (kid, alg, public_key, sealed_private, state, created_at, activated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
@@ -309,10 +309,9 @@ async fn load(
             continue;
         }
         if state == "active" {
-            let pkcs8 = BASE64
-                .decode(sealed.as_bytes())
+            let pkcs8 = sealing
+                .open_text(&seal_context(&kid), &sealed)
                 .ok()
-                .and_then(|b| sealing.open(&seal_context(&kid), &b).ok())
                 .ok_or_else(|| KeyRingError::Sealed(kid.clone()))?;
             signing = Some(Arc::new(SigningKey::from_pkcs8(alg, &pkcs8)?));
         }

@@ -240,6 +240,23 @@ async fn obtains_and_serves(challenge: &str) -> (Server, Pebble, Vec<u8>) {
             .contains("palisade_acme_orders_total 1"),
         "one order"
     );
+    // The plain listener answers only pending challenges, and still redirects the rest.
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let unknown = plain
+        .get(format!("http://{}/.well-known/acme-challenge/not-a-token", server.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let other = plain
+        .get(format!("http://{}/account", server.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 308);
     // The key is sealed at rest; no answer is left behind.
     let db = server.db().await;
     let (sealed,): (String,) = sqlx::query_as("SELECT sealed_key FROM tls_certificates")

@@ -3,15 +3,6 @@
 use palisade_crypto::SealingKey;
 use palisade_store::{Db, StoreError, now_ms};
 
-fn sealed_text(sealing: &SealingKey, context: &str, plain: &[u8]) -> String {
-    data_encoding::BASE64.encode(&sealing.seal(context.as_bytes(), plain))
-}
-
-fn opened(sealing: &SealingKey, context: &str, text: &str) -> Option<Vec<u8>> {
-    let sealed = data_encoding::BASE64.decode(text.as_bytes()).ok()?;
-    sealing.open(context.as_bytes(), &sealed).ok()
-}
-
 pub(crate) async fn account(
     db: &Db,
     sealing: &SealingKey,
@@ -22,7 +13,8 @@ pub(crate) async fn account(
             .bind(directory)
             .fetch_optional(db.pool())
             .await?;
-    Ok(row.and_then(|(text,)| opened(sealing, &format!("acme account {directory}"), &text)))
+    let context = format!("acme account {directory}");
+    Ok(row.and_then(|(text,)| sealing.open_text(context.as_bytes(), &text).ok()))
 }
 
 pub(crate) async fn save_account(
@@ -31,7 +23,7 @@ pub(crate) async fn save_account(
     directory: &str,
     credentials: &[u8],
 ) -> Result<(), StoreError> {
-    let sealed = sealed_text(sealing, &format!("acme account {directory}"), credentials);
+    let sealed = sealing.seal_text(format!("acme account {directory}").as_bytes(), credentials);
     sqlx::query(
         "INSERT INTO acme_accounts (directory, sealed, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (directory) DO UPDATE SET sealed = excluded.sealed",
@@ -100,7 +92,8 @@ pub(crate) async fn certificate(
     .fetch_optional(db.pool())
     .await?;
     Ok(row.and_then(|(chain, sealed, not_before, not_after)| {
-        let key = opened(sealing, &format!("tls certificate {name}"), &sealed)?;
+        let context = format!("tls certificate {name}");
+        let key = sealing.open_text(context.as_bytes(), &sealed).ok()?;
         Some(Stored {
             chain,
             key: String::from_utf8(key).ok()?,
@@ -122,11 +115,8 @@ pub(crate) async fn store_certificate(
     lease: &str,
     token: u64,
 ) -> Result<bool, StoreError> {
-    let sealed = sealed_text(
-        sealing,
-        &format!("tls certificate {name}"),
-        certificate.key.as_bytes(),
-    );
+    let context = format!("tls certificate {name}");
+    let sealed = sealing.seal_text(context.as_bytes(), certificate.key.as_bytes());
     let token = token as i64;
     let done = sqlx::query(
         "INSERT INTO tls_certificates (name, chain, sealed_key, not_before, not_after, fencing, stored_at) \

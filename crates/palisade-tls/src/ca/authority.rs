@@ -159,18 +159,16 @@ impl Authority {
         self.not_after
     }
 
-    /// Signs an SVID for `id` over the public key of a certificate signing request whose
-    /// signature proves possession of the key. Only the key is taken from the request: the
-    /// names, usages and lifetime are the CA's decision.
+    /// Signs an SVID for `id` over the public key of a certificate signing request. Only the
+    /// key is taken from the request: the names, usages and lifetime are the CA's decision.
     pub fn sign_request(
         &self,
-        csr_der: &[u8],
+        request: &CertificateRequest,
         id: &SpiffeId,
         dns_names: &[String],
         validity: Validity,
     ) -> Result<IssuedSvid, CaError> {
-        let request = parse_request(csr_der)?;
-        self.sign(&request.public_key, id, dns_names, validity)
+        self.sign(&request.0.public_key, id, dns_names, validity)
     }
 
     /// An SVID with a new P-256 key, for Palisade's own node identity.
@@ -258,16 +256,17 @@ fn sign_error(e: impl std::fmt::Display) -> CaError {
     CaError::Sign(e.to_string())
 }
 
-/// Whether the CA would sign a certificate signing request: well formed, its signature
-/// verifying (proof that the requester holds the key), and a key an SVID may carry.
-pub fn check_request(csr_der: &[u8]) -> Result<(), CaError> {
-    parse_request(csr_der).map(|_| ())
-}
+/// A certificate signing request the CA would sign: well formed, its signature verifying
+/// (proof that the requester holds the key), and a key an SVID may carry.
+pub struct CertificateRequest(CertificateSigningRequestParams);
 
-fn parse_request(csr_der: &[u8]) -> Result<CertificateSigningRequestParams, CaError> {
-    check_request_key(csr_der)?;
-    CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
-        .map_err(|_| CaError::Csr)
+impl CertificateRequest {
+    pub fn parse(csr_der: &[u8]) -> Result<Self, CaError> {
+        check_request_key(csr_der)?;
+        CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
+            .map(Self)
+            .map_err(|_| CaError::Csr)
+    }
 }
 
 /// The keys an SVID may carry: P-256, P-384, Ed25519, or RSA of at least 2048 bits.

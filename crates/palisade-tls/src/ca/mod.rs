@@ -5,7 +5,7 @@ mod authority;
 mod peer;
 mod spiffe;
 
-pub use authority::{Authority, CaError, IssuedSvid, Validity, check_request, check_svid};
+pub use authority::{Authority, CaError, CertificateRequest, IssuedSvid, Validity, check_svid};
 pub use peer::{AllowList, IdPattern, PeerCertificate, PeerVerifier};
 pub use spiffe::{SpiffeId, SpiffeIdError, TrustDomain};
 

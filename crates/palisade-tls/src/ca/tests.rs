@@ -20,6 +20,17 @@ fn request(key: &KeyPair) -> Vec<u8> {
     params.serialize_request(key).unwrap().der().to_vec()
 }
 
+/// Parses and signs a request, as the CA service does.
+fn sign(
+    ca: &Authority,
+    csr: &[u8],
+    id: &SpiffeId,
+    dns_names: &[String],
+    validity: Validity,
+) -> Result<IssuedSvid, CaError> {
+    ca.sign_request(&CertificateRequest::parse(csr)?, id, dns_names, validity)
+}
+
 fn hour() -> Validity {
     Validity::from_now(Duration::hours(1))
 }
@@ -29,14 +40,14 @@ fn a_signed_request_becomes_an_svid_that_the_verifier_accepts_for_its_id() {
     crate::install_crypto_provider();
     let ca = authority();
     let key = KeyPair::generate().unwrap();
-    let svid = ca
-        .sign_request(
-            &request(&key),
-            &id("spiffe://palisade.test/svc/ingest"),
-            &[],
-            hour(),
-        )
-        .unwrap();
+    let svid = sign(
+        &ca,
+        &request(&key),
+        &id("spiffe://palisade.test/svc/ingest"),
+        &[],
+        hour(),
+    )
+    .unwrap();
     assert_eq!(check_svid(&svid.certificate).unwrap(), svid.id);
     let (_, parsed) = x509_parser::parse_x509_certificate(&svid.certificate).unwrap();
     let names: Vec<String> = parsed
@@ -76,12 +87,13 @@ fn the_ca_signs_only_inside_its_trust_domain_and_only_sound_requests() {
     let ca = authority();
     let key = KeyPair::generate().unwrap();
     let csr = request(&key);
-    let outside = ca.sign_request(&csr, &id("spiffe://other.test/svc"), &[], hour());
+    let outside = sign(&ca, &csr, &id("spiffe://other.test/svc"), &[], hour());
     assert!(
         matches!(outside, Err(CaError::OutsideTrustDomain(..))),
         "{outside:?}"
     );
-    let dns = ca.sign_request(
+    let dns = sign(
+        &ca,
         &csr,
         &id("spiffe://palisade.test/svc"),
         &["palisade.test.evil.example".into()],
@@ -91,7 +103,8 @@ fn the_ca_signs_only_inside_its_trust_domain_and_only_sound_requests() {
         matches!(dns, Err(CaError::OutsideTrustDomain(..))),
         "{dns:?}"
     );
-    let inside = ca.sign_request(
+    let inside = sign(
+        &ca,
         &csr,
         &id("spiffe://palisade.test/svc"),
         &["node-1.palisade.test".into(), "palisade.test".into()],
@@ -102,11 +115,18 @@ fn the_ca_signs_only_inside_its_trust_domain_and_only_sound_requests() {
     let mut tampered = csr.clone();
     let last = tampered.len() - 5;
     tampered[last] ^= 1;
-    let forged = ca.sign_request(&tampered, &id("spiffe://palisade.test/svc"), &[], hour());
+    let forged = sign(
+        &ca,
+        &tampered,
+        &id("spiffe://palisade.test/svc"),
+        &[],
+        hour(),
+    );
     assert!(matches!(forged, Err(CaError::Csr)), "{forged:?}");
 
     let p521 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
-    let weak = ca.sign_request(
+    let weak = sign(
+        &ca,
         &request(&p521),
         &id("spiffe://palisade.test/svc"),
         &[],
