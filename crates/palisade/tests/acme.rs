@@ -246,7 +246,10 @@ async fn obtains_and_serves(challenge: &str) -> (Server, Pebble, Vec<u8>) {
         .build()
         .unwrap();
     let unknown = plain
-        .get(format!("http://{}/.well-known/acme-challenge/not-a-token", server.http))
+        .get(format!(
+            "http://{}/.well-known/acme-challenge/not-a-token",
+            server.http
+        ))
         .send()
         .await
         .unwrap();
