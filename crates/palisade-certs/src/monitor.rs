@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Which certificate: `served`, or a watched endpoint's `host:port`.
+/// Which certificate: `served` (the node's own), the names of one served by SNI (an ACME
+/// certificate), or a watched endpoint's `host:port`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Subject {
     pub certificate: String,
@@ -138,11 +139,12 @@ impl Monitor {
     }
 
     async fn check_all(&self) {
-        let served = self.served.current();
-        // The resolver writes fingerprints as OpenSSL shows them; warnings use plain hex.
-        let fingerprint = served.fingerprint.replace(':', "").to_ascii_lowercase();
-        self.consider("served", served.not_after, &fingerprint)
-            .await;
+        for (subject, served) in self.served.served() {
+            // The resolver writes fingerprints as OpenSSL shows them; warnings use plain hex.
+            let fingerprint = served.fingerprint.replace(':', "").to_ascii_lowercase();
+            self.consider(&subject, served.not_after, &fingerprint)
+                .await;
+        }
         for endpoint in &self.endpoints {
             let subject = Subject {
                 certificate: endpoint.label.clone(),

@@ -41,7 +41,8 @@ async fn readyz(State(r): State<Readiness>) -> Response {
         Ok(Err(_)) => "error",
         Err(_) => "timeout",
     };
-    let left = r.cert.current().not_after - palisade_store::now_ms() / 1000;
+    let first = r.cert.served().iter().map(|(_, c)| c.not_after).min();
+    let left = first.unwrap_or_default() - palisade_store::now_ms() / 1000;
     let certificate = match left {
         ..=0 => "expired",
         left if left <= r.expiring_within_seconds => "expiring",

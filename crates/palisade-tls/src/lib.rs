@@ -41,17 +41,28 @@ pub struct TlsSettings {
     pub acme: Option<AcmeSettings>,
 }
 
-/// `[tls.acme]`: the CA, who we are to it, the names and how they are proved.
+/// `[tls.acme]`: the CAs, who we are to them, the names and how they are proved.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AcmeSettings {
-    /// The directory URL (`https://acme-v02.api.letsencrypt.org/directory`).
-    pub directory: String,
+    /// The directory URL of the CA asked first (`https://acme-v02.api.letsencrypt.org/directory`).
+    #[serde(default)]
+    pub directory: Option<String>,
+    /// Its external account binding, for CAs that require one (RFC 8555 §7.3.4).
+    #[serde(default)]
+    pub eab: Option<ExternalAccountBinding>,
+    /// CAs asked in turn after `directory` when an order fails (or alone, without it).
+    #[serde(default)]
+    pub issuers: Vec<AcmeIssuer>,
     /// `mailto:` addresses the CA may write to.
     #[serde(default)]
     pub contact: Vec<String>,
-    /// The DNS names of the one certificate ordered.
+    /// The DNS names of the certificate ordered.
     pub identifiers: Vec<String>,
+    /// More certificates, each a list of DNS names: ordered, stored and renewed on their own,
+    /// and each served to the handshakes that name one of its names (SNI).
+    #[serde(default)]
+    pub more_certificates: Vec<Vec<String>>,
     /// How control of the names is proved: `http-01` (served by the plain-HTTP listener on
     /// port 80 of every node), `tls-alpn-01` (answered by the HTTPS listener on port 443) or
     /// `dns-01` (through `dns_hook`).
@@ -64,6 +75,36 @@ pub struct AcmeSettings {
     /// How often a node looks whether the certificate is due for renewal.
     #[serde(default = "AcmeSettings::default_check_seconds")]
     pub check_seconds: u64,
+}
+
+/// An ACME CA: its directory and, if it requires one, the external account binding it issued.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeIssuer {
+    pub directory: String,
+    #[serde(default)]
+    pub eab: Option<ExternalAccountBinding>,
+}
+
+/// The key id and MAC key a CA gives for binding a new ACME account to an account of its own.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalAccountBinding {
+    pub kid: String,
+    /// base64url, as CAs hand it out.
+    pub hmac_key: palisade_crypto::Secret<String>,
+}
+
+impl ExternalAccountBinding {
+    /// The MAC key's bytes.
+    pub fn key(&self) -> Result<Vec<u8>, String> {
+        let text = self.hmac_key.expose().trim_end_matches('=');
+        data_encoding::BASE64URL_NOPAD
+            .decode(text.as_bytes())
+            .ok()
+            .filter(|key| !key.is_empty())
+            .ok_or_else(|| format!("tls.acme: the EAB key of {} is not base64url", self.kid))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -82,6 +123,28 @@ impl AcmeSettings {
         600
     }
 
+    /// The CAs in the order they are asked.
+    pub fn issuers(&self) -> Vec<AcmeIssuer> {
+        let first = self.directory.iter().map(|directory| AcmeIssuer {
+            directory: directory.clone(),
+            eab: self.eab.clone(),
+        });
+        first.chain(self.issuers.iter().cloned()).collect()
+    }
+
+    /// One setting per certificate: `identifiers`, then each of `more_certificates`.
+    pub fn certificates(&self) -> Vec<AcmeSettings> {
+        let one = |identifiers: &Vec<String>| AcmeSettings {
+            identifiers: identifiers.clone(),
+            more_certificates: Vec::new(),
+            ..self.clone()
+        };
+        std::iter::once(&self.identifiers)
+            .chain(&self.more_certificates)
+            .map(one)
+            .collect()
+    }
+
     /// The key the certificate is stored under: its names, in order.
     pub fn name(&self) -> String {
         let mut names = self.identifiers.clone();
@@ -90,11 +153,29 @@ impl AcmeSettings {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if !self.directory.starts_with("https://") {
-            return Err("tls.acme.directory must be an https URL".into());
+        if self.directory.is_none() && self.eab.is_some() {
+            return Err("tls.acme.eab belongs to tls.acme.directory, which is not set".into());
         }
-        if self.identifiers.is_empty() {
-            return Err("tls.acme.identifiers must name at least one DNS name".into());
+        let issuers = self.issuers();
+        if issuers.is_empty() {
+            return Err("tls.acme needs a directory (or issuers)".into());
+        }
+        for issuer in &issuers {
+            if !issuer.directory.starts_with("https://") {
+                return Err(format!(
+                    "tls.acme: the directory {} is not an https URL",
+                    issuer.directory
+                ));
+            }
+            if let Some(eab) = &issuer.eab {
+                eab.key()?;
+            }
+        }
+        if self.identifiers.is_empty() || self.more_certificates.iter().any(Vec::is_empty) {
+            return Err(
+                "tls.acme.identifiers (and each of more_certificates) must name at least one DNS name"
+                    .into(),
+            );
         }
         if self.challenge == AcmeChallenge::Dns01 && self.dns_hook.is_none() {
             return Err("tls.acme.challenge dns-01 needs tls.acme.dns_hook".into());

@@ -78,12 +78,32 @@ pub(crate) fn fingerprint(der: &[u8]) -> String {
         .join(":")
 }
 
-/// Serves whichever certificate was swapped in last. Handshakes read it lock-free; open
-/// connections keep the key they negotiated with, so a swap never drops them.
+/// Serves, to a handshake naming a server (SNI), the certificate last swapped in for that name
+/// (exactly, or by a wildcard one label deep), and to any other the default certificate last
+/// swapped in. Handshakes read them lock-free; open connections keep the key they negotiated
+/// with, so a swap never drops them.
 #[derive(Debug)]
 pub struct SwappableResolver {
     current: ArcSwap<LoadedCert>,
+    named: ArcSwap<Vec<Named>>,
     metrics: CertMetrics,
+}
+
+/// A certificate served for the names it was swapped in for.
+#[derive(Debug)]
+struct Named {
+    names: Vec<String>,
+    cert: Arc<LoadedCert>,
+}
+
+/// Whether the certificate name `pattern` (`host.example` or `*.example`) covers `server`.
+fn covers(pattern: &str, server: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(parent) => server
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest.eq_ignore_ascii_case(parent)),
+        None => pattern.eq_ignore_ascii_case(server),
+    }
 }
 
 impl SwappableResolver {
@@ -91,18 +111,88 @@ impl SwappableResolver {
         metrics.not_after_seconds.set(initial.not_after);
         Self {
             current: ArcSwap::from_pointee(initial),
+            named: ArcSwap::from_pointee(Vec::new()),
             metrics,
         }
     }
 
+    /// Replaces the default certificate.
     pub fn swap(&self, next: LoadedCert) {
-        self.metrics.not_after_seconds.set(next.not_after);
-        self.metrics.reloads.inc();
         self.current.store(Arc::new(next));
+        self.swapped();
     }
 
+    /// Serves `next` for `names` (a certificate's names), in place of what was served for
+    /// exactly those names.
+    pub fn swap_named(&self, names: &[String], next: LoadedCert) {
+        let next = Arc::new(next);
+        self.named.rcu(|named| {
+            let mut named: Vec<Named> = named
+                .iter()
+                .filter(|n| n.names != names)
+                .map(|n| Named {
+                    names: n.names.clone(),
+                    cert: n.cert.clone(),
+                })
+                .collect();
+            named.push(Named {
+                names: names.to_vec(),
+                cert: next.clone(),
+            });
+            named
+        });
+        self.swapped();
+    }
+
+    /// The gauge follows the certificate served that expires first.
+    fn swapped(&self) {
+        let first = self
+            .served()
+            .iter()
+            .map(|(_, c)| c.not_after)
+            .min()
+            .unwrap_or_default();
+        self.metrics.not_after_seconds.set(first);
+        self.metrics.reloads.inc();
+    }
+
+    /// The default certificate.
     pub fn current(&self) -> Arc<LoadedCert> {
         self.current.load_full()
+    }
+
+    /// What is served for exactly `names`, if anything.
+    pub fn named(&self, names: &[String]) -> Option<Arc<LoadedCert>> {
+        self.named
+            .load()
+            .iter()
+            .find(|n| n.names == names)
+            .map(|n| n.cert.clone())
+    }
+
+    /// Every certificate served, by what it is served for: `served` (the default), then each
+    /// served by name, as its names joined by commas.
+    pub fn served(&self) -> Vec<(String, Arc<LoadedCert>)> {
+        let mut served = vec![("served".to_owned(), self.current())];
+        served.extend(
+            self.named
+                .load()
+                .iter()
+                .map(|n| (n.names.join(","), n.cert.clone())),
+        );
+        served
+    }
+
+    /// The certificate a handshake naming `server` gets.
+    fn for_server(&self, server: Option<&str>) -> Arc<CertifiedKey> {
+        let named = self.named.load();
+        server
+            .and_then(|server| {
+                named
+                    .iter()
+                    .find(|n| n.names.iter().any(|p| covers(p, server)))
+            })
+            .map_or_else(|| self.current.load().key.clone(), |n| n.cert.key.clone())
     }
 
     pub fn metrics(&self) -> &CertMetrics {
@@ -111,7 +201,52 @@ impl SwappableResolver {
 }
 
 impl ResolvesServerCert for SwappableResolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.load().key.clone())
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.for_server(hello.server_name()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn certificate(name: &str) -> LoadedCert {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        LoadedCert::from_der(
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_server_name_chooses_the_certificate_and_the_rest_get_the_default() {
+        let resolver = SwappableResolver::new(certificate("default.test"), CertMetrics::default());
+        let default = resolver.current().key.clone();
+        let one = vec!["a.test".to_owned(), "*.b.test".to_owned()];
+        let two = vec!["c.test".to_owned()];
+        resolver.swap_named(&one, certificate("a.test"));
+        resolver.swap_named(&two, certificate("c.test"));
+        let first = resolver.named(&one).unwrap().key.clone();
+        let second = resolver.named(&two).unwrap().key.clone();
+        let got = |server: Option<&str>| resolver.for_server(server);
+        assert!(Arc::ptr_eq(&got(Some("a.test")), &first));
+        assert!(Arc::ptr_eq(&got(Some("A.Test")), &first));
+        assert!(Arc::ptr_eq(&got(Some("x.b.test")), &first));
+        assert!(Arc::ptr_eq(&got(Some("c.test")), &second));
+        for other in [Some("b.test"), Some("y.x.b.test"), Some("d.test"), None] {
+            assert!(Arc::ptr_eq(&got(other), &default), "{other:?}");
+        }
+        // A renewal replaces the certificate of its names and leaves the others.
+        resolver.swap_named(&one, certificate("a.test"));
+        let renewed = resolver.named(&one).unwrap().key.clone();
+        assert!(!Arc::ptr_eq(&renewed, &first));
+        assert!(Arc::ptr_eq(&got(Some("a.test")), &renewed));
+        assert!(Arc::ptr_eq(&got(Some("c.test")), &second));
+        assert_eq!(resolver.served().len(), 3);
     }
 }

@@ -6,6 +6,7 @@
 mod common;
 
 mod acme;
+mod acme_renewal;
 mod audit;
 mod audit_failover;
 mod autobahn;

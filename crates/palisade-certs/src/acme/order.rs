@@ -1,9 +1,11 @@
-//! One order (RFC 8555 §7.4): new order, a challenge per authorization (http-01 answered from
-//! shared storage, dns-01 through the operator's hook), finalize with a new key, download.
+//! One order (RFC 8555 §7.4): new order (naming the certificate it replaces, RFC 9773 §5), a
+//! challenge per authorization (http-01 and tls-alpn-01 answered from shared storage, dns-01
+//! through the operator's hook), finalize with a new key, download.
 
 use super::{AcmeError, store};
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy,
+    Account, AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier, NewOrder,
+    OrderStatus, RetryPolicy,
 };
 use palisade_store::Db;
 use palisade_tls::{AcmeChallenge, AcmeSettings};
@@ -19,13 +21,18 @@ pub(crate) async fn obtain(
     account: &Account,
     settings: &AcmeSettings,
     db: &Db,
+    replaces: Option<&CertificateIdentifier<'_>>,
 ) -> Result<(String, String), AcmeError> {
     let identifiers: Vec<Identifier> = settings
         .identifiers
         .iter()
         .map(|name| Identifier::Dns(name.clone()))
         .collect();
-    let mut order = account.new_order(&NewOrder::new(&identifiers)).await?;
+    let mut new = NewOrder::new(&identifiers);
+    if let Some(replaced) = replaces {
+        new = new.replaces(replaced.clone());
+    }
+    let mut order = account.new_order(&new).await?;
     let mut published = Vec::new();
     let result = async {
         let mut authorizations = order.authorizations();

@@ -72,12 +72,14 @@ pub(crate) async fn clear_challenge(db: &Db, token: &str) -> Result<(), StoreErr
     Ok(())
 }
 
-/// A certificate as stored: its chain (PEM) and its key (PEM, unsealed).
+/// A certificate as stored: its chain (PEM), its key (PEM, unsealed) and the directory of the
+/// CA that issued it.
 pub(crate) struct Stored {
     pub chain: String,
     pub key: String,
     pub not_before: i64,
     pub not_after: i64,
+    pub directory: Option<String>,
 }
 
 pub(crate) async fn certificate(
@@ -85,22 +87,26 @@ pub(crate) async fn certificate(
     sealing: &SealingKey,
     name: &str,
 ) -> Result<Option<Stored>, StoreError> {
-    let row: Option<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT chain, sealed_key, not_before, not_after FROM tls_certificates WHERE name = $1",
+    let row: Option<(String, String, i64, i64, Option<String>)> = sqlx::query_as(
+        "SELECT chain, sealed_key, not_before, not_after, directory FROM tls_certificates \
+         WHERE name = $1",
     )
     .bind(name)
     .fetch_optional(db.pool())
     .await?;
-    Ok(row.and_then(|(chain, sealed, not_before, not_after)| {
-        let context = format!("tls certificate {name}");
-        let key = sealing.open_text(context.as_bytes(), &sealed).ok()?;
-        Some(Stored {
-            chain,
-            key: String::from_utf8(key).ok()?,
-            not_before,
-            not_after,
-        })
-    }))
+    Ok(
+        row.and_then(|(chain, sealed, not_before, not_after, directory)| {
+            let context = format!("tls certificate {name}");
+            let key = sealing.open_text(context.as_bytes(), &sealed).ok()?;
+            Some(Stored {
+                chain,
+                key: String::from_utf8(key).ok()?,
+                not_before,
+                not_after,
+                directory,
+            })
+        }),
+    )
 }
 
 /// Stores a certificate obtained under the lease `lease` with the fencing token `token`: only
@@ -119,12 +125,14 @@ pub(crate) async fn store_certificate(
     let sealed = sealing.seal_text(context.as_bytes(), certificate.key.as_bytes());
     let token = token as i64;
     let done = sqlx::query(
-        "INSERT INTO tls_certificates (name, chain, sealed_key, not_before, not_after, fencing, stored_at) \
-         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS \
+        "INSERT INTO tls_certificates \
+           (name, chain, sealed_key, not_before, not_after, fencing, stored_at, directory) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $9 WHERE EXISTS \
            (SELECT 1 FROM cluster_leases WHERE name = $8 AND token = $6) \
          ON CONFLICT (name) DO UPDATE SET chain = excluded.chain, sealed_key = excluded.sealed_key, \
            not_before = excluded.not_before, not_after = excluded.not_after, \
-           fencing = excluded.fencing, stored_at = excluded.stored_at \
+           fencing = excluded.fencing, stored_at = excluded.stored_at, \
+           directory = excluded.directory \
          WHERE tls_certificates.fencing <= excluded.fencing",
     )
     .bind(name)
@@ -135,6 +143,7 @@ pub(crate) async fn store_certificate(
     .bind(token)
     .bind(now_ms())
     .bind(lease)
+    .bind(&certificate.directory)
     .execute(db.pool())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -148,11 +157,36 @@ pub struct RenewalState {
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
     pub renew_requested: i64,
+    #[sqlx(flatten)]
+    pub ari: RenewalInformation,
+}
+
+/// What the CA said of the certificate in service through ACME Renewal Information (RFC 9773).
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct RenewalInformation {
+    /// The ARI identifier of the certificate the rest is about.
+    #[sqlx(rename = "ari_certificate")]
+    pub certificate: Option<String>,
+    /// The suggested window (seconds since the Unix epoch); none when the CA offers no ARI.
+    #[sqlx(rename = "ari_window_start")]
+    pub window_start: Option<i64>,
+    #[sqlx(rename = "ari_window_end")]
+    pub window_end: Option<i64>,
+    /// The time chosen at random inside the window: when renewal falls due.
+    #[sqlx(rename = "ari_selected_at")]
+    pub selected_at: Option<i64>,
+    /// When the CA is asked again.
+    #[sqlx(rename = "ari_next_check")]
+    pub next_check: i64,
+    #[sqlx(rename = "ari_explanation")]
+    pub explanation: Option<String>,
 }
 
 pub(crate) async fn state(db: &Db, name: &str) -> Result<RenewalState, StoreError> {
     let row: Option<RenewalState> = sqlx::query_as(
-        "SELECT failures, next_attempt_at, last_error, renew_requested FROM acme_state WHERE name = $1",
+        "SELECT failures, next_attempt_at, last_error, renew_requested, ari_certificate, \
+         ari_window_start, ari_window_end, ari_selected_at, ari_next_check, ari_explanation \
+         FROM acme_state WHERE name = $1",
     )
     .bind(name)
     .fetch_optional(db.pool())
@@ -161,17 +195,30 @@ pub(crate) async fn state(db: &Db, name: &str) -> Result<RenewalState, StoreErro
 }
 
 pub(crate) async fn set_state(db: &Db, name: &str, state: &RenewalState) -> Result<(), StoreError> {
+    let ari = &state.ari;
     sqlx::query(
-        "INSERT INTO acme_state (name, failures, next_attempt_at, last_error, renew_requested) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET failures = excluded.failures, \
-         next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error, \
-         renew_requested = excluded.renew_requested",
+        "INSERT INTO acme_state (name, failures, next_attempt_at, last_error, renew_requested, \
+           ari_certificate, ari_window_start, ari_window_end, ari_selected_at, ari_next_check, \
+           ari_explanation) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (name) DO UPDATE SET failures = excluded.failures, \
+           next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error, \
+           renew_requested = excluded.renew_requested, ari_certificate = excluded.ari_certificate, \
+           ari_window_start = excluded.ari_window_start, ari_window_end = excluded.ari_window_end, \
+           ari_selected_at = excluded.ari_selected_at, ari_next_check = excluded.ari_next_check, \
+           ari_explanation = excluded.ari_explanation",
     )
     .bind(name)
     .bind(state.failures)
     .bind(state.next_attempt_at)
     .bind(&state.last_error)
     .bind(state.renew_requested)
+    .bind(&ari.certificate)
+    .bind(ari.window_start)
+    .bind(ari.window_end)
+    .bind(ari.selected_at)
+    .bind(ari.next_check)
+    .bind(&ari.explanation)
     .execute(db.pool())
     .await?;
     Ok(())
@@ -185,11 +232,13 @@ pub(crate) struct CertificateRow {
     pub(crate) not_after: i64,
     pub(crate) stored_at: i64,
     pub(crate) chain: String,
+    pub(crate) directory: Option<String>,
 }
 
 pub(crate) async fn certificates(db: &Db) -> Result<Vec<CertificateRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT name, not_before, not_after, stored_at, chain FROM tls_certificates ORDER BY name",
+        "SELECT name, not_before, not_after, stored_at, chain, directory FROM tls_certificates \
+         ORDER BY name",
     )
     .fetch_all(db.pool())
     .await?)

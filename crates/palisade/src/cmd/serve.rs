@@ -295,21 +295,25 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     .map_err(anyhow::Error::msg)?;
     supervisor.spawn("certificate expiry", monitor.run(shutdown.clone()));
     if let Some(acme) = &config.tls.acme {
-        let acme = palisade_certs::acme::Acme::new(palisade_certs::acme::Parts {
-            settings: acme.clone(),
-            db: db.clone(),
-            sealing: node::sealing_key(&config)?,
-            egress: egress.clone(),
-            resolver: resolver.clone(),
-            lease: cluster.lease(
-                &format!("acme:{}", acme.name()),
+        let metrics = palisade_certs::acme::AcmeMetrics::register(&mut registry);
+        for certificate in acme.certificates() {
+            let lease = cluster.lease(
+                &format!("acme:{}", certificate.name()),
                 palisade_certs::acme::LEASE_TTL,
-            ),
-            bus: cluster.bus.clone(),
-            auditor: auditor.clone(),
-            metrics: palisade_certs::acme::AcmeMetrics::register(&mut registry),
-        });
-        supervisor.spawn("acme", acme.maintain(shutdown.clone()));
+            );
+            let acme = palisade_certs::acme::Acme::new(palisade_certs::acme::Parts {
+                settings: certificate,
+                db: db.clone(),
+                sealing: node::sealing_key(&config)?,
+                egress: egress.clone(),
+                resolver: resolver.clone(),
+                lease,
+                bus: cluster.bus.clone(),
+                auditor: auditor.clone(),
+                metrics: metrics.clone(),
+            });
+            supervisor.spawn("acme", acme.maintain(shutdown.clone()));
+        }
     }
     let published = crate::inventory::Published::default();
     let mut routes = Routes::new()
@@ -497,9 +501,14 @@ fn egress(config: &Config) -> Result<Egress> {
         trusted.push(otlp);
     }
     trusted.extend(config.tls.expiry_webhooks.iter().map(|w| w.url.as_str()));
-    if let Some(acme) = &config.tls.acme {
-        trusted.push(&acme.directory);
-    }
+    let directories: Vec<String> = config
+        .tls
+        .acme
+        .iter()
+        .flat_map(|acme| acme.issuers())
+        .map(|issuer| issuer.directory)
+        .collect();
+    trusted.extend(directories.iter().map(String::as_str));
     let watched: Vec<String> = config
         .tls
         .monitor

@@ -7,6 +7,7 @@ pub(crate) mod dpop_key;
 pub(crate) mod factors;
 pub(crate) mod flow;
 pub(crate) mod nodes;
+pub(crate) mod pebble;
 pub(crate) mod realtime;
 pub(crate) mod social;
 
@@ -975,6 +976,54 @@ fn enc(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// sslyze (PyPI) finds `target` (`name:port{ip}`) compliant with Mozilla's "intermediate"
+/// configuration, and the chain it serves valid against `ca` and in order; the report is
+/// written to `report`.
+pub(crate) fn assert_mozilla_intermediate(target: &str, ca: &Path, report: &Path) {
+    let out = Command::new(installed_tool(
+        "PALISADE_TEST_SSLYZE",
+        "/opt/sslyze/bin/sslyze",
+    ))
+    .args(["--quiet", "--mozilla_config", "intermediate", "--json_out"])
+    .arg(report)
+    .arg("--certinfo_ca_file")
+    .arg(ca)
+    .arg(target)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "Mozilla intermediate: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The report gives RSA moduli (of a CA's certificate) as JSON integers beyond any
+    // floating-point range; they are not looked at, so each long run of digits becomes a 0.
+    let text = std::fs::read_to_string(report).unwrap();
+    let mut tamed = String::with_capacity(text.len());
+    let mut digits = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        tamed.push_str(if digits.len() > 300 { "0" } else { &digits });
+        digits.clear();
+        tamed.push(c);
+    }
+    tamed.pop();
+    let report: serde_json::Value = serde_json::from_str(&tamed).unwrap();
+    let deployment = &report["server_scan_results"][0]["scan_result"]["certificate_info"]["result"]
+        ["certificate_deployments"][0];
+    let supplied = deployment["path_validation_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["trust_store"]["name"] == "Supplied CA file")
+        .expect("a validation against the CA file");
+    assert_eq!(supplied["was_validation_successful"], true, "{supplied}");
+    assert_eq!(deployment["received_chain_has_valid_order"], true);
 }
 
 /// A tool the test command installs: the path in `var`, or `default` where it installs it.
